@@ -1,0 +1,21 @@
+"""jupyter-sm-debug: a shell inside a running SageMaker training container, from JupyterLab."""
+
+try:
+    from ._version import __version__
+except ImportError:  # running from a source tree that was never built
+    __version__ = "0.0.0.dev0"
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "jupyter-sm-debug"}]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "jupyter_sm_debug"}]
+
+
+def _load_jupyter_server_extension(server_app):
+    """Register the /sm-debug REST API. Imported lazily so `import jupyter_sm_debug` stays cheap."""
+    from .extension import load
+
+    load(server_app)

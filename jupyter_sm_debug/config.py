@@ -1,0 +1,73 @@
+"""All settings of the server extension, as one traitlets Configurable.
+
+Set them like any Jupyter option, e.g. in ``jupyter_server_config.py``::
+
+    c.SMDebug.region = "eu-west-1"
+    c.SMDebug.ssh_key = "~/.ssh/sm-debug"
+
+AWS settings default to boto3's own chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,
+instance/role credentials), so a plain ``jupyter lab`` in Studio or on a Notebook Instance
+needs none of them.
+"""
+
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode
+from traitlets.config import Configurable
+
+
+class SMDebug(Configurable):
+    region = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="AWS region of the SageMaker jobs. Default: boto3's (AWS_REGION, profile, IMDS).",
+    )
+    profile = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="AWS named profile to use. Default: boto3's (AWS_PROFILE or the default profile).",
+    )
+    endpoint_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Endpoint URL for every AWS service called (e.g. a local stand-in). "
+        "Default: boto3's own (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, or AWS).",
+    )
+    max_concurrency = Int(
+        8,
+        config=True,
+        help="Most AWS calls in flight at once; keeps a refresh under SageMaker's "
+        "Describe* throttling limits.",
+    )
+    api_timeout = Float(10.0, config=True, help="Connect and read timeout of one AWS call (s).")
+    max_attempts = Int(
+        4,
+        config=True,
+        help="Attempts per AWS call, with botocore's standard retry backoff on throttling.",
+    )
+    running_cache_ttl = Float(
+        5.0,
+        config=True,
+        help="Seconds a running job's description is reused. Finished jobs never change "
+        "and are cached for good.",
+    )
+    default_transport = Enum(
+        ["ssm", "ssh"], "ssm", config=True, help="Transport used when a request names none."
+    )
+    ssh_user = Unicode("root", config=True, help="User name for SSH attach.")
+    ssh_port = Int(22, config=True, help="Port of sshd in the training container.")
+    ssh_key = Unicode(
+        None, allow_none=True, config=True, help="Private key file for SSH attach (ssh -i)."
+    )
+    ssh_strict_host_key_checking = Bool(
+        False,
+        config=True,
+        help="Verify host keys. Training containers generate fresh host keys on every start, "
+        "so the default accepts them without recording them (UserKnownHostsFile=/dev/null).",
+    )
+    ssh_addresses = Dict(
+        {},
+        config=True,
+        help='Explicit SSH addresses per job and host: {"my-job": {"algo-1": "10.0.1.7:22"}}.',
+    )

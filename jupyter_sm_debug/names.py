@@ -1,0 +1,37 @@
+"""Validation of the names that arrive in URLs, before they reach AWS or any argv."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import SMDebugError
+
+# AWS's own pattern for TrainingJobName (botocore model: 1..63 chars).
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+HOST_NAME = re.compile(r"algo-([1-9][0-9]{0,4})")
+NAME_CONTAINS = re.compile(r"[a-zA-Z0-9\-]{1,63}")
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+
+
+def job_name(value: str) -> str:
+    if not isinstance(value, str) or not JOB_NAME.fullmatch(value):
+        raise SMDebugError(
+            400,
+            "invalid_job_name",
+            "That is not a valid SageMaker training job name.",
+            "Job names are 1-63 letters, digits and hyphens, starting with a letter or digit.",
+        )
+    return value
+
+
+def host_index(value: str) -> int:
+    """The n of `algo-<n>`; the range check against the job happens where the job is known."""
+    match = HOST_NAME.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        raise SMDebugError(
+            400,
+            "invalid_host_name",
+            "That is not a valid training host name.",
+            "Hosts are named algo-1, algo-2, ... algo-N.",
+        )
+    return int(match.group(1))
