@@ -1,0 +1,131 @@
+"""`jupyter-sm-debug` (also `jupyter sm-debug`): run the local stand-in, or the whole demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jupyter-sm-debug",
+        description="Shells inside SageMaker training containers, from JupyterLab.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="JupyterLab with the extension against a local SageMaker stand-in (no AWS needed).",
+    )
+    demo.add_argument("--port", type=int, default=8888, help="JupyterLab port (default 8888).")
+    demo.add_argument("--standin-port", type=int, default=0, help="Stand-in port (default: any).")
+    demo.add_argument("--no-browser", action="store_true", help="Do not open a browser.")
+    demo.add_argument(
+        "--token", default=None, help="Jupyter token (default: random; '' disables auth)."
+    )
+    demo.add_argument("--root-dir", default=None, help="JupyterLab's root directory.")
+
+    standin = commands.add_parser(
+        "standin", help="Run the local SageMaker/CloudWatch Logs/SSM stand-in alone."
+    )
+    standin.add_argument("--port", type=int, default=5005, help="Port (default 5005).")
+    standin.add_argument("--address", default="127.0.0.1", help="Address (default 127.0.0.1).")
+    standin.add_argument("--no-seed", action="store_true", help="Start with no jobs.")
+    standin.add_argument(
+        "--no-hosts", action="store_true", help="No host sandboxes or sshd (API only)."
+    )
+    standin.add_argument(
+        "--latency", type=float, default=0.0, help="Seconds added to every API call."
+    )
+
+    args = parser.parse_args(argv)
+    if args.command == "standin":
+        return run_standin(args)
+    return run_demo(args)
+
+
+def run_standin(args) -> int:
+    from .standin import StandIn
+
+    server = StandIn(
+        clock="real",
+        seed=None if args.no_seed else "demo",
+        hosts=not args.no_hosts,
+        latency=args.latency,
+    )
+    url = server.start(port=args.port, address=args.address)
+    print(f"SageMaker stand-in listening on {url}", flush=True)
+    print("Use it from boto3 or the AWS CLI with:", flush=True)
+    for name, value in server.client_env().items():
+        print(f"  export {name}={value}", flush=True)
+    if getattr(server, "sshd_missing_hint", None):
+        print(f"Note: {server.sshd_missing_hint}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+def demo_environment(base: dict, standin_env: dict) -> dict:
+    """The demo's JupyterLab sees the stand-in and nothing of the user's own AWS setup."""
+    env = {name: value for name, value in base.items() if not name.startswith("AWS_")}
+    env.update(standin_env)
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+def run_demo(args) -> int:
+    from .standin import StandIn
+
+    if shutil.which("jupyter-lab") is None:
+        print("jupyter-sm-debug demo needs JupyterLab: pip install jupyterlab", file=sys.stderr)
+        return 1
+    server = StandIn(clock="real", seed="demo")
+    standin_url = server.start(port=args.standin_port)
+    token = secrets.token_hex(24) if args.token is None else args.token
+    command = [
+        "jupyter-lab",
+        f"--port={args.port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--SMDebug.ssh_user={server.ssh_user}",
+        f"--SMDebug.ssh_key={server.client_key_path}",
+    ]
+    if args.no_browser:
+        command.append("--no-browser")
+    if args.root_dir:
+        command.append(f"--ServerApp.root_dir={args.root_dir}")
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    print(f"jupyter-sm-debug demo: SageMaker stand-in on {standin_url}", flush=True)
+    if getattr(server, "sshd_missing_hint", None):
+        print(f"Note: {server.sshd_missing_hint}", flush=True)
+    lab = subprocess.Popen(command, env=demo_environment(dict(os.environ), server.client_env()))
+    query = f"?token={token}" if token else ""
+    print(f"\n    Open JupyterLab: http://localhost:{args.port}/lab{query}\n", flush=True)
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return lab.wait()
+    except KeyboardInterrupt:
+        print("\nStopping the demo...", flush=True)
+        lab.terminate()  # SIGTERM: JupyterLab shuts down cleanly without asking
+        try:
+            lab.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

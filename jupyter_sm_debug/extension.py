@@ -1,0 +1,41 @@
+"""Wiring of the server extension: one settings object, one service, one route table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jupyter_server.utils import url_path_join
+
+from . import handlers
+from .config import SMDebug
+from .jobs import JobsService
+
+JOB = r"(?P<job>[^/]+)"
+
+
+@dataclass
+class State:
+    """What the handlers share, kept in web_app.settings["sm_debug"]."""
+
+    config: SMDebug
+    jobs: JobsService
+
+
+def route_table(base_url: str) -> list[tuple]:
+    base = url_path_join(base_url, "sm-debug")
+    return [
+        (url_path_join(base, "jobs") + "/?", handlers.JobsHandler),
+        (url_path_join(base, "jobs", JOB) + "/?", handlers.JobHandler),
+        (url_path_join(base, "jobs", JOB, "remote-debug") + "/?", handlers.RemoteDebugHandler),
+        (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
+        (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
+    ]
+
+
+def load(server_app) -> None:
+    config = SMDebug(parent=server_app)
+    state = State(config=config, jobs=JobsService(config, server_app.log))
+    web_app = server_app.web_app
+    web_app.settings["sm_debug"] = state
+    web_app.add_handlers(".*$", route_table(web_app.settings["base_url"]))
+    server_app.log.info("jupyter_sm_debug: /sm-debug API ready")

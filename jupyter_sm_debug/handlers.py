@@ -1,0 +1,186 @@
+"""REST handlers for /sm-debug. Thin: parse and validate, authorize, call, answer.
+
+All AWS knowledge lives in jobs.py (and connect/ for attaching); every failure leaves
+here as one JSON shape, ``{"error": {"code", "message", "hint"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from . import names
+from .errors import SMDebugError
+from .jobs import JobsService
+
+AUTH_RESOURCE = "sm_debug"
+
+HTTP_CODES = {
+    400: ("bad_request", "Check the request and try again."),
+    401: ("unauthenticated", "Log in to Jupyter again (the session or token expired)."),
+    403: ("forbidden", "Reload the page; your Jupyter session may lack permission for this."),
+    404: ("not_found", "Check the URL."),
+    405: ("method_not_allowed", "See the REST API table in the README."),
+}
+
+
+class SMDebugHandler(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def jobs(self) -> JobsService:
+        return self.settings["sm_debug"].jobs
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, SMDebugError):
+            error = exc
+        elif status_code < 500:
+            code, hint = HTTP_CODES.get(status_code, ("error", ""))
+            message = getattr(exc, "log_message", None) or HTTPStatus(status_code).phrase
+            error = SMDebugError(status_code, code, message, hint)
+        else:
+            error = SMDebugError(
+                500, "internal_error", "Unexpected server error.", "See the Jupyter server log."
+            )
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(error.to_json()))
+
+    def log_exception(self, typ, value, tb) -> None:
+        # Expected failures are the user's news, not the server's: one line, no traceback.
+        if isinstance(value, SMDebugError):
+            self.log.info(
+                "sm-debug %s %s: %s %s",
+                self.request.method,
+                self.request.path,
+                value.status,
+                value.code,
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    def json_body(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                "The request body is not a JSON object.",
+                'Send JSON such as {"enabled": true}.',
+            )
+        return body
+
+    def query(self, name: str) -> str | None:
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise SMDebugError(
+                400, "invalid_query", f"{name} is given more than once.", f"Send {name} once."
+            )
+        try:
+            return values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise SMDebugError(
+                400, "invalid_query", f"{name} is not UTF-8.", f"Send {name} as UTF-8."
+            ) from None
+
+
+class JobsHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        status = self.query("status")
+        if status is not None and status not in names.STATUSES:
+            raise SMDebugError(
+                400,
+                "invalid_status",
+                f"Unknown status {status!r}.",
+                f"Use one of: {', '.join(names.STATUSES)}.",
+            )
+        name_contains = self.query("name_contains")
+        if name_contains and not names.NAME_CONTAINS.fullmatch(name_contains):
+            raise SMDebugError(
+                400,
+                "invalid_name_filter",
+                "name_contains may hold only letters, digits and hyphens.",
+                "Job names never contain other characters.",
+            )
+        raw_max = self.query("max_results") or "20"
+        if not raw_max.isdigit() or not 1 <= int(raw_max) <= 100:
+            raise SMDebugError(
+                400,
+                "invalid_max_results",
+                "max_results must be a whole number from 1 to 100.",
+                "SageMaker returns at most 100 jobs a page.",
+            )
+        next_token = self.query("next_token")
+        if next_token is not None and not 0 < len(next_token) <= 8192:
+            raise SMDebugError(
+                400,
+                "invalid_next_token",
+                "next_token is malformed.",
+                "Pass back the next_token of the previous page unchanged.",
+            )
+        page = await self.jobs.list_jobs(
+            status=status,
+            name_contains=name_contains or None,
+            max_results=int(raw_max),
+            next_token=next_token,
+        )
+        self.finish(json.dumps(page))
+
+
+class JobHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job: str) -> None:
+        job = names.job_name(job)
+        self.finish(json.dumps(await self.jobs.job(job)))
+
+
+class RemoteDebugHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def put(self, job: str) -> None:
+        job = names.job_name(job)
+        enabled = self.json_body().get("enabled")
+        if not isinstance(enabled, bool):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"enabled" must be true or false.',
+                'Send {"enabled": true} or {"enabled": false}.',
+            )
+        self.finish(json.dumps(await self.jobs.set_remote_debug(job, enabled)))
+
+
+class EnvironmentHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps(await self.jobs.environment()))
+
+
+class NotFoundHandler(SMDebugHandler):
+    """Any other /sm-debug URL: a JSON 404 rather than Jupyter's HTML page."""
+
+    @web.authenticated
+    @authorized
+    def get(self, path: str) -> None:
+        raise SMDebugError(
+            404,
+            "no_such_route",
+            f"There is no /sm-debug/{path} endpoint.",
+            "See the REST API table in the README.",
+        )
+
+    put = post = delete = patch = get
