@@ -9,6 +9,7 @@ from jupyter_server.utils import url_path_join
 from . import handlers
 from .config import SMDebug
 from .jobs import JobsService
+from .terminals import TerminalSessions
 
 JOB = r"(?P<job>[^/]+)"
 
@@ -19,6 +20,7 @@ class State:
 
     config: SMDebug
     jobs: JobsService
+    terminals: TerminalSessions
 
 
 def route_table(base_url: str) -> list[tuple]:
@@ -27,6 +29,10 @@ def route_table(base_url: str) -> list[tuple]:
         (url_path_join(base, "jobs") + "/?", handlers.JobsHandler),
         (url_path_join(base, "jobs", JOB) + "/?", handlers.JobHandler),
         (url_path_join(base, "jobs", JOB, "remote-debug") + "/?", handlers.RemoteDebugHandler),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "terminals") + "/?",
+            handlers.TerminalsHandler,
+        ),
         (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
         (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
     ]
@@ -34,8 +40,12 @@ def route_table(base_url: str) -> list[tuple]:
 
 def load(server_app) -> None:
     config = SMDebug(parent=server_app)
-    state = State(config=config, jobs=JobsService(config, server_app.log))
     web_app = server_app.web_app
+    state = State(
+        config=config,
+        jobs=JobsService(config, server_app.log),
+        terminals=TerminalSessions(web_app, server_app.log),
+    )
     web_app.settings["sm_debug"] = state
     web_app.add_handlers(".*$", route_table(web_app.settings["base_url"]))
     server_app.log.info("jupyter_sm_debug: /sm-debug API ready")

@@ -14,8 +14,10 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from . import names
+from .connect import AttachRequest, transports
 from .errors import SMDebugError
-from .jobs import JobsService
+from .jobs import JobsService, hosts_of
+from .terminals import terminal_name
 
 AUTH_RESOURCE = "sm_debug"
 
@@ -161,6 +163,63 @@ class RemoteDebugHandler(SMDebugHandler):
                 'Send {"enabled": true} or {"enabled": false}.',
             )
         self.finish(json.dumps(await self.jobs.set_remote_debug(job, enabled)))
+
+
+class TerminalsHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job: str, host: str) -> None:
+        job = names.job_name(job)
+        index = names.host_index(host)
+        body = self.json_body()
+        state = self.settings["sm_debug"]
+        available = transports()
+        transport_name = body.get("transport") or state.config.default_transport
+        if transport_name not in available:
+            raise SMDebugError(
+                400,
+                "invalid_transport",
+                f"Unknown transport {transport_name!r}.",
+                f"Use one of: {', '.join(sorted(available))}.",
+            )
+        address = body.get("address")
+        if address is not None and not isinstance(address, str):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"address" must be a string.',
+                'Send {"address": "10.0.1.7:22"} or leave it out.',
+            )
+        description = await self.jobs.describe(job, fresh=True)
+        count = len(hosts_of(description))
+        if index > count:
+            raise SMDebugError(
+                404,
+                "host_not_found",
+                f"{job} has no host {host}.",
+                f"It runs {count} host(s): algo-1 to algo-{count}.",
+            )
+        request = AttachRequest(
+            job=job,
+            host=host,
+            description=description,
+            config=state.config,
+            jobs=self.jobs,
+            options={"address": address} if address else {},
+        )
+        session = await available[transport_name].prepare(request)
+        name, reused = await state.terminals.open(terminal_name(job, host, transport_name), session)
+        self.set_status(200 if reused else 201)
+        self.finish(
+            json.dumps(
+                {
+                    "terminal": {"name": name},
+                    "transport": transport_name,
+                    "target": session.target,
+                    "reused": reused,
+                }
+            )
+        )
 
 
 class EnvironmentHandler(SMDebugHandler):

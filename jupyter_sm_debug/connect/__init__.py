@@ -1,0 +1,64 @@
+"""How to reach one host of a training job: one module per transport.
+
+A transport turns (job description, host, config, request options) into a `Session` (the
+argv and environment of the process that the terminal runs) or raises `CannotAttach` with
+what to do. Adding a transport is adding a module and a line in `TRANSPORTS`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import SMDebugError
+
+if TYPE_CHECKING:
+    from ..config import SMDebug
+    from ..jobs import JobsService
+
+# Variables a session process may inherit from the server; everything else is dropped so
+# no server secret or setting leaks into a remote shell's client by accident.
+BASE_ENVIRONMENT = re.compile(r"(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR)")
+
+
+class CannotAttach(SMDebugError):
+    """Attaching is impossible right now; the message says why and the hint what to do."""
+
+    def __init__(self, code: str, message: str, hint: str, status: int = 409):
+        super().__init__(status, code, message, hint)
+
+
+@dataclass
+class Session:
+    argv: list[str]
+    target: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+
+@dataclass
+class AttachRequest:
+    job: str
+    host: str
+    description: dict
+    config: SMDebug
+    jobs: JobsService
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    name: str
+
+    async def prepare(self, request: AttachRequest) -> Session: ...
+
+
+def base_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if BASE_ENVIRONMENT.fullmatch(name)}
+
+
+def transports() -> dict[str, Transport]:
+    from . import ssh
+
+    return {"ssh": ssh.SSHTransport()}

@@ -1,0 +1,69 @@
+"""Named JupyterLab terminals whose process is a session into a training host.
+
+Terminals are jupyter_server_terminals' own (terminado), so the browser side is
+JupyterLab's terminal; we only choose the name, argv and environment. One live terminal
+per (job, host, transport): a second attach returns the live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+from .connect import Session
+from .errors import SMDebugError
+
+TERMINAL_VARIABLES = {"TERM", "COLUMNS", "LINES", "TERMINADO_DIMENSIONS", "TERMINADO_URL"}
+
+
+def terminal_name(job: str, host: str, transport: str) -> str:
+    """Readable and `\\w+`-safe. Job names never hold '_', so mapping '-' to '_' is 1:1."""
+    return "smdebug_" + re.sub(r"\W", "_", f"{job}__{host}__{transport}")
+
+
+class TerminalSessions:
+    def __init__(self, web_app, log):
+        self._web_app = web_app
+        self.log = log
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def manager(self):
+        manager = self._web_app.settings.get("terminal_manager")
+        if manager is None:
+            raise SMDebugError(
+                503,
+                "terminals_disabled",
+                "Terminals are disabled on this Jupyter server.",
+                "Enable them (ServerApp.terminals_enabled = True) and install terminado.",
+            )
+        return manager
+
+    def live(self, name: str) -> bool:
+        term = self.manager.terminals.get(name)
+        return bool(term is not None and term.ptyproc.isalive())
+
+    async def open(self, name: str, session: Session) -> tuple[str, bool]:
+        """Create terminal `name` running the session, or return the live one (reused=True)."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            manager = self.manager
+            if self.live(name):
+                return name, True
+            if name in manager.terminals:
+                # A dead process still listed: end it properly before reusing its name
+                # (creating over a live name would orphan its process).
+                await manager.terminate(name, force=True)
+            # Everything the server has but the session does not need is removed (None);
+            # terminado's own TERM/COLUMNS/LINES for the xterm stay.
+            env = dict.fromkeys(key for key in os.environ if key not in TERMINAL_VARIABLES)
+            env.update(session.env)
+            manager.create(
+                name=name,
+                shell_command=session.argv,
+                cwd=session.cwd or os.path.expanduser("~"),
+                extra_env=env,
+            )
+            self.log.info("sm-debug: terminal %s → %s", name, session.target)
+            return name, False
