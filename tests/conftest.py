@@ -41,8 +41,14 @@ def jp_server_config(standin):
         "ServerApp": {
             "jpserver_extensions": {"jupyter_sm_debug": True, "jupyter_server_terminals": True},
             "allow_root": True,
-        }
+        },
+        "SMDebug": {"ssh_key": str(standin.client_key_path), "ssh_user": standin.ssh_user},
     }
+
+
+@pytest.fixture
+def terminal_manager(jp_serverapp):
+    return jp_serverapp.web_app.settings["terminal_manager"]
 
 
 @pytest.fixture

@@ -1,0 +1,159 @@
+"""Attach over SSH: a JupyterLab terminal whose process is ssh into a stand-in host."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from terminal_io import open_terminal
+
+pytestmark = pytest.mark.usefixtures("standin")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+async def attach(api, job, host, **body):
+    return await api("POST", "jobs", job, "hosts", host, "terminals", body=body)
+
+
+async def test_attach_opens_a_shell_on_the_chosen_host(api, jp_ws_fetch, demo_jobs):
+    job = demo_jobs["resnet50-ddp-4node"]
+    status, body = await attach(api, job, "algo-2", transport="ssh")
+    assert status == 201, body
+    assert body["transport"] == "ssh"
+    assert body["reused"] is False
+    name = body["terminal"]["name"]
+    assert name.startswith("smdebug_") and name.replace("_", "").isalnum()
+    terminal = await open_terminal(jp_ws_fetch, name)
+    await terminal.send("echo host=$SM_CURRENT_HOST\r")
+    await terminal.expect(r"host=algo-2")
+    await terminal.send("cat $SM_INPUT_CONFIG_DIR/resourceconfig.json; echo\r")
+    await terminal.expect(r'"current_host": *"algo-2"')
+    terminal.ws.close()
+
+
+async def test_a_second_attach_returns_the_live_terminal(api, demo_jobs, terminal_manager):
+    job = demo_jobs["resnet50-ddp-4node"]
+    status, first = await attach(api, job, "algo-3", transport="ssh")
+    assert status == 201, first
+    name = first["terminal"]["name"]
+    pid = terminal_manager.terminals[name].ptyproc.pid
+    status, second = await attach(api, job, "algo-3", transport="ssh")
+    assert status == 200 and second["reused"] is True
+    assert second["terminal"]["name"] == name
+    assert terminal_manager.terminals[name].ptyproc.pid == pid
+    assert [n for n in terminal_manager.terminals if n == name] == [name]
+
+
+async def test_deleting_the_terminal_ends_the_ssh_process(
+    api, jp_fetch, demo_jobs, terminal_manager
+):
+    job = demo_jobs["resnet50-ddp-4node"]
+    status, body = await attach(api, job, "algo-4", transport="ssh")
+    assert status == 201, body
+    name = body["terminal"]["name"]
+    pid = terminal_manager.terminals[name].ptyproc.pid
+    assert alive(pid)
+    response = await jp_fetch("api", "terminals", name, method="DELETE")
+    assert response.code == 204
+    assert wait_gone(pid)
+
+
+async def test_session_argv_and_environment_hold_only_validated_parts(
+    api, demo_jobs, terminal_manager, standin
+):
+    job = demo_jobs["resnet50-ddp-4node"]
+    status, body = await attach(api, job, "algo-1", transport="ssh")
+    assert status in (200, 201), body
+    term = terminal_manager.terminals[body["terminal"]["name"]]
+    argv = term.ptyproc.argv
+    assert os.path.basename(argv[0]) == "ssh"
+    assert argv[-2] == "--" and argv[-1] == "127.0.0.1"
+    assert str(standin.client_key_path) in argv
+    assert job not in " ".join(argv)  # the job name never reaches the argv
+    with open(f"/proc/{term.ptyproc.pid}/environ", "rb") as handle:
+        names = {item.split(b"=", 1)[0].decode() for item in handle.read().split(b"\0") if item}
+    assert not {name for name in names if name.startswith("AWS_")}
+    assert "JUPYTER_TOKEN" not in names
+
+
+async def test_attach_to_a_finished_job_is_409(api):
+    status, page = await api("GET", "jobs", status="Completed")
+    name = page["jobs"][0]["name"]
+    status, body = await attach(api, name, "algo-1", transport="ssh")
+    assert status == 409, body
+    assert body["error"]["code"] == "not_attachable"
+    assert "Completed" in body["error"]["message"]
+
+
+async def test_host_out_of_range_is_404(api, demo_jobs, terminal_manager):
+    before = set(terminal_manager.terminals)
+    status, body = await attach(api, demo_jobs["resnet50-ddp-4node"], "algo-5", transport="ssh")
+    assert status == 404 and body["error"]["code"] == "host_not_found", body
+    assert "algo-4" in body["error"]["hint"]
+    assert set(terminal_manager.terminals) == before
+
+
+@pytest.mark.parametrize(
+    "host", ["algo-0", "algo-01", "algo-2;id", "../algo-1", "algo-x", "ALGO-1"]
+)
+async def test_malformed_host_names_are_400(api, demo_jobs, host, terminal_manager):
+    before = set(terminal_manager.terminals)
+    status, body = await attach(api, demo_jobs["resnet50-ddp-4node"], host, transport="ssh")
+    assert status in (400, 404), body
+    assert body["error"]["code"] in ("invalid_host_name", "no_such_route")
+    assert set(terminal_manager.terminals) == before
+
+
+async def test_unreachable_address_is_a_clear_409(api, demo_jobs):
+    status, body = await attach(
+        api, demo_jobs["resnet50-ddp-4node"], "algo-1", transport="ssh", address="127.0.0.1:9"
+    )
+    assert status == 409, body
+    assert body["error"]["code"] == "host_unreachable"
+    assert "127.0.0.1:9" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("address", ["-oProxyCommand=touch /tmp/x", "a b", "host:99999", "$(id)"])
+async def test_hostile_addresses_are_400(api, demo_jobs, address, terminal_manager):
+    before = set(terminal_manager.terminals)
+    status, body = await attach(
+        api, demo_jobs["resnet50-ddp-4node"], "algo-1", transport="ssh", address=address
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_address", body
+    assert set(terminal_manager.terminals) == before
+
+
+async def test_unknown_transport_is_400(api, demo_jobs):
+    status, body = await attach(api, demo_jobs["resnet50-ddp-4node"], "algo-1", transport="telnet")
+    assert status == 400 and body["error"]["code"] == "invalid_transport"
+
+
+async def test_the_session_ends_when_the_job_ends(api, jp_ws_fetch, standin, terminal_manager):
+    name = f"ends-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    standin.create_job(name, instance_count=1, started_ago=120)
+    status, body = await attach(api, name, "algo-1", transport="ssh")
+    assert status == 201, body
+    pid = terminal_manager.terminals[body["terminal"]["name"]].ptyproc.pid
+    terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
+    await terminal.send("echo ready-$SM_CURRENT_HOST\r")
+    await terminal.expect("ready-algo-1")
+    standin.advance(100_000)  # training finishes; the containers go away
+    assert await terminal.closed(timeout=15)
+    assert wait_gone(pid, timeout=5)
