@@ -165,6 +165,28 @@ class RemoteDebugHandler(SMDebugHandler):
         self.finish(json.dumps(await self.jobs.set_remote_debug(job, enabled)))
 
 
+class DebugCopyHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job: str) -> None:
+        job = names.job_name(job)
+        body = self.json_body()
+        hold = body.get("hold_seconds", 1800)
+        if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 86400:
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"hold_seconds" must be a whole number from 0 to 86400.',
+                "It is how long a failed container stays up for debugging.",
+            )
+        new_name = body.get("name")
+        if new_name is not None:
+            new_name = names.job_name(new_name)
+        job_detail = await self.jobs.debug_copy(job, hold, new_name)
+        self.set_status(201)
+        self.finish(json.dumps(job_detail))
+
+
 class TerminalsHandler(SMDebugHandler):
     @web.authenticated
     @authorized

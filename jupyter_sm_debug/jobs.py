@@ -10,17 +10,19 @@ DescribeTrainingJob per running job.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import sys
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
 import botocore
+import botocore.session
 from botocore.config import Config
 
 from . import __version__
@@ -124,6 +126,39 @@ def detail(description: dict) -> dict:
         "image": algorithm.get("TrainingImage") or algorithm.get("AlgorithmName"),
         "attach": attach_state(description),
     }
+
+
+def copy_name(name: str, now: datetime | None = None) -> str:
+    """`<name>-debug-<MMDDHHMMSS>`, cut to AWS's 63 characters."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%m%d%H%M%S")
+    return f"{name[: 63 - len(stamp) - 7].rstrip('-')}-debug-{stamp}"
+
+
+def debug_copy_request(description: dict, new_name: str, hold_seconds: int) -> dict:
+    """A CreateTrainingJob request repeating the job, plus remote debug and a hold window.
+
+    Only fields that CreateTrainingJob accepts are carried over (botocore's own model says
+    which); the hold is an environment variable, read by sm-debug-entrypoint, because
+    hyperparameters reach training scripts as arguments and could break them."""
+    accepted = create_training_job_fields()
+    request = {
+        key: value
+        for key, value in description.items()
+        if key in accepted and key not in ("TrainingJobName", "Tags") and value is not None
+    }
+    request["TrainingJobName"] = new_name
+    request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
+    environment = dict(request.get("Environment") or {})
+    environment["SM_DEBUG_HOLD_ON_FAILURE"] = str(hold_seconds)
+    request["Environment"] = environment
+    request["Tags"] = [{"Key": "sm-debug:copy-of", "Value": description["TrainingJobName"]}]
+    return request
+
+
+@functools.lru_cache(maxsize=1)
+def create_training_job_fields() -> frozenset:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.operation_model("CreateTrainingJob").input_shape.members)
 
 
 class JobsService:
@@ -309,6 +344,21 @@ class JobsService:
                 ) from None
             raise
         return detail(await self.describe(name, fresh=True))
+
+    async def debug_copy(self, name: str, hold_seconds: int, new_name: str | None = None) -> dict:
+        """Start a copy of a job with remote debug on and the entrypoint's hold window."""
+        description = await self.describe(name, fresh=True)
+        if description.get("EnableNetworkIsolation"):
+            raise SMDebugError(
+                409,
+                "network_isolation",
+                f"{name} runs with network isolation, which SageMaker does not allow "
+                "with remote debug.",
+                "Create the copy yourself without EnableNetworkIsolation.",
+            )
+        request = debug_copy_request(description, new_name or copy_name(name), hold_seconds)
+        await self.call("sagemaker", "create_training_job", **request)
+        return detail(await self.describe(request["TrainingJobName"], fresh=True))
 
     # -- environment -----------------------------------------------------------------
 
