@@ -1,0 +1,499 @@
+"""The Session Manager data-channel wire format, as pure functions (no I/O).
+
+Written from the open-source session-manager-plugin (github.com/aws/session-manager-plugin,
+``src/message``, ``src/datachannel``, ``src/config``) and the matching agent
+(github.com/aws/amazon-ssm-agent, ``agent/session/datachannel``), read as the specification.
+
+Implemented:
+
+- the binary AgentMessage ("ClientMessage" in the plugin): a 4-byte HeaderLength (always 116),
+  then MessageType (32 bytes, space padded), SchemaVersion (u32), CreatedDate (u64 epoch ms),
+  SequenceNumber (i64), Flags (u64, bit 0 SYN, bit 1 FIN), MessageId (UUID with its two
+  8-byte halves swapped on the wire), PayloadDigest (SHA-256 of the payload), PayloadType
+  (u32) and PayloadLength (u32), big endian; the payload follows at byte 120;
+- validation as the plugin does it (non-zero HeaderLength, a MessageType, a CreatedDate,
+  the digest of a non-empty payload; start/pause_publication are exempt), plus checks the
+  plugin leaves out: a HeaderLength other than 116, a PayloadLength that disagrees with the
+  frame, a message type that is not printable ASCII;
+- message types input_stream_data, output_stream_data, acknowledge, channel_closed,
+  start_publication, pause_publication; all twelve payload types;
+- the JSON payloads: acknowledge content, channel_closed, terminal size, the handshake
+  (HandshakeRequest with SessionType and KMSEncryption actions, HandshakeResponse,
+  HandshakeComplete) and the OpenDataChannel token message sent as the first text frame.
+
+Not implemented (and why):
+
+- KMS encryption (EncChallengeRequest/Response, the AES-GCM payload encryption): it needs
+  KMS data keys and a crypto dependency; a session that asks for it is refused with a
+  message pointing at session-manager-plugin;
+- port forwarding sessions (the smux multiplexer, the Flag payload's DisconnectToPort
+  handling beyond parsing): SageMaker remote debug is an interactive shell;
+- the agent-only message types (agent_session_state, interactive_shell, ...): a client
+  never receives them, the stand-in never needs them.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+HEADER_LENGTH = 116  # value of the HeaderLength field: the offset of PayloadLength
+PAYLOAD_OFFSET = HEADER_LENGTH + 4
+MESSAGE_TYPE_LENGTH = 32
+SCHEMA_VERSION = 1
+MESSAGE_SCHEMA_VERSION = "1.0"  # of the OpenDataChannel token message
+
+# HL, MessageType, SchemaVersion, CreatedDate, SequenceNumber, Flags, MessageId,
+# PayloadDigest, PayloadType, PayloadLength
+_HEADER = struct.Struct(">I32sIQqQ16s32sII")
+assert _HEADER.size == PAYLOAD_OFFSET
+
+FLAG_SYN = 1  # first message of a stream
+FLAG_FIN = 2  # last message of a stream
+ACK_FLAGS = FLAG_SYN | FLAG_FIN  # what both Go sides put on acknowledge messages
+
+
+class MessageType:
+    INPUT_STREAM = "input_stream_data"
+    OUTPUT_STREAM = "output_stream_data"
+    ACKNOWLEDGE = "acknowledge"
+    CHANNEL_CLOSED = "channel_closed"
+    START_PUBLICATION = "start_publication"
+    PAUSE_PUBLICATION = "pause_publication"
+
+
+KNOWN_MESSAGE_TYPES = frozenset(
+    v for k, v in vars(MessageType).items() if not k.startswith("_") and isinstance(v, str)
+)
+STREAM_MESSAGE_TYPES = frozenset((MessageType.INPUT_STREAM, MessageType.OUTPUT_STREAM))
+
+
+class PayloadType(enum.IntEnum):
+    UNDEFINED = 0  # acknowledge and channel_closed carry no payload type
+    OUTPUT = 1  # terminal bytes, in both directions
+    ERROR = 2
+    SIZE = 3
+    PARAMETER = 4
+    HANDSHAKE_REQUEST = 5
+    HANDSHAKE_RESPONSE = 6
+    HANDSHAKE_COMPLETE = 7
+    ENC_CHALLENGE_REQUEST = 8
+    ENC_CHALLENGE_RESPONSE = 9
+    FLAG = 10
+    STDERR = 11
+    EXIT_CODE = 12
+
+
+class PayloadTypeFlag(enum.IntEnum):
+    DISCONNECT_TO_PORT = 1
+    TERMINATE_SESSION = 2
+    CONNECT_TO_PORT_ERROR = 3
+
+
+class ActionType:
+    KMS_ENCRYPTION = "KMSEncryption"
+    SESSION_TYPE = "SessionType"
+
+
+class ActionStatus(enum.IntEnum):
+    SUCCESS = 1
+    FAILED = 2
+    UNSUPPORTED = 3
+
+
+# Session types an agent may announce in the SessionType action; the plugin runs the first
+# three with its shell handler.
+SHELL_SESSION_TYPES = ("Standard_Stream", "InteractiveCommands", "NonInteractiveCommands")
+PORT_SESSION_TYPE = "Port"
+
+
+class ProtocolError(ValueError):
+    """A frame or payload that does not follow the protocol."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class AgentMessage:
+    message_type: str
+    payload: bytes = b""
+    payload_type: int = PayloadType.UNDEFINED
+    sequence_number: int = 0
+    flags: int = 0
+    message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_date: int = field(default_factory=now_ms)
+    schema_version: int = SCHEMA_VERSION
+
+
+def uuid_to_wire(value: uuid.UUID) -> bytes:
+    """The plugin writes the UUID's low 8 bytes first, then its high 8 bytes."""
+    raw = value.bytes
+    return raw[8:] + raw[:8]
+
+
+def uuid_from_wire(raw: bytes) -> uuid.UUID:
+    if len(raw) != 16:
+        raise ProtocolError("a MessageId is 16 bytes")
+    return uuid.UUID(bytes=raw[8:] + raw[:8])
+
+
+def encode(msg: AgentMessage) -> bytes:
+    mtype = msg.message_type.encode("ascii")
+    if not mtype or len(mtype) > MESSAGE_TYPE_LENGTH:
+        raise ProtocolError(f"message type must be 1..32 ASCII bytes: {msg.message_type!r}")
+    payload = bytes(msg.payload)
+    header = _HEADER.pack(
+        HEADER_LENGTH,
+        mtype.ljust(MESSAGE_TYPE_LENGTH, b" "),
+        msg.schema_version,
+        msg.created_date,
+        msg.sequence_number,
+        msg.flags,
+        uuid_to_wire(msg.message_id),
+        hashlib.sha256(payload).digest(),
+        int(msg.payload_type),
+        len(payload),
+    )
+    return header + payload
+
+
+def decode(frame: bytes, validate: bool = True) -> AgentMessage:
+    """Parse one binary websocket frame; with ``validate``, reject what the plugin rejects."""
+    if len(frame) < PAYLOAD_OFFSET:
+        raise ProtocolError(f"frame of {len(frame)} bytes is shorter than the 120-byte header")
+    (
+        header_length,
+        raw_type,
+        schema_version,
+        created_date,
+        sequence_number,
+        flags,
+        raw_id,
+        digest,
+        payload_type,
+        payload_length,
+    ) = _HEADER.unpack_from(frame)
+    try:
+        message_type = raw_type.strip(b"\x00").decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ProtocolError("message type is not ASCII") from None
+    if not message_type.isprintable():
+        raise ProtocolError("message type is not printable")
+    payload = bytes(frame[PAYLOAD_OFFSET:])
+    msg = AgentMessage(
+        message_type=message_type,
+        payload=payload,
+        payload_type=payload_type,
+        sequence_number=sequence_number,
+        flags=flags,
+        message_id=uuid_from_wire(raw_id),
+        created_date=created_date,
+        schema_version=schema_version,
+    )
+    if validate:
+        _validate(msg, header_length, payload_length, digest)
+    return msg
+
+
+def _validate(msg: AgentMessage, header_length: int, payload_length: int, digest: bytes) -> None:
+    # The plugin trusts these two publication messages without any check.
+    if msg.message_type in (MessageType.START_PUBLICATION, MessageType.PAUSE_PUBLICATION):
+        return
+    if header_length != HEADER_LENGTH:
+        # The Go decoder reads every field at a fixed offset, so no other value can work.
+        raise ProtocolError(f"HeaderLength is {header_length}, expected {HEADER_LENGTH}")
+    if not msg.message_type:
+        raise ProtocolError("MessageType is missing")
+    if msg.created_date == 0:
+        raise ProtocolError("CreatedDate is missing")
+    if payload_length != len(msg.payload):
+        raise ProtocolError(
+            f"PayloadLength says {payload_length} bytes, the frame holds {len(msg.payload)}"
+        )
+    # Like the plugin: an empty payload's digest is not checked (some senders leave it zero).
+    if payload_length and hashlib.sha256(msg.payload).digest() != digest:
+        raise ProtocolError("payload digest does not match the payload")
+
+
+# ---------------------------------------------------------------------------- payloads
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _load(payload: bytes, what: str) -> Dict[str, Any]:
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        raise ProtocolError(f"{what} payload is not JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{what} payload is not a JSON object")
+    return obj
+
+
+@dataclass
+class Acknowledgement:
+    message_type: str
+    message_id: str
+    sequence_number: int
+    is_sequential: bool = True
+
+
+def acknowledge(msg: AgentMessage) -> AgentMessage:
+    """The acknowledge message for a received stream message."""
+    content = {
+        "AcknowledgedMessageType": msg.message_type,
+        "AcknowledgedMessageId": str(msg.message_id),
+        "AcknowledgedMessageSequenceNumber": msg.sequence_number,
+        "IsSequentialMessage": True,
+    }
+    return AgentMessage(MessageType.ACKNOWLEDGE, _json(content), flags=ACK_FLAGS)
+
+
+def parse_acknowledgement(msg: AgentMessage) -> Acknowledgement:
+    obj = _load(msg.payload, "acknowledge")
+    seq = obj.get("AcknowledgedMessageSequenceNumber")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ProtocolError("acknowledge without AcknowledgedMessageSequenceNumber")
+    return Acknowledgement(
+        message_type=str(obj.get("AcknowledgedMessageType", "")),
+        message_id=str(obj.get("AcknowledgedMessageId", "")),
+        sequence_number=seq,
+        is_sequential=bool(obj.get("IsSequentialMessage", True)),
+    )
+
+
+@dataclass
+class ChannelClosed:
+    session_id: str = ""
+    output: str = ""
+    message_id: str = ""
+    destination_id: str = ""
+
+
+def channel_closed(session_id: str, output: str = "", destination_id: str = "") -> AgentMessage:
+    msg_id = uuid.uuid4()
+    created = now_ms()
+    content = {
+        "MessageId": str(msg_id),
+        "CreatedDate": str(created),  # a string in this payload, unlike the header field
+        "DestinationId": destination_id,
+        "SessionId": session_id,
+        "MessageType": MessageType.CHANNEL_CLOSED,
+        "SchemaVersion": SCHEMA_VERSION,
+        "Output": output,
+    }
+    return AgentMessage(
+        MessageType.CHANNEL_CLOSED,
+        _json(content),
+        message_id=msg_id,
+        created_date=created,
+        flags=ACK_FLAGS,
+    )
+
+
+def parse_channel_closed(msg: AgentMessage) -> ChannelClosed:
+    # The plugin exits even when this payload does not parse; so do we, with what we have.
+    try:
+        obj = _load(msg.payload, "channel_closed")
+    except ProtocolError:
+        obj = {}
+    return ChannelClosed(
+        session_id=str(obj.get("SessionId") or ""),
+        output=str(obj.get("Output") or ""),
+        message_id=str(obj.get("MessageId") or ""),
+        destination_id=str(obj.get("DestinationId") or ""),
+    )
+
+
+def size_payload(cols: int, rows: int) -> bytes:
+    return _json({"cols": int(cols), "rows": int(rows)})
+
+
+def parse_size(payload: bytes) -> tuple[int, int]:
+    """(cols, rows) of a Size payload; both must be u32 like the Go struct."""
+    obj = _load(payload, "size")
+    cols, rows = obj.get("cols"), obj.get("rows")
+    for v in (cols, rows):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+            raise ProtocolError("size needs integer cols and rows")
+    return cols, rows
+
+
+def flag_payload(flag: int) -> bytes:
+    return struct.pack(">I", int(flag))
+
+
+def parse_flag(payload: bytes) -> int:
+    if len(payload) != 4:
+        raise ProtocolError("a Flag payload is a 4-byte big-endian integer")
+    return struct.unpack(">I", payload)[0]
+
+
+# ---------------------------------------------------------------------------- handshake
+
+
+@dataclass
+class RequestedAction:
+    action_type: str
+    parameters: Any = None
+
+
+@dataclass
+class HandshakeRequest:
+    agent_version: str
+    actions: List[RequestedAction]
+
+
+@dataclass
+class ProcessedAction:
+    action_type: str
+    status: int
+    result: Any = None
+    error: str = ""
+
+
+@dataclass
+class HandshakeResponse:
+    client_version: str
+    actions: List[ProcessedAction]
+    errors: List[str] = field(default_factory=list)
+
+
+@dataclass
+class HandshakeComplete:
+    time_to_complete_ns: int = 0  # Go time.Duration: nanoseconds
+    customer_message: str = ""
+
+
+def session_type_action(session_type: str, properties: Any = None) -> RequestedAction:
+    return RequestedAction(
+        ActionType.SESSION_TYPE, {"SessionType": session_type, "Properties": properties}
+    )
+
+
+def kms_action(kms_key_id: str) -> RequestedAction:
+    return RequestedAction(ActionType.KMS_ENCRYPTION, {"KMSKeyId": kms_key_id})
+
+
+def handshake_request_payload(req: HandshakeRequest) -> bytes:
+    return _json(
+        {
+            "AgentVersion": req.agent_version,
+            "RequestedClientActions": [
+                {"ActionType": a.action_type, "ActionParameters": a.parameters} for a in req.actions
+            ],
+        }
+    )
+
+
+def parse_handshake_request(payload: bytes) -> HandshakeRequest:
+    obj = _load(payload, "HandshakeRequest")
+    actions = obj.get("RequestedClientActions") or []
+    if not isinstance(actions, list):
+        raise ProtocolError("RequestedClientActions is not a list")
+    parsed = []
+    for a in actions:
+        if not isinstance(a, dict) or not isinstance(a.get("ActionType"), str):
+            raise ProtocolError("a requested client action has no ActionType")
+        parsed.append(RequestedAction(a["ActionType"], a.get("ActionParameters")))
+    return HandshakeRequest(str(obj.get("AgentVersion") or ""), parsed)
+
+
+def handshake_response_payload(resp: HandshakeResponse) -> bytes:
+    return _json(
+        {
+            "ClientVersion": resp.client_version,
+            "ProcessedClientActions": [
+                {
+                    "ActionType": a.action_type,
+                    "ActionStatus": int(a.status),
+                    "ActionResult": a.result,
+                    "Error": a.error,
+                }
+                for a in resp.actions
+            ],
+            # Go marshals a nil slice as null; the agent accepts both.
+            "Errors": resp.errors or None,
+        }
+    )
+
+
+def parse_handshake_response(payload: bytes) -> HandshakeResponse:
+    obj = _load(payload, "HandshakeResponse")
+    actions = []
+    for a in obj.get("ProcessedClientActions") or []:
+        if not isinstance(a, dict):
+            raise ProtocolError("a processed client action is not an object")
+        actions.append(
+            ProcessedAction(
+                str(a.get("ActionType") or ""),
+                int(a.get("ActionStatus") or 0),
+                a.get("ActionResult"),
+                str(a.get("Error") or ""),
+            )
+        )
+    errors = [str(e) for e in obj.get("Errors") or []]
+    return HandshakeResponse(str(obj.get("ClientVersion") or ""), actions, errors)
+
+
+def handshake_complete_payload(done: HandshakeComplete) -> bytes:
+    return _json(
+        {
+            "HandshakeTimeToComplete": int(done.time_to_complete_ns),
+            "CustomerMessage": done.customer_message,
+        }
+    )
+
+
+def parse_handshake_complete(payload: bytes) -> HandshakeComplete:
+    obj = _load(payload, "HandshakeComplete")
+    ttc = obj.get("HandshakeTimeToComplete") or 0
+    return HandshakeComplete(
+        int(ttc) if isinstance(ttc, (int, float)) else 0,
+        str(obj.get("CustomerMessage") or ""),
+    )
+
+
+# ---------------------------------------------------------------------------- token message
+
+
+def open_data_channel_message(
+    token: str, client_id: str, client_version: str, request_id: Optional[str] = None
+) -> str:
+    """The first, text, frame a client sends on the websocket (OpenDataChannelInput)."""
+    return json.dumps(
+        {
+            "MessageSchemaVersion": MESSAGE_SCHEMA_VERSION,
+            "RequestId": request_id or str(uuid.uuid4()),
+            "TokenValue": token,
+            "ClientId": client_id,
+            "ClientVersion": client_version,
+        }
+    )
+
+
+def parse_open_data_channel(text: str) -> Dict[str, str]:
+    obj = _load(text.encode() if isinstance(text, str) else text, "OpenDataChannel")
+    if obj.get("MessageSchemaVersion") != MESSAGE_SCHEMA_VERSION:
+        raise ProtocolError("unsupported MessageSchemaVersion")
+    # Required fields and minimum lengths from the plugin's service model.
+    for key, minimum in (
+        ("RequestId", 16),
+        ("TokenValue", 1),
+        ("ClientId", 1),
+        ("ClientVersion", 1),
+    ):
+        value = obj.get(key)
+        if not isinstance(value, str) or len(value) < minimum:
+            raise ProtocolError(f"OpenDataChannel needs {key}")
+    return {k: v for k, v in obj.items() if isinstance(v, str)}
