@@ -1,0 +1,541 @@
+"""The built-in Session Manager client: a shell on an SSM target from this terminal.
+
+A pure-Python stand-in for ``aws ssm start-session`` + ``session-manager-plugin`` for
+interactive shell sessions (SageMaker remote debug targets
+``sagemaker-training-job:<job>_algo-<n>``)::
+
+    python -m jupyter_sm_debug.ssm.client --target sagemaker-training-job:my-job_algo-1 \\
+        [--region R] [--profile P] [--endpoint-url URL] [--reason TEXT] [--no-terminate]
+
+    # a session someone else started (the StartSession response JSON):
+    python -m jupyter_sm_debug.ssm.client --session-env VAR  [--region R ...]
+    python -m jupyter_sm_debug.ssm.client --session-fd 3     [--region R ...]
+
+    # the plugin's own calling convention, as the AWS CLI uses it:
+    python -m jupyter_sm_debug.ssm.client '<response JSON>'|AWS_SSM_START_SESSION_RESPONSE_x \\
+        <region> StartSession [<profile> [<request JSON> [<endpoint>]]]
+
+boto3's usual configuration applies (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL(_SSM), ...).
+Exit status: 0 when the remote end closed the session, 1 on errors, 2 on bad usage,
+128+n when ended by signal n. TerminateSession is called on the way out unless
+``--no-terminate``.
+
+boto3 is imported only when an API call is needed (it costs half a second); with an
+inherited session it is imported in the background once the shell is up, so that the
+TerminateSession at exit is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import select
+import signal
+import sys
+import threading
+import uuid
+from typing import Any, Dict, List, Optional
+
+from . import protocol as p
+from .channel import (
+    CLIENT,
+    CLIENT_VERSION,
+    RESEND_INTERVAL,
+    ChannelClosedEvent,
+    DataChannel,
+    HandshakeCompleted,
+    HandshakeRequested,
+    ResendTimeout,
+    StreamData,
+)
+
+PROG = "python -m jupyter_sm_debug.ssm.client"
+STDIN_CHUNK = 1024  # the plugin's StdinBufferLimit
+STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
+PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
+FALLBACK_SIZE = (300, 100)  # what the plugin sends when the terminal size is unknown
+KMS_MESSAGE = (
+    "This session asks for KMS encryption (the Session Manager preferences of this account "
+    "set a KMS key). The built-in SSM client cannot encrypt with KMS: install the AWS "
+    "session-manager-plugin and use it as the SSM client for this target."
+)
+# Control signals the plugin forwards as bytes when they reach it (only outside raw mode).
+SIGNAL_BYTES = {signal.SIGINT: b"\x03", signal.SIGQUIT: b"\x1c", signal.SIGTSTP: b"\x1a"}
+END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class UsageError(Exception):
+    pass
+
+
+class ClientError(Exception):
+    """Something the user should read; printed without a traceback, exit status 1."""
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    if argv and not argv[0].startswith("-"):
+        return _parse_plugin_args(argv)
+    ap = argparse.ArgumentParser(
+        prog=PROG,
+        description="Open an interactive shell on an SSM target over Session Manager.",
+    )
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--target", help="SSM target, e.g. sagemaker-training-job:JOB_algo-1")
+    src.add_argument(
+        "--session-env", metavar="NAME", help="environment variable holding StartSession JSON"
+    )
+    src.add_argument(
+        "--session-fd", metavar="FD", type=int, help="inherited fd to read StartSession JSON from"
+    )
+    ap.add_argument("--region")
+    ap.add_argument("--profile")
+    ap.add_argument("--endpoint-url", help="SSM API endpoint (default: boto3's)")
+    ap.add_argument("--document-name", help="session document (default: the shell)")
+    ap.add_argument("--reason", help="reason recorded with the session")
+    ap.add_argument(
+        "--no-terminate", action="store_true", help="do not call TerminateSession on exit"
+    )
+    args = ap.parse_args(argv)
+    args.session_json = None
+    return args
+
+
+def _parse_plugin_args(argv: List[str]) -> argparse.Namespace:
+    """session-manager-plugin's positional form: response region operation [profile params ep]."""
+    if len(argv) < 3 or argv[2] != "StartSession":
+        raise UsageError(f"{PROG}: expected <response> <region> StartSession [...]")
+    args = argparse.Namespace(
+        target=None,
+        session_env=None,
+        session_fd=None,
+        region=argv[1] or None,
+        profile=argv[3] if len(argv) > 3 and argv[3] else None,
+        endpoint_url=argv[5] if len(argv) > 5 and argv[5] else None,
+        document_name=None,
+        reason=None,
+        no_terminate=False,
+        session_json=None,
+    )
+    if argv[0].startswith("AWS_SSM_START_SESSION_RESPONSE"):
+        args.session_env = argv[0]
+    else:
+        args.session_json = argv[0]
+    if len(argv) > 4:
+        try:
+            args.target = json.loads(argv[4]).get("Target")
+        except (ValueError, AttributeError):
+            args.target = None
+    return args
+
+
+# ---------------------------------------------------------------------------- AWS calls
+
+
+class Api:
+    """The two or three SSM calls we make, with boto3 imported on first use."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self._client = None
+        self._lock = threading.Lock()
+
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                session = boto3.Session(
+                    profile_name=self.args.profile, region_name=self.args.region
+                )
+                self._client = session.client(
+                    "ssm",
+                    endpoint_url=self.args.endpoint_url,
+                    config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
+                )
+            return self._client
+
+    def warm_up(self) -> None:
+        threading.Thread(target=self._quiet_client, daemon=True).start()
+
+    def _quiet_client(self) -> None:
+        # Only a warm-up: the real call reports any error.
+        with contextlib.suppress(Exception):
+            self.client()
+
+    def start_session(self, target: str) -> Dict[str, Any]:
+        params: Dict[str, Any] = {"Target": target}
+        if self.args.document_name:
+            params["DocumentName"] = self.args.document_name
+        if self.args.reason:
+            params["Reason"] = self.args.reason
+        try:
+            return self.client().start_session(**params)
+        except Exception as exc:  # noqa: BLE001 - every boto failure becomes one message
+            raise ClientError(describe_aws_error(exc, "StartSession", target)) from None
+
+    def terminate_session(self, session_id: str) -> Optional[str]:
+        try:
+            self.client().terminate_session(SessionId=session_id)
+        except Exception as exc:  # noqa: BLE001 - the session ends anyway; say why not cleanly
+            return describe_aws_error(exc, "TerminateSession", session_id)
+        return None
+
+
+def describe_aws_error(exc: Exception, operation: str, subject: str) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = response["Error"].get("Code", "")
+        message = response["Error"].get("Message", "")
+        text = f"An error occurred ({code}) when calling the {operation} operation: {message}"
+        if code == "TargetNotConnected":
+            text += (
+                f"\nIs the training job running with remote debug enabled, and does {subject}"
+                " exist? SSM registers a host a minute or two after the job starts training."
+            )
+        return text
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return f"{operation} failed: no AWS credentials found ({exc})."
+    if name == "NoRegionError":
+        return f"{operation} failed: no AWS region configured; pass --region or set AWS_REGION."
+    return f"{operation} failed: {exc}"
+
+
+def load_session(args: argparse.Namespace) -> Dict[str, str]:
+    """The StartSession response this run uses: inherited, or from our own StartSession."""
+    raw: Optional[str] = args.session_json
+    if args.session_env:
+        raw = os.environ.pop(args.session_env, None)
+        if raw is None:
+            raise ClientError(f"environment variable {args.session_env} is not set")
+    elif args.session_fd is not None:
+        try:
+            with os.fdopen(args.session_fd, "rb") as f:
+                raw = f.read().decode()
+        except OSError as exc:
+            raise ClientError(f"cannot read the session from fd {args.session_fd}: {exc}") from None
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ClientError("the StartSession response is not JSON") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data.get(k)
+        for k in ("SessionId", "StreamUrl", "TokenValue")
+    ):
+        raise ClientError("the StartSession response needs SessionId, StreamUrl and TokenValue")
+    return data
+
+
+# ---------------------------------------------------------------------------- terminal
+
+
+class Terminal:
+    """Our own stdin/stdout: raw mode while the session runs, the window size."""
+
+    def __init__(self, in_fd: int = 0, out_fd: int = 1):
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self._saved = None
+
+    def __enter__(self) -> Terminal:
+        if os.isatty(self.in_fd):
+            import termios
+            import tty
+
+            self._saved = termios.tcgetattr(self.in_fd)
+            # Raw like ssh: every key, ^C included, goes to the remote shell, whose own PTY
+            # does the echo, line editing and newline translation.
+            tty.setraw(self.in_fd, termios.TCSANOW)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self.in_fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def size(self) -> tuple:
+        for fd in (self.out_fd, self.in_fd):
+            try:
+                cols, rows = os.get_terminal_size(fd)
+            except OSError:
+                continue
+            if cols and rows:
+                return cols, rows
+        return FALLBACK_SIZE
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
+# ---------------------------------------------------------------------------- session
+
+
+class Session:
+    """One connected data channel: a reader thread for the websocket, the caller's thread
+    for stdin, signals and the resend timer."""
+
+    def __init__(self, ws, info: Dict[str, str], terminal: Terminal):
+        self.ws = ws
+        self.session_id = info["SessionId"]
+        self.terminal = terminal
+        self.lock = threading.Lock()  # guards the channel and orders our websocket sends
+        self.channel = DataChannel(CLIENT, self._send_frame, session_id=self.session_id)
+        self.ready = False  # handshake complete: the shell handlers may run
+        self.exit_code: Optional[int] = None
+        self.exit_message = ""
+        self._last_size: Optional[tuple] = None
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._reader = threading.Thread(target=self._read_loop, name="ssm-reader", daemon=True)
+
+    # --- sending (always under self.lock)
+
+    def _send_frame(self, frame: bytes) -> None:
+        self.ws.send_bytes(frame)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full pipe: already awake
+            os.write(self._wake_w, b"\0")
+
+    def _finish(self, code: int, message: str = "") -> None:
+        if self.exit_code is None:
+            self.exit_code = code
+            self.exit_message = message
+        self._wake()
+
+    # --- websocket side
+
+    def _read_loop(self) -> None:
+        import websocket
+
+        try:
+            while self.exit_code is None:
+                opcode, data = self.ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self._finish(1, "The session's connection was closed by the service.")
+                    return
+                if opcode != websocket.ABNF.OPCODE_BINARY:
+                    continue
+                with self.lock:
+                    try:
+                        events = self.channel.receive(data)
+                    except p.ProtocolError:
+                        continue  # the plugin logs and drops such frames too
+                for event in events:
+                    self._on_event(event)
+        except Exception as exc:  # noqa: BLE001 - a broken connection ends the session
+            if self.exit_code is None:
+                self._finish(1, f"The session's connection failed: {exc or type(exc).__name__}")
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, StreamData):
+            if event.payload_type == p.PayloadType.OUTPUT:
+                if not self.ready:  # an agent without handshake starts with shell output
+                    self._set_ready()
+                self._output(self.terminal.out_fd, event.payload)
+            elif event.payload_type == p.PayloadType.STDERR:
+                self._output(2, event.payload)
+        elif isinstance(event, HandshakeRequested):
+            if event.kms_requested:
+                self._finish(1, KMS_MESSAGE)
+            elif event.response.errors:
+                self._finish(1, "Session handshake failed: " + "; ".join(event.response.errors))
+        elif isinstance(event, HandshakeCompleted):
+            message = event.complete.customer_message
+            if message:
+                self._output(self.terminal.out_fd, message.encode() + b"\r\n")
+            self._set_ready()
+        elif isinstance(event, ChannelClosedEvent):
+            closed = event.closed
+            if closed.output:
+                self._finish(0, f"SessionId: {self.session_id} : {closed.output}")
+            else:
+                self._finish(0, f"Exiting session with sessionId: {self.session_id}.")
+
+    def _set_ready(self) -> None:
+        self.ready = True
+        self._wake()  # the main loop sends the first size and starts reading stdin
+
+    def _output(self, fd: int, data: bytes) -> None:
+        try:
+            write_all(fd, data)
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EPIPE, errno.EBADF):
+                self._finish(1, "")  # our terminal went away: nobody left to talk to
+            else:
+                raise
+
+    # --- local side
+
+    def run(self) -> int:
+        self._reader.start()
+        stdin_open = True
+        last_ping = self.channel.clock()
+        while self.exit_code is None:
+            watch = [self._wake_r]
+            if stdin_open and self.ready and self.channel.unacked < STDIN_WINDOW:
+                watch.append(self.terminal.in_fd)
+            try:
+                readable, _, _ = select.select(watch, [], [], RESEND_INTERVAL)
+            except InterruptedError:
+                readable = []
+            if self._wake_r in readable:
+                self._on_wake(os.read(self._wake_r, 256))
+            if self.exit_code is not None:
+                break
+            if self.ready and self._last_size is None:
+                self._send_size()
+            if self.terminal.in_fd in readable:
+                try:
+                    data = os.read(self.terminal.in_fd, STDIN_CHUNK)
+                except OSError:
+                    data = b""
+                if data:
+                    with self.lock:
+                        self.channel.send_data(data)
+                else:
+                    stdin_open = False  # keep showing output until the remote closes
+            now = self.channel.clock()
+            with self.lock:
+                try:
+                    self.channel.tick()
+                    if now - last_ping > PING_INTERVAL:
+                        last_ping = now
+                        self.ws.ping(b"keepalive")
+                except ResendTimeout:
+                    self._finish(1, "The target stopped acknowledging input; ending the session.")
+                except Exception as exc:  # noqa: BLE001 - the reader reports the same failure
+                    self._finish(1, f"The session's connection failed: {exc}")
+        return self.exit_code
+
+    def _on_wake(self, data: bytes) -> None:
+        for signum in data:
+            if signum == 0:
+                continue  # the reader thread: state changed
+            if signum == signal.SIGWINCH:
+                if self.ready:
+                    self._send_size()
+            elif signum in SIGNAL_BYTES:
+                if self.ready:
+                    with self.lock:
+                        self.channel.send_data(SIGNAL_BYTES[signum])
+            elif signum in END_SIGNALS:
+                self._finish(128 + signum, "")
+
+    def _send_size(self) -> None:
+        size = self.terminal.size()
+        if size != self._last_size:
+            self._last_size = size
+            with self.lock:
+                self.channel.send_size(*size)
+
+    def install_signals(self) -> List[Any]:
+        """Route the signals we care about through the wake-up pipe; returns the undo list."""
+        undo: List[Any] = [("wakeup", signal.set_wakeup_fd(self._wake_w))]
+        for sig in (signal.SIGWINCH, *SIGNAL_BYTES, *END_SIGNALS):
+            undo.append((sig, signal.signal(sig, _noop)))
+        return undo
+
+    def close(self) -> None:
+        """Say goodbye on the websocket, briefly wait for the reader, then drop the socket."""
+        with contextlib.suppress(Exception):  # already gone is fine
+            self.ws.send_close()
+        self._reader.join(timeout=1.0)
+        with contextlib.suppress(Exception):
+            self.ws.shutdown()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+
+def _noop(signum: int, frame: object) -> None:
+    """The wake-up fd carries the signal number to the main loop, which acts on it."""
+
+
+def restore_signals(undo: List[Any]) -> None:
+    for what, previous in reversed(undo):
+        if what == "wakeup":
+            signal.set_wakeup_fd(previous)
+        else:
+            signal.signal(what, previous)
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def connect(info: Dict[str, str]):
+    import websocket
+
+    try:
+        ws = websocket.create_connection(info["StreamUrl"], timeout=30)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
+        raise ClientError(f"Cannot open the session's data channel: {exc}") from None
+    ws.settimeout(None)
+    client_id = str(uuid.uuid4())
+    ws.send(p.open_data_channel_message(info["TokenValue"], client_id, CLIENT_VERSION))
+    return ws
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    api = Api(args)
+    try:
+        info = load_session(args)
+        if not info:
+            info = api.start_session(args.target)
+        elif not args.no_terminate:
+            api.warm_up()
+        print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
+        ws = connect(info)
+    except ClientError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+    terminal = Terminal()
+    session = Session(ws, info, terminal)
+    undo = session.install_signals()
+    try:
+        with terminal:
+            code = session.run()
+    finally:
+        restore_signals(undo)
+        session.close()
+    if session.exit_message:
+        stream = sys.stdout if code == 0 else sys.stderr
+        print(f"\n\n{session.exit_message}\n", file=stream, flush=True)
+    if not args.no_terminate:
+        problem = api.terminate_session(info["SessionId"])
+        if problem and code != 0:
+            print(problem, file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""End to end: the built-in SSM client in a real PTY, through the stand-in's SSM API and
+data-channel websocket, to a real shell in another PTY."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import select
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ptyprocess import PtyProcess
+
+from jupyter_sm_debug.standin import ssm as standin_ssm
+from jupyter_sm_debug.standin.errors import StandInError
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = rb"@algo-1:[^\r\n]*[#$] "
+
+
+@pytest.fixture(scope="module")
+def job(standin) -> str:
+    """A running demo job with remote debug on (the stand-in is conftest's)."""
+    name = standin.seeded_jobs["llama-finetune"]
+    assert standin.job(name)["RemoteDebugConfig"]["EnableRemoteDebug"]
+    return name
+
+
+@pytest.fixture
+def target(job) -> str:
+    return f"sagemaker-training-job:{job}_algo-1"
+
+
+@pytest.fixture
+def api_calls(monkeypatch):
+    """The SSM actions the stand-in answered during the test."""
+    calls = []
+    real = standin_ssm.terminate_session
+
+    def spy(params, standin):
+        calls.append(("TerminateSession", params["SessionId"]))
+        return real(params, standin)
+
+    monkeypatch.setattr(standin_ssm, "terminate_session", spy)
+    return calls
+
+
+def client_env(standin) -> dict:
+    env = dict(os.environ)
+    env.update(standin.client_env(), PYTHONPATH=str(REPO), TERM="xterm")
+    return env
+
+
+class Terminal:
+    """The client program on the far side of a PTY, as a terminal emulator runs it."""
+
+    def __init__(self, argv, env, rows=24, cols=80):
+        self.proc = PtyProcess.spawn(argv, env=env, cwd=str(REPO), dimensions=(rows, cols))
+        self.buffer = b""
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([self.proc.fd], [], [], remaining)
+        if not ready:
+            return False
+        try:
+            chunk = os.read(self.proc.fd, 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            raise EOFError(self.buffer[-2000:])
+        self.buffer += chunk
+        return True
+
+    def expect(self, pattern: bytes, timeout: float = 15.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern, re.S)
+        while True:
+            match = regex.search(self.buffer)
+            if match:
+                self.buffer = self.buffer[match.end() :]
+                return match
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError(f"{pattern!r} not seen in {self.buffer[-2000:]!r}")
+            except EOFError:
+                raise AssertionError(
+                    f"client ended before {pattern!r}: {self.buffer[-2000:]!r}"
+                ) from None
+
+    def read_until(self, marker: bytes, timeout: float = 60.0) -> bytes:
+        """Everything before ``marker`` (searched incrementally: large outputs)."""
+        deadline = time.monotonic() + timeout
+        start = 0
+        while True:
+            found = self.buffer.find(marker, start)
+            if found >= 0:
+                data, self.buffer = self.buffer[:found], self.buffer[found + len(marker) :]
+                return data
+            start = max(0, len(self.buffer) - len(marker))
+            if not self._fill(deadline):
+                raise AssertionError(f"{marker!r} not seen after {len(self.buffer)} bytes")
+
+    def send(self, text: str) -> None:
+        os.write(self.proc.fd, text.encode())
+
+    def wait(self, timeout: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.isalive():
+            with contextlib.suppress(EOFError):  # output ended; the process ends soon
+                self._fill(min(deadline, time.monotonic() + 0.2))
+            if time.monotonic() > deadline:
+                raise AssertionError(f"client still running: {self.buffer[-2000:]!r}")
+        self.proc.wait()
+        return self.proc.exitstatus
+
+    def close(self) -> None:
+        if self.proc.isalive():
+            self.proc.terminate(force=True)
+
+
+@pytest.fixture
+def run_client(standin):
+    started = []
+
+    def run(*args: str, rows=24, cols=80, env=None) -> Terminal:
+        argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client", *args]
+        term = Terminal(argv, env or client_env(standin), rows=rows, cols=cols)
+        started.append(term)
+        return term
+
+    yield run
+    for term in started:
+        term.close()
+
+
+def sessions(standin):
+    return standin_ssm.registry(standin).sessions
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_echo_round_trip_and_exit_closes_the_channel(standin, run_client, job, target, api_calls):
+    term = run_client("--target", target)
+    session_id = term.expect(rb"Starting session with SessionId: (\S+)").group(1).decode()
+    term.expect(PROMPT)
+    term.send('echo "<$SM_CURRENT_HOST:$TRAINING_JOB_NAME>"\r')
+    term.expect(f"<algo-1:{job}>".encode())
+    term.send("exit\r")
+    term.expect(f"Exiting session with sessionId: {session_id}.".encode())
+    assert term.wait() == 0
+    # The client called TerminateSession on its way out; the shell is gone.
+    assert api_calls == [("TerminateSession", session_id)]
+    assert sessions(standin)[session_id].status == "Terminated"
+
+
+def test_a_4_mib_cat_arrives_intact(run_client, target, tmp_path):
+    blob = os.urandom(3 * 1024 * 1024)
+    # base64 lines: printable, so the remote PTY only turns "\n" into "\r\n"
+    text = b"\n".join(base64.b64encode(blob[i : i + 57]) for i in range(0, len(blob), 57))
+    text = (text + b"\n")[: 4 * 1024 * 1024 - 1] + b"\n"
+    assert len(text) == 4 * 1024 * 1024
+    path = tmp_path / "big.txt"
+    path.write_bytes(text)
+
+    term = run_client("--target", target)
+    term.expect(PROMPT)
+    started = time.monotonic()
+    # Markers outside the base64 alphabet, split in the command line so that only the
+    # output holds them whole.
+    term.send(f"echo '<<BE''GIN>>'; cat {path}; echo '<<EN''D>>'\r")
+    term.read_until(b"<<BEGIN>>\r\n")
+    body = term.read_until(b"<<END>>\r\n")
+    elapsed = time.monotonic() - started
+    received = body.replace(b"\r\n", b"\n")
+    assert len(received) == len(text)
+    assert hashlib.sha256(received).hexdigest() == hashlib.sha256(text).hexdigest()
+    print(f"4 MiB in {elapsed:.2f} s")
+    term.send("exit\r")
+    assert term.wait() == 0
+
+
+def test_terminal_size_reaches_the_remote_pty(run_client, target):
+    term = run_client("--target", target, rows=33, cols=101)
+    term.expect(PROMPT)
+    term.send("stty size\r")
+    term.expect(rb"[\r\n]33 101\r\n")
+    term.proc.setwinsize(40, 132)  # SIGWINCH to the client, a Size message to the host
+    time.sleep(0.2)
+    term.send("stty size\r")
+    term.expect(rb"[\r\n]40 132\r\n")
+    term.send("exit\r")
+    assert term.wait() == 0
+
+
+def test_inherited_session_from_an_environment_variable(standin, run_client, target):
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    env = client_env(standin)
+    env["SM_DEBUG_SSM_SESSION"] = json.dumps(started)
+    term = run_client("--session-env", "SM_DEBUG_SSM_SESSION", env=env)
+    term.expect(PROMPT)
+    term.send('echo "[$SM_CURRENT_HOST]"\r')
+    term.expect(rb"\[algo-1\]")
+    term.send("exit\r")
+    term.expect(f"Exiting session with sessionId: {started['SessionId']}".encode())
+    assert term.wait() == 0
+
+
+def test_terminate_session_from_the_api_ends_the_client(standin, run_client, target):
+    term = run_client("--target", target)
+    session_id = term.expect(rb"SessionId: (\S+)").group(1).decode()
+    term.expect(PROMPT)
+    term.send("sleep 1000 &\r")  # a background job must not keep the session open
+    term.expect(PROMPT)
+    assert standin_ssm.handle("TerminateSession", {"SessionId": session_id}, standin) == {
+        "SessionId": session_id
+    }
+    term.expect(rb"Exiting session with sessionId")
+    assert term.wait() == 0
+
+
+def test_target_not_connected(standin, run_client, job):
+    term = run_client("--target", f"sagemaker-training-job:{job}_algo-9")
+    term.expect(rb"TargetNotConnected.*algo-9 is not connected")
+    assert term.wait() == 1
+    no_debug = standin.seeded_jobs["resnet50-ddp-4node"]
+    assert standin.job(no_debug)["TrainingJobStatus"] == "InProgress"
+    for bad in (f"sagemaker-training-job:{no_debug}_algo-1", "i-0123456789abcdef0"):
+        with pytest.raises(StandInError) as err:
+            standin_ssm.handle("StartSession", {"Target": bad}, standin)
+        assert err.value.code == "TargetNotConnected"
+
+
+def test_kms_encrypted_sessions_point_to_the_plugin(standin, run_client, target, api_calls):
+    reg = standin_ssm.registry(standin)
+    reg.kms_key_id = "alias/session-key"
+    try:
+        term = run_client("--target", target)
+        term.expect(rb"KMS encryption.*session-manager-plugin")
+        assert term.wait() == 1
+    finally:
+        reg.kms_key_id = None
+    assert [action for action, _ in api_calls] == ["TerminateSession"]
+
+
+def test_a_used_or_wrong_token_is_refused(standin, target):
+    import websocket
+
+    from jupyter_sm_debug.ssm import protocol as p
+
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    ws = websocket.create_connection(started["StreamUrl"], timeout=5)
+    ws.send(p.open_data_channel_message("not-the-token", "c-1", "1.2.0.0"))
+    opcode, frame = ws.recv_data_frame()
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert frame.data[2:] == b"invalid token"
+    ws.shutdown()
+    for url in (started["StreamUrl"], standin.url.replace("http", "ws") + "/v1/data-channel/x"):
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(url, timeout=5)
+
+
+def test_start_and_resume_session_answer_like_ssm(standin, target):
+    import boto3
+
+    ssm = boto3.client("ssm")
+    started = ssm.start_session(Target=target)
+    port = standin.url.rsplit(":", 1)[1]
+    assert re.fullmatch(
+        rf"ws://127\.0\.0\.1:{port}/v1/data-channel/{started['SessionId']}"
+        r"\?role=publish_subscribe&cell-number=\S+",
+        started["StreamUrl"],
+    )
+    resumed = ssm.resume_session(SessionId=started["SessionId"])
+    assert resumed["TokenValue"] != started["TokenValue"]
+    assert resumed["StreamUrl"] == started["StreamUrl"]
+    with pytest.raises(ssm.exceptions.ClientError) as err:
+        ssm.start_session(Target=target, DocumentName="AWS-StartSSHSession")
+    assert err.value.response["Error"]["Code"] == "InvalidDocument"
+    # Gone or unknown sessions terminate fine, as in SSM; they cannot be resumed.
+    assert ssm.terminate_session(SessionId=started["SessionId"])["SessionId"]
+    assert ssm.terminate_session(SessionId="nope-123")["SessionId"] == "nope-123"
+    with pytest.raises(ssm.exceptions.DoesNotExistException):
+        ssm.resume_session(SessionId=started["SessionId"])
