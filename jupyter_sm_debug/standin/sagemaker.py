@@ -1,0 +1,645 @@
+"""SageMaker training jobs: the state machine and the five actions the project uses.
+
+Own store rather than moto's: moto 5.2.5 keeps a job as a fixed record that is always
+``Completed`` and has no Update/Stop/RemoteDebugConfig, so its backend would only be a dict
+that we would have to fight. From moto we take the ARN format.
+
+A job's whole life is a timeline computed from its schedule at creation (plus any stop): the
+status at a clock time is a lookup, so Describe and List always agree and nothing needs a
+timer. Times on the wire are epoch seconds, as awsJson serializes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Callable, Optional
+
+from . import awsmodel
+from .errors import StandInError, validation_error
+
+ACTIONS = (
+    "CreateTrainingJob",
+    "DescribeTrainingJob",
+    "ListTrainingJobs",
+    "UpdateTrainingJob",
+    "StopTrainingJob",
+    "ListTags",
+)
+
+TAG_PREFIX = "standin:"
+HOMOGENEOUS_GROUP = "homogeneousCluster"  # what SageMaker writes in resourceconfig.json
+DEFAULT_MAX_RUNTIME = 86400
+MAX_INSTANCES_PER_JOB = 100
+LIVE_SECONDARY = ("Downloading", "Training", "Uploading")  # containers exist
+REMOTE_DEBUG_UPDATABLE = ("Downloading", "Training")
+
+DEFAULT_FAILURE_REASON = (
+    "AlgorithmError: ExecuteUserScriptError:\n"
+    "ExitCode 1\n"
+    'ErrorMessage "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB '
+    "(GPU 0; 22.06 GiB total capacity; 19.87 GiB already allocated; 1.21 GiB free; "
+    '20.31 GiB reserved in total by PyTorch)"\n'
+    'Command "/opt/conda/bin/python3.10 train.py --epochs 3 --per-device-batch-size 16", '
+    "exit code: 1"
+)
+
+MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+    "Stopping": "Stopping the training job",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job stopped: it exceeded MaxRuntimeInSeconds",
+}
+
+
+@dataclass
+class Schedule:
+    """Seconds spent in each phase, and how the job ends if nobody stops it."""
+
+    starting: float = 20.0
+    downloading: float = 10.0
+    training: float = 3600.0
+    uploading: float = 10.0
+    stopping: float = 5.0
+    outcome: str = "Completed"
+    failure_reason: Optional[str] = None
+
+    # Tag key -> attribute; each tag is `standin:<key>`.
+    TAGS = {
+        "starting-seconds": "starting",
+        "downloading-seconds": "downloading",
+        "training-seconds": "training",
+        "uploading-seconds": "uploading",
+        "stopping-seconds": "stopping",
+        "outcome": "outcome",
+        "failure-reason": "failure_reason",
+    }
+    # Tags that place the job in time rather than shape its phases.
+    TIME_TAGS = ("started-ago", "stop-after")
+
+    @classmethod
+    def from_tags(cls, tags: list[dict]) -> tuple[Schedule, float, Optional[float]]:
+        """(schedule, started_ago, stop_after) from the job's `standin:` tags."""
+        schedule, started_ago, stop_after = cls(), 0.0, None
+        for tag in tags:
+            key = tag["Key"]
+            if not key.startswith(TAG_PREFIX):
+                continue
+            short, value = key[len(TAG_PREFIX) :], tag["Value"]
+            if short == "outcome":
+                if value not in ("Completed", "Failed"):
+                    raise validation_error(f"Tag {key} must be Completed or Failed, not {value!r}.")
+                schedule.outcome = value
+            elif short == "failure-reason":
+                schedule.failure_reason = value
+            elif short in cls.TAGS or short in cls.TIME_TAGS:
+                seconds = _seconds(key, value)
+                if short == "started-ago":
+                    started_ago = seconds
+                elif short == "stop-after":
+                    stop_after = seconds
+                else:
+                    setattr(schedule, cls.TAGS[short], seconds)
+            else:
+                valid = ", ".join(TAG_PREFIX + k for k in [*cls.TAGS, *cls.TIME_TAGS])
+                raise validation_error(f"Unknown stand-in tag {key}; valid: {valid}.")
+        if schedule.failure_reason and schedule.outcome != "Failed":
+            schedule.outcome = "Failed"
+        return schedule, started_ago, stop_after
+
+    def to_tags(self) -> list[dict]:
+        tags = []
+        defaults = Schedule()
+        for short, attr in self.TAGS.items():
+            value = getattr(self, attr)
+            if value is not None and value != getattr(defaults, attr):
+                text = value if isinstance(value, str) else f"{value:g}"
+                tags.append({"Key": TAG_PREFIX + short, "Value": text})
+        return tags
+
+
+def _seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise validation_error(f"Tag {key} must be a number of seconds >= 0, not {value!r}.")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Segment:
+    secondary: str
+    status: str
+    start: float
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("Completed", "Failed", "Stopped")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    group: str
+    instance_type: str
+
+
+def hosts_of(resource_config: dict) -> list[HostSpec]:
+    """algo-1..N, numbered across instance groups in the order they are listed."""
+    groups = resource_config.get("InstanceGroups")
+    if not groups:
+        groups = [
+            {
+                "InstanceGroupName": HOMOGENEOUS_GROUP,
+                "InstanceType": resource_config.get("InstanceType"),
+                "InstanceCount": resource_config.get("InstanceCount", 0),
+            }
+        ]
+    hosts: list[HostSpec] = []
+    for group in groups:
+        for _ in range(group["InstanceCount"]):
+            hosts.append(
+                HostSpec(
+                    f"algo-{len(hosts) + 1}", group["InstanceGroupName"], group["InstanceType"]
+                )
+            )
+    return hosts
+
+
+@dataclass
+class Job:
+    name: str
+    arn: str
+    region: str
+    request: dict
+    created: float
+    seq: int
+    schedule: Schedule
+    hosts: list[HostSpec]
+    max_runtime: float
+    stop_after: Optional[float] = None
+    remote_debug: Optional[bool] = None
+    api_stop_at: Optional[float] = None
+    updated_at: Optional[float] = None
+    tags: list = field(default_factory=list)
+    _segments: Optional[list[Segment]] = None
+    _starts: Optional[list[float]] = None
+
+    @property
+    def network_isolation(self) -> bool:
+        return bool(self.request.get("EnableNetworkIsolation"))
+
+    def segments(self) -> list[Segment]:
+        if self._segments is None:
+            self._segments = self._timeline()
+            self._starts = [segment.start for segment in self._segments]
+        return self._segments
+
+    def _timeline(self) -> list[Segment]:
+        s, t = self.schedule, self.created
+        segments = []
+        for phase, seconds in (
+            ("Starting", s.starting),
+            ("Downloading", s.downloading),
+            ("Training", s.training),
+        ):
+            segments.append(Segment(phase, "InProgress", t))
+            t += seconds
+        if s.outcome == "Failed":
+            segments.append(Segment("Failed", "Failed", t))
+        else:
+            segments.append(Segment("Uploading", "InProgress", t))
+            segments.append(Segment("Completed", "Completed", t + s.uploading))
+        # A stop cuts the timeline: the earliest one that finds the job running wins.
+        cuts = []
+        if self.stop_after is not None:
+            cuts.append((self.created + self.stop_after, "Stopped", ("InProgress",)))
+        if self.api_stop_at is not None:
+            cuts.append((self.api_stop_at, "Stopped", ("InProgress",)))
+        # MaxRuntimeInSeconds counts from the end of Starting, and only while training.
+        deadline = self.created + s.starting + self.max_runtime
+        cuts.append((deadline, "MaxRuntimeExceeded", REMOTE_DEBUG_UPDATABLE))
+        for at, final, applies in sorted(cuts, key=lambda cut: cut[0]):
+            current = _at(segments, [g.start for g in segments], at)
+            if current.status != "InProgress" or (
+                applies != ("InProgress",) and current.secondary not in applies
+            ):
+                continue
+            kept = [g for g in segments if g.start < at]
+            return [
+                *kept,
+                Segment("Stopping", "Stopping", at),
+                Segment(final, "Stopped", at + s.stopping),
+            ]
+        return segments
+
+    def index_at(self, t: float) -> int:
+        self.segments()
+        return max(0, bisect.bisect_right(self._starts, t) - 1)
+
+    def at(self, t: float) -> Segment:
+        return self.segments()[self.index_at(t)]
+
+    def live_at(self, t: float) -> bool:
+        segment = self.at(t)
+        return segment.status == "InProgress" and segment.secondary in LIVE_SECONDARY
+
+    def next_change_after(self, t: float) -> Optional[float]:
+        segments = self.segments()
+        index = self.index_at(t)
+        return segments[index + 1].start if index + 1 < len(segments) else None
+
+    def stop(self, t: float) -> None:
+        self.api_stop_at = t
+        self._segments = None
+
+
+def _at(segments: list[Segment], starts: list[float], t: float) -> Segment:
+    return segments[max(0, bisect.bisect_right(starts, t) - 1)]
+
+
+def _ts(t: Optional[float]) -> Optional[float]:
+    return None if t is None else round(t, 3)
+
+
+@cache
+def _echoed_members() -> tuple[str, ...]:
+    """Create members that DescribeTrainingJob returns as they were sent (same shape)."""
+    model = awsmodel.service_model("sagemaker")
+    create = model.operation_model("CreateTrainingJob").input_shape.members
+    describe = model.operation_model("DescribeTrainingJob").output_shape.members
+    skip = {"TrainingJobName", "RemoteDebugConfig"}
+    return tuple(
+        name
+        for name, shape in create.items()
+        if name in describe and name not in skip and describe[name].name == shape.name
+    )
+
+
+class TrainingJobs:
+    """All training jobs of one stand-in, keyed by (region, name)."""
+
+    def __init__(self, now: Callable[[], float], account_id: str):
+        self._now = now
+        self.account_id = account_id
+        self._lock = threading.RLock()
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._seq = itertools.count()
+
+    # -- access for the rest of the stand-in ------------------------------------------------
+
+    def get(self, name: str, region: str) -> Optional[Job]:
+        with self._lock:
+            return self._jobs.get((region, name))
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._jobs.clear()
+
+    def arn(self, name: str, region: str) -> str:
+        from moto.sagemaker.utils import arn_formatter
+
+        # SageMaker lower-cases resource names in its ARNs.
+        return arn_formatter("training-job", name.lower(), self.account_id, region)
+
+    # -- the API ------------------------------------------------------------------------
+
+    def handle(self, action: str, params: dict, region: str) -> Optional[dict]:
+        """Answer one action; None means "not ours" (the caller passes it on to moto)."""
+        if action == "ListTags":
+            return self.list_tags(params, region)
+        handler = {
+            "CreateTrainingJob": self.create,
+            "DescribeTrainingJob": self.describe,
+            "ListTrainingJobs": self.list,
+            "UpdateTrainingJob": self.update,
+            "StopTrainingJob": self.stop,
+        }[action]
+        with self._lock:
+            return handler(params, region)
+
+    def create(self, params: dict, region: str) -> dict:
+        name = params["TrainingJobName"]
+        arn = self.arn(name, region)
+        if (region, name) in self._jobs:
+            raise StandInError(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({arn})",
+            )
+        algorithm = params.get("AlgorithmSpecification")
+        if not algorithm:
+            raise validation_error("AlgorithmSpecification is required for a training job.")
+        if bool(algorithm.get("TrainingImage")) == bool(algorithm.get("AlgorithmName")):
+            raise validation_error(
+                "Exactly one of TrainingImage or AlgorithmName must be specified in "
+                "AlgorithmSpecification."
+            )
+        resources = params.get("ResourceConfig")
+        if not resources:
+            raise validation_error("ResourceConfig is required for a training job.")
+        _check_resources(resources)
+        remote_debug = (params.get("RemoteDebugConfig") or {}).get("EnableRemoteDebug")
+        if remote_debug and params.get("EnableNetworkIsolation"):
+            raise validation_error(_ISOLATION_MESSAGE)
+        if remote_debug and algorithm.get("AlgorithmName"):
+            raise validation_error(
+                "Remote debugging is not supported for built-in algorithm or AWS Marketplace "
+                "containers."
+            )
+        tags = list(params.get("Tags") or [])
+        schedule, started_ago, stop_after = Schedule.from_tags(tags)
+        stopping = params.get("StoppingCondition") or {}
+        max_runtime = stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
+        request = {k: params[k] for k in _echoed_members() if k in params}
+        request.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
+        for flag in (
+            "EnableNetworkIsolation",
+            "EnableInterContainerTrafficEncryption",
+            "EnableManagedSpotTraining",
+        ):
+            request.setdefault(flag, False)
+        job = Job(
+            name=name,
+            arn=arn,
+            region=region,
+            request=request,
+            created=round(self._now() - started_ago, 3),  # AWS keeps milliseconds
+            seq=next(self._seq),
+            schedule=schedule,
+            hosts=hosts_of(resources),
+            max_runtime=max_runtime,
+            stop_after=stop_after,
+            remote_debug=None if remote_debug is None else bool(remote_debug),
+            tags=tags,
+        )
+        self._jobs[(region, name)] = job
+        return {"TrainingJobArn": arn}
+
+    def _find(self, params: dict, region: str, code: str) -> Job:
+        job = self._jobs.get((region, params["TrainingJobName"]))
+        if job is None:
+            # Describe really answers ValidationException here, Update and Stop do not.
+            raise StandInError(code, "Requested resource not found.")
+        return job
+
+    def describe(self, params: dict, region: str) -> dict:
+        return self.description(self._find(params, region, "ValidationException"))
+
+    def description(self, job: Job, t: Optional[float] = None) -> dict:
+        t = self._now() if t is None else t
+        segments = job.segments()
+        index = job.index_at(t)
+        current = segments[index]
+        out: dict[str, Any] = {
+            "TrainingJobName": job.name,
+            "TrainingJobArn": job.arn,
+            "TrainingJobStatus": current.status,
+            "SecondaryStatus": current.secondary,
+            "CreationTime": _ts(job.created),
+        }
+        out.update(json.loads(json.dumps(job.request)))  # a copy: callers may mutate
+        reached = segments[: index + 1]
+        transitions = []
+        for position, segment in enumerate(reached):
+            item = {
+                "Status": segment.secondary,
+                "StartTime": _ts(segment.start),
+                "StatusMessage": MESSAGES.get(segment.secondary, segment.secondary),
+            }
+            if position < index:
+                item["EndTime"] = _ts(reached[position + 1].start)
+            elif segment.terminal:
+                item["EndTime"] = _ts(segment.start)
+            transitions.append(item)
+        out["SecondaryStatusTransitions"] = transitions
+        started = next(
+            (g.start for g in reached if g.secondary in ("Downloading", "Training")), None
+        )
+        if started is not None:
+            out["TrainingStartTime"] = _ts(started)
+        if current.terminal:
+            out["TrainingEndTime"] = _ts(current.start)
+            seconds = int(current.start - started) if started is not None else 0
+            out["TrainingTimeInSeconds"] = seconds
+            out["BillableTimeInSeconds"] = seconds
+        out["LastModifiedTime"] = _ts(max(current.start, job.updated_at or current.start))
+        if current.status == "Failed":
+            out["FailureReason"] = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+        # Required in the output shape: SageMaker names the artifact from the start.
+        output = job.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        out["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{job.name}/output/model.tar.gz"}
+        if job.remote_debug is not None:
+            out["RemoteDebugConfig"] = {"EnableRemoteDebug": job.remote_debug}
+        return out
+
+    def summary(self, job: Job, t: float) -> dict:
+        current = job.at(t)
+        out = {
+            "TrainingJobName": job.name,
+            "TrainingJobArn": job.arn,
+            "CreationTime": _ts(job.created),
+            "LastModifiedTime": _ts(max(current.start, job.updated_at or current.start)),
+            "TrainingJobStatus": current.status,
+            "SecondaryStatus": current.secondary,
+        }
+        if current.terminal:
+            out["TrainingEndTime"] = _ts(current.start)
+        allowed = awsmodel.shape_members("sagemaker", "TrainingJobSummary")
+        return {k: v for k, v in out.items() if k in allowed}
+
+    def list(self, params: dict, region: str) -> dict:
+        t = self._now()
+        params = {k: _epoch(v) if k.endswith(("After", "Before")) else v for k, v in params.items()}
+        max_results = params.get("MaxResults", 10)
+        sort_by = params.get("SortBy", "CreationTime")
+        descending = params.get("SortOrder", "Ascending") == "Descending"
+        contains = (params.get("NameContains") or "").lower()
+        status = params.get("StatusEquals")
+        bounds = [
+            (params.get("CreationTimeAfter"), params.get("CreationTimeBefore"), "created"),
+            (params.get("LastModifiedTimeAfter"), params.get("LastModifiedTimeBefore"), "mod"),
+        ]
+        # Nothing here has warm pools or training plans: such filters match no job.
+        if params.get("WarmPoolStatusEquals") or params.get("TrainingPlanArnEquals"):
+            return {"TrainingJobSummaries": []}
+        rows = []
+        for (job_region, _), job in self._jobs.items():
+            if job_region != region or (contains and contains not in job.name.lower()):
+                continue
+            current = job.at(t)
+            if status and current.status != status:
+                continue
+            times = {
+                "created": job.created,
+                "mod": max(current.start, job.updated_at or current.start),
+            }
+            if not all(_within(times[key], after, before) for after, before, key in bounds):
+                continue
+            if sort_by == "Name":
+                key = (job.name, job.seq)
+            elif sort_by == "Status":
+                key = (current.status, job.created, job.seq)
+            else:
+                key = (job.created, job.seq)
+            rows.append((key, job))
+        rows.sort(key=lambda row: row[0], reverse=descending)
+        start = 0
+        if params.get("NextToken"):
+            after = _decode_token(params["NextToken"], sort_by)
+            start = len(rows)
+            for position, (key, _) in enumerate(rows):
+                if (key < after) if descending else (key > after):
+                    start = position
+                    break
+        page = rows[start : start + max_results]
+        out: dict[str, Any] = {"TrainingJobSummaries": [self.summary(job, t) for _, job in page]}
+        if start + max_results < len(rows):
+            out["NextToken"] = _encode_token(sort_by, page[-1][0])
+        return out
+
+    def update(self, params: dict, region: str) -> dict:
+        job = self._find(params, region, "ResourceNotFound")
+        changes = [k for k in ("ProfilerConfig", "ProfilerRuleConfigurations", "ResourceConfig",
+                               "RemoteDebugConfig") if k in params]  # fmt: skip
+        if not changes:
+            raise validation_error(
+                "At least one of ProfilerConfig, ProfilerRuleConfigurations, ResourceConfig or "
+                "RemoteDebugConfig must be specified."
+            )
+        t = self._now()
+        current = job.at(t)
+        if "RemoteDebugConfig" in params:
+            if job.network_isolation:
+                raise validation_error(_ISOLATION_MESSAGE)
+            if current.status != "InProgress" or current.secondary not in REMOTE_DEBUG_UPDATABLE:
+                raise validation_error(
+                    "RemoteDebugConfig can only be updated while the training job's secondary "
+                    "status is Downloading or Training. Training job "
+                    f"{job.name} is {current.status} with secondary status {current.secondary}."
+                )
+        elif current.terminal:
+            raise validation_error(
+                f"The training job {job.name} is {current.status} and cannot be updated."
+            )
+        if "RemoteDebugConfig" in params:
+            enabled = params["RemoteDebugConfig"].get("EnableRemoteDebug")
+            if enabled is not None:
+                job.remote_debug = bool(enabled)
+        if "ResourceConfig" in params:
+            resources = dict(job.request.get("ResourceConfig", {}))
+            resources.update(params["ResourceConfig"])
+            job.request["ResourceConfig"] = resources
+        for key in ("ProfilerConfig", "ProfilerRuleConfigurations"):
+            if key in params and key in job.request:
+                job.request[key] = params[key]
+        job.updated_at = t
+        return {"TrainingJobArn": job.arn}
+
+    def stop(self, params: dict, region: str) -> dict:
+        job = self._find(params, region, "ResourceNotFound")
+        t = self._now()
+        current = job.at(t)
+        if current.status != "InProgress":
+            raise validation_error(
+                f"The request was rejected because the training job is in status {current.status}."
+            )
+        job.stop(t)
+        return {}
+
+    def list_tags(self, params: dict, region: str) -> Optional[dict]:
+        arn = params.get("ResourceArn", "")
+        with self._lock:
+            for job in self._jobs.values():
+                if job.arn == arn:
+                    return {"Tags": [dict(tag) for tag in job.tags]}
+        return None
+
+
+_ISOLATION_MESSAGE = (
+    "Remote debugging is not supported for training jobs with network isolation enabled "
+    "(EnableNetworkIsolation is true)."
+)
+
+
+def _epoch(value: Any) -> Optional[float]:
+    """A wire timestamp (epoch number from awsJson clients, or ISO 8601) as epoch seconds."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    from botocore.utils import parse_timestamp
+
+    return parse_timestamp(value).timestamp()
+
+
+def _within(t: float, after: Optional[float], before: Optional[float]) -> bool:
+    return (after is None or t > after) and (before is None or t < before)
+
+
+def _check_resources(resources: dict) -> None:
+    groups = resources.get("InstanceGroups")
+    plain = [k for k in ("InstanceType", "InstanceCount") if resources.get(k) is not None]
+    if groups and plain:
+        raise validation_error(
+            "ResourceConfig must specify either InstanceGroups or InstanceType and "
+            "InstanceCount, not both."
+        )
+    if groups:
+        names = [group["InstanceGroupName"] for group in groups]
+        if len(set(names)) != len(names):
+            raise validation_error("InstanceGroupName must be unique within InstanceGroups.")
+        total = sum(group["InstanceCount"] for group in groups)
+    else:
+        if len(plain) != 2:
+            raise validation_error(
+                "ResourceConfig must specify InstanceType and InstanceCount, or InstanceGroups."
+            )
+        total = resources["InstanceCount"]
+    if total < 1:
+        raise validation_error("A training job needs at least one instance (InstanceCount).")
+    if total > MAX_INSTANCES_PER_JOB:
+        raise StandInError(
+            "ResourceLimitExceeded",
+            f"The stand-in runs at most {MAX_INSTANCES_PER_JOB} instances per training job; "
+            f"this request asks for {total}.",
+        )
+
+
+def _encode_token(sort_by: str, key: tuple) -> str:
+    raw = json.dumps({"s": sort_by, "k": list(key)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: str, sort_by: str) -> tuple:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data["s"] != sort_by:
+            raise ValueError("token from another sort order")
+        key = tuple(data["k"])
+        if sort_by == "Name":
+            valid = len(key) == 2 and isinstance(key[0], str) and isinstance(key[1], int)
+        elif sort_by == "Status":
+            valid = len(key) == 3 and isinstance(key[0], str)
+        else:
+            valid = len(key) == 2 and isinstance(key[0], (int, float))
+        if not valid:
+            raise ValueError("malformed key")
+        return key
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        raise validation_error("Invalid pagination token.") from error
