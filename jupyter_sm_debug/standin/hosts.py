@@ -1,0 +1,489 @@
+"""Hosts of running jobs: local environments shaped like SageMaker training containers.
+
+While a job's containers exist (InProgress and Downloading, Training or Uploading), each of
+its hosts ``algo-N`` has a sandbox with the ``/opt/ml`` tree, a shell environment with the
+``SM_*`` variables, a real ``sshd`` on a loopback port whose ForceCommand enters that
+environment, and a CloudWatch log stream. When the containers go away, so do the sshd and
+every shell of the host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import procs, trainlog
+from .logs import LogWriter
+from .sagemaker import DEFAULT_FAILURE_REASON, HOMOGENEOUS_GROUP, HostSpec, Job, Segment
+
+log = logging.getLogger(__name__)
+
+SSHD_MISSING_HINT = (
+    "OpenSSH server not found: hosts run without SSH. To get SSH into stand-in hosts, "
+    "install it (Debian/Ubuntu: apt-get install openssh-server)."
+)
+_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
+
+
+def _which(name: str) -> Optional[str]:
+    path = os.environ.get("PATH", "") + os.pathsep + _SBIN
+    return shutil.which(name, path=path)
+
+
+class SshKit:
+    """The stand-in's SSH material: host key, one client key pair, authorized_keys."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.sshd = _which("sshd")
+        self.keygen = _which("ssh-keygen")
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.client_key = directory / "client_ed25519"
+        self.host_key = directory / "host_ed25519"
+        self.authorized_keys = directory / "authorized_keys"
+        self._lock = threading.Lock()
+        self._ready = False
+
+    @property
+    def missing_hint(self) -> Optional[str]:
+        return None if (self.sshd and self.keygen) else SSHD_MISSING_HINT
+
+    def prepare(self) -> bool:
+        """Create the keys once. True if sshd can be used."""
+        with self._lock:
+            if self._ready:
+                return self.missing_hint is None
+            if self.keygen:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                for key, comment in ((self.client_key, "standin-client"), (self.host_key, "")):
+                    if not key.exists():
+                        subprocess.run(
+                            [self.keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                             "-f", str(key)],
+                            check=True, stdin=subprocess.DEVNULL, capture_output=True,
+                        )  # fmt: skip
+                public = self.client_key.with_suffix(".pub").read_text()
+                self.authorized_keys.write_text(public)
+            if self.sshd and os.getuid() == 0:
+                # sshd running as root needs its privilege-separation directory.
+                os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+            self._ready = True
+            return self.missing_hint is None
+
+    def use_pam(self) -> bool:
+        # With UsePAM no, OpenSSH refuses accounts whose password is locked ("!..."),
+        # even for keys; PAM does not. Use PAM only when needed and configured.
+        try:
+            with open("/etc/shadow") as shadow:
+                for line in shadow:
+                    name, _, rest = line.partition(":")
+                    if name == self.user:
+                        locked = rest.startswith("!")
+                        return locked and os.path.exists("/etc/pam.d/sshd")
+        except OSError:
+            pass
+        return False
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+def _listening(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LiveHost:
+    region: str
+    job: str
+    spec: HostSpec
+    sandbox: Path
+    meta: Path
+    script: Path
+    token: str
+    env: dict
+    cwd: str
+    started: float
+    log_stream: str
+    sshd: Optional[subprocess.Popen] = None
+    addr: Optional[str] = None
+    port: Optional[int] = None
+    ssh_error: Optional[str] = None
+
+
+@dataclass
+class JobLogState:
+    streams: dict = field(default_factory=dict)  # host -> stream name
+    logged: int = 0  # segments already written
+    progress: dict = field(default_factory=dict)  # host -> trainlog.Progress
+    done: bool = False
+
+
+class HostManager:
+    ADDRESS = "127.0.0.1"
+
+    def __init__(self, root: Path, internal: Path, logs: LogWriter, default_region: str):
+        self.root = root
+        self.internal = internal
+        self.logs = logs
+        self.default_region = default_region
+        self.ssh = SshKit(internal / "ssh")
+        self.live: dict[tuple[str, str, str], LiveHost] = {}
+        self._job_logs: dict[tuple[str, str], JobLogState] = {}
+        self._lock = threading.RLock()
+        self._made_dirs: set[Path] = set()
+
+    # -- layout -------------------------------------------------------------------------
+
+    def job_dir(self, region: str, job: str) -> Path:
+        # Job names cannot start with "_": the stand-in's own entries never clash.
+        if region == self.default_region:
+            return self.root / job
+        return self.root / "_regions" / region / job
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    def reconcile(self, jobs: list[Job], t: float, live_of) -> None:
+        """Start and end hosts and write log lines so they match the jobs at time ``t``.
+
+        ``live_of(job)`` answers the job's liveness at ``t`` (with the store's lock).
+        """
+        with self._lock:
+            wanted = set()
+            for job in jobs:
+                key = (job.region, job.name)
+                state = self._job_logs.setdefault(key, JobLogState())
+                if state.done:
+                    continue
+                segments, index = live_of(job)
+                live = segments[index].status == "InProgress" and segments[index].secondary in (
+                    "Downloading", "Training", "Uploading")  # fmt: skip
+                if live:
+                    start = next(g.start for g in segments if g.secondary != "Starting")
+                    for spec in job.hosts:
+                        wanted.add((job.region, job.name, spec.name))
+                        if (job.region, job.name, spec.name) not in self.live:
+                            self._start(job, spec, start, t)
+                self._write_logs(job, state, segments, index, t)
+                if segments[index].terminal:
+                    state.done = True
+            for key in [key for key in self.live if key not in wanted]:
+                self._end(self.live.pop(key))
+
+    def end_all(self) -> None:
+        with self._lock:
+            for key in list(self.live):
+                self._end(self.live.pop(key))
+            self._job_logs.clear()
+
+    def forget_job(self, region: str, job: str) -> None:
+        with self._lock:
+            for key in [k for k in self.live if k[:2] == (region, job)]:
+                self._end(self.live.pop(key))
+            self._job_logs.pop((region, job), None)
+
+    def cleanup(self) -> None:
+        for directory in sorted(self._made_dirs, key=lambda p: len(p.parts), reverse=True):
+            shutil.rmtree(directory, ignore_errors=True)
+        self._made_dirs.clear()
+
+    # -- one host ---------------------------------------------------------------------------
+
+    def _start(self, job: Job, spec: HostSpec, container_start: float, t: float) -> None:
+        job_dir = self.job_dir(job.region, job.name)
+        sandbox = job_dir / spec.name
+        meta = self.internal / "hosts" / job.region / job.name / spec.name
+        for directory in (job_dir, meta):
+            if not directory.exists():
+                directory.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(directory)
+        env, cwd = self._build_sandbox(job, spec, sandbox)
+        token = uuid.uuid4().hex
+        env[procs.TOKEN_VARIABLE] = token
+        script = self._write_scripts(spec, meta, env, cwd)
+        stream = f"{job.name}/{spec.name}-{int(container_start)}"
+        host = LiveHost(
+            region=job.region, job=job.name, spec=spec, sandbox=sandbox, meta=meta,
+            script=script, token=token, env=env, cwd=cwd, started=t, log_stream=stream,
+        )  # fmt: skip
+        self.live[(job.region, job.name, spec.name)] = host
+        if self.ssh.prepare():
+            self._start_sshd(host)
+        else:
+            host.ssh_error = self.ssh.missing_hint
+        if host.port:
+            self.logs.put(
+                job.region, stream, [trainlog.ssh_line(t, spec.name, host.addr, host.port)]
+            )
+
+    def _build_sandbox(self, job: Job, spec: HostSpec, sandbox: Path) -> tuple[dict, str]:
+        request = job.request
+        optml = sandbox / "opt" / "ml"
+        config_dir = optml / "input" / "config"
+        for sub in (config_dir, optml / "model", optml / "output" / "data", optml / "code",
+                    optml / "checkpoints", sandbox / "root"):  # fmt: skip
+            sub.mkdir(parents=True, exist_ok=True)
+        hosts = [h.name for h in job.hosts]
+        groups: dict[str, dict] = {}
+        for h in job.hosts:
+            group = groups.setdefault(
+                h.group,
+                {"instance_group_name": h.group, "instance_type": h.instance_type, "hosts": []},
+            )
+            group["hosts"].append(h.name)
+        resource = {
+            "current_host": spec.name,
+            "current_instance_type": spec.instance_type,
+            "current_group_name": spec.group,
+            "hosts": hosts,
+            "instance_groups": list(groups.values()),
+            "network_interface_name": "eth0",
+        }
+        hyperparameters = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+        channels = {}
+        for channel in request.get("InputDataConfig") or []:
+            name = channel["ChannelName"]
+            channels[name] = {
+                "TrainingInputMode": channel.get("InputMode")
+                or (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File"),
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            (optml / "input" / "data" / name).mkdir(parents=True, exist_ok=True)
+        (config_dir / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
+        (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+        (config_dir / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
+        (optml / "code" / "train.py").write_text(
+            '"""Placeholder entry point: this host is a local stand-in."""\n'
+        )
+        user = self.ssh.user
+        env = {
+            "HOME": str(sandbox / "root"),
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "TERM": "xterm-256color",
+            "LANG": "C.UTF-8",
+            "SHELL": "/bin/bash",
+            "USER": user,
+            "LOGNAME": user,
+            "HOSTNAME": spec.name,
+            "TRAINING_JOB_NAME": job.name,
+            "TRAINING_JOB_ARN": job.arn,
+            "SM_TRAINING_JOB_NAME": job.name,
+            "SM_CURRENT_HOST": spec.name,
+            "SM_HOSTS": json.dumps(hosts),
+            "SM_NETWORK_INTERFACE_NAME": "eth0",
+            "SM_CURRENT_INSTANCE_TYPE": spec.instance_type,
+            "SM_CURRENT_INSTANCE_GROUP": spec.group,
+            "SM_CURRENT_INSTANCE_GROUP_HOSTS": json.dumps(groups[spec.group]["hosts"]),
+            "SM_INSTANCE_GROUPS": json.dumps(list(groups)),
+            "SM_IS_HETERO": "false" if list(groups) == [HOMOGENEOUS_GROUP] else "true",
+            "SM_MODEL_DIR": str(optml / "model"),
+            "SM_OUTPUT_DIR": str(optml / "output"),
+            "SM_OUTPUT_DATA_DIR": str(optml / "output" / "data"),
+            "SM_INPUT_DIR": str(optml / "input"),
+            "SM_INPUT_CONFIG_DIR": str(config_dir),
+            "SM_MODULE_DIR": str(optml / "code"),
+            "SM_USER_ENTRY_POINT": "train.py",
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(hyperparameters),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_NUM_GPUS": "0",
+            "SM_LOG_LEVEL": "20",
+            "SM_STANDIN_SANDBOX": str(sandbox),
+        }
+        for name in channels:
+            env["SM_CHANNEL_" + re.sub(r"\W", "_", name).upper()] = str(
+                optml / "input" / "data" / name
+            )
+        for key, value in hyperparameters.items():
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                env["SM_HP_" + key.upper()] = value
+        return env, str(optml)
+
+    def _write_scripts(self, spec: HostSpec, meta: Path, env: dict, cwd: str) -> Path:
+        rcfile = meta / "bashrc"
+        rcfile.write_text(
+            f"# Shell start-up of stand-in host {spec.name}.\n"
+            "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
+            "# Show paths as the container sees them: the sandbox is its /.\n"
+            "_sm_pwd() {\n"
+            '  case "$PWD" in\n'
+            '    "$SM_STANDIN_SANDBOX"|"$SM_STANDIN_SANDBOX"/*)\n'
+            '      local p="${PWD#"$SM_STANDIN_SANDBOX"}"; printf %s "${p:-/}" ;;\n'
+            '    *) printf %s "$PWD" ;;\n'
+            "  esac\n"
+            "}\n"
+            f"PS1='\\u@{spec.name}:$(_sm_pwd)\\$ '\n"
+        )
+        assignments = " ".join(
+            shlex.quote(f"{k}={v}") for k, v in sorted(env.items()) if k != "TERM"
+        )
+        script = meta / "enter.sh"
+        script.write_text(
+            "#!/bin/bash\n"
+            f"# Enters stand-in host {spec.name}. Argument --ssh: started by sshd's ForceCommand,\n"
+            "# which runs SSH_ORIGINAL_COMMAND instead of a shell when the client sent one.\n"
+            f"cd {shlex.quote(cwd)} || exit 1\n"
+            'extra=("TERM=${TERM:-xterm-256color}")\n'
+            'if [ "${1-}" = "--ssh" ]; then\n'
+            "  for name in SSH_CONNECTION SSH_CLIENT SSH_TTY; do\n"
+            '    [ -n "${!name-}" ] && extra+=("$name=${!name}")\n'
+            "  done\n"
+            '  if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then\n'
+            f'    exec env -i {assignments} "${{extra[@]}}" /bin/bash -c "$SSH_ORIGINAL_COMMAND"\n'
+            "  fi\n"
+            "fi\n"
+            f'exec env -i {assignments} "${{extra[@]}}" /bin/bash --noprofile '
+            f"--rcfile {shlex.quote(str(rcfile))} -i\n"
+        )
+        script.chmod(0o755)
+        return script
+
+    def _sshd_config(self, host: LiveHost, port: int) -> Path:
+        ssh = self.ssh
+        config = host.meta / "sshd_config"
+        force = f"/bin/bash {shlex.quote(str(host.script))} --ssh"
+        config.write_text(
+            "# sshd of one stand-in host; touches no system configuration.\n"
+            f"Port {port}\n"
+            f"ListenAddress {self.ADDRESS}\n"
+            f"HostKey {ssh.host_key}\n"
+            "PidFile none\n"
+            f"AuthorizedKeysFile {ssh.authorized_keys}\n"
+            "AuthenticationMethods publickey\n"
+            "PubkeyAuthentication yes\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "HostbasedAuthentication no\n"
+            f"UsePAM {'yes' if ssh.use_pam() else 'no'}\n"
+            "StrictModes no\n"
+            "PermitRootLogin prohibit-password\n"
+            f"AllowUsers {ssh.user}\n"
+            f"ForceCommand {force}\n"
+            "PermitUserEnvironment no\n"
+            "PrintMotd no\n"
+            "PrintLastLog no\n"
+            "X11Forwarding no\n"
+            "AllowAgentForwarding no\n"
+            "AllowTcpForwarding yes\n"
+            "UseDNS no\n"
+            "MaxStartups 64\n"
+            "LogLevel INFO\n"
+        )
+        return config
+
+    def _start_sshd(self, host: LiveHost) -> None:
+        error = "sshd did not start"
+        for _ in range(3):  # the free port may be taken between probe and bind: retry
+            port = _free_port(self.ADDRESS)
+            config = self._sshd_config(host, port)
+            logfile = open(host.meta / "sshd.log", "ab")  # noqa: SIM115 - owned by the child
+            try:
+                process = subprocess.Popen(
+                    [self.ssh.sshd, "-D", "-e", "-f", str(config)],
+                    stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+                    start_new_session=True, env={"PATH": "/usr/bin:/bin" + os.pathsep + _SBIN},
+                )  # fmt: skip
+            finally:
+                logfile.close()
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and process.poll() is None:
+                if _listening(self.ADDRESS, port):
+                    host.sshd, host.addr, host.port = process, self.ADDRESS, port
+                    return
+                time.sleep(0.02)
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            error = (host.meta / "sshd.log").read_text(errors="replace")[-2000:]
+        host.ssh_error = error
+        log.warning("stand-in host %s/%s has no SSH: %s", host.job, host.spec.name, error)
+
+    def _end(self, host: LiveHost) -> None:
+        roots = [host.sshd.pid] if host.sshd else []
+        procs.end_host(roots, host.token)
+        if host.sshd:
+            host.sshd.wait()
+        host.sshd = None
+        host.port = None
+        # The container is gone, and with it its files.
+        shutil.rmtree(host.sandbox, ignore_errors=True)
+        shutil.rmtree(host.meta, ignore_errors=True)
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def _write_logs(
+        self, job: Job, state: JobLogState, segments: list[Segment], index: int, t: float
+    ) -> None:
+        reached = segments[: index + 1]
+        container = next((g for g in reached if g.secondary not in ("Starting", "Stopping")), None)
+        if container is None or container.terminal:
+            return  # never got containers (stopped while Starting): no streams, as on AWS
+        names = [h.name for h in job.hosts]
+        hyperparameters = {k: str(v) for k, v in (job.request.get("HyperParameters") or {}).items()}
+        for spec in job.hosts:
+            stream = state.streams.setdefault(
+                spec.name, f"{job.name}/{spec.name}-{int(container.start)}"
+            )
+            events: list[tuple[float, str]] = []
+            for position in range(state.logged, len(reached)):
+                segment = reached[position]
+                end = segments[position + 1].start if position + 1 < len(segments) else None
+                if segment.secondary == "Downloading":
+                    events += trainlog.container_start(segment.start, spec.name, names)
+                elif segment.secondary == "Training":
+                    events += trainlog.training_start(segment.start, job.name, hyperparameters)
+                    seconds = (end if end is not None else segment.start) - segment.start
+                    state.progress[spec.name] = trainlog.Progress(
+                        f"{job.name}/{spec.name}", segment.start, seconds
+                    )
+                elif segment.secondary == "Uploading":
+                    events += self._progress(state, spec.name, segment.start)
+                    events += trainlog.uploading(segment.start)
+                elif segment.secondary == "Failed":
+                    events += self._progress(state, spec.name, segment.start)
+                    reason = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+                    events += trainlog.failed(segment.start, reason)
+                elif segment.secondary == "Stopping":
+                    events += self._progress(state, spec.name, segment.start)
+                    events += trainlog.stopping(segment.start)
+            if reached[-1].secondary == "Training":
+                events += self._progress(state, spec.name, t)
+            self.logs.put(job.region, stream, events)
+        state.logged = len(reached)
+
+    @staticmethod
+    def _progress(state: JobLogState, host: str, until: float) -> list[tuple[float, str]]:
+        progress = state.progress.get(host)
+        return progress.until(until, end=until) if progress else []
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def get(self, region: str, job: str, host: str) -> Optional[LiveHost]:
+        with self._lock:
+            return self.live.get((region, job, host))
+
+    def stream(self, region: str, job: str, host: str) -> Optional[str]:
+        with self._lock:
+            state = self._job_logs.get((region, job))
+            return state.streams.get(host) if state else None

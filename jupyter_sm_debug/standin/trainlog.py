@@ -1,0 +1,114 @@
+"""What a training container prints, per phase, shaped like the SageMaker training toolkit."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Optional
+
+TOOLKIT = "sagemaker-training-toolkit"
+PROGRESS_LINES_PER_RUN = 40  # training progress lines over the whole Training phase
+
+
+def _stamp(t: float) -> str:
+    millis = int(round((t % 1) * 1000)) % 1000
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f",{millis:03d}"
+
+
+def _toolkit(t: float, level: str, text: str) -> str:
+    return f"{_stamp(t)} {TOOLKIT} {level:<8} {text}"
+
+
+def entry_point(hyperparameters: dict) -> list[str]:
+    args = []
+    for key, value in sorted(hyperparameters.items()):
+        if not key.startswith("sagemaker_"):
+            args += [f"--{key}", str(value)]
+    return ["/opt/conda/bin/python3.10", "train.py", *args]
+
+
+def container_start(t: float, host: str, hosts: list[str]) -> list[tuple[float, str]]:
+    return [
+        (t, "bash: cannot set terminal process group (-1): Inappropriate ioctl for device"),
+        (t, "bash: no job control in this shell"),
+        (
+            t + 0.4,
+            _toolkit(t + 0.4, "INFO", "Imported framework sagemaker_pytorch_container.training"),
+        ),
+        (
+            t + 0.5,
+            _toolkit(t + 0.5, "INFO", "No Neurons detected (normal if no neurons installed)"),
+        ),
+        (t + 0.9, _toolkit(t + 0.9, "INFO", f"Current host: {host}, hosts: {json.dumps(hosts)}")),
+        (t + 1.2, _toolkit(t + 1.2, "INFO", "Block until all host DNS lookups succeed.")),
+    ]
+
+
+def ssh_line(t: float, host: str, addr: str, port: int) -> tuple[float, str]:
+    # One machine-readable line that SSH address discovery looks for.
+    return (t, f"SM_DEBUG_SSH host={host} addr={addr} port={port}")
+
+
+def training_start(t: float, job: str, hyperparameters: dict) -> list[tuple[float, str]]:
+    command = " ".join(entry_point(hyperparameters))
+    env = {"job_name": job, "hyperparameters": hyperparameters, "module_name": "train"}
+    return [
+        (t, _toolkit(t, "INFO", "Invoking user script")),
+        (t, "Training Env:"),
+        (t, json.dumps(env, indent=4, sort_keys=True)),
+        (t, "Invoking script with the following command:"),
+        (t, command),
+    ]
+
+
+class Progress:
+    """Loss lines spread evenly over the Training phase, emitted as the clock reaches them."""
+
+    def __init__(self, seed: str, start: float, seconds: float):
+        self.start = start
+        self.step = max(seconds / PROGRESS_LINES_PER_RUN, 30.0)
+        self.count = int(seconds // self.step)
+        self.emitted = 0
+        self._random = random.Random(seed)  # noqa: S311 - log text, not security
+        self._loss = 2.6 + self._random.random()
+
+    def until(self, t: float, end: Optional[float] = None) -> list[tuple[float, str]]:
+        lines = []
+        while self.emitted < self.count:
+            at = self.start + (self.emitted + 1) * self.step
+            if at > t or (end is not None and at >= end):
+                break
+            self.emitted += 1
+            self._loss *= 0.97 + self._random.random() * 0.02
+            step = self.emitted * 50
+            lines.append(
+                (
+                    at,
+                    f"[rank0] step {step} loss {self._loss:.4f} lr 2.0e-05 "
+                    f"grad_norm {0.4 + self._random.random():.3f} "
+                    f"samples/s {180 + self._random.random() * 20:.1f}",
+                )
+            )
+        return lines
+
+
+def uploading(t: float) -> list[tuple[float, str]]:
+    return [
+        (t, _toolkit(t, "INFO", "Waiting for the process to finish and give a return code.")),
+        (
+            t,
+            _toolkit(t, "INFO", "Done waiting for a return code. Received 0 from exiting process."),
+        ),
+        (t + 0.1, _toolkit(t + 0.1, "INFO", "Reporting training SUCCESS")),
+    ]
+
+
+def failed(t: float, reason: str) -> list[tuple[float, str]]:
+    lines = [(t, _toolkit(t, "ERROR", "Reporting training FAILURE"))]
+    lines += [(t, _toolkit(t, "ERROR", part)) for part in reason.splitlines() if part.strip()]
+    return lines
+
+
+def stopping(t: float) -> list[tuple[float, str]]:
+    return [(t, _toolkit(t, "INFO", "Received SIGTERM: the training job is being stopped."))]
