@@ -1,0 +1,336 @@
+"""The WSGI front of the stand-in: control routes, faults, and routing of AWS calls.
+
+Every AWS call gets the configured latency and faults first, then goes to its owner:
+SageMaker training-job actions to the stand-in's own store, SSM sessions to ``ssm.py``,
+everything else (CloudWatch Logs, STS, IAM...) to moto's server app.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http
+import importlib
+import io
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from . import awsmodel, sagemaker
+from .errors import StandInError
+from .logs import streams_with_prefix
+
+log = logging.getLogger(__name__)
+
+SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
+
+
+class Faults:
+    """Latency on every AWS call, throttling of the next N calls, or the whole API down."""
+
+    def __init__(self, latency: float = 0.0):
+        self._lock = threading.Lock()
+        self.initial_latency = latency
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.latency = float(self.initial_latency)
+            self.throttle = 0
+            self.throttle_action: Optional[str] = None
+            self.down = False
+
+    def update(self, **changes: Any) -> dict:
+        if "latency" in changes:
+            latency = changes["latency"]
+            if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
+                raise ValueError("latency must be a number of seconds >= 0")
+        if "throttle" in changes:
+            throttle = changes["throttle"]
+            if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 0:
+                raise ValueError("throttle must be a whole number of calls >= 0")
+        if "throttle_action" in changes:
+            action = changes["throttle_action"]
+            if action is not None and not isinstance(action, str):
+                raise ValueError("throttle_action must be an action name or null")
+        if "down" in changes and not isinstance(changes["down"], bool):
+            raise ValueError("down must be true or false")
+        unknown = set(changes) - {"latency", "throttle", "throttle_action", "down"}
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            for key, value in changes.items():
+                if key == "throttle_action" and value:
+                    value = value.rsplit(".", 1)[-1]  # "SageMaker.ListTrainingJobs" works too
+                setattr(self, key, float(value) if key == "latency" else value)
+        return self.snapshot()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "latency": self.latency,
+                "throttle": self.throttle,
+                "throttle_action": self.throttle_action,
+                "down": self.down,
+            }
+
+    def take(self, action: str) -> tuple[float, bool, bool]:
+        """(latency, down, throttled) for one call; a throttled call uses up one of N."""
+        with self._lock:
+            throttled = False
+            if self.throttle > 0 and self.throttle_action in (None, action):
+                self.throttle -= 1
+                throttled = True
+            return self.latency, self.down, throttled
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Error"
+
+
+class Front:
+    def __init__(self, standin, moto_app: Callable):
+        self.standin = standin
+        self.moto_app = moto_app
+        self._ssm_handle: Any = None
+        self._ssm_loaded = False
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response: Callable):
+        path = environ.get("PATH_INFO", "")
+        try:
+            if path == "/_standin" or path.startswith("/_standin/"):
+                return self._control(environ, start_response, path)
+            return self._aws(environ, start_response)
+        except Exception:  # noqa: BLE001 - a bug must answer 500 like AWS, not drop the socket
+            log.exception("stand-in failed on %s %s", environ.get("REQUEST_METHOD"), path)
+            error = StandInError("InternalFailure", "The stand-in failed; see its log.", 500)
+            return self._error(start_response, "json", error)
+
+    def _aws(self, environ: dict, start_response: Callable):
+        body = _read_body(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            protocol = "json"
+            prefix, _, action = target.partition(".")
+        else:
+            prefix = ""
+            action = _query_action(environ, body)
+            protocol = "query" if action else "rest"
+        internal = environ.get("HTTP_X_STANDIN_INTERNAL")
+        if not internal or internal != self.standin._internal_token:
+            latency, down, throttled = self.standin._faults.take(action)
+            if latency:
+                time.sleep(latency)
+            if down:
+                error = StandInError("ServiceUnavailable", "Service Unavailable", 503)
+                return self._error(start_response, protocol, error)
+            if throttled:
+                code = "ThrottlingException" if protocol == "json" else "Throttling"
+                return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
+        region = _region(environ) or self.standin.region
+        try:
+            if prefix == "SageMaker" and action in sagemaker.ACTIONS:
+                params = _json_params(body)
+                awsmodel.validate("sagemaker", action, params)
+                result = self.standin._sagemaker_call(action, params, region)
+                if result is not None:
+                    return self._json(start_response, result)
+            elif prefix == "AmazonSSM" and action in SSM_ACTIONS:
+                handle = self._ssm()
+                if handle is None:
+                    raise StandInError(
+                        "UnknownOperationException",
+                        f"{action} is not available: the stand-in has no SSM module.",
+                    )
+                params = _json_params(body)
+                awsmodel.validate("ssm", action, params)
+                return self._json(start_response, handle(action, params, self.standin) or {})
+            elif target == "Logs_20140328.FilterLogEvents":
+                answer = self._filter_log_events(environ, body, region)
+                if answer is not None:
+                    return self._json(start_response, answer)
+        except StandInError as error:
+            return self._error(start_response, protocol, error)
+        return self.moto_app(environ, start_response)
+
+    def _filter_log_events(self, environ: dict, body: str, region: str) -> Optional[dict]:
+        """moto 5.2.5 ignores logStreamNamePrefix: rewrite it to the logStreamNames it means."""
+        params = _json_params(body)
+        prefix = params.get("logStreamNamePrefix")
+        if prefix is None:
+            return None
+        if params.get("logStreamNames"):
+            raise StandInError(
+                "InvalidParameterException",
+                "Cannot specify both logStreamNames and logStreamNamePrefix.",
+            )
+        names = streams_with_prefix(
+            self.standin.account_id, region, params.get("logGroupName", ""), prefix
+        )
+        if not names:
+            return {"events": [], "searchedLogStreams": []}
+        del params["logStreamNamePrefix"]
+        params["logStreamNames"] = names
+        data = json.dumps(params).encode()
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        return None
+
+    def _ssm(self) -> Optional[Callable]:
+        if not self._ssm_loaded:
+            try:
+                module = importlib.import_module(f"{__package__}.ssm")
+            except ModuleNotFoundError as error:
+                if error.name != f"{__package__}.ssm":
+                    raise  # ssm.py exists but is broken: say so, do not hide it
+                module = None
+            self._ssm_handle = getattr(module, "handle", None)
+            self._ssm_loaded = True
+        return self._ssm_handle
+
+    # -- control routes -----------------------------------------------------------------------
+
+    def _control(self, environ: dict, start_response: Callable, path: str):
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = path[len("/_standin") :].strip("/")
+        routes = {
+            "state": ("GET", lambda _: self.standin.state()),
+            "clock": ("POST", self._clock),
+            "faults": ("POST", lambda body: self.standin.set_faults(**body)),
+            "reset": ("POST", lambda _: self._reset()),
+        }
+        if route == "faults" and method == "GET":
+            return self._plain(start_response, 200, self.standin.faults)
+        if route not in routes:
+            return self._plain(
+                start_response, 404, {"error": f"no stand-in route /_standin/{route}"}
+            )
+        wanted, action = routes[route]
+        if method != wanted:
+            return self._plain(
+                start_response, 405, {"error": f"use {wanted} for /_standin/{route}"}
+            )
+        body: Any = {}
+        if method == "POST":
+            raw = _read_body(environ)
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                return self._plain(start_response, 400, {"error": "the body must be JSON"})
+            if not isinstance(body, dict):
+                return self._plain(start_response, 400, {"error": "the body must be a JSON object"})
+        try:
+            result = action(body)
+        except (ValueError, TypeError) as error:
+            return self._plain(start_response, 400, {"error": str(error)})
+        return self._plain(start_response, 200, result)
+
+    def _clock(self, body: dict) -> dict:
+        advance = body.get("advance", 0)
+        if isinstance(advance, bool) or not isinstance(advance, (int, float)):
+            raise ValueError("advance must be a number of seconds")
+        self.standin.advance(advance)
+        return {"mode": self.standin.clock_mode, "now": self.standin.now()}
+
+    def _reset(self) -> dict:
+        self.standin.reset()
+        return {"reset": True, "jobs": len(self.standin._jobs.all())}
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def _plain(self, start_response: Callable, status: int, payload: Any):
+        data = json.dumps(payload, default=_json_default).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        start_response(_status_line(status), headers)
+        return [data]
+
+    def _json(self, start_response: Callable, payload: dict):
+        data = json.dumps(payload, default=_json_default).encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Content-Length", str(len(data))),
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+            ],
+        )
+        return [data]
+
+    def _error(self, start_response: Callable, protocol: str, error: StandInError):
+        request_id = str(uuid.uuid4())
+        headers = [("x-amzn-RequestId", request_id)]
+        if protocol == "query":
+            kind = "Receiver" if error.status >= 500 else "Sender"
+            data = (
+                f"<ErrorResponse><Error><Type>{kind}</Type><Code>{escape(error.code)}</Code>"
+                f"<Message>{escape(error.message)}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers.append(("Content-Type", "text/xml"))
+        else:
+            data = json.dumps({"__type": error.code, "message": error.message}).encode()
+            headers.append(("Content-Type", "application/x-amz-json-1.1"))
+            if protocol == "rest":
+                headers.append(("x-amzn-ErrorType", error.code))
+        headers.append(("Content-Length", str(len(data))))
+        start_response(_status_line(error.status), headers)
+        return [data]
+
+
+def _read_body(environ: dict) -> str:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return ""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    data = stream.read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(data)  # moto reads it again
+    environ["CONTENT_LENGTH"] = str(len(data))
+    return data.decode("utf-8", "replace")
+
+
+def _json_params(body: str) -> dict:
+    try:
+        params = json.loads(body) if body.strip() else {}
+    except ValueError as error:
+        raise StandInError(
+            "SerializationException", "The request body is not valid JSON."
+        ) from error
+    if not isinstance(params, dict):
+        raise StandInError("SerializationException", "The request body must be a JSON object.")
+    return params
+
+
+def _query_action(environ: dict, body: str) -> str:
+    actions = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    if not actions and environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        actions = parse_qs(body).get("Action")
+    return actions[0] if actions else ""
+
+
+def _region(environ: dict) -> Optional[str]:
+    match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None

@@ -1,0 +1,126 @@
+"""The "demo" seed: a realistic account, every job created through the real API."""
+
+from __future__ import annotations
+
+import time
+
+HOUR = 3600.0
+
+
+def _name(prefix: str, created: float) -> str:
+    return f"{prefix}-{time.strftime('%Y-%m-%d-%H%M', time.gmtime(created))}"
+
+
+def seed_demo(standin) -> dict[str, str]:
+    """Create the demo jobs, oldest first; returns {name prefix: job name}."""
+    now = standin.now()
+    jobs = [
+        # prefix, started_ago, create_job keyword arguments
+        (
+            "bert-base-sentiment",
+            26 * HOUR,
+            {
+                "instance_type": "ml.g5.xlarge",
+                "schedule": {"starting": 180, "downloading": 95, "training": 2 * HOUR},
+                "hyperparameters": {"epochs": "4", "learning_rate": "3e-5", "max_seq_len": "256"},
+            },
+        ),
+        (
+            "mistral-7b-sft",
+            5 * HOUR,
+            {
+                "instance_type": "ml.g5.12xlarge",
+                "schedule": {
+                    "starting": 240,
+                    "downloading": 120,
+                    "training": 1020,
+                    "outcome": "Failed",
+                },
+                "hyperparameters": {"epochs": "3", "per-device-batch-size": "16"},
+            },
+        ),  # fmt: skip
+        (
+            "whisper-asr-finetune",
+            3 * HOUR,
+            {
+                "instance_type": "ml.g5.2xlarge",
+                "remote_debug": True,
+                "schedule": {"starting": 150, "downloading": 60, "training": 8 * HOUR},
+                "stop_after": 41 * 60,
+            },
+        ),
+        (
+            "resnet50-ddp-4node",
+            2 * HOUR + 10 * 60,
+            {
+                "instance_type": "ml.p4d.24xlarge",
+                "instance_count": 4,
+                "remote_debug": False,
+                "schedule": {"starting": 420, "downloading": 300, "training": 14 * HOUR},
+                "hyperparameters": {"epochs": "90", "batch-size": "256", "backend": "nccl"},
+            },
+        ),
+        (
+            "isolated-fraud-scoring",
+            HOUR,
+            {
+                "instance_type": "ml.m5.4xlarge",
+                "network_isolation": True,
+                "schedule": {"starting": 120, "downloading": 45, "training": 6 * HOUR},
+                "hyperparameters": {"num_round": "500", "max_depth": "8"},
+            },
+        ),
+        (
+            "llama-finetune",
+            47 * 60,
+            {
+                "instance_type": "ml.g5.2xlarge",
+                "remote_debug": True,
+                "schedule": {"starting": 210, "downloading": 140, "training": 10 * HOUR},
+                "hyperparameters": {
+                    "epochs": "3",
+                    "learning_rate": "2e-5",
+                    "lora_r": "16",
+                    "model_id": "meta-llama/Llama-3.1-8B",
+                },
+            },
+        ),  # fmt: skip
+        (
+            "hetero-preprocess-train",
+            35 * 60,
+            {
+                "instance_groups": [
+                    {
+                        "InstanceGroupName": "preproc",
+                        "InstanceType": "ml.c5.4xlarge",
+                        "InstanceCount": 1,
+                    },
+                    {
+                        "InstanceGroupName": "train",
+                        "InstanceType": "ml.g5.12xlarge",
+                        "InstanceCount": 2,
+                    },
+                ],
+                "remote_debug": True,
+                "schedule": {"starting": 300, "downloading": 120, "training": 9 * HOUR},
+                "hyperparameters": {"preprocess-workers": "16", "epochs": "5"},
+            },
+        ),  # fmt: skip
+        (
+            "sdxl-lora-dreambooth",
+            5,
+            {
+                "instance_type": "ml.p4d.24xlarge",
+                "instance_count": 2,
+                # Waiting for p4d capacity: Starting for a while, then hours of training.
+                "schedule": {"starting": 8 * 60, "downloading": 90, "training": 7 * HOUR},
+                "hyperparameters": {"resolution": "1024", "max_train_steps": "4000"},
+            },
+        ),
+    ]
+    created = {}
+    for prefix, ago, options in jobs:
+        name = _name(prefix, now - ago)
+        standin.create_job(name, started_ago=ago, **options)
+        created[prefix] = name
+    return created

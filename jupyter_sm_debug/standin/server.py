@@ -1,0 +1,68 @@
+"""The tornado application: the SSM data channel (websocket) and the WSGI front, one port."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.web
+import tornado.wsgi
+
+from .front import Front
+
+log = logging.getLogger(__name__)
+
+
+class _WSGIContainer(tornado.wsgi.WSGIContainer):
+    # tornado logs every 4xx as a warning; throttling benchmarks would flood the log.
+    def _log(self, status_code, request):
+        log.debug("%d %s %s", status_code, request.method, request.uri)
+
+
+def _data_channel_route(standin) -> list:
+    try:
+        module = importlib.import_module(f"{__package__}.ssm")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.ssm":
+            raise
+        return []
+    handler = getattr(module, "DataChannelHandler", None)
+    if handler is None:
+        return []
+    return [(r"/v1/data-channel/(.*)", handler, {"standin": standin})]
+
+
+def make_application(standin, executor) -> tornado.web.Application:
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    front = Front(standin, moto_app)
+    fallback = _WSGIContainer(front, executor=executor)
+    routes = [
+        *_data_channel_route(standin),
+        (r".*", tornado.web.FallbackHandler, {"fallback": fallback}),
+    ]
+    return tornado.web.Application(routes)
+
+
+def serve(application, sockets, ready: threading.Event, box: dict) -> None:
+    """Thread body: own asyncio loop, serve until the loop is stopped."""
+    try:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = tornado.ioloop.IOLoop.current()
+        server = tornado.httpserver.HTTPServer(application)
+        server.add_sockets(sockets)
+        box["loop"], box["server"] = loop, server
+    except BaseException as error:
+        box["error"] = error
+        raise
+    finally:
+        ready.set()
+    try:
+        loop.start()
+    finally:
+        loop.close(all_fds=True)
