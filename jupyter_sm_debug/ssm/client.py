@@ -34,6 +34,7 @@ import json
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import uuid
@@ -54,6 +55,7 @@ from .channel import (
 
 PROG = "python -m jupyter_sm_debug.ssm.client"
 STDIN_CHUNK = 1024  # the plugin's StdinBufferLimit
+RECV_SIZE = 256 * 1024
 STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
 PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
 FALLBACK_SIZE = (300, 100)  # what the plugin sends when the terminal size is unknown
@@ -292,6 +294,74 @@ def write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------------------- session
 
 
+OPCODE_CONT, OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING = 0x0, 0x2, 0x8, 0x9
+
+
+class FrameReader:
+    """Websocket messages from the server, parsed from large socket reads.
+
+    websocket-client makes three small reads per frame; with one acknowledgement owed per
+    1 KiB of shell output that capped throughput, so after its handshake the incoming
+    side is read here (RFC 6455 5.2: server frames are never masked).
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = bytearray()
+        self._fragments: List[bytes] = []
+        self._fragment_opcode = 0
+
+    def read(self) -> List[tuple]:
+        """Block until at least one complete message is in; return all complete ones."""
+        while True:
+            messages = self._parse()
+            if messages:
+                return messages
+            data = self.sock.recv(RECV_SIZE)
+            if not data:
+                raise ConnectionError("Connection to remote host was lost.")
+            self.buffer += data
+
+    def _parse(self) -> List[tuple]:
+        buf = self.buffer
+        pos = 0
+        messages = []
+        while len(buf) - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            if second & 0x80:
+                raise ConnectionError("the server sent a masked frame")
+            length = second & 0x7F
+            start = pos + 2
+            if length == 126:
+                if len(buf) - pos < 4:
+                    break
+                length = struct.unpack_from("!H", buf, start)[0]
+                start += 2
+            elif length == 127:
+                if len(buf) - pos < 10:
+                    break
+                length = struct.unpack_from("!Q", buf, start)[0]
+                start += 8
+            if len(buf) - start < length:
+                break
+            payload = bytes(buf[start : start + length])
+            pos = start + length
+            opcode, fin = first & 0x0F, first & 0x80
+            if opcode >= OPCODE_CLOSE:  # control frames may arrive between fragments
+                messages.append((opcode, payload))
+            elif opcode == OPCODE_CONT or not fin:
+                if opcode != OPCODE_CONT:
+                    self._fragment_opcode = opcode
+                self._fragments.append(payload)
+                if fin:
+                    messages.append((self._fragment_opcode, b"".join(self._fragments)))
+                    self._fragments = []
+            else:
+                messages.append((opcode, payload))
+        del buf[:pos]
+        return messages
+
+
 class Session:
     """One connected data channel: a reader thread for the websocket, the caller's thread
     for stdin, signals and the resend timer."""
@@ -306,6 +376,7 @@ class Session:
         self.exit_code: Optional[int] = None
         self.exit_message = ""
         self._last_size: Optional[tuple] = None
+        self._batch: Optional[List[bytes]] = None  # frames held back by the reader
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -314,7 +385,20 @@ class Session:
     # --- sending (always under self.lock)
 
     def _send_frame(self, frame: bytes) -> None:
-        self.ws.send_bytes(frame)
+        if self._batch is not None:
+            self._batch.append(frame)
+        else:
+            self.ws.send_bytes(frame)
+
+    def _send_batch(self, frames: List[bytes]) -> None:
+        """Many websocket messages in one write: a 1 KiB output message costs one
+        acknowledgement, and a syscall each would cap throughput."""
+        import websocket
+
+        binary = websocket.ABNF.OPCODE_BINARY
+        data = b"".join(websocket.ABNF.create_frame(f, binary).format() for f in frames)
+        with self.ws.lock:  # websocket-client's own send lock (send_close, ping use it too)
+            self.ws.sock.sendall(data)
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full pipe: already awake
@@ -329,34 +413,53 @@ class Session:
     # --- websocket side
 
     def _read_loop(self) -> None:
-        import websocket
-
+        reader = FrameReader(self.ws.sock)
         try:
             while self.exit_code is None:
-                opcode, data = self.ws.recv_data()
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    self._finish(1, "The session's connection was closed by the service.")
-                    return
-                if opcode != websocket.ABNF.OPCODE_BINARY:
-                    continue
+                # Every message that has already arrived, answered together.
+                frames = []
+                for opcode, data in reader.read():
+                    if opcode == OPCODE_BINARY:
+                        frames.append(data)
+                    elif opcode == OPCODE_PING:
+                        self.ws.pong(data)
+                    elif opcode == OPCODE_CLOSE:
+                        self._finish(1, "The session's connection was closed by the service.")
+                        return
                 with self.lock:
-                    try:
-                        events = self.channel.receive(data)
-                    except p.ProtocolError:
-                        continue  # the plugin logs and drops such frames too
-                for event in events:
-                    self._on_event(event)
+                    self._batch = []
+                    events: List[Any] = []
+                    for data in frames:
+                        try:
+                            events += self.channel.receive(data)
+                        except p.ProtocolError:
+                            continue  # the plugin logs and drops such frames too
+                    batch, self._batch = self._batch, None
+                    if batch:
+                        self._send_batch(batch)
+                self._on_events(events)
         except Exception as exc:  # noqa: BLE001 - a broken connection ends the session
             if self.exit_code is None:
                 self._finish(1, f"The session's connection failed: {exc or type(exc).__name__}")
 
-    def _on_event(self, event: Any) -> None:
-        if isinstance(event, StreamData):
-            if event.payload_type == p.PayloadType.OUTPUT:
+    def _on_events(self, events: List[Any]) -> None:
+        output = bytearray()  # consecutive shell output goes out in one write
+        for event in events:
+            if isinstance(event, StreamData) and event.payload_type == p.PayloadType.OUTPUT:
                 if not self.ready:  # an agent without handshake starts with shell output
                     self._set_ready()
-                self._output(self.terminal.out_fd, event.payload)
-            elif event.payload_type == p.PayloadType.STDERR:
+                output += event.payload
+                continue
+            if output:
+                self._output(self.terminal.out_fd, bytes(output))
+                output.clear()
+            self._on_event(event)
+        if output:
+            self._output(self.terminal.out_fd, bytes(output))
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, StreamData):
+            if event.payload_type == p.PayloadType.STDERR:
                 self._output(2, event.payload)
         elif isinstance(event, HandshakeRequested):
             if event.kms_requested:

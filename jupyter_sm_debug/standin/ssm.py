@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 import tornado.ioloop
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 
@@ -58,6 +59,7 @@ TARGET = re.compile(
 )
 SHELL_DOCUMENTS = ("SSM-SessionManagerRunShell",)
 STREAM_DATA_PAYLOAD_SIZE = 1024  # the agent's mgsConfig.StreamDataPayloadSize
+READ_LIMIT = 64 * 1024  # bytes of shell output taken per event-loop turn
 SEND_WINDOW = 512  # unacknowledged output messages before the PTY is no longer read
 TOKEN_TIMEOUT = 30.0  # seconds a client has to send the token message after connecting
 CLOSE_DRAIN_TIMEOUT = 5.0  # seconds to wait for the last output to be acknowledged
@@ -252,6 +254,7 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         self._reading = False
         self._shell_done = False
         self._pty_input = bytearray()
+        self._out_batch: Optional[list[bytes]] = None  # frames of one PTY read
         self._resend_timer: Optional[tornado.ioloop.PeriodicCallback] = None
         self._token_deadline: Optional[object] = None
         self._closing_since: Optional[float] = None
@@ -418,21 +421,38 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         self._maybe_finish_close()
 
     def _read_output(self) -> None:
+        """Read what the shell wrote, as far as the window allows, and send it in
+        payload-size messages, all in one socket write."""
         size = self.registry.payload_size
-        room = max(1, SEND_WINDOW - self.channel.unacked)
-        try:
-            data = os.read(self.master_fd, min(64 * 1024, room * size))
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                raise
-            data = b""  # EIO: every slave fd is closed, the shell is gone
-        if not data:
+        budget = min(READ_LIMIT, max(1, SEND_WINDOW - self.channel.unacked) * size)
+        chunks: list[bytes] = []
+        got = 0
+        eof = False
+        while got < budget:  # a PTY read returns at most a few KiB
+            try:
+                data = os.read(self.master_fd, budget - got)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise
+                data = b""  # EIO: every slave fd is closed, the shell is gone
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+            got += len(data)
+        if chunks:
+            data = b"".join(chunks)
+            self._out_batch = []
+            try:
+                for start in range(0, len(data), size):
+                    self.channel.send_data(data[start : start + size])
+            finally:
+                batch, self._out_batch = self._out_batch, None
+                self._write_frames(batch)
+        if eof:
             self._shell_exited()
-            return
-        for start in range(0, len(data), size):
-            self.channel.send_data(data[start : start + size])
 
     def _flush_input(self) -> None:
         while self._pty_input:
@@ -506,9 +526,26 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
                 return
 
     def _send_frame(self, frame: bytes) -> None:
-        # A closed socket is noticed by on_close; the frame has nowhere to go.
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(frame, binary=True)
+        if self._out_batch is not None:
+            self._out_batch.append(frame)
+        else:
+            self._write_frames([frame])
+
+    def _write_frames(self, frames: list[bytes]) -> None:
+        # A closed socket is noticed by on_close; the frames have nowhere to go.
+        conn = self.ws_connection
+        if conn is None or conn.is_closing() or not frames:
+            return
+        stream = getattr(conn, "stream", None)
+        if len(frames) == 1 or stream is None or getattr(conn, "_compressor", None):
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                for frame in frames:
+                    self.write_message(frame, binary=True)
+            return
+        # write_message sends each message with its own syscall; shell output comes in
+        # runs of 1 KiB messages, so frame them here and write them together.
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            stream.write(b"".join(map(_binary_frame, frames)))
 
     def end(self, output: str = "") -> None:
         """End the session: channel_closed to the client, shell killed, socket closed."""
@@ -554,6 +591,16 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             tornado.ioloop.IOLoop.current().call_later(0.1, reap)
 
         self.loop.call_later(0.05, reap)
+
+
+def _binary_frame(payload: bytes) -> bytes:
+    """An unmasked, final, binary websocket frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x82, n) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x82, 126, n) + payload
+    return struct.pack("!BBQ", 0x82, 127, n) + payload
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
