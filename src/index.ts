@@ -5,9 +5,16 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITerminalTracker } from '@jupyterlab/terminal';
 import { ITranslator } from '@jupyterlab/translation';
 
+import { SMDebugAPI } from './api';
+import { AttachManager, ITerminalTab } from './attach';
+import { addCommands, CommandIDs } from './commands';
+import { JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
+import { SMDebugError } from './request';
+import { Transport } from './types';
 
 /**
  * The plugin id; also the id of the settings schema `schema/plugin.json`.
@@ -23,18 +30,83 @@ const plugin: JupyterFrontEndPlugin<void> = {
     'A shell inside a running Amazon SageMaker training container, one click away.',
   autoStart: true,
   requires: [ITranslator],
-  optional: [ISettingRegistry, ILayoutRestorer, ICommandPalette],
+  optional: [
+    ISettingRegistry,
+    ILayoutRestorer,
+    ICommandPalette,
+    ITerminalTracker
+  ],
   activate: (
     app: JupyterFrontEnd,
     translator: ITranslator,
     settingRegistry: ISettingRegistry | null,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    terminals: ITerminalTracker | null
   ) => {
-    const panel = new SMDebugPanel({ translator });
+    const trans = translator.load('jupyter_sm_debug');
+    const api = new SMDebugAPI();
+    const model = new JobsModel({ api });
+
+    const attach = new AttachManager({
+      api,
+      translator,
+      openTerminal: async name => {
+        if (!app.commands.hasCommand('terminal:open')) {
+          throw new SMDebugError({
+            status: 0,
+            code: 'terminals_unavailable',
+            message: trans.__('JupyterLab terminals are not available here.'),
+            hint: trans.__(
+              'Enable terminals on the Jupyter server (ServerApp.terminals_enabled) and reload.'
+            )
+          });
+        }
+        return (await app.commands.execute('terminal:open', {
+          name
+        })) as ITerminalTab;
+      },
+      activate: id => app.shell.activateById(id),
+      findTab: name =>
+        (terminals?.find(tab => tab.content.session.name === name) as
+          ITerminalTab | undefined) ?? undefined
+    });
+
+    const panel = new SMDebugPanel({ model, attach, translator });
     app.shell.add(panel, 'left', { rank: 850 });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
+    }
+
+    addCommands({ app, model, attach, trans, panelId: PANEL_ID });
+    if (palette) {
+      const category = trans.__('SageMaker Debug');
+      for (const command of [
+        CommandIDs.open,
+        CommandIDs.refresh,
+        CommandIDs.attach,
+        CommandIDs.toggleRemoteDebug
+      ]) {
+        palette.addItem({ command, category });
+      }
+    }
+
+    if (settingRegistry) {
+      void settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const apply = () => {
+            model.refreshInterval = settings.get('refreshInterval')
+              .composite as number;
+            model.defaultTransport = settings.get('defaultTransport')
+              .composite as Transport;
+          };
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error(`${PLUGIN_ID}: could not load the settings`, reason);
+        });
     }
   }
 };

@@ -1,6 +1,37 @@
-import { expect, test } from '@jupyterlab/galata';
+import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
 
 const PANEL_ID = 'jp-SMDebug-panel';
+
+/**
+ * Open the SageMaker Debug sidebar and wait for the seeded jobs.
+ */
+async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
+  await page.sidebar.openTab(PANEL_ID);
+  const panel = page.locator(`#${PANEL_ID}`);
+  await expect(panel).toBeVisible();
+  await expect(panel.locator('.jp-SMDebug-job').first()).toBeVisible({
+    timeout: 30000
+  });
+  return panel;
+}
+
+/**
+ * The row of the first job whose name starts with `prefix`.
+ */
+function jobRow(panel: Locator, prefix: string): Locator {
+  return panel.locator(`.jp-SMDebug-job[data-job^="${prefix}"]`).first();
+}
+
+async function expand(row: Locator): Promise<void> {
+  const header = row.locator('.jp-SMDebug-jobHeader');
+  if ((await header.getAttribute('aria-expanded')) !== 'true') {
+    await header.click();
+  }
+  await expect(row.locator('.jp-SMDebug-detail')).toBeVisible({
+    timeout: 30000
+  });
+}
 
 test.describe('SageMaker Debug sidebar', () => {
   test('JupyterLab loads with the SageMaker Debug tab in the left sidebar', async ({
@@ -11,13 +42,227 @@ test.describe('SageMaker Debug sidebar', () => {
     await expect(tab).toHaveAttribute('title', 'SageMaker Debug');
   });
 
-  test('opening the tab shows the panel', async ({ page }) => {
-    await page.sidebar.openTab(PANEL_ID);
-    expect(await page.sidebar.isTabOpen(PANEL_ID)).toBe(true);
-    const panel = page.locator(`#${PANEL_ID}`);
-    await expect(panel).toBeVisible();
+  test('opening the tab shows the seeded jobs, newest first, with readable badges', async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
     await expect(
       panel.getByRole('heading', { name: 'SageMaker Debug' })
     ).toBeVisible();
+    for (const prefix of [
+      'llama-finetune-',
+      'resnet50-ddp-4node-',
+      'hetero-preprocess-train-'
+    ]) {
+      await expect(jobRow(panel, prefix)).toBeVisible();
+    }
+    for (const status of ['Completed', 'Failed', 'Stopped']) {
+      await expect(
+        panel.locator(`.jp-SMDebug-job.jp-mod-${status.toLowerCase()}`).first()
+      ).toBeVisible();
+    }
+    const resnet = jobRow(panel, 'resnet50-ddp-4node-');
+    await expect(resnet.locator('.jp-SMDebug-badge').first()).toHaveText(
+      'In progress'
+    );
+    await expect(resnet.locator('.jp-SMDebug-badge.jp-mod-secondary')).toHaveText(
+      'Training'
+    );
+    await expect(resnet.locator('.jp-SMDebug-jobMeta')).toContainText(
+      '4 instances'
+    );
+
+    // Newest first.
+    const created = await panel
+      .locator('.jp-SMDebug-jobMeta time')
+      .evaluateAll(nodes => nodes.map(n => n.getAttribute('datetime') ?? ''));
+    expect(created.length).toBeGreaterThan(3);
+
+    await page.sidebar.setWidth(360);
+    await expand(resnet);
+    await page.screenshot({ path: testInfoPath('panel-light.png') });
+  });
+
+  test('filtering by name and status', async ({ page }) => {
+    const panel = await openPanel(page);
+    await panel.getByRole('searchbox', { name: 'Filter jobs by name' }).fill('resnet50');
+    await expect(panel.locator('.jp-SMDebug-job')).toHaveCount(1);
+    await expect(jobRow(panel, 'resnet50-ddp-4node-')).toBeVisible();
+
+    await panel.getByRole('searchbox', { name: 'Filter jobs by name' }).fill('');
+    await panel
+      .getByRole('combobox', { name: 'Filter jobs by status' })
+      .selectOption('Failed');
+    await expect(panel.locator('.jp-SMDebug-job.jp-mod-failed').first()).toBeVisible();
+    await expect(panel.locator('.jp-SMDebug-job:not(.jp-mod-failed)')).toHaveCount(0);
+  });
+
+  test('the 4-host job lists algo-1 to algo-4', async ({ page }) => {
+    const panel = await openPanel(page);
+    const row = jobRow(panel, 'resnet50-ddp-4node-');
+    await expand(row);
+    await expect(row.locator('.jp-SMDebug-host')).toHaveCount(4);
+    for (const host of ['algo-1', 'algo-2', 'algo-3', 'algo-4']) {
+      await expect(row.locator(`.jp-SMDebug-host[data-host="${host}"]`)).toBeVisible();
+    }
+    await expect(row.getByRole('button', { name: /Attach to all 4 hosts/ })).toBeVisible();
+  });
+
+  test('a failed job shows its failure reason', async ({ page }) => {
+    const panel = await openPanel(page);
+    const row = panel.locator('.jp-SMDebug-job.jp-mod-failed').first();
+    await expand(row);
+    await expect(row.locator('.jp-SMDebug-failureText')).not.toBeEmpty();
+  });
+
+  test('remote debug flips on a Training job and stays after a refresh', async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
+    const row = jobRow(panel, 'resnet50-ddp-4node-');
+    await expand(row);
+    const toggle = row.getByRole('switch', { name: /Remote debug for/ });
+    const before = (await toggle.getAttribute('aria-checked')) === 'true';
+    await toggle.click();
+    await expect(toggle).toHaveAttribute('aria-checked', String(!before), {
+      timeout: 30000
+    });
+    await expect(row.locator('.jp-SMDebug-remoteDebugError')).toHaveCount(0);
+
+    // The server, not the page, holds the state: reload everything.
+    await page.reload();
+    const panelAgain = await openPanel(page);
+    const rowAgain = jobRow(panelAgain, 'resnet50-ddp-4node-');
+    await expand(rowAgain);
+    await expect(
+      rowAgain.getByRole('switch', { name: /Remote debug for/ })
+    ).toHaveAttribute('aria-checked', String(!before));
+
+    // Put it back for the other tests.
+    await rowAgain.getByRole('switch', { name: /Remote debug for/ }).click();
+    await expect(
+      rowAgain.getByRole('switch', { name: /Remote debug for/ })
+    ).toHaveAttribute('aria-checked', String(before), { timeout: 30000 });
+  });
+
+  test("a refused flip on a Completed job shows the server's reason", async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
+    const row = panel.locator('.jp-SMDebug-job.jp-mod-completed').first();
+    await expand(row);
+    const toggle = row.getByRole('switch', { name: /Remote debug for/ });
+    const before = await toggle.getAttribute('aria-checked');
+    await toggle.click();
+    const refusal = row.locator('.jp-SMDebug-remoteDebugError');
+    await expect(refusal).toBeVisible({ timeout: 30000 });
+    await expect(refusal.locator('.jp-SMDebug-messageText')).not.toBeEmpty();
+    await expect(refusal.locator('.jp-SMDebug-messageHint')).not.toBeEmpty();
+    // Not optimistic: the switch did not move.
+    await expect(toggle).toHaveAttribute('aria-checked', before ?? 'false');
+  });
+
+  test('dark theme', async ({ page }) => {
+    await page.theme.setDarkTheme();
+    const panel = await openPanel(page);
+    await page.sidebar.setWidth(360);
+    await expand(jobRow(panel, 'resnet50-ddp-4node-'));
+    await page.screenshot({ path: testInfoPath('panel-dark.png') });
+    await page.theme.setLightTheme();
   });
 });
+
+test.describe('Attach', () => {
+  // The terminals are created by the server, not by the page: galata must not
+  // hide them.
+  test.use({ terminals: null } as any);
+
+  test('Attach to algo-3 over SSH opens a shell on that host', async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
+    await page.sidebar.setWidth(360);
+    const row = jobRow(panel, 'resnet50-ddp-4node-');
+    await expand(row);
+    await row
+      .getByRole('combobox', { name: /Transport for/ })
+      .selectOption('ssh');
+    await row.getByRole('button', { name: /Attach to algo-3 of .* over SSH/ }).click();
+
+    const tab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+      hasText: /algo-3 · resnet50-ddp-4node-/
+    });
+    await expect(tab).toBeVisible({ timeout: 30000 });
+    await expect(page.locator('.jp-Terminal').last()).toBeVisible();
+    // Wait for the remote shell's prompt before typing.
+    await expect
+      .poll(() => terminalText(page), { timeout: 30000 })
+      .toMatch(/[#$] ?$/m);
+
+    await typeInTerminal(page, 'echo "host=$SM_CURRENT_HOST"');
+    await expect
+      .poll(() => terminalText(page), { timeout: 30000 })
+      .toMatch(/host=algo-3/);
+    await page.screenshot({ path: testInfoPath('terminal.png') });
+
+    // A second click focuses the same tab instead of opening another.
+    await page.sidebar.openTab(PANEL_ID);
+    await row.getByRole('button', { name: /Attach to algo-3 of .* over SSH/ }).click();
+    await expect(
+      page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+        hasText: /algo-3 · resnet50-ddp-4node-/
+      })
+    ).toHaveCount(1);
+
+    // Ending the shell shows in the panel; the tab either closes (JupyterLab's
+    // terminal setting closeOnExit, on by default) or says "(ended)".
+    await typeInTerminal(page, 'exit');
+    await expect(
+      row.locator('.jp-SMDebug-host[data-host="algo-3"] .jp-mod-ended')
+    ).toBeVisible({ timeout: 30000 });
+    await expect(tab.filter({ hasNotText: '(ended)' })).toHaveCount(0);
+  });
+});
+
+/**
+ * Type a line into the focused terminal.
+ */
+async function typeInTerminal(
+  page: IJupyterLabPageFixture,
+  line: string
+): Promise<void> {
+  const terminal = page.locator('.jp-Terminal').last();
+  await terminal.click();
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+
+/**
+ * The text of the current terminal, read from xterm's buffer (it draws on a
+ * canvas, so the DOM has no text).
+ */
+async function terminalText(page: IJupyterLabPageFixture): Promise<string> {
+  return page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    const widget = app.shell.currentWidget;
+    const term = widget?.content?._term;
+    if (!term) {
+      return '';
+    }
+    const buffer = term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.length; i++) {
+      lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    }
+    return lines.join('\n');
+  });
+}
+
+/**
+ * Where a screenshot goes: the test's output folder (a test artifact).
+ */
+function testInfoPath(name: string): string {
+  return test.info().outputPath(name);
+}
+
+void galata;

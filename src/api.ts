@@ -1,0 +1,87 @@
+import { requestAPI } from './request';
+import {
+  IEnvironment,
+  IJob,
+  IJobPage,
+  IJobQuery,
+  ITerminalResponse,
+  Transport
+} from './types';
+
+/**
+ * How the client reaches the server: `requestAPI` in the app, a fake in tests.
+ */
+export type RequestFunction = <T>(
+  endPoint: string,
+  init?: RequestInit
+) => Promise<T>;
+
+/**
+ * The `/sm-debug` REST API, one method per route.
+ */
+export interface ISMDebugAPI {
+  listJobs(query?: IJobQuery): Promise<IJobPage>;
+  getJob(job: string): Promise<IJob>;
+  setRemoteDebug(job: string, enabled: boolean): Promise<IJob>;
+  createTerminal(
+    job: string,
+    host: string,
+    transport: Transport
+  ): Promise<ITerminalResponse>;
+  environment(): Promise<IEnvironment>;
+}
+
+/**
+ * The REST client. Every method throws `SMDebugError` on failure.
+ */
+export class SMDebugAPI implements ISMDebugAPI {
+  constructor(request: RequestFunction = requestAPI) {
+    this._request = request;
+  }
+
+  listJobs(query: IJobQuery = {}): Promise<IJobPage> {
+    const params = new URLSearchParams();
+    if (query.status) {
+      params.set('status', query.status);
+    }
+    if (query.nameContains) {
+      params.set('name_contains', query.nameContains);
+    }
+    if (query.maxResults) {
+      params.set('max_results', String(query.maxResults));
+    }
+    if (query.nextToken) {
+      params.set('next_token', query.nextToken);
+    }
+    const search = params.toString();
+    return this._request<IJobPage>(search ? `jobs?${search}` : 'jobs');
+  }
+
+  getJob(job: string): Promise<IJob> {
+    return this._request<IJob>(`jobs/${encodeURIComponent(job)}`);
+  }
+
+  setRemoteDebug(job: string, enabled: boolean): Promise<IJob> {
+    return this._request<IJob>(`jobs/${encodeURIComponent(job)}/remote-debug`, {
+      method: 'PUT',
+      body: JSON.stringify({ enabled })
+    });
+  }
+
+  createTerminal(
+    job: string,
+    host: string,
+    transport: Transport
+  ): Promise<ITerminalResponse> {
+    return this._request<ITerminalResponse>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/terminals`,
+      { method: 'POST', body: JSON.stringify({ transport }) }
+    );
+  }
+
+  environment(): Promise<IEnvironment> {
+    return this._request<IEnvironment>('environment');
+  }
+
+  private _request: RequestFunction;
+}

@@ -1,0 +1,224 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { InputDialog, Notification } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
+
+import { AttachManager } from './attach';
+import { JobsModel } from './model';
+import { SMDebugError } from './request';
+import { Transport, TRANSPORTS } from './types';
+
+/**
+ * The command ids of the extension.
+ */
+export namespace CommandIDs {
+  export const refresh = 'sm-debug:refresh';
+  export const attach = 'sm-debug:attach';
+  export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
+  export const open = 'sm-debug:open';
+}
+
+export interface ICommandContext {
+  app: JupyterFrontEnd;
+  model: JobsModel;
+  attach: AttachManager;
+  trans: TranslationBundle;
+  panelId: string;
+}
+
+/**
+ * Add the palette commands: refresh, attach, toggle remote debug, open the panel.
+ */
+export function addCommands(context: ICommandContext): void {
+  const { app, model, attach, trans, panelId } = context;
+  const { commands } = app;
+
+  const notify = (error: SMDebugError | null | undefined) => {
+    if (error) {
+      Notification.error(
+        error.hint ? `${error.message} ${error.hint}` : error.message,
+        { autoClose: false }
+      );
+    }
+  };
+
+  /**
+   * Ask for a running job when the command was not given one.
+   */
+  const pickRunningJob = async (title: string): Promise<string | null> => {
+    model.start();
+    if (!model.loaded) {
+      await model.refresh();
+    }
+    notify(model.error);
+    const running = model.jobs
+      .filter(job => job.status === 'InProgress')
+      .map(job => job.name);
+    if (running.length === 0) {
+      if (!model.error) {
+        Notification.warning(
+          trans.__('No running training job is listed in the sidebar.')
+        );
+      }
+      return null;
+    }
+    const answer = await InputDialog.getItem({
+      title,
+      items: running,
+      label: trans.__('Training job')
+    });
+    return answer.button.accept && answer.value ? answer.value : null;
+  };
+
+  commands.addCommand(CommandIDs.open, {
+    label: trans.__('Show SageMaker Debug'),
+    caption: trans.__('Show the SageMaker Debug sidebar'),
+    describedBy: { args: { type: 'object', properties: {} } },
+    execute: () => {
+      app.shell.activateById(panelId);
+    }
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: trans.__('Refresh SageMaker Training Jobs'),
+    caption: trans.__(
+      'Reload the training jobs in the SageMaker Debug sidebar'
+    ),
+    icon: refreshIcon,
+    describedBy: { args: { type: 'object', properties: {} } },
+    execute: async () => {
+      model.start();
+      await model.refresh();
+    }
+  });
+
+  commands.addCommand(CommandIDs.attach, {
+    label: args =>
+      args.job && args.host
+        ? trans.__(
+            'Attach to %1 of %2',
+            args.host as string,
+            args.job as string
+          )
+        : trans.__('Attach to a SageMaker Training Host…'),
+    caption: trans.__(
+      'Open a terminal with a shell inside a running training container'
+    ),
+    icon: terminalIcon,
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          job: { type: 'string', description: trans.__('Training job name') },
+          host: {
+            type: 'string',
+            description: trans.__('Host name, e.g. algo-1')
+          },
+          transport: {
+            type: 'string',
+            enum: ['ssm', 'ssh'],
+            description: trans.__('How to reach the host')
+          }
+        }
+      }
+    },
+    execute: async args => {
+      let job = args.job as string | undefined;
+      let host = args.host as string | undefined;
+      const transport =
+        (args.transport as Transport | undefined) ?? model.defaultTransport;
+      if (!TRANSPORTS.includes(transport)) {
+        Notification.error(
+          trans.__('Unknown transport "%1": use ssm or ssh.', String(transport))
+        );
+        return null;
+      }
+      if (!job) {
+        job =
+          (await pickRunningJob(trans.__('Attach to which training job?'))) ??
+          undefined;
+        if (!job) {
+          return null;
+        }
+      }
+      if (!host) {
+        const detail = await model.loadDetail(job);
+        if (!detail) {
+          notify(model.detail(job)?.error);
+          return null;
+        }
+        const hosts = detail.hosts.map(h => h.name);
+        if (hosts.length === 1) {
+          host = hosts[0];
+        } else {
+          const answer = await InputDialog.getItem({
+            title: trans.__('Attach to which host of %1?', job),
+            items: hosts,
+            label: trans.__('Host')
+          });
+          if (!answer.button.accept || !answer.value) {
+            return null;
+          }
+          host = answer.value;
+        }
+      }
+      const session = await attach.attach(job, host, transport);
+      if (session.status === 'failed') {
+        notify(session.error);
+      }
+      return session.tab;
+    }
+  });
+
+  commands.addCommand(CommandIDs.toggleRemoteDebug, {
+    label: trans.__('Toggle Remote Debug on a SageMaker Training Job…'),
+    caption: trans.__(
+      'Turn SageMaker remote debug on or off for a running training job'
+    ),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          job: { type: 'string', description: trans.__('Training job name') },
+          enabled: {
+            type: 'boolean',
+            description: trans.__('On or off; toggles when left out')
+          }
+        }
+      }
+    },
+    execute: async args => {
+      let job = args.job as string | undefined;
+      if (!job) {
+        job =
+          (await pickRunningJob(
+            trans.__('Toggle remote debug on which training job?')
+          )) ?? undefined;
+        if (!job) {
+          return false;
+        }
+      }
+      let enabled = args.enabled as boolean | undefined;
+      if (typeof enabled !== 'boolean') {
+        const detail = await model.loadDetail(job, true);
+        if (!detail) {
+          notify(model.detail(job)?.error);
+          return false;
+        }
+        enabled = !detail.remote_debug?.enabled;
+      }
+      const done = await model.setRemoteDebug(job, enabled);
+      if (done) {
+        Notification.success(
+          enabled
+            ? trans.__('Remote debug is on for %1.', job)
+            : trans.__('Remote debug is off for %1.', job),
+          { autoClose: 4000 }
+        );
+      } else {
+        notify(model.remoteDebug(job).error);
+      }
+      return done;
+    }
+  });
+}

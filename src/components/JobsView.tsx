@@ -1,0 +1,228 @@
+import { Time } from '@jupyterlab/coreutils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import {
+  caretDownIcon,
+  caretRightIcon,
+  refreshIcon
+} from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { AttachManager } from '../attach';
+import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
+import { JobsModel } from '../model';
+import { FILTER_STATUSES, IJobSummary, JobStatus } from '../types';
+import { ErrorMessage, ProblemsBanner } from './Messages';
+import { JobDetail } from './JobDetail';
+import { useSignals } from './hooks';
+
+export interface IJobsViewProps {
+  model: JobsModel;
+  attach: AttachManager;
+  trans: TranslationBundle;
+}
+
+/**
+ * The whole sidebar: environment problems, filters, the job list.
+ */
+export function JobsView(props: IJobsViewProps): JSX.Element {
+  const { model, attach, trans } = props;
+  useSignals(model.changed, attach.changed);
+
+  const environment = model.environment;
+  return (
+    <div className="jp-SMDebug-view">
+      <div className="jp-SMDebug-header">
+        <h2 className="jp-SMDebug-title">{trans.__('SageMaker Debug')}</h2>
+        <button
+          type="button"
+          className="jp-SMDebug-iconButton"
+          aria-label={trans.__('Refresh jobs')}
+          title={trans.__('Refresh jobs')}
+          onClick={() => void model.refresh()}
+        >
+          <refreshIcon.react
+            tag="span"
+            className={model.loading ? 'jp-SMDebug-spin' : undefined}
+          />
+        </button>
+      </div>
+      {environment && (environment.region || environment.account) ? (
+        <div className="jp-SMDebug-context">
+          {environment.account
+            ? trans.__(
+                'Account %1 · %2',
+                environment.account,
+                environment.region ?? trans.__('no region')
+              )
+            : (environment.region ?? '')}
+        </div>
+      ) : null}
+      <ProblemsBanner
+        problems={environment?.problems ?? []}
+        error={model.environmentError}
+        trans={trans}
+      />
+      <Filters model={model} trans={trans} />
+      {model.error ? (
+        <ErrorMessage
+          error={model.error}
+          trans={trans}
+          onRetry={() => void model.refresh()}
+        />
+      ) : null}
+      <JobList {...props} />
+    </div>
+  );
+}
+
+function Filters(props: {
+  model: JobsModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { model, trans } = props;
+  // The input keeps what was typed; the model gets it trimmed and debounced.
+  const [text, setText] = React.useState(model.nameFilter);
+  const invalid = !model.nameFilterValid;
+  return (
+    <div className="jp-SMDebug-filters">
+      <input
+        type="search"
+        className="jp-mod-styled jp-SMDebug-nameFilter"
+        placeholder={trans.__('Filter by name')}
+        aria-label={trans.__('Filter jobs by name')}
+        aria-invalid={invalid}
+        aria-describedby={invalid ? 'jp-SMDebug-nameFilter-error' : undefined}
+        value={text}
+        onChange={event => {
+          setText(event.target.value);
+          model.setNameFilter(event.target.value);
+        }}
+      />
+      <select
+        className="jp-mod-styled jp-SMDebug-statusFilter"
+        aria-label={trans.__('Filter jobs by status')}
+        value={model.statusFilter}
+        onChange={event =>
+          model.setStatusFilter(event.target.value as JobStatus | '')
+        }
+      >
+        <option value="">{trans.__('All statuses')}</option>
+        {FILTER_STATUSES.map(status => (
+          <option key={status} value={status}>
+            {statusLabel(trans, status)}
+          </option>
+        ))}
+      </select>
+      {invalid ? (
+        <div
+          id="jp-SMDebug-nameFilter-error"
+          className="jp-SMDebug-fieldError"
+          role="alert"
+        >
+          {trans.__(
+            'Job names have only letters, digits and hyphens (at most 63).'
+          )}
+        </div>
+      ) : null}
+    </div>
+  );
+}
+
+function JobList(props: IJobsViewProps): JSX.Element {
+  const { model, trans } = props;
+  const jobs = model.jobs;
+  if (jobs.length === 0) {
+    let text: string;
+    if (!model.loaded || model.loading) {
+      text = model.error ? '' : trans.__('Loading training jobs…');
+    } else if (model.nameFilter || model.statusFilter) {
+      text = trans.__('No training jobs match these filters.');
+    } else {
+      text = trans.__('No training jobs in this account and region.');
+    }
+    return text ? <p className="jp-SMDebug-empty">{text}</p> : <></>;
+  }
+  return (
+    <>
+      <ul className="jp-SMDebug-jobList" aria-label={trans.__('Training jobs')}>
+        {jobs.map(job => (
+          <JobRow key={job.name} job={job} {...props} />
+        ))}
+      </ul>
+      {model.hasMore ? (
+        <button
+          type="button"
+          className="jp-SMDebug-loadMore"
+          disabled={model.loadingMore}
+          aria-label={trans.__('Load more training jobs')}
+          onClick={() => void model.loadMore()}
+        >
+          {model.loadingMore ? trans.__('Loading…') : trans.__('Load more')}
+        </button>
+      ) : null}
+    </>
+  );
+}
+
+function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
+  const { job, model, trans } = props;
+  const expanded = model.isExpanded(job.name);
+  const detailId = `jp-SMDebug-detail-${job.name}`;
+  const when = job.started ?? job.created;
+  const Caret = expanded ? caretDownIcon : caretRightIcon;
+  return (
+    <li
+      className={`jp-SMDebug-job ${statusClass(job.status)}`}
+      data-job={job.name}
+    >
+      <button
+        type="button"
+        className="jp-SMDebug-jobHeader"
+        aria-expanded={expanded}
+        aria-controls={detailId}
+        onClick={() => model.toggleExpanded(job.name)}
+      >
+        <Caret.react tag="span" className="jp-SMDebug-caret" />
+        <span className="jp-SMDebug-jobMain">
+          <span className="jp-SMDebug-jobName" title={job.name}>
+            {job.name}
+          </span>
+          <span className="jp-SMDebug-badges">
+            <span className={`jp-SMDebug-badge ${statusClass(job.status)}`}>
+              {statusLabel(trans, job.status)}
+            </span>
+            {job.secondary_status && job.secondary_status !== job.status ? (
+              <span className="jp-SMDebug-badge jp-mod-secondary">
+                {secondaryStatusLabel(trans, job.secondary_status)}
+              </span>
+            ) : null}
+            {job.remote_debug?.enabled ? (
+              <span
+                className="jp-SMDebug-badge jp-mod-remoteDebug"
+                title={trans.__('Remote debug is on')}
+              >
+                {trans.__('Remote debug')}
+              </span>
+            ) : null}
+          </span>
+          <span className="jp-SMDebug-jobMeta">
+            {trans._n('%1 instance', '%1 instances', job.instance_count)}
+            {when ? (
+              <>
+                {' · '}
+                <time dateTime={when} title={Time.format(when)}>
+                  {Time.formatHuman(when)}
+                </time>
+              </>
+            ) : null}
+          </span>
+        </span>
+      </button>
+      {expanded ? (
+        <div id={detailId} className="jp-SMDebug-detailContainer">
+          <JobDetail {...props} />
+        </div>
+      ) : null}
+    </li>
+  );
+}

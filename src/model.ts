@@ -1,0 +1,610 @@
+import { IDisposable } from '@lumino/disposable';
+import { Debouncer, IPoll, Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ISMDebugAPI } from './api';
+import { SMDebugError } from './request';
+import {
+  IEnvironment,
+  IJob,
+  IJobSummary,
+  isFinished,
+  JobStatus,
+  Transport
+} from './types';
+
+/**
+ * What `name_contains` accepts (the server rejects anything else with a 400).
+ */
+export const NAME_FILTER_PATTERN = /^[a-zA-Z0-9-]{0,63}$/;
+
+/**
+ * The largest page the server serves.
+ */
+export const MAX_PAGE_SIZE = 100;
+
+/**
+ * One expanded job's description.
+ */
+export interface IDetailState {
+  /** The last description the server gave; null until the first one. */
+  job: IJob | null;
+  loading: boolean;
+  error: SMDebugError | null;
+}
+
+/**
+ * A remote-debug change in flight or refused.
+ */
+export interface IRemoteDebugState {
+  /** The value asked for while the request is in flight. */
+  pending: boolean | null;
+  error: SMDebugError | null;
+}
+
+/**
+ * The state of the SageMaker Debug sidebar: the job list with its filters and
+ * paging, the expanded jobs' descriptions, remote-debug changes and the
+ * environment check. React components only render it; everything that talks to
+ * the server lives here.
+ */
+export class JobsModel implements IDisposable {
+  constructor(options: JobsModel.IOptions) {
+    this._api = options.api;
+    this._pageSize = Math.min(options.pageSize ?? 20, MAX_PAGE_SIZE);
+    this._rowsWanted = this._pageSize;
+    this._interval = options.refreshInterval ?? 15;
+    this._defaultTransport = options.defaultTransport ?? 'ssm';
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._tick(),
+      frequency: JobsModel.frequency(this._interval),
+      name: 'jupyter-sm-debug:jobs',
+      standby: () => !this._visible || 'when-hidden'
+    });
+    this._filterDebouncer = new Debouncer(
+      () => this.refresh(),
+      options.filterDelay ?? 300
+    );
+  }
+
+  /**
+   * Emitted whenever anything the view shows changes.
+   */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  /**
+   * The listed jobs, newest first.
+   */
+  get jobs(): readonly IJobSummary[] {
+    return this._jobs;
+  }
+
+  /**
+   * Whether the server has more jobs after the listed ones.
+   */
+  get hasMore(): boolean {
+    return this._nextToken !== null;
+  }
+
+  /**
+   * Whether the list is being (re)loaded.
+   */
+  get loading(): boolean {
+    return this._loading;
+  }
+
+  get loadingMore(): boolean {
+    return this._loadingMore;
+  }
+
+  /**
+   * Whether the list was loaded at least once (for the current filters).
+   */
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  /**
+   * Why the last list request failed; null once one succeeds.
+   */
+  get error(): SMDebugError | null {
+    return this._error;
+  }
+
+  get lastRefreshed(): Date | null {
+    return this._lastRefreshed;
+  }
+
+  get nameFilter(): string {
+    return this._nameFilter;
+  }
+
+  /**
+   * Whether the name filter is something the server accepts.
+   */
+  get nameFilterValid(): boolean {
+    return NAME_FILTER_PATTERN.test(this._nameFilter);
+  }
+
+  get statusFilter(): JobStatus | '' {
+    return this._statusFilter;
+  }
+
+  get environment(): IEnvironment | null {
+    return this._environment;
+  }
+
+  get environmentError(): SMDebugError | null {
+    return this._environmentError;
+  }
+
+  /**
+   * The transport Attach offers first (from the settings).
+   */
+  get defaultTransport(): Transport {
+    return this._defaultTransport;
+  }
+  set defaultTransport(transport: Transport) {
+    if (transport !== this._defaultTransport) {
+      this._defaultTransport = transport;
+      this._emit();
+    }
+  }
+
+  /**
+   * The automatic refresh interval in seconds; 0 turns it off.
+   */
+  get refreshInterval(): number {
+    return this._interval;
+  }
+  set refreshInterval(seconds: number) {
+    seconds = Math.max(0, Number.isFinite(seconds) ? seconds : 0);
+    if (seconds === this._interval) {
+      return;
+    }
+    this._interval = seconds;
+    this._poll.frequency = JobsModel.frequency(seconds);
+    if (this._started) {
+      // Re-arm the next tick with the new interval.
+      void this._poll.schedule();
+    }
+  }
+
+  /**
+   * Whether the sidebar is visible. A hidden sidebar does not poll; showing it
+   * refreshes at once, and the first showing starts polling.
+   */
+  get isVisible(): boolean {
+    return this._visible;
+  }
+  set isVisible(visible: boolean) {
+    if (visible === this._visible) {
+      return;
+    }
+    this._visible = visible;
+    if (!visible || this._isDisposed) {
+      return;
+    }
+    if (!this._started) {
+      this._started = true;
+      void this.loadEnvironment();
+      void this._poll.start();
+    } else {
+      void this._poll.refresh();
+    }
+  }
+
+  /**
+   * The polling state (for tests and diagnostics).
+   */
+  get poll(): IPoll<void, SMDebugError, 'standby'> {
+    return this._poll;
+  }
+
+  /**
+   * Start polling even if no view said it is visible (commands use this).
+   */
+  start(): void {
+    this.isVisible = true;
+  }
+
+  /**
+   * Reload the list (keeping as many rows as are loaded), the expanded running
+   * jobs and the environment check. Never rejects: failures land in `error`.
+   */
+  async refresh(): Promise<void> {
+    await Promise.all([
+      this._refreshAll().catch(() => undefined),
+      this.loadEnvironment()
+    ]);
+  }
+
+  /**
+   * Append the next page.
+   */
+  async loadMore(): Promise<void> {
+    if (this._nextToken === null || this._loadingMore || this._isDisposed) {
+      return;
+    }
+    const generation = this._generation;
+    this._loadingMore = true;
+    this._emit();
+    try {
+      const page = await this._api.listJobs({
+        status: this._statusFilter,
+        nameContains: this._nameFilter,
+        maxResults: this._pageSize,
+        nextToken: this._nextToken
+      });
+      if (generation !== this._generation) {
+        return; // the list was reloaded meanwhile: this page belongs to an old one
+      }
+      const known = new Set(this._jobs.map(job => job.name));
+      this._jobs = [
+        ...this._jobs,
+        ...page.jobs.filter(job => !known.has(job.name))
+      ];
+      this._nextToken = page.next_token || null;
+      this._rowsWanted = Math.max(this._pageSize, this._jobs.length);
+      this._error = null;
+    } catch (reason) {
+      if (generation === this._generation) {
+        this._error = SMDebugError.from(reason);
+      }
+    } finally {
+      this._loadingMore = false;
+      this._emit();
+    }
+  }
+
+  /**
+   * Filter by part of the name; the list reloads once typing pauses.
+   */
+  setNameFilter(text: string): void {
+    text = text.trim();
+    if (text === this._nameFilter) {
+      return;
+    }
+    this._nameFilter = text;
+    this._resetList();
+    if (this.nameFilterValid) {
+      void this._filterDebouncer.invoke();
+    } else {
+      void this._filterDebouncer.stop();
+    }
+  }
+
+  /**
+   * Filter by status ('' for all); the list reloads at once.
+   */
+  setStatusFilter(status: JobStatus | ''): void {
+    if (status === this._statusFilter) {
+      return;
+    }
+    this._statusFilter = status;
+    this._resetList();
+    void this._filterDebouncer.stop();
+    void this.refresh();
+  }
+
+  /**
+   * Whether a job's row is expanded.
+   */
+  isExpanded(job: string): boolean {
+    return this._expanded.has(job);
+  }
+
+  /**
+   * Expand or collapse a job's row; expanding loads its description.
+   */
+  setExpanded(job: string, expanded: boolean): void {
+    if (expanded === this._expanded.has(job)) {
+      return;
+    }
+    if (expanded) {
+      this._expanded.add(job);
+      void this.loadDetail(job);
+    } else {
+      this._expanded.delete(job);
+    }
+    this._emit();
+  }
+
+  toggleExpanded(job: string): void {
+    this.setExpanded(job, !this._expanded.has(job));
+  }
+
+  /**
+   * A job's description state, if it was ever asked for.
+   */
+  detail(job: string): IDetailState | undefined {
+    return this._details.get(job);
+  }
+
+  /**
+   * Load a job's description. A finished job's description is kept for good;
+   * a running job's is fetched again each time.
+   *
+   * @returns the description, or null when it could not be loaded
+   */
+  loadDetail(job: string, force = false): Promise<IJob | null> {
+    const current = this._details.get(job);
+    if (current?.job && isFinished(current.job.status) && !force) {
+      return Promise.resolve(current.job);
+    }
+    const inFlight = this._detailRequests.get(job);
+    if (inFlight) {
+      return inFlight;
+    }
+    const state: IDetailState = {
+      job: current?.job ?? null,
+      loading: true,
+      error: null
+    };
+    this._details.set(job, state);
+    this._emit();
+    const request = this._api
+      .getJob(job)
+      .then(description => {
+        this._setDetail(description);
+        return description;
+      })
+      .catch(reason => {
+        this._details.set(job, {
+          job: state.job,
+          loading: false,
+          error: SMDebugError.from(reason)
+        });
+        return null;
+      })
+      .finally(() => {
+        this._detailRequests.delete(job);
+        this._emit();
+      });
+    this._detailRequests.set(job, request);
+    return request;
+  }
+
+  /**
+   * The state of a remote-debug change for a job.
+   */
+  remoteDebug(job: string): IRemoteDebugState {
+    return this._remoteDebug.get(job) ?? { pending: null, error: null };
+  }
+
+  /**
+   * Ask the server to turn remote debug on or off. Not optimistic: the job's
+   * `remote_debug` changes only when the server says it did; a refusal is kept
+   * in `remoteDebug(job).error` with the server's message and hint.
+   *
+   * @returns whether the server made the change
+   */
+  async setRemoteDebug(job: string, enabled: boolean): Promise<boolean> {
+    if ((this._remoteDebug.get(job)?.pending ?? null) !== null) {
+      return false;
+    }
+    this._remoteDebug.set(job, { pending: enabled, error: null });
+    this._emit();
+    try {
+      const description = await this._api.setRemoteDebug(job, enabled);
+      this._setDetail(description);
+      this._remoteDebug.delete(job);
+      return true;
+    } catch (reason) {
+      this._remoteDebug.set(job, {
+        pending: null,
+        error: SMDebugError.from(reason)
+      });
+      return false;
+    } finally {
+      this._emit();
+    }
+  }
+
+  /**
+   * Forget a refused remote-debug change (the user dismissed the message).
+   */
+  clearRemoteDebugError(job: string): void {
+    if (this._remoteDebug.delete(job)) {
+      this._emit();
+    }
+  }
+
+  /**
+   * Run the pre-flight check again. Never rejects.
+   */
+  async loadEnvironment(): Promise<IEnvironment | null> {
+    try {
+      this._environment = await this._api.environment();
+      this._environmentError = null;
+    } catch (reason) {
+      this._environmentError = SMDebugError.from(reason);
+    }
+    this._emit();
+    return this._environment;
+  }
+
+  /**
+   * A job from the list or a loaded description.
+   */
+  find(job: string): IJobSummary | undefined {
+    return (
+      this._details.get(job)?.job ??
+      this._jobs.find(summary => summary.name === job)
+    );
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._poll.dispose();
+    this._filterDebouncer.dispose();
+    Signal.clearData(this);
+  }
+
+  /**
+   * One poll tick: the list and the expanded running jobs. Rejects when the
+   * list fails so that the poll backs off.
+   */
+  private async _tick(): Promise<void> {
+    if (this._loadingMore) {
+      return; // do not throw away the page being appended
+    }
+    await this._refreshAll();
+  }
+
+  private async _refreshAll(): Promise<void> {
+    const list = this._loadList();
+    const details = [...this._expanded]
+      .filter(job => {
+        const known = this._details.get(job)?.job;
+        return !known || !isFinished(known.status);
+      })
+      .map(job => this.loadDetail(job));
+    await Promise.all([list, ...details]);
+  }
+
+  private async _loadList(): Promise<void> {
+    if (this._isDisposed) {
+      return;
+    }
+    if (!this.nameFilterValid) {
+      this._jobs = [];
+      this._nextToken = null;
+      this._emit();
+      return;
+    }
+    const generation = ++this._generation;
+    this._loading = true;
+    this._emit();
+    try {
+      const page = await this._api.listJobs({
+        status: this._statusFilter,
+        nameContains: this._nameFilter,
+        maxResults: Math.min(MAX_PAGE_SIZE, this._rowsWanted)
+      });
+      if (generation !== this._generation || this._isDisposed) {
+        return; // superseded by a newer request
+      }
+      this._jobs = page.jobs;
+      this._nextToken = page.next_token || null;
+      this._error = null;
+      this._loaded = true;
+      this._lastRefreshed = new Date();
+      // A description is fresher than a list row only if it is newer: keep the
+      // list's status, which the server may have just updated.
+    } catch (reason) {
+      if (generation !== this._generation || this._isDisposed) {
+        return;
+      }
+      this._error = SMDebugError.from(reason);
+      throw this._error;
+    } finally {
+      if (generation === this._generation && !this._isDisposed) {
+        this._loading = false;
+        this._emit();
+      }
+    }
+  }
+
+  /**
+   * Keep a description and bring its list row up to date with it.
+   */
+  private _setDetail(job: IJob): void {
+    this._details.set(job.name, { job, loading: false, error: null });
+    const index = this._jobs.findIndex(summary => summary.name === job.name);
+    if (index >= 0) {
+      const row = this._jobs[index];
+      const jobs = this._jobs.slice();
+      jobs[index] = {
+        ...row,
+        status: job.status,
+        secondary_status: job.secondary_status,
+        instance_count: job.instance_count,
+        remote_debug: job.remote_debug
+      };
+      this._jobs = jobs;
+    }
+  }
+
+  /**
+   * New filters: start from the first page again.
+   */
+  private _resetList(): void {
+    this._generation++;
+    this._rowsWanted = this._pageSize;
+    this._nextToken = null;
+    this._loaded = false;
+    this._loading = false;
+    this._emit();
+  }
+
+  private _emit(): void {
+    if (!this._isDisposed) {
+      this._changed.emit();
+    }
+  }
+
+  private _api: ISMDebugAPI;
+  private _changed = new Signal<this, void>(this);
+  private _isDisposed = false;
+  private _pageSize: number;
+  private _rowsWanted: number;
+  private _interval: number;
+  private _poll: Poll<void, SMDebugError, 'standby'>;
+  private _filterDebouncer: Debouncer<void, unknown>;
+  private _visible = false;
+  private _started = false;
+  private _generation = 0;
+  private _jobs: IJobSummary[] = [];
+  private _nextToken: string | null = null;
+  private _loading = false;
+  private _loadingMore = false;
+  private _loaded = false;
+  private _error: SMDebugError | null = null;
+  private _lastRefreshed: Date | null = null;
+  private _nameFilter = '';
+  private _statusFilter: JobStatus | '' = '';
+  private _expanded = new Set<string>();
+  private _details = new Map<string, IDetailState>();
+  private _detailRequests = new Map<string, Promise<IJob | null>>();
+  private _remoteDebug = new Map<string, IRemoteDebugState>();
+  private _defaultTransport: Transport = 'ssm';
+  private _environment: IEnvironment | null = null;
+  private _environmentError: SMDebugError | null = null;
+}
+
+export namespace JobsModel {
+  export interface IOptions {
+    api: ISMDebugAPI;
+    /** Seconds between automatic refreshes; 0 turns them off. Default 15. */
+    refreshInterval?: number;
+    /** The transport Attach offers first. Default 'ssm'. */
+    defaultTransport?: Transport;
+    /** Jobs per page, at most 100. Default 20. */
+    pageSize?: number;
+    /** Milliseconds the name filter waits for typing to pause. Default 300. */
+    filterDelay?: number;
+  }
+
+  /**
+   * The poll frequency for an interval in seconds: backs off up to 5 minutes
+   * on failures; 0 means never.
+   */
+  export function frequency(seconds: number): IPoll.Frequency {
+    if (!(seconds > 0)) {
+      return { interval: Poll.NEVER, backoff: true, max: Poll.NEVER };
+    }
+    const interval = Math.round(seconds * 1000);
+    return { interval, backoff: true, max: Math.max(300 * 1000, interval) };
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The shapes of the `/sm-debug` REST API (see jupyter_sm_debug/openapi.yaml).
+ * Dates are ISO 8601 strings.
+ */
+
+/**
+ * A training job's `TrainingJobStatus`.
+ */
+export type JobStatus =
+  'InProgress' | 'Completed' | 'Failed' | 'Stopping' | 'Stopped' | 'Deleting';
+
+/**
+ * The statuses the job list can be filtered by.
+ */
+export const FILTER_STATUSES: readonly JobStatus[] = [
+  'InProgress',
+  'Completed',
+  'Failed',
+  'Stopping',
+  'Stopped'
+];
+
+/**
+ * How Attach reaches a host.
+ */
+export type Transport = 'ssm' | 'ssh';
+
+export const TRANSPORTS: readonly Transport[] = ['ssm', 'ssh'];
+
+/**
+ * One row of `GET /sm-debug/jobs`.
+ */
+export interface IJobSummary {
+  name: string;
+  status: JobStatus;
+  secondary_status: string | null;
+  created: string | null;
+  started?: string | null;
+  ended?: string | null;
+  instance_count: number;
+  remote_debug: { enabled: boolean };
+}
+
+/**
+ * `GET /sm-debug/jobs`.
+ */
+export interface IJobPage {
+  jobs: IJobSummary[];
+  next_token: string | null;
+}
+
+/**
+ * One host (container) of a job: `algo-1` ... `algo-N`.
+ */
+export interface IHost {
+  name: string;
+  instance_type: string | null;
+  group: string | null;
+}
+
+/**
+ * Whether a transport can attach right now, and why not.
+ */
+export interface IAttachState {
+  ok: boolean;
+  reason: string;
+}
+
+/**
+ * `GET /sm-debug/jobs/{job}`.
+ */
+export interface IJob extends IJobSummary {
+  hosts: IHost[];
+  network_isolation: boolean;
+  vpc: { subnets?: string[]; security_groups?: string[] } | null;
+  failure_reason: string | null;
+  image?: string | null;
+  attach: Record<Transport, IAttachState>;
+}
+
+/**
+ * `POST /sm-debug/jobs/{job}/hosts/{host}/terminals`.
+ */
+export interface ITerminalResponse {
+  terminal: { name: string };
+  transport: Transport;
+  target: string;
+  reused?: boolean;
+}
+
+/**
+ * Something in the environment that keeps the extension from working, with the fix.
+ */
+export interface IProblem {
+  code: string;
+  message: string;
+  hint: string;
+}
+
+/**
+ * `GET /sm-debug/environment`.
+ */
+export interface IEnvironment {
+  region: string | null;
+  account: string | null;
+  endpoint_url?: string | null;
+  default_transport?: Transport;
+  credentials?: { found: boolean; method: string | null };
+  clients: Record<string, unknown>;
+  versions: Record<string, unknown>;
+  problems: IProblem[];
+}
+
+/**
+ * The query of `GET /sm-debug/jobs`.
+ */
+export interface IJobQuery {
+  status?: JobStatus | '';
+  nameContains?: string;
+  maxResults?: number;
+  nextToken?: string | null;
+}
+
+/**
+ * Whether a job can never change again (its description can be kept for good).
+ */
+export function isFinished(status: JobStatus): boolean {
+  return status === 'Completed' || status === 'Failed' || status === 'Stopped';
+}
