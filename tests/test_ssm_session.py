@@ -60,8 +60,10 @@ def client_env(standin) -> dict:
 class Terminal:
     """The client program on the far side of a PTY, as a terminal emulator runs it."""
 
-    def __init__(self, argv, env, rows=24, cols=80):
-        self.proc = PtyProcess.spawn(argv, env=env, cwd=str(REPO), dimensions=(rows, cols))
+    def __init__(self, argv, env, rows=24, cols=80, pass_fds=()):
+        self.proc = PtyProcess.spawn(
+            argv, env=env, cwd=str(REPO), dimensions=(rows, cols), pass_fds=pass_fds
+        )
         self.buffer = b""
 
     def _fill(self, deadline: float) -> bool:
@@ -213,6 +215,46 @@ def test_inherited_session_from_an_environment_variable(standin, run_client, tar
     term.send("exit\r")
     term.expect(f"Exiting session with sessionId: {started['SessionId']}".encode())
     assert term.wait() == 0
+
+
+@pytest.mark.parametrize("how", ["fd", "plugin-arguments"])
+def test_inherited_session_from_an_fd_or_the_plugins_arguments(standin, target, how):
+    """The two other ways to hand over a started session: an inherited pipe, and
+    session-manager-plugin's positional arguments (as the AWS CLI passes them)."""
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    body = json.dumps(started)
+    module = [sys.executable, "-m", "jupyter_sm_debug.ssm.client"]
+    pass_fds = ()
+    if how == "fd":
+        read_end, write_end = os.pipe()
+        os.write(write_end, body.encode())
+        os.close(write_end)
+        os.set_inheritable(read_end, True)
+        argv, pass_fds = [*module, "--session-fd", str(read_end)], (read_end,)
+    else:
+        request = json.dumps({"Target": target})
+        argv = [*module, body, "us-east-1", "StartSession", "", request, standin.url]
+    term = Terminal(argv, client_env(standin), pass_fds=pass_fds)
+    try:
+        for fd in pass_fds:
+            os.close(fd)
+        term.expect(PROMPT)
+        term.send("exit\r")
+        term.expect(f"Exiting session with sessionId: {started['SessionId']}".encode())
+        assert term.wait() == 0
+    finally:
+        term.close()
+
+
+def test_an_unreachable_data_channel_ends_the_session(standin, run_client, target, api_calls):
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    broken = {**started, "StreamUrl": "ws://127.0.0.1:9/v1/data-channel/x"}
+    env = client_env(standin)
+    env["SESSION"] = json.dumps(broken)
+    term = run_client("--session-env", "SESSION", env=env)
+    term.expect(rb"Cannot open the session's data channel")
+    assert term.wait() == 1
+    assert api_calls == [("TerminateSession", started["SessionId"])]
 
 
 def test_terminate_session_from_the_api_ends_the_client(standin, run_client, target):

@@ -56,6 +56,7 @@ from .channel import (
 PROG = "python -m jupyter_sm_debug.ssm.client"
 STDIN_CHUNK = 1024  # the plugin's StdinBufferLimit
 RECV_SIZE = 256 * 1024
+MAX_MESSAGE = 16 * 1024 * 1024  # far above any data-channel message; stops a runaway
 STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
 PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
 FALLBACK_SIZE = (300, 100)  # what the plugin sends when the terminal size is unknown
@@ -342,6 +343,8 @@ class FrameReader:
                     break
                 length = struct.unpack_from("!Q", buf, start)[0]
                 start += 8
+            if length > MAX_MESSAGE:
+                raise ConnectionError(f"a {length}-byte websocket frame is not a session message")
             if len(buf) - start < length:
                 break
             payload = bytes(buf[start : start + length])
@@ -615,12 +618,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             info = api.start_session(args.target)
         elif not args.no_terminate:
             api.warm_up()
-        print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
-        ws = connect(info)
     except ClientError as exc:
         print(exc, file=sys.stderr)
         return 1
+    print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
+    code, message = 1, ""
+    try:
+        code, message = run_session(info)
+    except ClientError as exc:
+        message = str(exc)
+    except KeyboardInterrupt:  # ^C before the terminal went raw
+        code = 128 + signal.SIGINT
+    finally:
+        if message:
+            print(f"\n\n{message}\n", file=sys.stdout if code == 0 else sys.stderr, flush=True)
+        if not args.no_terminate:
+            problem = api.terminate_session(info["SessionId"])
+            if problem and code != 0:
+                print(problem, file=sys.stderr)
+    return code
 
+
+def run_session(info: Dict[str, str]) -> tuple:
+    """Connect and run the session until it ends; (exit status, message to print)."""
+    ws = connect(info)
     terminal = Terminal()
     session = Session(ws, info, terminal)
     undo = session.install_signals()
@@ -630,14 +651,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         restore_signals(undo)
         session.close()
-    if session.exit_message:
-        stream = sys.stdout if code == 0 else sys.stderr
-        print(f"\n\n{session.exit_message}\n", file=stream, flush=True)
-    if not args.no_terminate:
-        problem = api.terminate_session(info["SessionId"])
-        if problem and code != 0:
-            print(problem, file=sys.stderr)
-    return code
+    return code, session.exit_message
 
 
 if __name__ == "__main__":

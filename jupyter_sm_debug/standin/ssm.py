@@ -194,7 +194,8 @@ def terminate_session(params: dict, standin: Any) -> dict:
         session.status = "Terminated"
         handler = session.handler
     if handler is not None:
-        handler.loop.add_callback(handler.end, "")
+        with contextlib.suppress(RuntimeError):  # its loop is closed: the stand-in stopped
+            handler.loop.add_callback(handler.end, "")
     return {"SessionId": session_id}
 
 
