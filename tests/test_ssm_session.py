@@ -191,6 +191,25 @@ def test_a_4_mib_cat_arrives_intact(run_client, target, tmp_path):
     assert term.wait() == 0
 
 
+def test_lost_messages_and_acknowledgements_are_recovered(standin, run_client, target):
+    reg = standin_ssm.registry(standin)
+    reg.lose_output, reg.lose_acks = {3, 4, 9}, {6, 7}
+    try:
+        term = run_client("--target", target)
+        term.expect(PROMPT)
+        term.send("echo '<<BE''GIN>>'; seq 1 20000; echo '<<EN''D>>'\r")
+        term.read_until(b"<<BEGIN>>\r\n")
+        body = term.read_until(b"<<END>>\r\n", timeout=30)
+        term.send("exit\r")
+        assert term.wait() == 0
+    finally:
+        lost = sorted(reg.lost)
+        reg.lose_output, reg.lose_acks, reg.lost = set(), set(), []
+    # Each loss was real, and the output still arrived once, whole and in order.
+    assert lost == [("ack", 6), ("ack", 7), ("output", 3), ("output", 4), ("output", 9)]
+    assert body == "".join(f"{n}\r\n" for n in range(1, 20001)).encode()
+
+
 def test_terminal_size_reaches_the_remote_pty(run_client, target):
     term = run_client("--target", target, rows=33, cols=101)
     term.expect(PROMPT)
@@ -294,21 +313,31 @@ def test_kms_encrypted_sessions_point_to_the_plugin(standin, run_client, target,
     assert [action for action, _ in api_calls] == ["TerminateSession"]
 
 
-def test_a_used_or_wrong_token_is_refused(standin, target):
+def test_a_wrong_or_used_token_is_refused(standin, target):
     import websocket
 
     from jupyter_sm_debug.ssm import protocol as p
 
     started = standin_ssm.handle("StartSession", {"Target": target}, standin)
-    ws = websocket.create_connection(started["StreamUrl"], timeout=5)
+    url = started["StreamUrl"]
+    ws = websocket.create_connection(url, timeout=5)
     ws.send(p.open_data_channel_message("not-the-token", "c-1", "1.2.0.0"))
     opcode, frame = ws.recv_data_frame()
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert frame.data[2:] == b"invalid token"
     ws.shutdown()
-    for url in (started["StreamUrl"], standin.url.replace("http", "ws") + "/v1/data-channel/x"):
+    # The session survives a bad attempt: the right token opens it, with the handshake.
+    ws = websocket.create_connection(url, timeout=5)
+    ws.send(p.open_data_channel_message(started["TokenValue"], "c-2", "1.2.0.0"))
+    opcode, data = ws.recv_data()
+    request = p.decode(data)
+    assert request.payload_type == p.PayloadType.HANDSHAKE_REQUEST
+    assert request.flags == p.FLAG_SYN
+    # A token opens one connection only; unknown sessions have no channel at all.
+    for again in (url, standin.url.replace("http", "ws") + "/v1/data-channel/x"):
         with pytest.raises(websocket.WebSocketBadStatusException):
-            websocket.create_connection(url, timeout=5)
+            websocket.create_connection(again, timeout=5)
+    ws.close()
 
 
 def test_start_and_resume_session_answer_like_ssm(standin, target):

@@ -93,6 +93,20 @@ class SessionRegistry:
         # Knobs: make the handshake ask for KMS encryption; the output message size.
         self.kms_key_id: Optional[str] = None
         self.payload_size = STREAM_DATA_PAYLOAD_SIZE
+        # Faults, for every session: sequence numbers of output messages whose first
+        # transmission is lost, and of output messages whose first acknowledgement is.
+        self.lose_output: set = set()
+        self.lose_acks: set = set()
+        self.lost: list = []  # what was lost: ("output" | "ack", sequence number)
+
+    def lose(self, kind: str, seq: int) -> bool:
+        wanted = self.lose_output if kind == "output" else self.lose_acks
+        with self.lock:
+            if seq not in wanted:
+                return False
+            wanted.discard(seq)
+            self.lost.append((kind, seq))
+            return True
 
     def get(self, session_id: str) -> Optional[SsmSession]:
         with self.lock:
@@ -288,6 +302,8 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             return
         if isinstance(message, str):
             return  # only the first message is text
+        if self.registry.lose_acks and self._lose_ack(message):
+            return
         try:
             events = self.channel.receive(message)
         except p.ProtocolError:
@@ -300,6 +316,16 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         self._update_pty_events()
         self._maybe_finish_close()
 
+    def _lose_ack(self, frame: bytes) -> bool:
+        try:
+            msg = p.decode(frame)
+            if msg.message_type != p.MessageType.ACKNOWLEDGE:
+                return False
+            seq = p.parse_acknowledgement(msg).sequence_number
+        except p.ProtocolError:
+            return False
+        return self.registry.lose("ack", seq)
+
     def on_close(self) -> None:
         self._ended = True
         self._stop_timer()
@@ -307,8 +333,9 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         session = self.session
         if session is not None:
             with self.registry.lock:
-                session.status = "Terminated"
+                # A connection that never gave the right token ends nothing.
                 if session.handler is self:
+                    session.status = "Terminated"
                     session.handler = None
 
     # ------------------------------------------------------------ token and handshake
@@ -527,6 +554,10 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
                 return
 
     def _send_frame(self, frame: bytes) -> None:
+        if self.registry.lose_output and frame[4:22] == b"output_stream_data":
+            seq = struct.unpack_from(">q", frame, 48)[0]  # SequenceNumber's offset
+            if self.registry.lose("output", seq):
+                return
         if self._out_batch is not None:
             self._out_batch.append(frame)
         else:
