@@ -513,6 +513,24 @@ def test_hosts_and_their_sessions_end_with_the_job(standin):
     assert shell.wait(timeout=10) != 0
 
 
+def test_a_lost_host_fails_the_job_and_ends_all_its_hosts(standin, sm):
+    name = unique("lost")
+    standin.create_job(name, instance_count=2, started_ago=60)
+    assert standin.host_shell_argv(name, "algo-1")
+    assert control(standin, "kill-host", {"job": name, "host": "algo-2"}) == {
+        "killed": f"{name}/algo-2"
+    }
+    job = sm.describe_training_job(TrainingJobName=name)
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Failed", "Failed")
+    assert "algo-2 was lost" in job["FailureReason"] and "exit code: 137" in job["FailureReason"]
+    for host in ("algo-1", "algo-2"):
+        with pytest.raises(HostNotLive):
+            standin.host_env(name, host)
+    with pytest.raises(urllib.error.HTTPError) as again:
+        control(standin, "kill-host", {"job": name, "host": "algo-2"})
+    assert again.value.code == 400
+
+
 def test_stop_ends_every_host_and_removes_its_files(tmp_path):
     server = StandIn(clock="manual")
     server.start()

@@ -182,8 +182,9 @@ class StandIn:
             self.start()
         done = threading.Event()
         previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: done.set())
+        if threading.current_thread() is threading.main_thread():  # else: until stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: done.set())
         try:
             while not done.wait(0.5) and not self._stopping.is_set():
                 pass
@@ -212,6 +213,10 @@ class StandIn:
 
     def __exit__(self, *_: Any) -> None:
         self.stop()
+
+    @property
+    def port(self) -> Optional[int]:
+        return int(self.url.rsplit(":", 1)[1]) if self.url else None
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -468,6 +473,20 @@ class StandIn:
         """(environment, cwd) of the live host's shells (raises HostNotLive otherwise)."""
         live = self._live(job, host, region)
         return dict(live.env), live.cwd
+
+    def kill_host(self, job: str, host: str, region: Optional[str] = None) -> None:
+        """A host dies (OOM-killed, hardware): as on SageMaker, the whole job fails now and
+        every host of it goes away. Raises HostNotLive if the host is not running."""
+        self._live(job, host, region)
+        found = self._jobs.get(job, region or self.region)
+        with self._jobs._lock:
+            found.lose_host(
+                self.now(),
+                "AlgorithmError: ExecuteUserScriptError:\nExitCode 137\n"
+                f'ErrorMessage "{host} was lost: the process was killed (signal 9)"\n'
+                'Command "/opt/conda/bin/python3.10 train.py", exit code: 137',
+            )
+        self.reconcile()
 
     def log_stream(self, job: str, host: str, region: Optional[str] = None) -> Optional[str]:
         """Name of the host's stream in /aws/sagemaker/TrainingJobs, once it has one."""

@@ -217,6 +217,7 @@ class Front:
             "clock": ("POST", self._clock),
             "faults": ("POST", lambda body: self.standin.set_faults(**body)),
             "reset": ("POST", lambda _: self._reset()),
+            "kill-host": ("POST", self._kill_host),
         }
         if route == "faults" and method == "GET":
             return self._plain(start_response, 200, self.standin.faults)
@@ -250,6 +251,16 @@ class Front:
             raise ValueError("advance must be a number of seconds")
         self.standin.advance(advance)
         return {"mode": self.standin.clock_mode, "now": self.standin.now()}
+
+    def _kill_host(self, body: dict) -> dict:
+        job, host = body.get("job"), body.get("host")
+        if not isinstance(job, str) or not isinstance(host, str):
+            raise ValueError('give the host as {"job": "...", "host": "algo-N"}')
+        try:
+            self.standin.kill_host(job, host, body.get("region"))
+        except StandInError as error:
+            raise ValueError(error.message) from None
+        return {"killed": f"{job}/{host}"}
 
     def _reset(self) -> dict:
         self.standin.reset()

@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import procs, trainlog
 from .logs import LogWriter
-from .sagemaker import DEFAULT_FAILURE_REASON, HOMOGENEOUS_GROUP, HostSpec, Job, Segment
+from .sagemaker import HOMOGENEOUS_GROUP, HostSpec, Job, Segment, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -462,8 +462,7 @@ class HostManager:
                     events += trainlog.uploading(segment.start)
                 elif segment.secondary == "Failed":
                     events += self._progress(state, spec.name, segment.start)
-                    reason = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
-                    events += trainlog.failed(segment.start, reason)
+                    events += trainlog.failed(segment.start, failure_reason(job))
                 elif segment.secondary == "Stopping":
                     events += self._progress(state, spec.name, segment.start)
                     events += trainlog.stopping(segment.start)

@@ -193,6 +193,8 @@ class Job:
     stop_after: Optional[float] = None
     remote_debug: Optional[bool] = None
     api_stop_at: Optional[float] = None
+    lost_at: Optional[float] = None  # a host died: the job fails then
+    lost_reason: Optional[str] = None
     updated_at: Optional[float] = None
     tags: list = field(default_factory=list)
     _segments: Optional[list[Segment]] = None
@@ -223,8 +225,10 @@ class Job:
         else:
             segments.append(Segment("Uploading", "InProgress", t))
             segments.append(Segment("Completed", "Completed", t + s.uploading))
-        # A stop cuts the timeline: the earliest one that finds the job running wins.
+        # A stop or a lost host cuts the timeline: the earliest that finds the job running wins.
         cuts = []
+        if self.lost_at is not None:
+            cuts.append((self.lost_at, "Failed", ("InProgress",)))
         if self.stop_after is not None:
             cuts.append((self.created + self.stop_after, "Stopped", ("InProgress",)))
         if self.api_stop_at is not None:
@@ -239,6 +243,8 @@ class Job:
             ):
                 continue
             kept = [g for g in segments if g.start < at]
+            if final == "Failed":
+                return [*kept, Segment("Failed", "Failed", at)]
             return [
                 *kept,
                 Segment("Stopping", "Stopping", at),
@@ -265,6 +271,15 @@ class Job:
     def stop(self, t: float) -> None:
         self.api_stop_at = t
         self._segments = None
+
+    def lose_host(self, t: float, reason: str) -> None:
+        self.lost_at, self.lost_reason = t, reason
+        self._segments = None
+        self._segments = None
+
+
+def failure_reason(job: Job) -> str:
+    return job.lost_reason or job.schedule.failure_reason or DEFAULT_FAILURE_REASON
 
 
 def _at(segments: list[Segment], starts: list[float], t: float) -> Segment:
@@ -442,7 +457,7 @@ class TrainingJobs:
             out["BillableTimeInSeconds"] = seconds
         out["LastModifiedTime"] = _ts(max(current.start, job.updated_at or current.start))
         if current.status == "Failed":
-            out["FailureReason"] = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+            out["FailureReason"] = failure_reason(job)
         # Required in the output shape: SageMaker names the artifact from the start.
         output = job.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         out["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{job.name}/output/model.tar.gz"}
