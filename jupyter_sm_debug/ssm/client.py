@@ -23,6 +23,17 @@ Exit status: 0 when the remote end closed the session, 1 on errors, 2 on bad usa
 boto3 is imported only when an API call is needed (it costs half a second); with an
 inherited session it is imported in the background once the shell is up, so that the
 TerminateSession at exit is quick.
+
+Where this differs from session-manager-plugin (shell sessions):
+
+- the terminal is put in raw mode (the plugin uses ``stty cbreak -echo`` and forwards
+  SIGINT/SIGQUIT/SIGTSTP as bytes; we forward them too when stdin is not a terminal);
+- the size is sent at start and on SIGWINCH (the plugin polls it every 500 ms);
+- no reconnection with ResumeSession when the websocket drops: the session ends with a
+  message (the plugin retries five times);
+- KMS-encrypted sessions and port forwarding are refused in the handshake, with a
+  message pointing at session-manager-plugin;
+- no conversion of a lone "\n" keystroke to "\r" (a workaround for Windows targets).
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ import struct
 import sys
 import threading
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import protocol as p
 from .channel import (
@@ -163,6 +174,10 @@ class Api:
                     config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
                 )
             return self._client
+
+    @property
+    def loaded(self) -> bool:
+        return self._client is not None
 
     def warm_up(self) -> None:
         threading.Thread(target=self._quiet_client, daemon=True).start()
@@ -369,8 +384,15 @@ class Session:
     """One connected data channel: a reader thread for the websocket, the caller's thread
     for stdin, signals and the resend timer."""
 
-    def __init__(self, ws, info: Dict[str, str], terminal: Terminal):
+    def __init__(
+        self,
+        ws,
+        info: Dict[str, str],
+        terminal: Terminal,
+        on_ready: Optional[Callable[[], None]] = None,
+    ):
         self.ws = ws
+        self.on_ready = on_ready
         self.session_id = info["SessionId"]
         self.terminal = terminal
         self.lock = threading.Lock()  # guards the channel and orders our websocket sends
@@ -484,6 +506,9 @@ class Session:
     def _set_ready(self) -> None:
         self.ready = True
         self._wake()  # the main loop sends the first size and starts reading stdin
+        if self.on_ready is not None:
+            on_ready, self.on_ready = self.on_ready, None
+            on_ready()
 
     def _output(self, fd: int, data: bytes) -> None:
         try:
@@ -616,15 +641,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         info = load_session(args)
         if not info:
             info = api.start_session(args.target)
-        elif not args.no_terminate:
-            api.warm_up()
     except ClientError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
     code, message = 1, ""
     try:
-        code, message = run_session(info)
+        # With an inherited session boto3 is not loaded yet: load it once the shell is up.
+        warm_up = None if args.no_terminate or api.loaded else api.warm_up
+        code, message = run_session(info, on_ready=warm_up)
     except ClientError as exc:
         message = str(exc)
     except KeyboardInterrupt:  # ^C before the terminal went raw
@@ -639,11 +664,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return code
 
 
-def run_session(info: Dict[str, str]) -> tuple:
+def run_session(info: Dict[str, str], on_ready: Optional[Callable[[], None]] = None) -> tuple:
     """Connect and run the session until it ends; (exit status, message to print)."""
     ws = connect(info)
     terminal = Terminal()
-    session = Session(ws, info, terminal)
+    session = Session(ws, info, terminal, on_ready)
     undo = session.install_signals()
     try:
         with terminal:
