@@ -35,7 +35,7 @@ import termios
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import tornado.ioloop
@@ -81,7 +81,6 @@ class SsmSession:
     status: str = "Connecting"  # Connecting -> Connected -> Terminated
     token_used: bool = False
     handler: Optional[DataChannelHandler] = None
-    started: float = field(default_factory=time.time)
 
 
 class SessionRegistry:
