@@ -68,5 +68,9 @@ export default defineConfig([
     files: ['src/index.ts'],
     rules: { 'jupyter/prefer-lazy-imports': 'off' }
   },
+  {
+    files: ['src/**/__tests__/**'],
+    rules: { 'jupyter/no-untranslated-string': 'off' }
+  },
   prettierRecommended
 ]);

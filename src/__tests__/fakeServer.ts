@@ -1,0 +1,193 @@
+import { RequestFunction } from '../api';
+import { SMDebugError } from '../request';
+import { IJob, IJobPage, JobStatus } from '../types';
+
+/**
+ * An in-memory `/sm-debug` server behind a fake `requestAPI`: it answers like
+ * the real routes, records every call and can be told to fail.
+ */
+export class FakeServer {
+  constructor(count = 45) {
+    const start = Date.UTC(2026, 0, 1);
+    for (let i = 0; i < count; i++) {
+      const status: JobStatus =
+        i % 5 === 0 ? 'Completed' : i % 7 === 0 ? 'Failed' : 'InProgress';
+      this.jobs.push(
+        makeJob(`job-${String(i).padStart(3, '0')}`, status, start + i * 60000)
+      );
+    }
+    this.jobs.reverse(); // newest first, like ListTrainingJobs
+  }
+
+  jobs: IJob[] = [];
+  calls: { method: string; path: string; body: unknown }[] = [];
+  /** The next calls whose path starts with `prefix` fail with `error`, in order. */
+  failures: { prefix: string; error: Error }[] = [];
+  /** Resolve every answer only when `release()` is called. */
+  hold = false;
+
+  release(): void {
+    const waiting = this._held;
+    this._held = [];
+    waiting.forEach(resolve => resolve());
+  }
+
+  /**
+   * The last call whose path starts with `prefix`.
+   */
+  lastCall(prefix = ''): { method: string; path: string; body: unknown } {
+    const calls = this.calls.filter(call => call.path.startsWith(prefix));
+    return calls[calls.length - 1];
+  }
+
+  callsTo(prefix: string): number {
+    return this.calls.filter(call => call.path.startsWith(prefix)).length;
+  }
+
+  request: RequestFunction = async <T>(
+    endPoint: string,
+    init: RequestInit = {}
+  ): Promise<T> => {
+    const method = init.method ?? 'GET';
+    const body = init.body ? JSON.parse(init.body as string) : undefined;
+    this.calls.push({ method, path: endPoint, body });
+    if (this.hold) {
+      await new Promise<void>(resolve => this._held.push(resolve));
+    }
+    const index = this.failures.findIndex(f => endPoint.startsWith(f.prefix));
+    if (index >= 0) {
+      const [failure] = this.failures.splice(index, 1);
+      throw failure.error;
+    }
+    return this._answer(method, endPoint, body) as T;
+  };
+
+  private _answer(method: string, endPoint: string, body: any): unknown {
+    const url = new URL(endPoint, 'http://x/');
+    const parts = url.pathname
+      .split('/')
+      .filter(Boolean)
+      .map(decodeURIComponent);
+    if (parts[0] === 'environment') {
+      return {
+        region: 'us-east-1',
+        account: '123456789012',
+        clients: {},
+        versions: {},
+        problems: []
+      };
+    }
+    if (parts[0] !== 'jobs') {
+      throw notFound('route');
+    }
+    if (parts.length === 1) {
+      const q = url.searchParams;
+      let jobs = this.jobs.filter(
+        job =>
+          (!q.get('status') || job.status === q.get('status')) &&
+          job.name.includes(q.get('name_contains') ?? '')
+      );
+      const start = Number(q.get('next_token') ?? 0);
+      const max = Number(q.get('max_results') ?? 20);
+      const end = start + max;
+      const next = end < jobs.length ? String(end) : null;
+      jobs = jobs.slice(start, end);
+      const page: IJobPage = {
+        jobs: jobs.map(
+          ({
+            name,
+            status,
+            secondary_status,
+            created,
+            instance_count,
+            remote_debug
+          }) => ({
+            name,
+            status,
+            secondary_status,
+            created,
+            instance_count,
+            remote_debug: { ...remote_debug }
+          })
+        ),
+        next_token: next
+      };
+      return page;
+    }
+    const job = this.jobs.find(j => j.name === parts[1]);
+    if (!job) {
+      throw notFound(parts[1]);
+    }
+    if (parts.length === 2) {
+      return structuredCloneJob(job);
+    }
+    if (parts[2] === 'remote-debug' && method === 'PUT') {
+      if (job.secondary_status !== 'Training') {
+        throw new SMDebugError({
+          status: 409,
+          code: 'wrong_state',
+          message: `Remote debug can't change while ${job.name} is ${job.secondary_status}.`,
+          hint: 'Remote debug changes only while a job is Downloading or Training.'
+        });
+      }
+      job.remote_debug = { enabled: !!body.enabled };
+      return structuredCloneJob(job);
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'terminals' && method === 'POST') {
+      return {
+        terminal: {
+          name: `smdebug_${job.name}__${parts[3]}__${body.transport}`.replace(
+            /\W/g,
+            '_'
+          )
+        },
+        transport: body.transport,
+        target: `${job.name}_${parts[3]}`,
+        reused: false
+      };
+    }
+    throw notFound(endPoint);
+  }
+
+  private _held: (() => void)[] = [];
+}
+
+export function makeJob(
+  name: string,
+  status: JobStatus,
+  created: number
+): IJob {
+  const running = status === 'InProgress';
+  return {
+    name,
+    status,
+    secondary_status: running ? 'Training' : status,
+    created: new Date(created).toISOString(),
+    instance_count: 2,
+    remote_debug: { enabled: false },
+    hosts: [
+      { name: 'algo-1', instance_type: 'ml.g5.xlarge', group: null },
+      { name: 'algo-2', instance_type: 'ml.g5.xlarge', group: null }
+    ],
+    network_isolation: false,
+    vpc: null,
+    failure_reason: status === 'Failed' ? 'AlgorithmError: exit 1' : null,
+    attach: {
+      ssm: { ok: running, reason: running ? '' : 'The job is not running.' },
+      ssh: { ok: running, reason: running ? '' : 'The job is not running.' }
+    }
+  };
+}
+
+function structuredCloneJob(job: IJob): IJob {
+  return JSON.parse(JSON.stringify(job));
+}
+
+function notFound(what: string): SMDebugError {
+  return new SMDebugError({
+    status: 404,
+    code: 'not_found',
+    message: `No such ${what}.`,
+    hint: 'Check the name.'
+  });
+}
