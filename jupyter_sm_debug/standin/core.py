@@ -188,10 +188,13 @@ class StandIn:
         try:
             while not done.wait(0.5) and not self._stopping.is_set():
                 pass
+            # Still under our handlers: a second Ctrl-C must not cut the teardown short
+            # and leave sshds behind.
+            self.stop()
         finally:
+            self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.stop()
 
     def reset(self) -> None:
         """Back to a fresh stand-in: no jobs (re-seeded if seeded), no faults, no hosts."""
