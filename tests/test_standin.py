@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -727,3 +728,40 @@ def test_demo_seed_has_every_kind_of_job(tmp_path):
         )
     finally:
         server.stop()
+
+
+def test_hosts_do_not_outlive_a_killed_stand_in(tmp_path):
+    """SIGKILL gives stop() no chance: the reaper ends the sshds and shells."""
+    script = (
+        "import json, sys, time\n"
+        "from jupyter_sm_debug.standin import StandIn\n"
+        "s = StandIn(clock='manual')\n"
+        "s.start()\n"
+        "s.create_job('orphans', instance_count=2, started_ago=60)\n"
+        "live = [s._hosts.get(s.region, 'orphans', h) for h in ('algo-1', 'algo-2')]\n"
+        "print(json.dumps({'root': str(s.root), 'tokens': [h.token for h in live],\n"
+        "    'sshd': [h.sshd.pid for h in live if h.sshd],\n"
+        "    'argv': s.host_shell_argv('orphans', 'algo-1')}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    facts = json.loads(child.stdout.readline())
+    shell = subprocess.Popen(facts["argv"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not procs.holders(facts["tokens"][0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = facts["sshd"] + sorted(procs.holders(facts["tokens"][0]))
+    assert all(procs.alive(pid) for pid in pids) and pids
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 15
+    while any(procs.alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(procs.alive(pid) for pid in pids)
+    assert shell.wait(timeout=10) != 0
+    while os.path.exists(facts["root"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(facts["root"])

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -96,6 +99,7 @@ class StandIn:
         self._server: Any = None
         self._executor: Any = None
         self._ticker: Optional[threading.Thread] = None
+        self._reaper: Optional[subprocess.Popen] = None
         self._stopping = threading.Event()
         self._stopped = False
         atexit.register(self.stop)
@@ -117,6 +121,7 @@ class StandIn:
 
             if self._hosts is not None:
                 self._hosts.ssh.prepare()
+                self._start_reaper()
             self._executor = ThreadPoolExecutor(32, thread_name_prefix="standin-api")
             application = make_application(self, self._executor)
             sockets = tornado.netutil.bind_sockets(port, address)
@@ -155,6 +160,9 @@ class StandIn:
             atexit.unregister(self.stop)
         if self._ticker is not None:
             self._ticker.join(timeout=5)
+        if self._reaper is not None:
+            self._reaper.kill()  # a clean stop: it has nothing to do
+            self._reaper.wait()
         with self._reconcile_lock:
             if self._hosts is not None:
                 self._hosts.end_all()
@@ -175,6 +183,23 @@ class StandIn:
         shutil.rmtree(self._internal, ignore_errors=True)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _start_reaper(self) -> None:
+        """A watcher that ends the hosts if this process dies without stop()."""
+        package_parent = Path(__file__).resolve().parents[2]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(package_parent), env.get("PYTHONPATH")) if p
+        )
+        self._internal.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "jupyter_sm_debug.standin.reaper", str(os.getpid()),
+                str(self._internal)]  # fmt: skip
+        if self._own_root:
+            argv.append(str(self.root))
+        self._reaper = subprocess.Popen(
+            argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def serve_forever(self) -> None:
         """Block until SIGINT or SIGTERM, then stop() (for a console command)."""

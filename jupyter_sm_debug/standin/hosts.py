@@ -152,6 +152,7 @@ class HostManager:
         self._job_logs: dict[tuple[str, str], JobLogState] = {}
         self._lock = threading.RLock()
         self._made_dirs: set[Path] = set()
+        self._listed = "[]"
 
     # -- layout -------------------------------------------------------------------------
 
@@ -189,18 +190,37 @@ class HostManager:
                     state.done = True
             for key in [key for key in self.live if key not in wanted]:
                 self._end(self.live.pop(key))
+            self._write_listing()
 
     def end_all(self) -> None:
         with self._lock:
             for key in list(self.live):
                 self._end(self.live.pop(key))
             self._job_logs.clear()
+            self._write_listing()
 
     def forget_job(self, region: str, job: str) -> None:
         with self._lock:
             for key in [k for k in self.live if k[:2] == (region, job)]:
                 self._end(self.live.pop(key))
             self._job_logs.pop((region, job), None)
+            self._write_listing()
+
+    def _write_listing(self) -> None:
+        """What the reaper ends if this process dies without stop()."""
+        listing = [
+            {"sshd": host.sshd.pid if host.sshd else None, "token": host.token}
+            for host in self.live.values()
+        ]
+        text = json.dumps(listing)
+        if text == self._listed or not self.internal.exists():
+            return
+        self._listed = text
+        self.internal.mkdir(parents=True, exist_ok=True)
+        target = self.internal / "live.json"
+        partial = target.with_suffix(".json.partial")
+        partial.write_text(text)
+        os.replace(partial, target)
 
     def cleanup(self) -> None:
         for directory in sorted(self._made_dirs, key=lambda p: len(p.parts), reverse=True):
