@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpclient import HTTPClientError
 
 ERROR_KEYS = {"code", "message", "hint"}
 _counter = itertools.count()
@@ -284,13 +285,17 @@ async def test_unknown_route_is_a_json_404(api):
     assert_error(status, body, 404, "no_such_route")
 
 
-async def test_requests_without_a_token_are_refused(jp_base_url, jp_http_port):
-    client = AsyncHTTPClient()
-    for path in ("jobs", "jobs/x", "environment"):
-        url = f"http://localhost:{jp_http_port}{jp_base_url}sm-debug/{path}"
+async def test_requests_without_a_token_are_refused(jp_fetch):
+    routes = [("GET", "jobs"), ("GET", "jobs/x"), ("GET", "environment"),
+              ("PUT", "jobs/x/remote-debug"), ("POST", "jobs/x/hosts/algo-1/terminals"),
+              ("POST", "jobs/x/debug-copy")]  # fmt: skip
+    for method, path in routes:
+        body = "{}" if method != "GET" else None
         with pytest.raises(HTTPClientError) as error:
-            await client.fetch(url)
-        assert error.value.code == 403
+            await jp_fetch("sm-debug", path, method=method, body=body,
+                           headers={"Authorization": ""})  # fmt: skip
+        assert error.value.code == 403, (method, path)
+        assert json.loads(error.value.response.body)["error"]["code"] == "forbidden"
 
 
 def job_request(name: str, instance_count: int = 1) -> dict:
