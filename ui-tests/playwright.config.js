@@ -31,6 +31,9 @@ module.exports = {
     command: 'jlpm start',
     url: 'http://localhost:8888/lab',
     timeout: 120 * 1000,
-    reuseExistingServer: !process.env.CI
+    reuseExistingServer: !process.env.CI,
+    // Let the demo stop JupyterLab and the stand-in's hosts (sshd) itself;
+    // the default SIGKILL would leave them running.
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 20 * 1000 }
   }
 };
