@@ -160,12 +160,12 @@ class StandIn:
             atexit.unregister(self.stop)
         if self._ticker is not None:
             self._ticker.join(timeout=5)
-        if self._reaper is not None:
-            self._reaper.kill()  # a clean stop: it has nothing to do
-            self._reaper.wait()
         with self._reconcile_lock:
             if self._hosts is not None:
                 self._hosts.end_all()
+        if self._reaper is not None:
+            self._reaper.kill()  # the hosts are gone: nothing left for it to do
+            self._reaper.wait()
         if self._loop is not None:
             loop, server = self._loop, self._server
 

@@ -27,7 +27,14 @@ from typing import Optional
 
 from . import procs, trainlog
 from .logs import LogWriter
-from .sagemaker import HOMOGENEOUS_GROUP, HostSpec, Job, Segment, failure_reason
+from .sagemaker import (
+    HOMOGENEOUS_GROUP,
+    LIVE_SECONDARY,
+    HostSpec,
+    Job,
+    Segment,
+    failure_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +184,8 @@ class HostManager:
                 if state.done:
                     continue
                 segments, index = live_of(job)
-                live = segments[index].status == "InProgress" and segments[index].secondary in (
-                    "Downloading", "Training", "Uploading")  # fmt: skip
-                if live:
+                current = segments[index]
+                if current.status == "InProgress" and current.secondary in LIVE_SECONDARY:
                     start = next(g.start for g in segments if g.secondary != "Starting")
                     for spec in job.hosts:
                         wanted.add((job.region, job.name, spec.name))
@@ -197,13 +203,6 @@ class HostManager:
             for key in list(self.live):
                 self._end(self.live.pop(key))
             self._job_logs.clear()
-            self._write_listing()
-
-    def forget_job(self, region: str, job: str) -> None:
-        with self._lock:
-            for key in [k for k in self.live if k[:2] == (region, job)]:
-                self._end(self.live.pop(key))
-            self._job_logs.pop((region, job), None)
             self._write_listing()
 
     def _write_listing(self) -> None:
