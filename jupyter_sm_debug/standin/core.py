@@ -268,8 +268,11 @@ class StandIn:
             except Exception:  # noqa: BLE001 - keep the clock running; the error is logged
                 log.exception("stand-in reconcile failed")
 
-    def reconcile(self) -> None:
-        """Make hosts and logs match the jobs at now() (also runs by itself on a real clock)."""
+    def reconcile(self, only: Optional[list] = None) -> None:
+        """Make hosts and logs match the jobs at now() (also runs by itself on a real clock).
+
+        ``only``: just these (region, name) jobs changed; the others are left alone, so that
+        creating thousands of jobs stays linear."""
         if self._hosts is None or self._stopping.is_set():
             return
         with self._reconcile_lock:
@@ -281,7 +284,11 @@ class StandIn:
                 with self._jobs._lock:
                     return job.segments(), job.index_at(t)
 
-            self._hosts.reconcile(self._jobs.all(), t, live_of)
+            if only is None:
+                self._hosts.reconcile(self._jobs.all(), t, live_of)
+            else:
+                jobs = [job for job in (self._jobs.get(n, r) for r, n in only) if job]
+                self._hosts.reconcile(jobs, t, live_of, partial=True)
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -448,7 +455,7 @@ class StandIn:
             self.reconcile()  # hosts agree with what this call is about to report
         result = self._jobs.handle(action, params, region)
         if action in ("CreateTrainingJob", "StopTrainingJob"):
-            self.reconcile()
+            self.reconcile(only=[(region, params["TrainingJobName"])])
         return result
 
     # -- hosts -------------------------------------------------------------------------------

@@ -171,10 +171,11 @@ class HostManager:
 
     # -- reconcile ------------------------------------------------------------------------
 
-    def reconcile(self, jobs: list[Job], t: float, live_of) -> None:
+    def reconcile(self, jobs: list[Job], t: float, live_of, partial: bool = False) -> None:
         """Start and end hosts and write log lines so they match the jobs at time ``t``.
 
         ``live_of(job)`` answers the job's liveness at ``t`` (with the store's lock).
+        ``partial``: ``jobs`` are not all the jobs; leave the hosts of the others alone.
         """
         with self._lock:
             wanted = set()
@@ -194,8 +195,10 @@ class HostManager:
                 self._write_logs(job, state, segments, index, t)
                 if segments[index].terminal:
                     state.done = True
+            considered = {(job.region, job.name) for job in jobs}
             for key in [key for key in self.live if key not in wanted]:
-                self._end(self.live.pop(key))
+                if not partial or key[:2] in considered:
+                    self._end(self.live.pop(key))
             self._write_listing()
 
     def end_all(self) -> None:
