@@ -147,13 +147,14 @@ async def test_unknown_transport_is_400(api, demo_jobs):
 
 async def test_the_session_ends_when_the_job_ends(api, jp_ws_fetch, standin, terminal_manager):
     name = f"ends-{os.getpid()}-{time.monotonic_ns() % 100000}"
-    standin.create_job(name, instance_count=1, started_ago=120)
+    phases = {"starting": 20, "downloading": 20, "training": 60, "uploading": 20}
+    standin.create_job(name, instance_count=1, started_ago=60, schedule=phases)
     status, body = await attach(api, name, "algo-1", transport="ssh")
     assert status == 201, body
     pid = terminal_manager.terminals[body["terminal"]["name"]].ptyproc.pid
     terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
     await terminal.send("echo ready-$SM_CURRENT_HOST\r")
     await terminal.expect("ready-algo-1")
-    standin.advance(100_000)  # training finishes; the containers go away
+    standin.advance(120)  # training and upload finish; the containers go away
     assert await terminal.closed(timeout=15)
     assert wait_gone(pid, timeout=5)
