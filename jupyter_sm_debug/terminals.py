@@ -27,6 +27,10 @@ class TerminalSessions:
         self._web_app = web_app
         self.log = log
         self._locks: dict[str, asyncio.Lock] = {}
+        # The terminal objects this extension created. A terminal with one of our names that
+        # is not in here is a plain local shell (JupyterLab's restorer or `terminal:open`
+        # recreate vanished names that way): never hand that out as a container session.
+        self._ours: dict[str, object] = {}
 
     @property
     def manager(self):
@@ -41,8 +45,24 @@ class TerminalSessions:
         return manager
 
     def live(self, name: str) -> bool:
+        """A running session that this extension started under that name."""
         term = self.manager.terminals.get(name)
-        return bool(term is not None and term.ptyproc.isalive())
+        return bool(term is not None and term is self._ours.get(name) and term.ptyproc.isalive())
+
+    async def _wait_released(self, name: str, timeout: float = 3.0) -> None:
+        """terminado drops a name when it reads the old process's EOF; creating before that
+        would let the late EOF drop the new terminal instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while name in self.manager.terminals:
+            if loop.time() > deadline:
+                raise SMDebugError(
+                    409,
+                    "terminal_busy",
+                    f"The old terminal {name} is still shutting down.",
+                    "Try again in a few seconds.",
+                )
+            await asyncio.sleep(0.05)
 
     async def open(self, name: str, session: Session) -> tuple[str, bool]:
         """Create terminal `name` running the session, or return the live one (reused=True)."""
@@ -52,9 +72,10 @@ class TerminalSessions:
             if self.live(name):
                 return name, True
             if name in manager.terminals:
-                # A dead process still listed: end it properly before reusing its name
-                # (creating over a live name would orphan its process).
+                # A dead session still listed, or an impostor local shell: end it properly
+                # before reusing its name (creating over a live name orphans its process).
                 await manager.terminate(name, force=True)
+                await self._wait_released(name)
             # Everything the server has but the session does not need is removed (None);
             # terminado's own TERM/COLUMNS/LINES for the xterm stay.
             env = dict.fromkeys(key for key in os.environ if key not in TERMINAL_VARIABLES)
@@ -65,5 +86,6 @@ class TerminalSessions:
                 cwd=session.cwd or os.path.expanduser("~"),
                 extra_env=env,
             )
+            self._ours[name] = manager.terminals[name]
             self.log.info("sm-debug: terminal %s → %s", name, session.target)
             return name, False

@@ -158,3 +158,19 @@ async def test_the_session_ends_when_the_job_ends(api, jp_ws_fetch, standin, ter
     standin.advance(120)  # training and upload finish; the containers go away
     assert await terminal.closed(timeout=15)
     assert wait_gone(pid, timeout=5)
+
+
+async def test_a_local_shell_under_our_name_is_never_reused(api, demo_jobs, terminal_manager):
+    """After a reload JupyterLab may recreate a vanished name as a local shell."""
+    job = demo_jobs["hetero-preprocess-train"]
+    from jupyter_sm_debug.terminals import terminal_name
+
+    name = terminal_name(job, "algo-1", "ssh")
+    terminal_manager.create(name=name)  # what `terminal:open {name}` does for a vanished name
+    impostor = terminal_manager.terminals[name].ptyproc.pid
+    status, body = await attach(api, job, "algo-1", transport="ssh")
+    assert status == 201 and body["reused"] is False, body
+    assert body["terminal"]["name"] == name
+    term = terminal_manager.terminals[name]
+    assert os.path.basename(term.ptyproc.argv[0]) == "ssh"
+    assert wait_gone(impostor)
