@@ -55,6 +55,13 @@ class SMDebug(Configurable):
     default_transport = Enum(
         ["ssm", "ssh"], "ssm", config=True, help="Transport used when a request names none."
     )
+    ssm_client = Enum(
+        ["auto", "plugin", "builtin"],
+        "auto",
+        config=True,
+        help="SSM session client: AWS's session-manager-plugin, the built-in Python client, "
+        "or auto (the plugin when it is on PATH, else the built-in one).",
+    )
     ssh_user = Unicode("root", config=True, help="User name for SSH attach.")
     ssh_port = Int(22, config=True, help="Port of sshd in the training container.")
     ssh_key = Unicode(

@@ -394,6 +394,10 @@ class JobsService:
                 "ssh": ssh,
                 "session_manager_plugin": plugin,
                 "builtin_ssm": True,
+                # Which client an SSM attach will run, per c.SMDebug.ssm_client.
+                "ssm": "plugin"
+                if plugin and self.config.ssm_client != "builtin"
+                else ("builtin" if self.config.ssm_client != "plugin" else None),
             },
             "default_transport": self.config.default_transport,
             "versions": {

@@ -59,6 +59,6 @@ def base_environment() -> dict[str, str]:
 
 
 def transports() -> dict[str, Transport]:
-    from . import ssh
+    from . import ssh, ssm
 
-    return {"ssh": ssh.SSHTransport()}
+    return {"ssh": ssh.SSHTransport(), "ssm": ssm.SSMTransport()}

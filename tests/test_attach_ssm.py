@@ -1,0 +1,79 @@
+"""Attach over SSM with the built-in Session Manager client, through the extension."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import pytest
+from terminal_io import open_terminal
+from test_attach_ssh import attach, wait_gone
+
+
+@pytest.fixture
+def ssm_job(standin):
+    """A running 4-host job with remote debug on (the shared demo jobs stay untouched)."""
+    name = f"ssm-{uuid.uuid4().hex[:8]}"
+    standin.create_job(name, instance_count=4, remote_debug=True, started_ago=600)
+    return name
+
+
+async def test_attach_over_ssm_reaches_the_host(api, jp_ws_fetch, ssm_job, terminal_manager):
+    status, body = await attach(api, ssm_job, "algo-3", transport="ssm")
+    assert status == 201, body
+    assert body["target"].startswith(f"sagemaker-training-job:{ssm_job}_algo-3")
+    term = terminal_manager.terminals[body["terminal"]["name"]]
+    assert term.ptyproc.argv[1:3] == ["-m", "jupyter_sm_debug.ssm.client"]
+    assert not any("Token" in part for part in term.ptyproc.argv)  # the token is no argv
+    terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
+    await terminal.send("echo host=$SM_CURRENT_HOST\r")
+    await terminal.expect("host=algo-3", timeout=30)
+
+    await terminal.resize(37, 111)
+    await terminal.send("stty size\r")
+    await terminal.expect(r"37 111")
+
+    await terminal.send("exit\r")
+    assert await terminal.closed(timeout=15)
+    assert wait_gone(term.ptyproc.pid, timeout=5)
+
+
+async def test_four_mib_arrive_intact(api, jp_ws_fetch, ssm_job, standin, tmp_path):
+    payload = tmp_path / "payload.txt"
+    lines = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4 * 1024 * 1024 // 65)]
+    payload.write_text("\n".join(lines) + "\n")
+    status, body = await attach(api, ssm_job, "algo-1", transport="ssm")
+    assert status == 201, body
+    terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
+    # The quotes keep the typed command line from matching the markers it prints.
+    await terminal.send(f'echo BEGIN-""PAYLOAD; cat {payload}; echo END-""PAYLOAD\r')
+    match = await terminal.expect(r"(?s)BEGIN-PAYLOAD\r\n(.*?)END-PAYLOAD", timeout=120)
+    received = match.group(1).replace("\r\n", "\n")
+    assert (
+        hashlib.sha256(received.encode()).hexdigest()
+        == hashlib.sha256(payload.read_bytes()).hexdigest()
+    )
+
+
+async def test_ssm_without_remote_debug_is_409_with_the_hint(api, demo_jobs, terminal_manager):
+    before = set(terminal_manager.terminals)
+    status, body = await attach(api, demo_jobs["resnet50-ddp-4node"], "algo-3", transport="ssm")
+    assert status == 409, body
+    assert body["error"]["code"] == "not_attachable"
+    assert "Remote debug" in body["error"]["message"]
+    assert "Remote debug" in body["error"]["hint"]
+    assert set(terminal_manager.terminals) == before
+
+
+async def test_session_process_gets_the_session_by_variable_not_argv(
+    api, ssm_job, terminal_manager
+):
+    status, body = await attach(api, ssm_job, "algo-2", transport="ssm")
+    assert status == 201, body
+    pid = terminal_manager.terminals[body["terminal"]["name"]].ptyproc.pid
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        cmdline = handle.read()
+    assert b"TokenValue" not in cmdline and b"StreamUrl" not in cmdline
+    # The built-in client drops the variable from its own environment once read.
+    assert os.path.exists(f"/proc/{pid}")
