@@ -320,8 +320,8 @@ class JobsService:
                 hint = "Wait until the job is Downloading or Training, then try again."
             else:
                 hint = (
-                    "A finished job cannot be changed: start a new job with "
-                    "RemoteDebugConfig EnableRemoteDebug=true to debug it."
+                    "A finished job cannot be changed: use Debug a copy to start the same "
+                    "job with remote debug on."
                 )
             raise SMDebugError(
                 409,
