@@ -23,6 +23,7 @@ export interface ISMDebugAPI {
   listJobs(query?: IJobQuery): Promise<IJobPage>;
   getJob(job: string): Promise<IJob>;
   setRemoteDebug(job: string, enabled: boolean): Promise<IJob>;
+  debugCopy(job: string, holdSeconds: number): Promise<IJob>;
   createTerminal(
     job: string,
     host: string,
@@ -65,6 +66,17 @@ export class SMDebugAPI implements ISMDebugAPI {
     return this._request<IJob>(`jobs/${encodeURIComponent(job)}/remote-debug`, {
       method: 'PUT',
       body: JSON.stringify({ enabled })
+    });
+  }
+
+  /**
+   * Start a copy of a job with remote debug on, whose containers stay up for
+   * `holdSeconds` after a failure. Answers with the new job.
+   */
+  debugCopy(job: string, holdSeconds: number): Promise<IJob> {
+    return this._request<IJob>(`jobs/${encodeURIComponent(job)}/debug-copy`, {
+      method: 'POST',
+      body: JSON.stringify({ hold_seconds: holdSeconds })
     });
   }
 

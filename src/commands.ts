@@ -4,9 +4,16 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
 
 import { AttachManager } from './attach';
+import { askHoldSeconds } from './dialogs';
 import { JobsModel } from './model';
 import { SMDebugError } from './request';
-import { Transport, TRANSPORTS } from './types';
+import {
+  isFinished,
+  isValidHold,
+  MAX_HOLD_SECONDS,
+  Transport,
+  TRANSPORTS
+} from './types';
 
 /**
  * The command ids of the extension.
@@ -15,6 +22,7 @@ export namespace CommandIDs {
   export const refresh = 'sm-debug:refresh';
   export const attach = 'sm-debug:attach';
   export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
+  export const debugCopy = 'sm-debug:debug-copy';
   export const open = 'sm-debug:open';
 }
 
@@ -27,7 +35,8 @@ export interface ICommandContext {
 }
 
 /**
- * Add the palette commands: refresh, attach, toggle remote debug, open the panel.
+ * Add the palette commands: refresh, attach, toggle remote debug, debug a
+ * copy, open the panel.
  */
 export function addCommands(context: ICommandContext): void {
   const { app, model, attach, trans, panelId } = context;
@@ -65,6 +74,37 @@ export function addCommands(context: ICommandContext): void {
     const answer = await InputDialog.getItem({
       title,
       items: running,
+      label: trans.__('Training job')
+    });
+    return answer.button.accept && answer.value ? answer.value : null;
+  };
+
+  /**
+   * Ask for any listed job, finished ones first (the usual reason to debug a
+   * copy is a run that failed).
+   */
+  const pickAnyJob = async (title: string): Promise<string | null> => {
+    model.start();
+    if (!model.loaded) {
+      await model.refresh();
+    }
+    notify(model.error);
+    const jobs = model.jobs.filter(job => job.status !== 'Deleting');
+    const names = [
+      ...jobs.filter(job => isFinished(job.status)),
+      ...jobs.filter(job => !isFinished(job.status))
+    ].map(job => job.name);
+    if (names.length === 0) {
+      if (!model.error) {
+        Notification.warning(
+          trans.__('No training job is listed in the sidebar.')
+        );
+      }
+      return null;
+    }
+    const answer = await InputDialog.getItem({
+      title,
+      items: names,
       label: trans.__('Training job')
     });
     return answer.button.accept && answer.value ? answer.value : null;
@@ -167,6 +207,84 @@ export function addCommands(context: ICommandContext): void {
         notify(session.error);
       }
       return session.tab;
+    }
+  });
+
+  commands.addCommand(CommandIDs.debugCopy, {
+    label: args =>
+      args.job
+        ? trans.__('Debug a Copy of %1…', args.job as string)
+        : trans.__('Debug a Copy of a SageMaker Training Job…'),
+    caption: trans.__(
+      'Start a copy of a training job with remote debug on, whose containers stay up for a while if it fails'
+    ),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          job: {
+            type: 'string',
+            description: trans.__('The training job to copy')
+          },
+          holdSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: MAX_HOLD_SECONDS,
+            description: trans.__(
+              'Seconds a failed container stays up; asked for when left out'
+            )
+          }
+        }
+      }
+    },
+    execute: async args => {
+      let job = args.job as string | undefined;
+      if (!job) {
+        job =
+          (await pickAnyJob(trans.__('Debug a copy of which training job?'))) ??
+          undefined;
+        if (!job) {
+          return null;
+        }
+      }
+      let hold = args.holdSeconds as number | undefined;
+      if (hold === undefined) {
+        hold =
+          (await askHoldSeconds(trans, job, model.debugCopyHoldSeconds)) ??
+          undefined;
+        if (hold === undefined) {
+          return null;
+        }
+      } else if (!isValidHold(hold)) {
+        Notification.error(
+          trans.__(
+            'holdSeconds must be a whole number from 0 to %1.',
+            MAX_HOLD_SECONDS
+          )
+        );
+        return null;
+      }
+      model.start();
+      // Started from the panel, a refusal shows inline in the job's details;
+      // from the palette it would go unseen there.
+      const inPanel = model.isVisible && model.isExpanded(job);
+      const copy = await model.debugCopy(job, hold);
+      if (!copy) {
+        if (!inPanel) {
+          notify(model.debugCopyState(job).error);
+        }
+        return null;
+      }
+      app.shell.activateById(panelId);
+      Notification.success(
+        trans.__(
+          'Started %1, a copy of %2 with remote debug on.',
+          copy.name,
+          job
+        ),
+        { autoClose: 6000 }
+      );
+      return copy.name;
     }
   });
 

@@ -72,7 +72,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
           ITerminalTab | undefined) ?? undefined
     });
 
-    const panel = new SMDebugPanel({ model, attach, translator });
+    const panel = new SMDebugPanel({
+      model,
+      attach,
+      translator,
+      actions: {
+        debugCopy: job =>
+          void app.commands.execute(CommandIDs.debugCopy, { job })
+      }
+    });
     app.shell.add(panel, 'left', { rank: 850 });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
@@ -85,7 +93,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.open,
         CommandIDs.refresh,
         CommandIDs.attach,
-        CommandIDs.toggleRemoteDebug
+        CommandIDs.toggleRemoteDebug,
+        CommandIDs.debugCopy
       ]) {
         palette.addItem({ command, category });
       }
@@ -100,6 +109,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
               .composite as number;
             model.defaultTransport = settings.get('defaultTransport')
               .composite as Transport;
+            model.debugCopyHoldSeconds = settings.get('debugCopyHoldSeconds')
+              .composite as number;
           };
           apply();
           settings.changed.connect(apply);

@@ -9,6 +9,7 @@ import {
   IJob,
   IJobSummary,
   isFinished,
+  isValidHold,
   JobStatus,
   Transport
 } from './types';
@@ -43,6 +44,21 @@ export interface IRemoteDebugState {
 }
 
 /**
+ * A debug copy being started from a job, or why it could not be.
+ */
+export interface IDebugCopyState {
+  pending: boolean;
+  error: SMDebugError | null;
+  /** The name of the last copy started from this job. */
+  copy: string | null;
+}
+
+/**
+ * The default hold window of a debug copy, in seconds.
+ */
+export const DEFAULT_HOLD_SECONDS = 1800;
+
+/**
  * The state of the SageMaker Debug sidebar: the job list with its filters and
  * paging, the expanded jobs' descriptions, remote-debug changes and the
  * environment check. React components only render it; everything that talks to
@@ -55,6 +71,7 @@ export class JobsModel implements IDisposable {
     this._rowsWanted = this._pageSize;
     this._interval = options.refreshInterval ?? 15;
     this._defaultTransport = options.defaultTransport ?? 'ssm';
+    this._holdSeconds = options.debugCopyHoldSeconds ?? DEFAULT_HOLD_SECONDS;
     this._poll = new Poll({
       auto: false,
       factory: () => this._tick(),
@@ -154,6 +171,42 @@ export class JobsModel implements IDisposable {
   set defaultTransport(transport: Transport) {
     if (transport !== this._defaultTransport) {
       this._defaultTransport = transport;
+      this._emit();
+    }
+  }
+
+  /**
+   * The hold window a debug copy offers by default, in seconds (from the
+   * settings). Values the server would refuse are ignored.
+   */
+  get debugCopyHoldSeconds(): number {
+    return this._holdSeconds;
+  }
+  set debugCopyHoldSeconds(seconds: number) {
+    if (isValidHold(seconds) && seconds !== this._holdSeconds) {
+      this._holdSeconds = seconds;
+      this._emit();
+    }
+  }
+
+  /**
+   * Emitted with a job's name when the view should bring its row into view and
+   * focus it (e.g. a debug copy that was just started).
+   */
+  get revealRequested(): ISignal<this, string> {
+    return this._revealRequested;
+  }
+
+  /**
+   * The selected job (the last one opened or revealed); null when none.
+   */
+  get selected(): string | null {
+    return this._selected;
+  }
+
+  select(job: string | null): void {
+    if (job !== this._selected) {
+      this._selected = job;
       this._emit();
     }
   }
@@ -418,6 +471,110 @@ export class JobsModel implements IDisposable {
   }
 
   /**
+   * The state of a debug copy started from a job.
+   */
+  debugCopyState(job: string): IDebugCopyState {
+    return (
+      this._debugCopies.get(job) ?? { pending: false, error: null, copy: null }
+    );
+  }
+
+  /**
+   * Start a copy of `job` with remote debug on and a hold window, then show it:
+   * reload the list (clearing filters that would hide it), expand it and
+   * select it. A refusal is kept in `debugCopyState(job).error` with the
+   * server's message and hint.
+   *
+   * @returns the new job, or null when the server refused or one is in flight
+   */
+  async debugCopy(job: string, holdSeconds: number): Promise<IJob | null> {
+    const current = this.debugCopyState(job);
+    if (current.pending) {
+      return null;
+    }
+    this._debugCopies.set(job, { pending: true, error: null, copy: null });
+    this._emit();
+    let copy: IJob;
+    try {
+      copy = await this._api.debugCopy(job, holdSeconds);
+    } catch (reason) {
+      this._debugCopies.set(job, {
+        pending: false,
+        error: SMDebugError.from(reason),
+        copy: null
+      });
+      this._emit();
+      return null;
+    }
+    this._debugCopies.set(job, {
+      pending: false,
+      error: null,
+      copy: copy.name
+    });
+    this._details.set(copy.name, { job: copy, loading: false, error: null });
+    await this.reveal(copy);
+    return copy;
+  }
+
+  /**
+   * Forget a refused debug copy (the user dismissed the message).
+   */
+  clearDebugCopyError(job: string): void {
+    const state = this._debugCopies.get(job);
+    if (state?.error) {
+      this._debugCopies.set(job, { ...state, error: null });
+      this._emit();
+    }
+  }
+
+  /**
+   * Bring a job into the list and select it: clear the filters that would hide
+   * it, reload, expand its row and ask the view to scroll to it. A job that
+   * the server does not list yet (listing lags creation on AWS) is put first.
+   */
+  async reveal(job: IJobSummary): Promise<void> {
+    if (this._isDisposed) {
+      return;
+    }
+    let filtersChanged = false;
+    if (this._statusFilter && this._statusFilter !== job.status) {
+      this._statusFilter = '';
+      filtersChanged = true;
+    }
+    if (this._nameFilter && !job.name.includes(this._nameFilter)) {
+      this._nameFilter = '';
+      filtersChanged = true;
+    }
+    if (filtersChanged) {
+      void this._filterDebouncer.stop();
+      this._resetList();
+    }
+    await this._loadList().catch(() => undefined);
+    if (this._isDisposed) {
+      return;
+    }
+    if (!this._jobs.some(summary => summary.name === job.name)) {
+      const { name, status, secondary_status, created, instance_count } = job;
+      this._jobs = [
+        {
+          name,
+          status,
+          secondary_status,
+          created,
+          started: job.started,
+          instance_count,
+          remote_debug: { ...job.remote_debug }
+        },
+        ...this._jobs
+      ];
+    }
+    this._selected = job.name;
+    this.setExpanded(job.name, true);
+    this._emit();
+    this._revealRequested.emit(job.name);
+  }
+
+  /**
    * Run the pre-flight check again. Never rejects.
    */
   async loadEnvironment(): Promise<IEnvironment | null> {
@@ -578,6 +735,10 @@ export class JobsModel implements IDisposable {
   private _details = new Map<string, IDetailState>();
   private _detailRequests = new Map<string, Promise<IJob | null>>();
   private _remoteDebug = new Map<string, IRemoteDebugState>();
+  private _debugCopies = new Map<string, IDebugCopyState>();
+  private _holdSeconds: number;
+  private _selected: string | null = null;
+  private _revealRequested = new Signal<this, string>(this);
   private _defaultTransport: Transport = 'ssm';
   private _environment: IEnvironment | null = null;
   private _environmentError: SMDebugError | null = null;
@@ -590,6 +751,8 @@ export namespace JobsModel {
     refreshInterval?: number;
     /** The transport Attach offers first. Default 'ssm'. */
     defaultTransport?: Transport;
+    /** The hold window a debug copy offers, in seconds. Default 1800. */
+    debugCopyHoldSeconds?: number;
     /** Jobs per page, at most 100. Default 20. */
     pageSize?: number;
     /** Milliseconds the name filter waits for typing to pause. Default 300. */

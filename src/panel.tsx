@@ -5,7 +5,7 @@ import { Panel } from '@lumino/widgets';
 import * as React from 'react';
 
 import { AttachManager } from './attach';
-import { JobsView } from './components/JobsView';
+import { IJobActions, JobsView } from './components/JobsView';
 import { smDebugIcon } from './icons';
 import { JobsModel } from './model';
 
@@ -30,7 +30,12 @@ export class SMDebugPanel extends SidePanel {
     this.title.caption = trans.__('SageMaker Debug');
 
     const view = ReactWidget.create(
-      <JobsView model={options.model} attach={options.attach} trans={trans} />
+      <JobsView
+        model={options.model}
+        attach={options.attach}
+        actions={options.actions}
+        trans={trans}
+      />
     );
     view.addClass('jp-SMDebug-body');
     this.addWidget(view);
@@ -62,6 +67,8 @@ export namespace SMDebugPanel {
   export interface IOptions {
     model: JobsModel;
     attach: AttachManager;
+    /** What the panel's buttons do beyond the model (commands with dialogs). */
+    actions: IJobActions;
     translator?: ITranslator;
   }
 }

@@ -89,6 +89,25 @@ export interface ITerminalResponse {
 }
 
 /**
+ * Which program runs an SSM session: AWS's session-manager-plugin or the
+ * extension's built-in Python client.
+ */
+export type SSMClient = 'plugin' | 'builtin';
+
+/**
+ * The session clients the server found (`GET /sm-debug/environment`).
+ */
+export interface IClients {
+  /** The ssh executable, if any. */
+  ssh?: string | null;
+  /** The session-manager-plugin executable, if any. */
+  session_manager_plugin?: string | null;
+  /** What an SSM attach will run; null when none can (plugin required but missing). */
+  ssm?: SSMClient | null;
+  [key: string]: unknown;
+}
+
+/**
  * Something in the environment that keeps the extension from working, with the fix.
  */
 export interface IProblem {
@@ -106,7 +125,7 @@ export interface IEnvironment {
   endpoint_url?: string | null;
   default_transport?: Transport;
   credentials?: { found: boolean; method: string | null };
-  clients: Record<string, unknown>;
+  clients: IClients;
   versions: Record<string, unknown>;
   problems: IProblem[];
 }
@@ -119,6 +138,20 @@ export interface IJobQuery {
   nameContains?: string;
   maxResults?: number;
   nextToken?: string | null;
+}
+
+/**
+ * The longest hold window a debug copy accepts, in seconds (24 hours).
+ */
+export const MAX_HOLD_SECONDS = 86400;
+
+/**
+ * Whether `seconds` is a hold window the server accepts: whole, 0 to 24 hours.
+ */
+export function isValidHold(seconds: number): boolean {
+  return (
+    Number.isInteger(seconds) && seconds >= 0 && seconds <= MAX_HOLD_SECONDS
+  );
 }
 
 /**

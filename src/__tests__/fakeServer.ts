@@ -25,6 +25,8 @@ export class FakeServer {
   failures: { prefix: string; error: Error }[] = [];
   /** Resolve every answer only when `release()` is called. */
   hold = false;
+  /** Jobs created by a debug copy stay out of the list (AWS listing lags). */
+  listLag = false;
 
   release(): void {
     const waiting = this._held;
@@ -84,6 +86,7 @@ export class FakeServer {
       const q = url.searchParams;
       let jobs = this.jobs.filter(
         job =>
+          !(this.listLag && this._lagging.has(job.name)) &&
           (!q.get('status') || job.status === q.get('status')) &&
           job.name.includes(q.get('name_contains') ?? '')
       );
@@ -133,6 +136,27 @@ export class FakeServer {
       job.remote_debug = { enabled: !!body.enabled };
       return structuredCloneJob(job);
     }
+    if (parts[2] === 'debug-copy' && method === 'POST') {
+      if (job.network_isolation) {
+        throw new SMDebugError({
+          status: 409,
+          code: 'network_isolation',
+          message: `${job.name} runs with network isolation, which SageMaker does not allow with remote debug.`,
+          hint: 'Create the copy yourself without EnableNetworkIsolation.'
+        });
+      }
+      const copy = makeJob(
+        `${job.name}-debug-${String(++this._copies).padStart(4, '0')}`,
+        'InProgress',
+        Date.UTC(2026, 1, 1) + this._copies * 1000
+      );
+      copy.secondary_status = 'Starting';
+      copy.remote_debug = { enabled: true };
+      copy.hold_seconds = body.hold_seconds;
+      this.jobs.unshift(copy); // the newest
+      this._lagging.add(copy.name);
+      return structuredCloneJob(copy);
+    }
     if (parts[2] === 'hosts' && parts[4] === 'terminals' && method === 'POST') {
       return {
         terminal: {
@@ -150,13 +174,15 @@ export class FakeServer {
   }
 
   private _held: (() => void)[] = [];
+  private _copies = 0;
+  private _lagging = new Set<string>();
 }
 
 export function makeJob(
   name: string,
   status: JobStatus,
   created: number
-): IJob {
+): IJob & { hold_seconds?: number } {
   const running = status === 'InProgress';
   return {
     name,

@@ -309,6 +309,129 @@ describe('JobsModel', () => {
     });
   });
 
+  describe('debug a copy', () => {
+    it('starts a copy with the hold window, then lists it first, expanded and selected', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      const revealed: string[] = [];
+      model.revealRequested.connect((_, job) => revealed.push(job));
+
+      const copy = await model.debugCopy('job-042', 600);
+
+      expect(server.calls.filter(c => c.method === 'POST')).toEqual([
+        {
+          method: 'POST',
+          path: 'jobs/job-042/debug-copy',
+          body: { hold_seconds: 600 }
+        }
+      ]);
+      expect(copy?.name).toBe('job-042-debug-0001');
+      expect(copy?.remote_debug.enabled).toBe(true);
+      // The list was reloaded: the copy is the newest job.
+      expect(server.lastCall('jobs?').path).toBe('jobs?max_results=20');
+      expect(model.jobs[0].name).toBe('job-042-debug-0001');
+      expect(model.jobs[0].remote_debug.enabled).toBe(true);
+      expect(model.isExpanded('job-042-debug-0001')).toBe(true);
+      expect(model.selected).toBe('job-042-debug-0001');
+      expect(revealed).toEqual(['job-042-debug-0001']);
+      expect(model.debugCopyState('job-042')).toEqual({
+        pending: false,
+        error: null,
+        copy: 'job-042-debug-0001'
+      });
+    });
+
+    it('clears the filters that would hide the copy', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      model.setStatusFilter('Failed');
+      await jest.advanceTimersByTimeAsync(0);
+      expect(model.jobs.every(job => job.status === 'Failed')).toBe(true);
+
+      await model.debugCopy('job-042', 1800);
+
+      expect(model.statusFilter).toBe('');
+      expect(model.jobs[0].name).toBe('job-042-debug-0001');
+    });
+
+    it('keeps a name filter the copy still matches', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      model.setNameFilter('job-042');
+      await jest.advanceTimersByTimeAsync(1000);
+
+      await model.debugCopy('job-042', 1800);
+
+      expect(model.nameFilter).toBe('job-042');
+      expect(model.jobs.map(job => job.name)).toEqual([
+        'job-042-debug-0001',
+        'job-042'
+      ]);
+    });
+
+    it('puts a copy the server does not list yet first', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      server.listLag = true;
+
+      await model.debugCopy('job-042', 1800);
+
+      expect(model.jobs[0].name).toBe('job-042-debug-0001');
+      expect(model.jobs).toHaveLength(21);
+      expect(model.isExpanded('job-042-debug-0001')).toBe(true);
+    });
+
+    it('starts one copy for a double click', async () => {
+      model = makeModel(server);
+      server.hold = true;
+      const first = model.debugCopy('job-042', 1800);
+      await settle();
+      expect(model.debugCopyState('job-042').pending).toBe(true);
+      expect(await model.debugCopy('job-042', 1800)).toBeNull();
+      server.hold = false;
+      server.release();
+      await first;
+      expect(server.callsTo('jobs/job-042/debug-copy')).toBe(1);
+      expect(model.debugCopyState('job-042').pending).toBe(false);
+    });
+
+    it("keeps a refusal with the server's message and hint, and lists nothing new", async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      server.jobs.find(job => job.name === 'job-042')!.network_isolation = true;
+      const before = model.jobs.map(job => job.name);
+
+      expect(await model.debugCopy('job-042', 1800)).toBeNull();
+
+      const { pending, error, copy } = model.debugCopyState('job-042');
+      expect(pending).toBe(false);
+      expect(copy).toBeNull();
+      expect(error?.status).toBe(409);
+      expect(error?.code).toBe('network_isolation');
+      expect(error?.message).toMatch(/network isolation/);
+      expect(error?.hint).toMatch(/EnableNetworkIsolation/);
+      expect(model.jobs.map(job => job.name)).toEqual(before);
+      expect(model.selected).toBeNull();
+
+      model.clearDebugCopyError('job-042');
+      expect(model.debugCopyState('job-042').error).toBeNull();
+    });
+
+    it('takes the default hold window from the settings, ignoring ones the server refuses', () => {
+      model = makeModel(server);
+      expect(model.debugCopyHoldSeconds).toBe(1800);
+      model.debugCopyHoldSeconds = 3600;
+      expect(model.debugCopyHoldSeconds).toBe(3600);
+      for (const bad of [-1, 1.5, 86401, NaN]) {
+        model.debugCopyHoldSeconds = bad;
+      }
+      expect(model.debugCopyHoldSeconds).toBe(3600);
+    });
+  });
+
   describe('errors', () => {
     it('maps anything thrown to an SMDebugError', async () => {
       model = makeModel(server);

@@ -1,25 +1,44 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { terminalIcon } from '@jupyterlab/ui-components';
+import { bugIcon, terminalIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager, IAttachSession } from '../attach';
+import { formatDuration } from '../dialogs';
 import { transportLabel } from '../labels';
 import { JobsModel } from '../model';
-import { IHost, IJob, IJobSummary, Transport, TRANSPORTS } from '../types';
+import {
+  IHost,
+  IJob,
+  IJobSummary,
+  isFinished,
+  Transport,
+  TRANSPORTS
+} from '../types';
 import { ErrorMessage } from './Messages';
+
+/**
+ * What the panel's buttons do beyond the model: the flows with dialogs, which
+ * are commands.
+ */
+export interface IJobActions {
+  /** Ask for the hold window, then start a debug copy of the job. */
+  debugCopy(job: string): void;
+}
 
 export interface IJobDetailProps {
   job: IJobSummary;
   model: JobsModel;
   attach: AttachManager;
+  actions: IJobActions;
   trans: TranslationBundle;
 }
 
 /**
- * An expanded job: failure reason, remote-debug switch, hosts with Attach.
+ * An expanded job: failure reason, Debug a copy, remote-debug switch, hosts
+ * with Attach.
  */
 export function JobDetail(props: IJobDetailProps): JSX.Element {
-  const { job, model, trans } = props;
+  const { job, model, actions, trans } = props;
   const state = model.detail(job.name);
   const detail = state?.job ?? null;
 
@@ -55,8 +74,118 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
           </span>
         </div>
       ) : null}
+      {isFinished(detail.status) ? (
+        <DebugCopy
+          detail={detail}
+          model={model}
+          actions={actions}
+          trans={trans}
+        />
+      ) : null}
       <RemoteDebugSwitch detail={detail} model={model} trans={trans} />
       <Hosts {...props} detail={detail} />
+      {detail.status === 'InProgress' || detail.status === 'Stopping' ? (
+        <DebugCopy
+          detail={detail}
+          model={model}
+          actions={actions}
+          trans={trans}
+          secondary
+        />
+      ) : null}
+    </div>
+  );
+}
+
+/**
+ * Debug a copy: start the job again with remote debug on and a hold window.
+ * The main action of a finished job; a quieter one on a running job.
+ */
+function DebugCopy(props: {
+  detail: IJob;
+  model: JobsModel;
+  actions: IJobActions;
+  trans: TranslationBundle;
+  secondary?: boolean;
+}): JSX.Element {
+  const { detail, model, actions, trans, secondary } = props;
+  const { pending, error, copy } = model.debugCopyState(detail.name);
+  const hold = formatDuration(trans, model.debugCopyHoldSeconds);
+  const blocked = detail.network_isolation;
+  const reasonId = `jp-SMDebug-copyReason-${detail.name}`;
+  const reason = trans.__(
+    'This job runs with network isolation, which SageMaker does not allow with remote debug.'
+  );
+  return (
+    <div
+      className={`jp-SMDebug-debugCopy${secondary ? ' jp-mod-secondary' : ''}`}
+    >
+      <div className="jp-SMDebug-debugCopyRow">
+        <button
+          type="button"
+          className={`jp-SMDebug-debugCopyButton ${
+            secondary
+              ? 'jp-SMDebug-secondaryButton'
+              : 'jp-SMDebug-primaryButton'
+          }`}
+          aria-label={trans.__('Debug a copy of %1', detail.name)}
+          aria-disabled={pending || blocked}
+          aria-busy={pending}
+          aria-describedby={blocked ? reasonId : undefined}
+          title={
+            blocked
+              ? reason
+              : trans.__(
+                  'Start a copy of this job with remote debug on. If it fails, its containers stay up (%1 by default) so you can attach.',
+                  hold
+                )
+          }
+          onClick={() => {
+            if (!pending && !blocked) {
+              actions.debugCopy(detail.name);
+            }
+          }}
+        >
+          <bugIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+          {pending ? trans.__('Starting a copy…') : trans.__('Debug a copy…')}
+        </button>
+        {secondary ? null : (
+          <span className="jp-SMDebug-debugCopyHint">
+            {trans.__('Remote debug on; held %1 if it fails', hold)}
+          </span>
+        )}
+      </div>
+      {blocked ? (
+        <div id={reasonId} className="jp-SMDebug-attachReason">
+          {reason}
+        </div>
+      ) : null}
+      {copy ? (
+        <div className="jp-SMDebug-debugCopyDone" role="status">
+          {trans.__('Started')}{' '}
+          <button
+            type="button"
+            className="jp-SMDebug-linkButton"
+            aria-label={trans.__('Show the copy %1', copy)}
+            onClick={() => {
+              const found = model.find(copy);
+              if (found) {
+                void model.reveal(found);
+              }
+            }}
+          >
+            {copy}
+          </button>
+        </div>
+      ) : null}
+      {error ? (
+        <ErrorMessage
+          className="jp-SMDebug-debugCopyError"
+          error={error}
+          trans={trans}
+          onDismiss={() => model.clearDebugCopyError(detail.name)}
+        />
+      ) : null}
     </div>
   );
 }

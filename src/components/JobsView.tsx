@@ -12,12 +12,15 @@ import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
 import { JobsModel } from '../model';
 import { FILTER_STATUSES, IJobSummary, JobStatus } from '../types';
 import { ErrorMessage, ProblemsBanner } from './Messages';
-import { JobDetail } from './JobDetail';
+import { IJobActions, JobDetail } from './JobDetail';
+
+export type { IJobActions } from './JobDetail';
 import { useSignals } from './hooks';
 
 export interface IJobsViewProps {
   model: JobsModel;
   attach: AttachManager;
+  actions: IJobActions;
   trans: TranslationBundle;
 }
 
@@ -83,6 +86,12 @@ function Filters(props: {
   // The input keeps what was typed; the model gets it trimmed and debounced.
   const [text, setText] = React.useState(model.nameFilter);
   const invalid = !model.nameFilterValid;
+  // The model may clear the filter itself (to show a new debug copy).
+  React.useEffect(() => {
+    if (model.nameFilter !== text.trim()) {
+      setText(model.nameFilter);
+    }
+  }, [model.nameFilter]);
   return (
     <div className="jp-SMDebug-filters">
       <input
@@ -131,6 +140,26 @@ function Filters(props: {
 function JobList(props: IJobsViewProps): JSX.Element {
   const { model, trans } = props;
   const jobs = model.jobs;
+  const listRef = React.useRef<HTMLUListElement>(null);
+
+  // Bring a revealed job (a new debug copy) into view, with the focus on it.
+  React.useEffect(() => {
+    const onReveal = (_: JobsModel, job: string) => {
+      // After React has rendered the row.
+      requestAnimationFrame(() => {
+        const header = listRef.current?.querySelector<HTMLElement>(
+          `.jp-SMDebug-job[data-job="${CSS.escape(job)}"] .jp-SMDebug-jobHeader`
+        );
+        header?.scrollIntoView({ block: 'nearest' });
+        header?.focus({ preventScroll: true });
+      });
+    };
+    model.revealRequested.connect(onReveal);
+    return () => {
+      model.revealRequested.disconnect(onReveal);
+    };
+  }, [model]);
+
   if (jobs.length === 0) {
     let text: string;
     if (!model.loaded || model.loading) {
@@ -144,7 +173,11 @@ function JobList(props: IJobsViewProps): JSX.Element {
   }
   return (
     <>
-      <ul className="jp-SMDebug-jobList" aria-label={trans.__('Training jobs')}>
+      <ul
+        ref={listRef}
+        className="jp-SMDebug-jobList"
+        aria-label={trans.__('Training jobs')}
+      >
         {jobs.map(job => (
           <JobRow key={job.name} job={job} {...props} />
         ))}
@@ -170,9 +203,12 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
   const detailId = `jp-SMDebug-detail-${job.name}`;
   const when = job.started ?? job.created;
   const Caret = expanded ? caretDownIcon : caretRightIcon;
+  const selected = model.selected === job.name;
   return (
     <li
-      className={`jp-SMDebug-job ${statusClass(job.status)}`}
+      className={`jp-SMDebug-job ${statusClass(job.status)}${
+        selected ? ' jp-mod-selected' : ''
+      }`}
       data-job={job.name}
     >
       <button
@@ -180,7 +216,11 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
         className="jp-SMDebug-jobHeader"
         aria-expanded={expanded}
         aria-controls={detailId}
-        onClick={() => model.toggleExpanded(job.name)}
+        aria-current={selected ? 'true' : undefined}
+        onClick={() => {
+          model.select(job.name);
+          model.toggleExpanded(job.name);
+        }}
       >
         <Caret.react tag="span" className="jp-SMDebug-caret" />
         <span className="jp-SMDebug-jobMain">

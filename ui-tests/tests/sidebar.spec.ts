@@ -1,37 +1,14 @@
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
-import { Locator } from '@playwright/test';
+import { expect, galata, test } from '@jupyterlab/galata';
 
-const PANEL_ID = 'jp-SMDebug-panel';
-
-/**
- * Open the SageMaker Debug sidebar and wait for the seeded jobs.
- */
-async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
-  await page.sidebar.openTab(PANEL_ID);
-  const panel = page.locator(`#${PANEL_ID}`);
-  await expect(panel).toBeVisible();
-  await expect(panel.locator('.jp-SMDebug-job').first()).toBeVisible({
-    timeout: 30000
-  });
-  return panel;
-}
-
-/**
- * The row of the first job whose name starts with `prefix`.
- */
-function jobRow(panel: Locator, prefix: string): Locator {
-  return panel.locator(`.jp-SMDebug-job[data-job^="${prefix}"]`).first();
-}
-
-async function expand(row: Locator): Promise<void> {
-  const header = row.locator('.jp-SMDebug-jobHeader');
-  if ((await header.getAttribute('aria-expanded')) !== 'true') {
-    await header.click();
-  }
-  await expect(row.locator('.jp-SMDebug-detail')).toBeVisible({
-    timeout: 30000
-  });
-}
+import {
+  expand,
+  jobRow,
+  openPanel,
+  PANEL_ID,
+  terminalText,
+  testInfoPath,
+  typeInTerminal
+} from './helpers';
 
 test.describe('SageMaker Debug sidebar', () => {
   test('JupyterLab loads with the SageMaker Debug tab in the left sidebar', async ({
@@ -223,46 +200,5 @@ test.describe('Attach', () => {
     await expect(tab.filter({ hasNotText: '(ended)' })).toHaveCount(0);
   });
 });
-
-/**
- * Type a line into the focused terminal.
- */
-async function typeInTerminal(
-  page: IJupyterLabPageFixture,
-  line: string
-): Promise<void> {
-  const terminal = page.locator('.jp-Terminal').last();
-  await terminal.click();
-  await page.keyboard.type(line);
-  await page.keyboard.press('Enter');
-}
-
-/**
- * The text of the current terminal, read from xterm's buffer (it draws on a
- * canvas, so the DOM has no text).
- */
-async function terminalText(page: IJupyterLabPageFixture): Promise<string> {
-  return page.evaluate(() => {
-    const app = (window as any).jupyterapp;
-    const widget = app.shell.currentWidget;
-    const term = widget?.content?._term;
-    if (!term) {
-      return '';
-    }
-    const buffer = term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buffer.length; i++) {
-      lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
-    }
-    return lines.join('\n');
-  });
-}
-
-/**
- * Where a screenshot goes: the test's output folder (a test artifact).
- */
-function testInfoPath(name: string): string {
-  return test.info().outputPath(name);
-}
 
 void galata;

@@ -1,0 +1,138 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
+
+import { isValidHold, MAX_HOLD_SECONDS } from './types';
+
+/**
+ * Ask how long a debug copy's containers should stay up after a failure.
+ *
+ * @returns the hold window in seconds, or null when the user cancelled
+ */
+export async function askHoldSeconds(
+  trans: TranslationBundle,
+  job: string,
+  defaultSeconds: number
+): Promise<number | null> {
+  let value = defaultSeconds;
+  let problem = '';
+  for (;;) {
+    const body = new HoldBody(trans, value, problem);
+    const result = await showDialog<number>({
+      title: trans.__('Debug a copy of %1', job),
+      body,
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.okButton({
+          label: trans.__('Start copy'),
+          ariaLabel: trans.__('Start a debug copy of %1', job)
+        })
+      ],
+      focusNodeSelector: 'input'
+    });
+    if (!result.button.accept) {
+      return null;
+    }
+    const seconds = result.value ?? NaN;
+    if (isValidHold(seconds)) {
+      return seconds;
+    }
+    // Ask again, saying what was wrong (the dialog cannot refuse to close).
+    value = Number.isFinite(seconds) ? seconds : defaultSeconds;
+    problem = trans.__(
+      'Enter a whole number of seconds from 0 to %1 (24 hours).',
+      MAX_HOLD_SECONDS
+    );
+  }
+}
+
+/**
+ * "2 h 30 min", "45 min", "90 s": how long a hold lasts, for people.
+ */
+export function formatDuration(
+  trans: TranslationBundle,
+  seconds: number
+): string {
+  if (!isValidHold(seconds)) {
+    return '';
+  }
+  if (seconds === 0) {
+    return trans.__('no hold: a failed copy ends at once');
+  }
+  if (seconds < 60 || seconds % 60 !== 0) {
+    return trans._n('%1 second', '%1 seconds', seconds);
+  }
+  const minutes = seconds / 60;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  if (hours === 0) {
+    return trans._n('%1 minute', '%1 minutes', minutes);
+  }
+  if (rest === 0) {
+    return trans._n('%1 hour', '%1 hours', hours);
+  }
+  return trans.__('%1 h %2 min', hours, rest);
+}
+
+/**
+ * The dialog's body: what a debug copy is, and the hold window in seconds.
+ */
+class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
+  constructor(trans: TranslationBundle, value: number, problem: string) {
+    super();
+    this.addClass('jp-SMDebug-holdDialog');
+
+    const intro = document.createElement('p');
+    intro.textContent = trans.__(
+      'Starts a new training job with the same configuration and remote debug on. If its training fails, its containers stay up for the hold window so you can attach and look around.'
+    );
+
+    const label = document.createElement('label');
+    label.className = 'jp-SMDebug-holdLabel';
+    label.textContent = trans.__('Hold a failed container for (seconds)');
+
+    this._input = document.createElement('input');
+    this._input.type = 'number';
+    this._input.min = '0';
+    this._input.max = String(MAX_HOLD_SECONDS);
+    this._input.step = '60';
+    this._input.required = true;
+    this._input.value = String(value);
+    this._input.className = 'jp-mod-styled jp-SMDebug-holdInput';
+    this._input.setAttribute('aria-describedby', 'jp-SMDebug-holdHelp');
+    label.appendChild(this._input);
+
+    const help = document.createElement('div');
+    help.id = 'jp-SMDebug-holdHelp';
+    help.className = 'jp-SMDebug-holdHelp';
+    help.setAttribute('aria-live', 'polite');
+    const describe = () => {
+      const seconds = Number(this._input.value);
+      const invalid = this._input.value === '' || !isValidHold(seconds);
+      this._input.setAttribute('aria-invalid', String(invalid));
+      help.classList.toggle('jp-mod-error', invalid);
+      help.textContent = invalid
+        ? problem ||
+          trans.__(
+            'Enter a whole number of seconds from 0 to %1 (24 hours).',
+            MAX_HOLD_SECONDS
+          )
+        : formatDuration(trans, seconds);
+    };
+    this._input.addEventListener('input', describe);
+    describe();
+    if (problem) {
+      help.classList.add('jp-mod-error');
+      help.textContent = problem;
+    }
+
+    this.node.append(intro, label, help);
+  }
+
+  getValue(): number {
+    const text = this._input.value.trim();
+    return text === '' ? NaN : Number(text);
+  }
+
+  private _input: HTMLInputElement;
+}

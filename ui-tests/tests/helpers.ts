@@ -1,0 +1,99 @@
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
+
+export const PANEL_ID = 'jp-SMDebug-panel';
+
+/**
+ * Open the SageMaker Debug sidebar and wait for the seeded jobs.
+ */
+export async function openPanel(
+  page: IJupyterLabPageFixture
+): Promise<Locator> {
+  await page.sidebar.openTab(PANEL_ID);
+  const panel = page.locator(`#${PANEL_ID}`);
+  await expect(panel).toBeVisible();
+  await expect(panel.locator('.jp-SMDebug-job').first()).toBeVisible({
+    timeout: 30000
+  });
+  return panel;
+}
+
+/**
+ * The row of the first job whose name starts with `prefix`.
+ */
+export function jobRow(panel: Locator, prefix: string): Locator {
+  return panel.locator(`.jp-SMDebug-job[data-job^="${prefix}"]`).first();
+}
+
+export async function expand(row: Locator): Promise<void> {
+  const header = row.locator('.jp-SMDebug-jobHeader');
+  if ((await header.getAttribute('aria-expanded')) !== 'true') {
+    await header.click();
+  }
+  await expect(row.locator('.jp-SMDebug-detail')).toBeVisible({
+    timeout: 30000
+  });
+}
+
+/**
+ * The tab of the terminal attached to `host` of the job starting with `prefix`.
+ */
+export function terminalTab(
+  page: IJupyterLabPageFixture,
+  host: string,
+  prefix: string
+): Locator {
+  return page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+    hasText: new RegExp(`${host} · ${prefix}`)
+  });
+}
+
+/**
+ * Type a line into the current terminal.
+ */
+export async function typeInTerminal(
+  page: IJupyterLabPageFixture,
+  line: string
+): Promise<void> {
+  const terminal = page
+    .locator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-Terminal')
+    .last();
+  await terminal.click();
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+
+/**
+ * The text of the current terminal, read from xterm's buffer (it draws on a
+ * canvas, so the DOM has no text).
+ */
+export async function terminalText(
+  page: IJupyterLabPageFixture
+): Promise<string> {
+  return page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    const widget = app.shell.currentWidget;
+    const term = widget?.content?._term;
+    if (!term) {
+      return '';
+    }
+    const buffer = term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.length; i++) {
+      lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    }
+    return lines.join('\n');
+  });
+}
+
+/**
+ * A shell prompt at the end of the terminal's text.
+ */
+export const PROMPT = /[#$] ?$/m;
+
+/**
+ * Where a screenshot goes: the test's output folder (a test artifact).
+ */
+export function testInfoPath(name: string): string {
+  return test.info().outputPath(name);
+}
