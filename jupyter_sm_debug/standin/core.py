@@ -88,6 +88,8 @@ class StandIn:
         self._jobs = TrainingJobs(self.now, ACCOUNT_ID)
         self._logs = LogWriter(ACCOUNT_ID)
         self._hosts = HostManager(self.root, self._internal, self._logs, region) if hosts else None
+        if self._hosts is not None:
+            self._hosts.ssm_sessions = self._ssm_sessions
         self._internal_token = uuid.uuid4().hex
         self._reconcile_lock = threading.Lock()
         self._lifecycle = threading.Lock()
@@ -282,13 +284,33 @@ class StandIn:
 
             def live_of(job):
                 with self._jobs._lock:
-                    return job.segments(), job.index_at(t)
+                    return job.segments(), job.index_at(t), job.hold()
+
+            def release(job, at, why):
+                with self._jobs._lock:
+                    return job.release(at, why)
 
             if only is None:
-                self._hosts.reconcile(self._jobs.all(), t, live_of)
+                self._hosts.reconcile(self._jobs.all(), t, live_of, release=release)
             else:
                 jobs = [job for job in (self._jobs.get(n, r) for r, n in only) if job]
-                self._hosts.reconcile(jobs, t, live_of, partial=True)
+                self._hosts.reconcile(jobs, t, live_of, partial=True, release=release)
+
+    def _ssm_sessions(self, region: str, job: str, host: str) -> int:
+        """Connected SSM sessions of a host (the SSM stand-in serves the default region)."""
+        if region != self.region:
+            return 0
+        try:
+            from . import ssm
+        except ImportError:
+            return 0
+        sessions = ssm.registry(self)
+        with sessions.lock:
+            return sum(
+                1
+                for session in sessions.sessions.values()
+                if session.job == job and session.host == host and session.status == "Connected"
+            )
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -378,6 +400,7 @@ class StandIn:
         hyperparameters: Optional[dict] = None,
         stop_after: Optional[float] = None,
         tags: Optional[list] = None,
+        environment: Optional[dict] = None,
     ) -> str:
         """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
 
@@ -386,6 +409,8 @@ class StandIn:
         stopping, outcome, failure_reason). ``started_ago`` backdates the creation, so the job
         is created in the phase it would have reached; ``stop_after`` stops it that many
         seconds after creation. Each of these travels as a ``standin:`` tag.
+        ``environment``: the job's Environment; SM_DEBUG_HOLD_ON_FAILURE in it holds a
+        failed job's containers that long, as sm-debug-entrypoint does.
         """
         if isinstance(schedule, dict):
             schedule = Schedule(**schedule)
@@ -446,6 +471,8 @@ class StandIn:
         }
         if remote_debug is not None:
             request["RemoteDebugConfig"] = {"EnableRemoteDebug": bool(remote_debug)}
+        if environment:
+            request["Environment"] = {k: str(v) for k, v in environment.items()}
         return self.client("sagemaker").create_training_job(**request)["TrainingJobArn"]
 
     # -- called by the front for SageMaker actions ------------------------------------------

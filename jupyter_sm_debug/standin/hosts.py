@@ -5,6 +5,14 @@ its hosts ``algo-N`` has a sandbox with the ``/opt/ml`` tree, a shell environmen
 ``SM_*`` variables, a real ``sshd`` on a loopback port whose ForceCommand enters that
 environment, and a CloudWatch log stream. When the containers go away, so do the sshd and
 every shell of the host.
+
+Every host behaves as if its container ran under ``sm-debug-entrypoint``: it logs the
+``SM_DEBUG_SSH`` line, and when the job's training command fails with a hold window
+(SM_DEBUG_HOLD_ON_FAILURE) it logs the traceback and the ``SM_DEBUG_HOLD`` line and stays up.
+The hold ends early, as the entrypoint's does, when ``sm-debug-entrypoint --release`` touches
+the host's release file (``SM_DEBUG_RELEASE_FILE``, inside the sandbox) or when the last
+debug session of a host closes (sshd's connections with a shell in them, and the SSM
+gateway's shells); reconcile notices either and ends the job then.
 """
 
 from __future__ import annotations
@@ -18,18 +26,22 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from . import procs, trainlog
 from .logs import LogWriter
 from .sagemaker import (
+    DEFAULT_FAILURE_REASON,
     HOMOGENEOUS_GROUP,
     LIVE_SECONDARY,
+    Hold,
     HostSpec,
     Job,
     Segment,
@@ -43,6 +55,9 @@ SSHD_MISSING_HINT = (
     "install it (Debian/Ubuntu: apt-get install openssh-server)."
 )
 _SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
+RELEASE_FILE = "tmp/sm-debug-release"  # in the sandbox: the container's /tmp/sm-debug-release
+ENTRYPOINT_BIN = "usr/local/bin"  # in the sandbox, first on the hosts' PATH
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _which(name: str) -> Optional[str]:
@@ -105,6 +120,74 @@ class SshKit:
         return False
 
 
+def _install_entrypoint(bin_dir: Path) -> None:
+    """Put sm-debug-entrypoint on the host's PATH: this package's console script if it is
+    installed next to the interpreter, else a wrapper running the module."""
+    target = bin_dir / "sm-debug-entrypoint"
+    target.unlink(missing_ok=True)
+    installed = Path(sys.executable).parent / "sm-debug-entrypoint"
+    if installed.is_file() and os.access(installed, os.X_OK):
+        target.symlink_to(installed)
+        return
+    package_parent = Path(__file__).resolve().parents[2]
+    target.write_text(
+        "#!/bin/sh\n"
+        "# sm-debug-entrypoint of the stand-in's own jupyter_sm_debug package.\n"
+        f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f'exec {shlex.quote(sys.executable)} -m jupyter_sm_debug.entrypoint "$@"\n'
+    )
+    target.chmod(0o755)
+
+
+def _has_children(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
+            return bool(children.read().strip())
+    except OSError:
+        return True  # no such file in this kernel: look the long way
+
+
+def _ssh_sessions(hosts: list[LiveHost]) -> dict[str, int]:
+    """Open SSH debug sessions per host token: the host sshd's per-connection children with
+    a shell of the host in them (a connection still authenticating, or a port probe, does not
+    count). One pass over /proc for all the hosts."""
+    needles = {f"{procs.TOKEN_VARIABLE}={h.token}".encode(): h.token for h in hosts}
+    sshds = {h.sshd.pid: h.token for h in hosts if h.sshd is not None}
+    if not any(_has_children(pid) for pid in sshds):
+        return {}  # the common case, without reading every process's environment
+    children: dict[int, list[int]] = defaultdict(list)
+    holder: dict[int, str] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children[parent].append(pid)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:
+            continue
+        token = next((needles[v] for v in variables if v in needles), None)
+        if token is not None:
+            holder[pid] = token
+    counts: dict[str, int] = {}
+    for sshd_pid, token in sshds.items():
+        for connection in children.get(sshd_pid, []):
+            todo = [connection]
+            while todo:
+                pid = todo.pop()
+                if holder.get(pid) == token:
+                    counts[token] = counts.get(token, 0) + 1
+                    break
+                todo.extend(children.get(pid, []))
+    return counts
+
+
 def _free_port(address: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
@@ -137,6 +220,10 @@ class LiveHost:
     port: Optional[int] = None
     ssh_error: Optional[str] = None
 
+    @property
+    def release_file(self) -> Path:
+        return self.sandbox / RELEASE_FILE
+
 
 @dataclass
 class JobLogState:
@@ -144,6 +231,9 @@ class JobLogState:
     logged: int = 0  # segments already written
     progress: dict = field(default_factory=dict)  # host -> trainlog.Progress
     done: bool = False
+    hold_logged: bool = False  # the hold's start lines are written
+    hold_armed: bool = False  # stale release files are gone: a new one releases the hold
+    sessions_seen: set = field(default_factory=set)  # hosts that had a session in the hold
 
 
 class HostManager:
@@ -160,6 +250,8 @@ class HostManager:
         self._lock = threading.RLock()
         self._made_dirs: set[Path] = set()
         self._listed = "[]"
+        # (region, job, host) -> open SSM sessions of that host; the stand-in sets it.
+        self.ssm_sessions: Callable[[str, str, str], int] = lambda region, job, host: 0
 
     # -- layout -------------------------------------------------------------------------
 
@@ -171,11 +263,14 @@ class HostManager:
 
     # -- reconcile ------------------------------------------------------------------------
 
-    def reconcile(self, jobs: list[Job], t: float, live_of, partial: bool = False) -> None:
+    def reconcile(
+        self, jobs: list[Job], t: float, live_of, partial: bool = False, release=None
+    ) -> None:
         """Start and end hosts and write log lines so they match the jobs at time ``t``.
 
-        ``live_of(job)`` answers the job's liveness at ``t`` (with the store's lock).
+        ``live_of(job)`` answers (segments, index at ``t``, hold) with the store's lock.
         ``partial``: ``jobs`` are not all the jobs; leave the hosts of the others alone.
+        ``release(job, t, why)`` ends a job's hold at ``t`` (with the store's lock).
         """
         with self._lock:
             wanted = set()
@@ -184,7 +279,11 @@ class HostManager:
                 state = self._job_logs.setdefault(key, JobLogState())
                 if state.done:
                     continue
-                segments, index = live_of(job)
+                segments, index, hold = live_of(job)
+                if release is not None and hold is not None and hold.start <= t < hold.end:
+                    why = self._hold_ended_by(job, state, hold)
+                    if why and release(job, t, why):
+                        segments, index, hold = live_of(job)
                 current = segments[index]
                 if current.status == "InProgress" and current.secondary in LIVE_SECONDARY:
                     start = next(g.start for g in segments if g.secondary != "Starting")
@@ -192,7 +291,7 @@ class HostManager:
                         wanted.add((job.region, job.name, spec.name))
                         if (job.region, job.name, spec.name) not in self.live:
                             self._start(job, spec, start, t)
-                self._write_logs(job, state, segments, index, t)
+                self._write_logs(job, state, segments, index, t, hold)
                 if segments[index].terminal:
                     state.done = True
             considered = {(job.region, job.name) for job in jobs}
@@ -298,10 +397,23 @@ class HostManager:
         (optml / "code" / "train.py").write_text(
             '"""Placeholder entry point: this host is a local stand-in."""\n'
         )
+        (sandbox / RELEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
+        bin_dir = sandbox / ENTRYPOINT_BIN
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        _install_entrypoint(bin_dir)
         user = self.ssh.user
+        # The job's Environment reaches the container, as on SageMaker; the variables
+        # SageMaker itself sets win.
         env = {
+            str(k): str(v)
+            for k, v in (request.get("Environment") or {}).items()
+            if _ENV_NAME.fullmatch(str(k))
+        }
+        env |= {
             "HOME": str(sandbox / "root"),
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "PATH": str(bin_dir)
+            + os.pathsep
+            + os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "TERM": "xterm-256color",
             "LANG": "C.UTF-8",
             "SHELL": "/bin/bash",
@@ -332,6 +444,9 @@ class HostManager:
             "SM_NUM_GPUS": "0",
             "SM_LOG_LEVEL": "20",
             "SM_STANDIN_SANDBOX": str(sandbox),
+            # Where sm-debug-entrypoint finds /opt/ml and its release file in this sandbox.
+            "SM_DEBUG_ML_ROOT": str(optml),
+            "SM_DEBUG_RELEASE_FILE": str(sandbox / RELEASE_FILE),
         }
         for name in channels:
             env["SM_CHANNEL_" + re.sub(r"\W", "_", name).upper()] = str(
@@ -455,7 +570,13 @@ class HostManager:
     # -- logs -------------------------------------------------------------------------------
 
     def _write_logs(
-        self, job: Job, state: JobLogState, segments: list[Segment], index: int, t: float
+        self,
+        job: Job,
+        state: JobLogState,
+        segments: list[Segment],
+        index: int,
+        t: float,
+        hold: Optional[Hold] = None,
     ) -> None:
         reached = segments[: index + 1]
         container = next((g for g in reached if g.secondary not in ("Starting", "Stopping")), None)
@@ -463,35 +584,95 @@ class HostManager:
             return  # never got containers (stopped while Starting): no streams, as on AWS
         names = [h.name for h in job.hosts]
         hyperparameters = {k: str(v) for k, v in (job.request.get("HyperParameters") or {}).items()}
+        hold_due = hold is not None and not state.hold_logged and t >= hold.start
         for spec in job.hosts:
             stream = state.streams.setdefault(
                 spec.name, f"{job.name}/{spec.name}-{int(container.start)}"
             )
             events: list[tuple[float, str]] = []
+            pending = hold_due
             for position in range(state.logged, len(reached)):
                 segment = reached[position]
                 end = segments[position + 1].start if position + 1 < len(segments) else None
+                if pending and segment.secondary != "Training" and segment.start >= hold.start:
+                    events += self._hold_start(job, state, spec, hold)
+                    pending = False
                 if segment.secondary == "Downloading":
                     events += trainlog.container_start(segment.start, spec.name, names)
                 elif segment.secondary == "Training":
                     events += trainlog.training_start(segment.start, job.name, hyperparameters)
-                    seconds = (end if end is not None else segment.start) - segment.start
+                    # Loss lines until the command fails (a held container stays quiet).
+                    until = hold.start if hold else (end if end is not None else segment.start)
                     state.progress[spec.name] = trainlog.Progress(
-                        f"{job.name}/{spec.name}", segment.start, seconds
+                        f"{job.name}/{spec.name}", segment.start, until - segment.start
                     )
                 elif segment.secondary == "Uploading":
                     events += self._progress(state, spec.name, segment.start)
                     events += trainlog.uploading(segment.start)
                 elif segment.secondary == "Failed":
-                    events += self._progress(state, spec.name, segment.start)
-                    events += trainlog.failed(segment.start, failure_reason(job))
+                    if hold is not None and hold.why != "lost":
+                        events += trainlog.hold_ended(segment.start, hold.why, hold.code)
+                    else:  # no hold, or the held container was killed
+                        events += self._progress(state, spec.name, segment.start)
+                        events += trainlog.failed(
+                            segment.start, failure_reason(job), job.lost_reason is None
+                        )
                 elif segment.secondary == "Stopping":
                     events += self._progress(state, spec.name, segment.start)
                     events += trainlog.stopping(segment.start)
+                    if hold is not None:
+                        events += trainlog.hold_ended(segment.start, "stopped", hold.code)
+            if pending:
+                events += self._hold_start(job, state, spec, hold)
             if reached[-1].secondary == "Training":
                 events += self._progress(state, spec.name, t)
             self.logs.put(job.region, stream, events)
         state.logged = len(reached)
+        if hold_due:
+            state.hold_logged = True
+
+    def _hold_start(
+        self, job: Job, state: JobLogState, spec: HostSpec, hold: Hold
+    ) -> list[tuple[float, str]]:
+        """The training command fails: its last loss lines, its traceback and the toolkit's
+        report, then sm-debug-entrypoint starts holding the container."""
+        reason = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+        release_file = self.job_dir(job.region, job.name) / spec.name / RELEASE_FILE
+        return [
+            *self._progress(state, spec.name, hold.start),
+            *trainlog.failed(hold.start, reason),
+            *trainlog.hold_start(hold.start, spec.name, hold.seconds, hold.code, str(release_file)),
+        ]
+
+    # -- the hold ----------------------------------------------------------------------------
+
+    def _hold_ended_by(self, job: Job, state: JobLogState, hold: Hold) -> Optional[str]:
+        """Why a held job's hold ends now, as sm-debug-entrypoint's hold() sees it: its release
+        file was touched, or a host's last debug session closed. None: it goes on."""
+        hosts = [
+            host
+            for host in (self.live.get((job.region, job.name, spec.name)) for spec in job.hosts)
+            if host is not None
+        ]
+        if not hosts:
+            return None
+        if not state.hold_armed:
+            # The entrypoint removes a stale release file as the hold starts; a host started
+            # after the failure (a backdated job) has a fresh sandbox.
+            state.hold_armed = True
+            for host in hosts:
+                if host.started < hold.start:
+                    host.release_file.unlink(missing_ok=True)
+        if any(host.release_file.exists() for host in hosts):
+            return "released"
+        ssh = _ssh_sessions(hosts)
+        for host in hosts:
+            count = ssh.get(host.token, 0) + self.ssm_sessions(job.region, job.name, host.spec.name)
+            if count:
+                state.sessions_seen.add(host.spec.name)
+            elif host.spec.name in state.sessions_seen:
+                return "last session closed"
+        return None
 
     @staticmethod
     def _progress(state: JobLogState, host: str, until: float) -> list[tuple[float, str]]:

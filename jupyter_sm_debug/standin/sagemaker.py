@@ -14,8 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import contextlib
 import itertools
 import json
+import math
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +37,18 @@ ACTIONS = (
 )
 
 TAG_PREFIX = "standin:"
+# "Debug a copy" (jobs.debug_copy_request) tags the new job with its original's name.
+COPY_OF_TAG = "sm-debug:copy-of"
+# sm-debug-entrypoint's hold window: the Environment variable (or hyperparameter) it reads.
+HOLD_VARIABLE = "SM_DEBUG_HOLD_ON_FAILURE"
+HOLD_HYPERPARAMETER = "sm_debug_hold_on_failure"
+# A debug copy reproduces its original's schedule, but the demo compresses time so that a
+# person trying it by hand on the real clock sees the copy train within a minute and fail
+# within two: these cap the copy's Starting and Downloading, and its Training up to the
+# failure. (On AWS a copy takes as long as its original did.)
+COPY_MAX_STARTING = 20.0
+COPY_MAX_DOWNLOADING = 20.0
+COPY_MAX_TRAINING_UNTIL_FAILURE = 60.0
 HOMOGENEOUS_GROUP = "homogeneousCluster"  # what SageMaker writes in resourceconfig.json
 DEFAULT_MAX_RUNTIME = 86400
 MAX_INSTANCES_PER_JOB = 100
@@ -118,6 +133,28 @@ class Schedule:
             schedule.outcome = "Failed"
         return schedule, started_ago, stop_after
 
+    @classmethod
+    def copy_of(cls, original: Job) -> Schedule:
+        """A debug copy runs the same code on the same data: it goes the way its original
+        went (a host lost with exit 137 included), in compressed time (COPY_MAX_*)."""
+        s = original.schedule
+        outcome, reason, training = s.outcome, s.failure_reason, s.training
+        if original.lost_at is not None:
+            training_start = original.created + s.starting + s.downloading
+            outcome, reason = "Failed", original.lost_reason
+            training = max(0.0, original.lost_at - training_start)
+        if outcome == "Failed":
+            training = min(training, COPY_MAX_TRAINING_UNTIL_FAILURE)
+        return cls(
+            starting=min(s.starting, COPY_MAX_STARTING),
+            downloading=min(s.downloading, COPY_MAX_DOWNLOADING),
+            training=training,
+            uploading=s.uploading,
+            stopping=s.stopping,
+            outcome=outcome,
+            failure_reason=reason,
+        )
+
     def to_tags(self) -> list[dict]:
         tags = []
         defaults = Schedule()
@@ -155,6 +192,41 @@ class HostSpec:
     name: str
     group: str
     instance_type: str
+
+
+@dataclass(frozen=True)
+class Hold:
+    """sm-debug-entrypoint's hold: the training command failed at ``start``; the container
+    stayed up (still Training) until ``end``, for the reason ``why``: "hold window over",
+    "released", "last session closed", "stopped" or "lost" (a host died)."""
+
+    start: float
+    end: float
+    seconds: float
+    why: str
+    code: int
+
+
+def hold_seconds_of(request: dict) -> float:
+    """The hold window the job's containers get from sm-debug-entrypoint: Environment
+    SM_DEBUG_HOLD_ON_FAILURE, else the sm_debug_hold_on_failure hyperparameter (as the
+    entrypoint reads them); 0 for none."""
+    value = (request.get("Environment") or {}).get(HOLD_VARIABLE)
+    if value in (None, ""):
+        value = (request.get("HyperParameters") or {}).get(HOLD_HYPERPARAMETER)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # the SDK JSON-encodes values ('"1800"')
+                value = json.loads(value)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if seconds > 0 and math.isfinite(seconds) else 0.0
+
+
+def exit_code_of(reason: str) -> int:
+    match = re.search(r"ExitCode (\d+)", reason) or re.search(r"exit code: (\d+)", reason)
+    return int(match.group(1)) if match else 1
 
 
 def hosts_of(resource_config: dict) -> list[HostSpec]:
@@ -197,6 +269,9 @@ class Job:
     lost_reason: Optional[str] = None
     updated_at: Optional[float] = None
     tags: list = field(default_factory=list)
+    hold_seconds: float = 0.0  # sm-debug-entrypoint's hold window after a failure
+    released_at: Optional[float] = None  # the hold ended early then ...
+    release_why: Optional[str] = None  # ... for this reason
     _segments: Optional[list[Segment]] = None
     _starts: Optional[list[float]] = None
 
@@ -221,7 +296,12 @@ class Job:
             segments.append(Segment(phase, "InProgress", t))
             t += seconds
         if s.outcome == "Failed":
-            segments.append(Segment("Failed", "Failed", t))
+            # Under sm-debug-entrypoint the container outlives its failed command by the hold
+            # window (or until released): the job stays Training until then.
+            end = t + self.hold_seconds
+            if self.released_at is not None and t <= self.released_at < end:
+                end = self.released_at
+            segments.append(Segment("Failed", "Failed", end))
         else:
             segments.append(Segment("Uploading", "InProgress", t))
             segments.append(Segment("Completed", "Completed", t + s.uploading))
@@ -275,7 +355,49 @@ class Job:
     def lose_host(self, t: float, reason: str) -> None:
         self.lost_at, self.lost_reason = t, reason
         self._segments = None
+
+    @property
+    def command_fails_at(self) -> Optional[float]:
+        """When the training command fails, if its schedule says it does."""
+        s = self.schedule
+        if s.outcome != "Failed":
+            return None
+        return self.created + s.starting + s.downloading + s.training
+
+    def hold(self) -> Optional[Hold]:
+        """The hold after the failure, if the job is held (or was): None when it has no hold
+        window or never got to fail (stopped, lost, out of time before)."""
+        failed_at = self.command_fails_at
+        if failed_at is None or self.hold_seconds <= 0:
+            return None
+        segments = self.segments()
+        for position, segment in enumerate(segments[:-1]):
+            if segment.secondary != "Training":
+                continue
+            after = segments[position + 1]
+            if after.start < failed_at:
+                return None  # cut before the command failed
+            if after.secondary == "Stopping":
+                why = "stopped"
+            elif self.lost_at is not None and after.start == self.lost_at:
+                why = "lost"
+            elif self.released_at is not None and after.start == self.released_at:
+                why = self.release_why or "released"
+            else:
+                why = "hold window over"
+            code = exit_code_of(self.schedule.failure_reason or DEFAULT_FAILURE_REASON)
+            return Hold(failed_at, after.start, self.hold_seconds, why, code)
+        return None
+
+    def release(self, t: float, why: str) -> bool:
+        """End the hold at ``t`` (release file touched, last session closed). False if the
+        job is not held at ``t``."""
+        hold = self.hold()
+        if hold is None or not hold.start <= t < hold.end:
+            return False
+        self.released_at, self.release_why = t, why
         self._segments = None
+        return True
 
 
 def failure_reason(job: Job) -> str:
@@ -381,6 +503,11 @@ class TrainingJobs:
             )
         tags = list(params.get("Tags") or [])
         schedule, started_ago, stop_after = Schedule.from_tags(tags)
+        copy_of = next((tag["Value"] for tag in tags if tag["Key"] == COPY_OF_TAG), None)
+        if copy_of and not any(tag["Key"].startswith(TAG_PREFIX) for tag in tags):
+            original = self._jobs.get((region, copy_of))
+            if original is not None:
+                schedule = Schedule.copy_of(original)
         stopping = params.get("StoppingCondition") or {}
         max_runtime = stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
         request = {k: params[k] for k in _echoed_members() if k in params}
@@ -404,6 +531,7 @@ class TrainingJobs:
             stop_after=stop_after,
             remote_debug=None if remote_debug is None else bool(remote_debug),
             tags=tags,
+            hold_seconds=hold_seconds_of(request),
         )
         self._jobs[(region, name)] = job
         return {"TrainingJobArn": arn}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from typing import Optional
 
@@ -67,6 +68,7 @@ class Progress:
 
     def __init__(self, seed: str, start: float, seconds: float):
         self.start = start
+        self.end = start + seconds  # the phase (or the command, if it fails) ends there
         self.step = max(seconds / PROGRESS_LINES_PER_RUN, 30.0)
         self.count = int(seconds // self.step)
         self.emitted = 0
@@ -77,7 +79,7 @@ class Progress:
         lines = []
         while self.emitted < self.count:
             at = self.start + (self.emitted + 1) * self.step
-            if at > t or (end is not None and at >= end):
+            if at > t or at >= self.end or (end is not None and at >= end):
                 break
             self.emitted += 1
             self._loss *= 0.97 + self._random.random() * 0.02
@@ -104,10 +106,54 @@ def uploading(t: float) -> list[tuple[float, str]]:
     ]
 
 
-def failed(t: float, reason: str) -> list[tuple[float, str]]:
-    lines = [(t, _toolkit(t, "ERROR", "Reporting training FAILURE"))]
+def error_message(reason: str) -> str:
+    """The exception line of a FailureReason (its ErrorMessage "..."), else its first line."""
+    match = re.search(r'ErrorMessage "(.*?)"\s*(?:\n|$)', reason, re.DOTALL)
+    if match:
+        return match.group(1).strip()
+    return next((line.strip() for line in reason.splitlines() if line.strip()), reason)
+
+
+def traceback(t: float, reason: str) -> list[tuple[float, str]]:
+    """What the user's script prints as it dies: a Python traceback ending in the error."""
+    lines = [
+        "Traceback (most recent call last):",
+        '  File "/opt/ml/code/train.py", line 241, in <module>',
+        "    main()",
+        '  File "/opt/ml/code/train.py", line 196, in main',
+        "    trainer.train()",
+        '  File "/opt/ml/code/train.py", line 118, in train',
+        "    loss = self.step(batch)",
+        *error_message(reason).splitlines(),
+    ]
+    return [(t, line) for line in lines]
+
+
+def failed(t: float, reason: str, with_traceback: bool = True) -> list[tuple[float, str]]:
+    """The command failed: its traceback (unless it was killed), then the toolkit's report."""
+    lines = traceback(t, reason) if with_traceback else []
+    lines += [(t, _toolkit(t, "ERROR", "Reporting training FAILURE"))]
     lines += [(t, _toolkit(t, "ERROR", part)) for part in reason.splitlines() if part.strip()]
     return lines
+
+
+def hold_start(
+    t: float, host: str, seconds: float, code: int, release_file: str
+) -> list[tuple[float, str]]:
+    """sm-debug-entrypoint's lines as it starts holding the container (entrypoint.main)."""
+    return [
+        (
+            t,
+            f"[sm-debug] training command failed with exit code {code}; holding this "
+            f"container for {seconds:g} s so you can attach and inspect it. End the hold "
+            f"early with `sm-debug-entrypoint --release` (touches {release_file}).",
+        ),
+        (t, f"SM_DEBUG_HOLD host={host} seconds={seconds:g} code={code}"),
+    ]
+
+
+def hold_ended(t: float, why: str, code: int) -> list[tuple[float, str]]:
+    return [(t, f"[sm-debug] hold ended ({why}); exiting with {code}")]
 
 
 def stopping(t: float) -> list[tuple[float, str]]:
