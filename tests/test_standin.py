@@ -711,7 +711,8 @@ def test_demo_seed_has_every_kind_of_job(tmp_path):
         assert jobs["resnet50-ddp-4node"]["RemoteDebugConfig"] == {"EnableRemoteDebug": False}
         groups = jobs["hetero-preprocess-train"]["ResourceConfig"]["InstanceGroups"]
         assert [g["InstanceGroupName"] for g in groups] == ["preproc", "train"]
-        assert sorted(phase.values()).count(("InProgress", "Training")) == 4
+        # gpt2-pretrain-ddp is one of them: crashed, held by sm-debug-entrypoint (still Training).
+        assert sorted(phase.values()).count(("InProgress", "Training")) == 5
         assert ("InProgress", "Starting") in phase.values()
         assert {("Completed", "Completed"), ("Failed", "Failed"), ("Stopped", "Stopped")} <= set(
             phase.values()

@@ -6,6 +6,24 @@ import time
 
 HOUR = 3600.0
 
+# The crashed-but-attachable job: its training command failed HELD_FAILED_AGO seconds ago and
+# sm-debug-entrypoint holds its containers for HELD_HOLD seconds (SM_DEBUG_HOLD_ON_FAILURE).
+HELD_SCHEDULE = {
+    "starting": 180,
+    "downloading": 90,
+    "training": 40 * 60,  # until the command fails
+    "outcome": "Failed",
+    "failure_reason": (
+        "AlgorithmError: ExecuteUserScriptError:\n"
+        "ExitCode 1\n"
+        'ErrorMessage "FileNotFoundError: [Errno 2] No such file or directory: '
+        "'/opt/ml/input/data/validation/val.bin'\"\n"
+        'Command "/opt/conda/bin/python3.10 train.py --eval-every 2000", exit code: 1'
+    ),
+}
+HELD_FAILED_AGO = 12 * 60
+HELD_HOLD = HOUR
+
 
 def _name(prefix: str, created: float) -> str:
     return f"{prefix}-{time.strftime('%Y-%m-%d-%H%M', time.gmtime(created))}"
@@ -70,6 +88,21 @@ def seed_demo(standin) -> dict[str, str]:
                 "hyperparameters": {"num_round": "500", "max_depth": "8"},
             },
         ),
+        (
+            # Crashed at its first evaluation (no validation channel) and held for an hour
+            # by sm-debug-entrypoint: still Training, attachable over SSH and SSM.
+            "gpt2-pretrain-ddp",
+            sum(v for k, v in HELD_SCHEDULE.items() if k in ("starting", "downloading", "training"))
+            + HELD_FAILED_AGO,
+            {
+                "instance_type": "ml.g5.12xlarge",
+                "instance_count": 2,
+                "remote_debug": True,
+                "schedule": HELD_SCHEDULE,
+                "environment": {"SM_DEBUG_HOLD_ON_FAILURE": str(int(HELD_HOLD))},
+                "hyperparameters": {"eval-every": "2000"},
+            },
+        ),  # fmt: skip
         (
             "llama-finetune",
             47 * 60,
