@@ -7,6 +7,7 @@ here as one JSON shape, ``{"error": {"code", "message", "hint"}}``.
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 
 from jupyter_server.auth.decorator import authorized
@@ -69,7 +70,8 @@ class SMDebugHandler(APIHandler):
     def json_body(self) -> dict:
         try:
             body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: a deeply nested body ("[[[[...") is bad input, not a crash.
             body = None
         if not isinstance(body, dict):
             raise SMDebugError(
@@ -117,7 +119,9 @@ class JobsHandler(SMDebugHandler):
                 "Job names never contain other characters.",
             )
         raw_max = self.query("max_results") or "20"
-        if not raw_max.isdigit() or not 1 <= int(raw_max) <= 100:
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses, and a
+        # 5000-digit number exceeds int()'s limit; both were 500s.
+        if not re.fullmatch(r"[0-9]{1,3}", raw_max) or not 1 <= int(raw_max) <= 100:
             raise SMDebugError(
                 400,
                 "invalid_max_results",
@@ -197,7 +201,8 @@ class TerminalsHandler(SMDebugHandler):
         state = self.settings["sm_debug"]
         available = transports()
         transport_name = body.get("transport") or state.config.default_transport
-        if transport_name not in available:
+        # Only a string can name a transport (a list in the dict lookup was a 500).
+        if not isinstance(transport_name, str) or transport_name not in available:
             raise SMDebugError(
                 400,
                 "invalid_transport",
