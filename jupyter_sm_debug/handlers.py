@@ -68,8 +68,16 @@ class SMDebugHandler(APIHandler):
             super().log_exception(typ, value, tb)
 
     def json_body(self) -> dict:
+        if not self.request.body:
+            # Every body is required (openapi.yaml); {} asks for the defaults.
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                "The request has no body.",
+                "Send a JSON object; {} takes the defaults.",
+            )
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             # RecursionError: a deeply nested body ("[[[[...") is bad input, not a crash.
             body = None
@@ -111,14 +119,17 @@ class JobsHandler(SMDebugHandler):
                 f"Use one of: {', '.join(names.STATUSES)}.",
             )
         name_contains = self.query("name_contains")
-        if name_contains and not names.NAME_CONTAINS.fullmatch(name_contains):
+        # An empty value is refused like any other off-pattern one (the API document says
+        # 1-63 characters); leave the parameter out for no filter.
+        if name_contains is not None and not names.NAME_CONTAINS.fullmatch(name_contains):
             raise SMDebugError(
                 400,
                 "invalid_name_filter",
                 "name_contains may hold only letters, digits and hyphens.",
                 "Job names never contain other characters.",
             )
-        raw_max = self.query("max_results") or "20"
+        raw_max = self.query("max_results")
+        raw_max = "20" if raw_max is None else raw_max
         # ASCII digits only: str.isdigit() accepts "²", which int() refuses, and a
         # 5000-digit number exceeds int()'s limit; both were 500s.
         if not re.fullmatch(r"[0-9]{1,3}", raw_max) or not 1 <= int(raw_max) <= 100:
@@ -183,9 +194,8 @@ class DebugCopyHandler(SMDebugHandler):
                 '"hold_seconds" must be a whole number from 0 to 86400.',
                 "It is how long a failed container stays up for debugging.",
             )
-        new_name = body.get("name")
-        if new_name is not None:
-            new_name = names.job_name(new_name)
+        # A given "name" must be a job name (null is no name: refused, not ignored).
+        new_name = names.job_name(body["name"]) if "name" in body else None
         job_detail = await self.jobs.debug_copy(job, hold, new_name)
         self.set_status(201)
         self.finish(json.dumps(job_detail))
@@ -200,7 +210,7 @@ class TerminalsHandler(SMDebugHandler):
         body = self.json_body()
         state = self.settings["sm_debug"]
         available = transports()
-        transport_name = body.get("transport") or state.config.default_transport
+        transport_name = body.get("transport", state.config.default_transport)
         # Only a string can name a transport (a list in the dict lookup was a 500).
         if not isinstance(transport_name, str) or transport_name not in available:
             raise SMDebugError(
@@ -210,7 +220,7 @@ class TerminalsHandler(SMDebugHandler):
                 f"Use one of: {', '.join(sorted(available))}.",
             )
         address = body.get("address")
-        if address is not None and not isinstance(address, str):
+        if "address" in body and not isinstance(address, str):
             raise SMDebugError(
                 400,
                 "invalid_body",
