@@ -53,6 +53,8 @@ BAD_CREDENTIALS_CODES = {
     "InvalidAccessKeyId",
 }
 NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity"}
+# The request clashes with what exists (a job name taken, a quota used up): the user's to fix.
+CONFLICT_CODES = {"ResourceInUse", "ResourceInUseException", "ResourceLimitExceeded"}
 
 CREDENTIALS_HINT = (
     "Configure AWS credentials for the Jupyter server: run `aws configure`, set AWS_PROFILE, "
@@ -95,6 +97,13 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
             )
         if code in NOT_FOUND_CODES or "not found" in message.lower():
             return SMDebugError(404, "not_found", message, "Check the name and the region.")
+        if code in CONFLICT_CODES:
+            return SMDebugError(
+                409,
+                "conflict",
+                f"{operation} was refused ({code}): {message}",
+                "Choose another name, or end jobs you no longer need, and retry.",
+            )
         if code == "ValidationException":
             return SMDebugError(400, "invalid_request", message, "AWS refused the request as sent.")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 502)
