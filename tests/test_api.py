@@ -53,7 +53,9 @@ async def test_list_filters_by_status_and_name(api, demo_jobs):
     assert {job["status"] for job in page["jobs"]} == {"Failed"}
 
     status, page = await api("GET", "jobs", name_contains="resnet50")
-    assert [job["name"] for job in page["jobs"]] == [demo_jobs["resnet50-ddp-4node"]]
+    names = [job["name"] for job in page["jobs"]]
+    assert demo_jobs["resnet50-ddp-4node"] in names  # debug copies of it may match too
+    assert all("resnet50" in name for name in names)
 
 
 async def test_list_pages_over_250_jobs(api, standin):
