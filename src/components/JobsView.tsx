@@ -10,7 +10,12 @@ import * as React from 'react';
 import { AttachManager } from '../attach';
 import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
 import { JobsModel } from '../model';
-import { FILTER_STATUSES, IJobSummary, JobStatus } from '../types';
+import {
+  FILTER_STATUSES,
+  IEnvironment,
+  IJobSummary,
+  JobStatus
+} from '../types';
 import { ErrorMessage, ProblemsBanner } from './Messages';
 import { IJobActions, JobDetail } from './JobDetail';
 
@@ -49,15 +54,20 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
           />
         </button>
       </div>
-      {environment && (environment.region || environment.account) ? (
+      {environment ? (
         <div className="jp-SMDebug-context">
-          {environment.account
-            ? trans.__(
-                'Account %1 · %2',
-                environment.account,
-                environment.region ?? trans.__('no region')
-              )
-            : (environment.region ?? '')}
+          {environment.region || environment.account ? (
+            <span className="jp-SMDebug-account">
+              {environment.account
+                ? trans.__(
+                    'Account %1 · %2',
+                    environment.account,
+                    environment.region ?? trans.__('no region')
+                  )
+                : (environment.region ?? '')}
+            </span>
+          ) : null}
+          <SSMClientNote environment={environment} trans={trans} />
         </div>
       ) : null}
       <ProblemsBanner
@@ -75,6 +85,57 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
       ) : null}
       <JobList {...props} />
     </div>
+  );
+}
+
+/**
+ * Which program an SSM attach will run: AWS's session-manager-plugin or the
+ * built-in client. Small: it matters mostly when something goes wrong.
+ */
+function SSMClientNote(props: {
+  environment: IEnvironment;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { environment, trans } = props;
+  const clients = environment.clients ?? {};
+  if (!('ssm' in clients)) {
+    return null; // a server that does not say
+  }
+  let text: string;
+  let title: string;
+  switch (clients.ssm) {
+    case 'plugin':
+      text = trans.__('SSM: session-manager-plugin');
+      title = trans.__(
+        "SSM sessions run through AWS's session-manager-plugin (%1).",
+        clients.session_manager_plugin ?? 'session-manager-plugin'
+      );
+      break;
+    case 'builtin':
+      text = trans.__('SSM: built-in client');
+      title = clients.session_manager_plugin
+        ? trans.__(
+            "SSM sessions run through the extension's built-in client, as configured (c.SMDebug.ssm_client), although session-manager-plugin is installed."
+          )
+        : trans.__(
+            "SSM sessions run through the extension's built-in client: session-manager-plugin is not installed, and not needed."
+          );
+      break;
+    default:
+      text = trans.__('SSM: no client');
+      title = trans.__(
+        'No SSM session client: c.SMDebug.ssm_client asks for session-manager-plugin, which is not installed. Install it, or set c.SMDebug.ssm_client to "auto".'
+      );
+  }
+  return (
+    <span
+      className={`jp-SMDebug-ssmClient${clients.ssm ? '' : ' jp-mod-warning'}`}
+      title={title}
+      aria-label={title}
+      role="note"
+    >
+      {text}
+    </span>
   );
 }
 

@@ -97,3 +97,61 @@ export const PROMPT = /[#$] ?$/m;
 export function testInfoPath(name: string): string {
   return test.info().outputPath(name);
 }
+
+/**
+ * Click an Attach button and time, inside the page, how long it takes until
+ * the new terminal tab for `label` (e.g. "algo-1 · llama-finetune-") shows a
+ * shell prompt: performance.now() around the click and the first prompt in
+ * xterm's buffer, polled every 5 ms.
+ *
+ * @returns milliseconds from the click to the prompt
+ */
+export async function attachAndTimePrompt(
+  page: IJupyterLabPageFixture,
+  button: Locator,
+  label: string,
+  timeout = 30000
+): Promise<number> {
+  await expect(button).toBeEnabled();
+  const element = await button.elementHandle();
+  return page.evaluate(
+    ({ element, label, timeout, prompt }) =>
+      new Promise<number>((resolve, reject) => {
+        const app = (window as any).jupyterapp;
+        const promptRe = new RegExp(prompt, 'm');
+        const start = performance.now();
+        (element as HTMLElement).click();
+        const check = () => {
+          const widget = app.shell.currentWidget;
+          const term = widget?.content?._term;
+          if (term && String(widget.title.label).startsWith(label)) {
+            const buffer = term.buffer.active;
+            const lines: string[] = [];
+            for (let i = 0; i < buffer.length; i++) {
+              lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+            }
+            if (promptRe.test(lines.join('\n').trimEnd())) {
+              resolve(performance.now() - start);
+              return;
+            }
+          }
+          if (performance.now() - start > timeout) {
+            reject(new Error(`No prompt in a terminal "${label}…"`));
+          } else {
+            setTimeout(check, 5);
+          }
+        };
+        check();
+      }),
+    { element, label, timeout, prompt: PROMPT.source }
+  );
+}
+
+/**
+ * Keep a measurement with the test's results (and print it).
+ */
+export function report(name: string, value: number, unit = 'ms'): void {
+  const description = `${Math.round(value)} ${unit}`;
+  test.info().annotations.push({ type: name, description });
+  console.log(`${name}: ${description}`);
+}

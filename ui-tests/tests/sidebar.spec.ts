@@ -1,14 +1,6 @@
-import { expect, galata, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-import {
-  expand,
-  jobRow,
-  openPanel,
-  PANEL_ID,
-  terminalText,
-  testInfoPath,
-  typeInTerminal
-} from './helpers';
+import { expand, jobRow, openPanel, PANEL_ID, testInfoPath } from './helpers';
 
 test.describe('SageMaker Debug sidebar', () => {
   test('JupyterLab loads with the SageMaker Debug tab in the left sidebar', async ({
@@ -42,9 +34,9 @@ test.describe('SageMaker Debug sidebar', () => {
     await expect(resnet.locator('.jp-SMDebug-badge').first()).toHaveText(
       'In progress'
     );
-    await expect(resnet.locator('.jp-SMDebug-badge.jp-mod-secondary')).toHaveText(
-      'Training'
-    );
+    await expect(
+      resnet.locator('.jp-SMDebug-badge.jp-mod-secondary')
+    ).toHaveText('Training');
     await expect(resnet.locator('.jp-SMDebug-jobMeta')).toContainText(
       '4 instances'
     );
@@ -62,16 +54,24 @@ test.describe('SageMaker Debug sidebar', () => {
 
   test('filtering by name and status', async ({ page }) => {
     const panel = await openPanel(page);
-    await panel.getByRole('searchbox', { name: 'Filter jobs by name' }).fill('resnet50');
+    await panel
+      .getByRole('searchbox', { name: 'Filter jobs by name' })
+      .fill('resnet50');
     await expect(panel.locator('.jp-SMDebug-job')).toHaveCount(1);
     await expect(jobRow(panel, 'resnet50-ddp-4node-')).toBeVisible();
 
-    await panel.getByRole('searchbox', { name: 'Filter jobs by name' }).fill('');
+    await panel
+      .getByRole('searchbox', { name: 'Filter jobs by name' })
+      .fill('');
     await panel
       .getByRole('combobox', { name: 'Filter jobs by status' })
       .selectOption('Failed');
-    await expect(panel.locator('.jp-SMDebug-job.jp-mod-failed').first()).toBeVisible();
-    await expect(panel.locator('.jp-SMDebug-job:not(.jp-mod-failed)')).toHaveCount(0);
+    await expect(
+      panel.locator('.jp-SMDebug-job.jp-mod-failed').first()
+    ).toBeVisible();
+    await expect(
+      panel.locator('.jp-SMDebug-job:not(.jp-mod-failed)')
+    ).toHaveCount(0);
   });
 
   test('the 4-host job lists algo-1 to algo-4', async ({ page }) => {
@@ -80,9 +80,13 @@ test.describe('SageMaker Debug sidebar', () => {
     await expand(row);
     await expect(row.locator('.jp-SMDebug-host')).toHaveCount(4);
     for (const host of ['algo-1', 'algo-2', 'algo-3', 'algo-4']) {
-      await expect(row.locator(`.jp-SMDebug-host[data-host="${host}"]`)).toBeVisible();
+      await expect(
+        row.locator(`.jp-SMDebug-host[data-host="${host}"]`)
+      ).toBeVisible();
     }
-    await expect(row.getByRole('button', { name: /Attach to all 4 hosts/ })).toBeVisible();
+    await expect(
+      row.getByRole('button', { name: /Attach to all 4 hosts/ })
+    ).toBeVisible();
   });
 
   test('a failed job shows its failure reason', async ({ page }) => {
@@ -148,57 +152,3 @@ test.describe('SageMaker Debug sidebar', () => {
     await page.theme.setLightTheme();
   });
 });
-
-test.describe('Attach', () => {
-  // The terminals are created by the server, not by the page: galata must not
-  // hide them.
-  test.use({ terminals: null } as any);
-
-  test('Attach to algo-3 over SSH opens a shell on that host', async ({
-    page
-  }) => {
-    const panel = await openPanel(page);
-    await page.sidebar.setWidth(360);
-    const row = jobRow(panel, 'resnet50-ddp-4node-');
-    await expand(row);
-    await row
-      .getByRole('combobox', { name: /Transport for/ })
-      .selectOption('ssh');
-    await row.getByRole('button', { name: /Attach to algo-3 of .* over SSH/ }).click();
-
-    const tab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
-      hasText: /algo-3 · resnet50-ddp-4node-/
-    });
-    await expect(tab).toBeVisible({ timeout: 30000 });
-    await expect(page.locator('.jp-Terminal').last()).toBeVisible();
-    // Wait for the remote shell's prompt before typing.
-    await expect
-      .poll(() => terminalText(page), { timeout: 30000 })
-      .toMatch(/[#$] ?$/m);
-
-    await typeInTerminal(page, 'echo "host=$SM_CURRENT_HOST"');
-    await expect
-      .poll(() => terminalText(page), { timeout: 30000 })
-      .toMatch(/host=algo-3/);
-    await page.screenshot({ path: testInfoPath('terminal.png') });
-
-    // A second click focuses the same tab instead of opening another.
-    await page.sidebar.openTab(PANEL_ID);
-    await row.getByRole('button', { name: /Attach to algo-3 of .* over SSH/ }).click();
-    await expect(
-      page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
-        hasText: /algo-3 · resnet50-ddp-4node-/
-      })
-    ).toHaveCount(1);
-
-    // Ending the shell shows in the panel; the tab either closes (JupyterLab's
-    // terminal setting closeOnExit, on by default) or says "(ended)".
-    await typeInTerminal(page, 'exit');
-    await expect(
-      row.locator('.jp-SMDebug-host[data-host="algo-3"] .jp-mod-ended')
-    ).toBeVisible({ timeout: 30000 });
-    await expect(tab.filter({ hasNotText: '(ended)' })).toHaveCount(0);
-  });
-});
-
-void galata;
