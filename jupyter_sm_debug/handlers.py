@@ -266,12 +266,13 @@ class EnvironmentHandler(SMDebugHandler):
         self.finish(json.dumps(await self.jobs.environment()))
 
 
-class NotFoundHandler(SMDebugHandler):
-    """Any other /sm-debug URL: a JSON 404 rather than Jupyter's HTML page."""
-
+def _no_such_route():
+    # A new decorated function per HTTP method: @authorized settles its action ("read" or
+    # "write") at the first call, so one function shared by GET and PUT asked the
+    # authorizer about whichever came first for every later request.
     @web.authenticated
     @authorized
-    def get(self, path: str) -> None:
+    def method(self, path: str) -> None:
         raise SMDebugError(
             404,
             "no_such_route",
@@ -279,4 +280,14 @@ class NotFoundHandler(SMDebugHandler):
             "See the REST API table in the README.",
         )
 
-    put = post = delete = patch = get
+    return method
+
+
+class NotFoundHandler(SMDebugHandler):
+    """Any other /sm-debug URL: a JSON 404 rather than Jupyter's HTML page."""
+
+    get = _no_such_route()
+    put = _no_such_route()
+    post = _no_such_route()
+    delete = _no_such_route()
+    patch = _no_such_route()
