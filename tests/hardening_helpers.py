@@ -328,6 +328,7 @@ def raw_client(http_server_client, jp_base_url: str, jp_auth_header: dict):
             headers=sent,
             raise_error=False,
             allow_nonstandard_methods=True,
+            follow_redirects=False,
             request_timeout=60,
         )
         try:
