@@ -32,7 +32,8 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
 class Faults:
-    """Latency on every AWS call, throttling of the next N calls, or the whole API down."""
+    """Latency on every AWS call, throttling of the next N calls, the whole API down, or
+    the caller's credentials expired (every call answers ExpiredToken)."""
 
     def __init__(self, latency: float = 0.0):
         self._lock = threading.Lock()
@@ -45,6 +46,7 @@ class Faults:
             self.throttle = 0
             self.throttle_action: Optional[str] = None
             self.down = False
+            self.expired = False
 
     def update(self, **changes: Any) -> dict:
         if "latency" in changes:
@@ -59,9 +61,10 @@ class Faults:
             action = changes["throttle_action"]
             if action is not None and not isinstance(action, str):
                 raise ValueError("throttle_action must be an action name or null")
-        if "down" in changes and not isinstance(changes["down"], bool):
-            raise ValueError("down must be true or false")
-        unknown = set(changes) - {"latency", "throttle", "throttle_action", "down"}
+        for flag in ("down", "expired"):
+            if flag in changes and not isinstance(changes[flag], bool):
+                raise ValueError(f"{flag} must be true or false")
+        unknown = set(changes) - {"latency", "throttle", "throttle_action", "down", "expired"}
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
         with self._lock:
@@ -78,6 +81,7 @@ class Faults:
                 "throttle": self.throttle,
                 "throttle_action": self.throttle_action,
                 "down": self.down,
+                "expired": self.expired,
             }
 
     def take(self, action: str) -> tuple[float, bool, bool]:
@@ -146,6 +150,10 @@ class Front:
             if throttled:
                 code = "ThrottlingException" if protocol == "json" else "Throttling"
                 return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
+            if self.standin._faults.expired:
+                code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
+                message = "The security token included in the request is expired"
+                return self._error(start_response, protocol, StandInError(code, message))
         region = _region(environ) or self.standin.region
         try:
             if prefix == "SageMaker" and action in sagemaker.ACTIONS:
@@ -215,7 +223,7 @@ class Front:
         routes = {
             "state": ("GET", lambda _: self.standin.state()),
             "clock": ("POST", self._clock),
-            "faults": ("POST", lambda body: self.standin.set_faults(**body)),
+            "faults": ("POST", lambda body: self.standin._faults.update(**body)),
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
         }
