@@ -338,3 +338,75 @@ def raw_client(http_server_client, jp_base_url: str, jp_auth_header: dict):
         return response.code, parsed, response.headers
 
     return call
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def secrets_of(standin) -> dict[str, str]:
+    """What must never reach a browser or a log: the credentials the server uses, and the
+    TokenValue of every SSM session the stand-in has issued so far. label -> value."""
+    from jupyter_sm_debug.standin.ssm import registry
+
+    found = {name: standin.client_env()[name] for name in CREDENTIAL_VARIABLES}
+    reg = registry(standin)
+    with reg.lock:
+        for session in reg.sessions.values():
+            found[f"TokenValue of {session.session_id}"] = session.token
+    return found
+
+
+def leaks(secrets: dict[str, str], **places) -> list[str]:
+    """(secret label, place) for every secret found in any of the texts of `places`."""
+    found = []
+    for place, texts in places.items():
+        for text in texts:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            for label, value in secrets.items():
+                if value and value in str(text):
+                    found.append(f"{label} in {place}: ...{str(text)[:200]!r}")
+    return found
+
+
+# -- a terminal of a subprocess server, over its websocket (sync) ----------------------------
+
+
+class SyncTerminal:
+    def __init__(self, server: JupyterServer, name: str):
+        import websocket
+
+        self.output = ""
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/terminals/websocket/{name}",
+            header=[f"Authorization: token {server.token}"],
+            timeout=30,
+        )
+
+    def send(self, text: str) -> None:
+        self.ws.send(json.dumps(["stdin", text]))
+
+    def expect(self, marker: str, timeout: float = 30) -> str:
+        import websocket
+
+        deadline = time.monotonic() + timeout
+        while marker not in self.output:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{marker!r} not seen: {self.output[-2000:]!r}")
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                message = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except websocket.WebSocketConnectionClosedException:
+                raise AssertionError(f"closed before {marker!r}: {self.output[-2000:]!r}") from None
+            kind, *payload = json.loads(message)
+            if kind == "stdout":
+                self.output += payload[0]
+        return self.output
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()
