@@ -39,6 +39,42 @@ export interface IAttachSession {
 }
 
 /**
+ * What a terminal name of ours stands for.
+ */
+export interface ITerminalTarget {
+  job: string;
+  host: string;
+  transport: Transport;
+}
+
+/**
+ * The job, host and transport of a terminal the server named for an attach,
+ * `smdebug_<job>__<host>__<transport>` with each '-' as '_' (job names never
+ * hold '_'); null for any other terminal.
+ */
+export function parseTerminalName(name: string): ITerminalTarget | null {
+  const match = /^smdebug_(\w+)__(algo_[1-9]\d*)__(ssm|ssh)$/.exec(name);
+  if (!match) {
+    return null;
+  }
+  return {
+    job: match[1].replace(/_/g, '-'),
+    host: match[2].replace('_', '-'),
+    transport: match[3] as Transport
+  };
+}
+
+/**
+ * What became of the terminal tabs restored with the page.
+ */
+export interface IRestoreResult {
+  /** Sessions still running on the server: their tabs are ours again. */
+  adopted: IAttachSession[];
+  /** Sessions whose tab was closed: gone, or not known to be running. */
+  closed: IAttachSession[];
+}
+
+/**
  * Opens JupyterLab terminal tabs on training hosts and keeps track of them.
  *
  * Each attach asks the server for a terminal first (the server creates it or
@@ -116,12 +152,100 @@ export class AttachManager implements IDisposable {
     return attempt;
   }
 
+  /**
+   * Take over the terminal tabs of ours that JupyterLab restored with the page.
+   *
+   * JupyterLab reopens a restored terminal tab by name and, when the server no
+   * longer has that name, starts a plain local shell under it: such a tab must
+   * never pass for a container session. `running` holds the server's terminal
+   * names from before the restore (null when they could not be listed):
+   *
+   * - running then: the session survived the reload; the tab is tracked,
+   *   titled and shown as attached again;
+   * - gone then: the tab now holds a local shell, which is shut down; the tab
+   *   is closed and the session shown as ended;
+   * - unknown: the tab is closed but its terminal left alone (it may be the
+   *   real session, which Attach reconnects to).
+   */
+  async adoptRestored(
+    tabs: Iterable<ITerminalTab>,
+    running: ReadonlySet<string> | null
+  ): Promise<IRestoreResult> {
+    const result: IRestoreResult = { adopted: [], closed: [] };
+    const closing: Promise<void>[] = [];
+    for (const tab of tabs) {
+      if (tab.isDisposed || this._tracked.has(tab)) {
+        continue;
+      }
+      const name = tab.content.session.name;
+      const target = parseTerminalName(name);
+      if (!target) {
+        continue;
+      }
+      const { job, host, transport } = target;
+      const key = AttachManager.key(job, host, transport);
+      if (this._pending.has(key)) {
+        continue; // an attach to this host is under way and handles its tab
+      }
+      const session: IAttachSession = this._sessions.get(key) ?? {
+        key,
+        job,
+        host,
+        transport,
+        status: 'ended',
+        terminalName: name,
+        target: null,
+        tab: null,
+        error: null
+      };
+      session.terminalName = name;
+      session.error = null;
+      this._sessions.set(key, session);
+
+      if (running?.has(name)) {
+        session.status = isEnded(tab) ? 'ended' : 'open';
+        this._track(session, tab);
+        result.adopted.push(session);
+      } else {
+        session.status = 'ended';
+        if (session.tab === tab) {
+          session.tab = null;
+        }
+        closing.push(this._close(tab, running !== null));
+        result.closed.push(session);
+      }
+      this._changed.emit(session);
+    }
+    await Promise.all(closing);
+    return result;
+  }
+
   dispose(): void {
     if (this._isDisposed) {
       return;
     }
     this._isDisposed = true;
     Signal.clearData(this);
+  }
+
+  /**
+   * Close a tab, first shutting down its terminal when it is known to be a
+   * local shell that JupyterLab started under our name.
+   */
+  private async _close(tab: ITerminalTab, shutDown: boolean): Promise<void> {
+    if (shutDown) {
+      try {
+        await tab.content.session.shutdown();
+      } catch (reason) {
+        console.warn(
+          `jupyter-sm-debug: could not shut down the local shell ${tab.content.session.name}`,
+          reason
+        );
+      }
+    }
+    if (!tab.isDisposed) {
+      tab.dispose();
+    }
   }
 
   private async _attach(
@@ -238,13 +362,20 @@ export class AttachManager implements IDisposable {
             session.host,
             session.job
           )
-        : this._trans.__(
-            '%1 of %2 over %3 (%4)',
-            session.host,
-            session.job,
-            session.transport.toUpperCase(),
-            session.target ?? ''
-          );
+        : session.target
+          ? this._trans.__(
+              '%1 of %2 over %3 (%4)',
+              session.host,
+              session.job,
+              session.transport.toUpperCase(),
+              session.target
+            )
+          : this._trans.__(
+              '%1 of %2 over %3',
+              session.host,
+              session.job,
+              session.transport.toUpperCase()
+            );
     if (title.label !== label) {
       title.label = label;
     }

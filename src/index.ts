@@ -14,6 +14,7 @@ import { addCommands, CommandIDs } from './commands';
 import { JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
+import { guardRestoredTerminals } from './restore';
 import { Transport } from './types';
 
 /**
@@ -71,6 +72,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         (terminals?.find(tab => tab.content.session.name === name) as
           ITerminalTab | undefined) ?? undefined
     });
+
+    if (terminals) {
+      // Now, before the layout restorer reopens terminal tabs by name.
+      void guardRestoredTerminals({
+        app,
+        attach,
+        tracker: terminals,
+        trans,
+        panelId: PANEL_ID
+      });
+    }
 
     const panel = new SMDebugPanel({
       model,

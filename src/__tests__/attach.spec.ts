@@ -3,7 +3,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { SMDebugAPI } from '../api';
-import { AttachManager, ITerminalTab } from '../attach';
+import { AttachManager, ITerminalTab, parseTerminalName } from '../attach';
 import { SMDebugError } from '../request';
 import { FakeServer } from './fakeServer';
 
@@ -16,6 +16,14 @@ class FakeSession {
   isDisposed = false;
   disposed = new Signal<this, void>(this);
   connectionStatusChanged = new Signal<this, Terminal.ConnectionStatus>(this);
+
+  /** Names shut down on the server through this session. */
+  static shutDown: string[] = [];
+
+  async shutdown(): Promise<void> {
+    FakeSession.shutDown.push(this.name);
+    this.end();
+  }
 
   /** The process exited: the server said 'disconnect'. */
   end(): void {
@@ -50,6 +58,7 @@ describe('AttachManager', () => {
   let manager: AttachManager;
 
   beforeEach(() => {
+    FakeSession.shutDown = [];
     server = new FakeServer(10);
     opened = [];
     openedNames = [];
@@ -155,5 +164,110 @@ describe('AttachManager', () => {
     expect(session.error?.code).toBe('remote_debug_off');
     expect(session.error?.hint).toBe('Turn it on, then attach.');
     expect(manager.sessionsOf('job-009', 'algo-1')).toEqual([session]);
+  });
+
+  describe('after a page reload', () => {
+    const live = 'smdebug_job_009__algo_1__ssh';
+    const gone = 'smdebug_job_009__algo_2__ssm';
+
+    it('takes back a restored tab whose session still runs', async () => {
+      const tab = makeTab(live);
+      const { adopted, closed } = await manager.adoptRestored(
+        [tab],
+        new Set([live])
+      );
+      expect(closed).toEqual([]);
+      expect(adopted).toHaveLength(1);
+      const session = manager.session('job-009', 'algo-1', 'ssh')!;
+      expect(adopted[0]).toBe(session);
+      expect(session.status).toBe('open');
+      expect(session.tab).toBe(tab);
+      expect(session.terminalName).toBe(live);
+      expect(tab.title.label).toBe('algo-1 · job-009');
+      expect(tab.isDisposed).toBe(false);
+      expect(FakeSession.shutDown).toEqual([]);
+
+      // Tracked like any attach: a second attach focuses it, its end shows.
+      await manager.attach('job-009', 'algo-1', 'ssh');
+      expect(activated).toEqual([tab.id]);
+      expect(server.callsTo('jobs/job-009/hosts')).toBe(0);
+      (tab.content.session as unknown as FakeSession).end();
+      expect(session.status).toBe('ended');
+    });
+
+    it('closes a restored tab whose session was gone, shutting down the local shell under its name', async () => {
+      const tab = makeTab(gone);
+      const changes: string[] = [];
+      manager.changed.connect((_, s) => changes.push(`${s.host} ${s.status}`));
+
+      const { adopted, closed } = await manager.adoptRestored(
+        [tab],
+        new Set([live]) // what the server had before the restore
+      );
+
+      expect(adopted).toEqual([]);
+      expect(closed.map(s => [s.job, s.host, s.transport])).toEqual([
+        ['job-009', 'algo-2', 'ssm']
+      ]);
+      expect(FakeSession.shutDown).toEqual([gone]);
+      expect(tab.isDisposed).toBe(true);
+      const session = manager.session('job-009', 'algo-2', 'ssm')!;
+      expect(session.status).toBe('ended');
+      expect(session.tab).toBeNull();
+      expect(changes).toEqual(['algo-2 ended']);
+
+      // Attach again asks the server (which replaces any shell of that name).
+      await manager.attach('job-009', 'algo-2', 'ssm');
+      expect(server.callsTo('jobs/job-009/hosts/algo-2/terminals')).toBe(1);
+      expect(session.status).toBe('open');
+      tab.dispose(); // already: disposing again changes nothing
+    });
+
+    it('closes the tabs but shuts down nothing when the terminals could not be listed', async () => {
+      const tabs = [makeTab(live), makeTab(gone)];
+      const { adopted, closed } = await manager.adoptRestored(tabs, null);
+      expect(adopted).toEqual([]);
+      expect(closed).toHaveLength(2);
+      expect(tabs.every(tab => tab.isDisposed)).toBe(true);
+      expect(FakeSession.shutDown).toEqual([]);
+    });
+
+    it('leaves other terminals alone', async () => {
+      const mine = makeTab('1');
+      const lookalike = makeTab('smdebug_notes');
+      const { adopted, closed } = await manager.adoptRestored(
+        [mine, lookalike],
+        new Set<string>()
+      );
+      expect(adopted).toEqual([]);
+      expect(closed).toEqual([]);
+      expect(mine.isDisposed || lookalike.isDisposed).toBe(false);
+      expect(lookalike.content.title.label).toBe('Terminal smdebug_notes');
+      mine.dispose();
+      lookalike.dispose();
+    });
+
+    it('reads job, host and transport back from a terminal name', () => {
+      expect(
+        parseTerminalName('smdebug_llama_finetune_2026_11_23_1400__algo_1__ssm')
+      ).toEqual({
+        job: 'llama-finetune-2026-11-23-1400',
+        host: 'algo-1',
+        transport: 'ssm'
+      });
+      expect(parseTerminalName('smdebug_a__b__algo_12__ssh')).toEqual({
+        job: 'a--b',
+        host: 'algo-12',
+        transport: 'ssh'
+      });
+      for (const other of [
+        '1',
+        'smdebug_',
+        'smdebug_x__algo_0__ssh',
+        'smdebug_x__algo_1__scp'
+      ]) {
+        expect(parseTerminalName(other)).toBeNull();
+      }
+    });
   });
 });
