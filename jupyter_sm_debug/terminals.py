@@ -31,6 +31,10 @@ class TerminalSessions:
         # is not in here is a plain local shell (JupyterLab's restorer or `terminal:open`
         # recreate vanished names that way): never hand that out as a container session.
         self._ours: dict[str, object] = {}
+        # Per terminal object: what to run once its process has ended (Session.on_end).
+        self._on_end: dict[object, object] = {}
+        self._watched: object = None
+        self._tasks: set = set()
 
     @property
     def manager(self):
@@ -43,6 +47,26 @@ class TerminalSessions:
                 "Enable them (ServerApp.terminals_enabled = True) and install terminado.",
             )
         return manager
+
+    def _watch(self, manager) -> None:
+        """Hear about every terminal whose process ended: terminado calls on_eof when it
+        reads the end of the PTY (after an exit, a kill or DELETE /api/terminals)."""
+        if self._watched is manager:
+            return
+        self._watched = manager
+        original = manager.on_eof
+
+        def on_eof(ptywclients) -> None:
+            try:
+                original(ptywclients)
+            finally:
+                callback = self._on_end.pop(ptywclients, None)
+                if callback is not None:
+                    task = asyncio.ensure_future(callback())
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+        manager.on_eof = on_eof
 
     def live(self, name: str) -> bool:
         """A running session that this extension started under that name."""
@@ -80,6 +104,7 @@ class TerminalSessions:
             # terminado's own TERM/COLUMNS/LINES for the xterm stay.
             env = dict.fromkeys(key for key in os.environ if key not in TERMINAL_VARIABLES)
             env.update(session.env)
+            self._watch(manager)
             manager.create(
                 name=name,
                 shell_command=session.argv,
@@ -87,5 +112,7 @@ class TerminalSessions:
                 extra_env=env,
             )
             self._ours[name] = manager.terminals[name]
+            if session.on_end is not None:
+                self._on_end[self._ours[name]] = session.on_end
             self.log.info("sm-debug: terminal %s → %s", name, session.target)
             return name, False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Protocol
 
 from ..errors import SMDebugError
 
@@ -36,6 +36,9 @@ class Session:
     target: str
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    # Run once the session's process has ended, however it ended (e.g. to release what
+    # the transport opened for it on the AWS side).
+    on_end: Optional[Callable[[], Awaitable[None]]] = None
 
 
 @dataclass

@@ -71,6 +71,17 @@ class SSMTransport:
                 ) from None
             raise
         response.pop("ResponseMetadata", None)
+        session_id = response.get("SessionId")
+
+        async def terminate() -> None:
+            # The client ends the session itself when it can; one killed before it got
+            # that far (a terminal closed at once) would leave it open at SSM until the
+            # idle timeout. Terminating a session twice is harmless.
+            try:
+                await request.jobs.call("ssm", "terminate_session", SessionId=session_id)
+            except SMDebugError as error:
+                request.jobs.log.info("sm-debug: TerminateSession %s: %s", session_id, error.code)
+
         ssm = request.jobs.client("ssm")
         region = ssm.meta.region_name
         endpoint = ssm.meta.endpoint_url
@@ -93,4 +104,4 @@ class SSMTransport:
                     "--endpoint-url", endpoint]  # fmt: skip
             if request.config.profile:
                 argv += ["--profile", request.config.profile]
-        return Session(argv=argv, env=env, target=f"{target} ({kind})")
+        return Session(argv=argv, env=env, target=f"{target} ({kind})", on_end=terminate)
