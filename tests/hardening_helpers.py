@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+import pytest
+
 ERROR_KEYS = {"code", "message", "hint"}
 # Short phases: the session's shared manual clock must move only a little.
 SHORT = {"starting": 20, "downloading": 20, "training": 60, "uploading": 20}
@@ -26,13 +28,29 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+CREATED: list[str] = []  # jobs made by running_job, stopped at the end of their module
+
+
 def running_job(standin, prefix: str, hosts: int = 2, remote_debug: bool = True) -> str:
     """A job of our own, Training now (60 s into a 20+20+60+20 s schedule)."""
     name = unique(prefix)
     standin.create_job(
         name, instance_count=hosts, remote_debug=remote_debug, schedule=SHORT, started_ago=60
     )
+    CREATED.append(name)
     return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def end_created_jobs(standin):
+    """Import into a test module: at its end, the jobs it made with running_job are stopped,
+    so their hosts (an sshd and a sandbox each) do not outlive it on the shared stand-in."""
+    first = len(CREATED)
+    yield
+    sagemaker = standin.client("sagemaker")
+    for name in CREATED[first:]:
+        with contextlib.suppress(Exception):  # already finished, or failed by a test
+            sagemaker.stop_training_job(TrainingJobName=name)
 
 
 def assert_error(status: int, body: Any, statuses, code: str | None = None) -> None:

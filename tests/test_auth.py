@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from hardening_helpers import (
     assert_error,
+    end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     raw_client,
     running_job,
     session_clients,
@@ -100,9 +101,7 @@ CREDENTIALS = {
 }
 
 
-async def test_every_route_refuses_unauthenticated_requests(
-    raw, job, standin, terminal_manager
-):
+async def test_every_route_refuses_unauthenticated_requests(raw, job, standin, terminal_manager):
     terminals, clients = set(terminal_manager.terminals), session_clients(standin)
     refused = 0
     for label, headers in CREDENTIALS.items():  # noqa: B007 - named for the traceback
@@ -155,9 +154,7 @@ def cookies_of(headers) -> dict:
     return found
 
 
-async def test_cookie_writes_need_the_xsrf_token(
-    raw, jp_serverapp, job, standin, terminal_manager
-):
+async def test_cookie_writes_need_the_xsrf_token(raw, jp_serverapp, job, standin, terminal_manager):
     cookies = await cookie_login(raw, jp_serverapp)
     jar = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 

@@ -13,6 +13,7 @@ from hardening_helpers import (
     cmdline,
     descendants,
     describe_processes,
+    end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     running_job,
     session_clients,
     zombie,

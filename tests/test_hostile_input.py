@@ -18,6 +18,7 @@ from hardening_helpers import (
     assert_error,
     async_wait_until,
     descendants,
+    end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     environ_of,
     raw_client,
     running_job,

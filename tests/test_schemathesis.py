@@ -25,6 +25,7 @@ from hardening_helpers import (
     JupyterServer,
     delete_terminals,
     describe_processes,
+    end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     running_job,
     session_clients,
     terminal_names,

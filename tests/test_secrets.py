@@ -20,6 +20,7 @@ from hardening_helpers import (
     SyncTerminal,
     assert_error,
     cmdline,
+    end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     environ_of,
     leaks,
     raw_client,
