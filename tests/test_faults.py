@@ -192,11 +192,12 @@ async def open_session(raw, jp_ws_fetch, terminal_manager, job, host, transport)
 
 async def test_the_ssm_session_ends_when_the_job_ends(raw, jp_ws_fetch, standin, terminal_manager):
     job = unique("ssm-ends")
-    standin.create_job(job, remote_debug=True, schedule=SHORT, started_ago=60)
+    # 5 s of training left, then 20 s of upload: the shared clock moves only 30 s.
+    standin.create_job(job, remote_debug=True, schedule=SHORT, started_ago=95)
     name, pid, terminal = await open_session(
         raw, jp_ws_fetch, terminal_manager, job, "algo-1", "ssm"
     )
-    standin.advance(65)  # training and upload finish: the container goes away
+    standin.advance(30)  # training and upload finish: the container goes away
     FAULTS.append("job ends under an SSM session")
     assert await terminal.closed(timeout=20)
     assert wait_gone([pid], timeout=5) == set()
