@@ -268,6 +268,9 @@ export function addCommands(context: ICommandContext): void {
       // Started from the panel, a refusal shows inline in the job's details;
       // from the palette it would go unseen there.
       const inPanel = model.isVisible && model.isExpanded(job);
+      // Show the panel now: activating it later would take the focus from
+      // the new job's row.
+      app.shell.activateById(panelId);
       const copy = await model.debugCopy(job, hold);
       if (!copy) {
         if (!inPanel) {
@@ -275,7 +278,6 @@ export function addCommands(context: ICommandContext): void {
         }
         return null;
       }
-      app.shell.activateById(panelId);
       Notification.success(
         trans.__(
           'Started %1, a copy of %2 with remote debug on.',

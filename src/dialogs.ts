@@ -22,7 +22,10 @@ export async function askHoldSeconds(
       title: trans.__('Debug a copy of %1', job),
       body,
       buttons: [
-        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.cancelButton({
+          label: trans.__('Cancel'),
+          ariaLabel: trans.__('Cancel: start no copy')
+        }),
         Dialog.okButton({
           label: trans.__('Start copy'),
           ariaLabel: trans.__('Start a debug copy of %1', job)

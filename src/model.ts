@@ -348,6 +348,27 @@ export class JobsModel implements IDisposable {
   }
 
   /**
+   * Whether any filter is set.
+   */
+  get filtered(): boolean {
+    return this._nameFilter !== '' || this._statusFilter !== '';
+  }
+
+  /**
+   * Show all jobs again; the list reloads at once.
+   */
+  clearFilters(): void {
+    if (!this.filtered) {
+      return;
+    }
+    this._nameFilter = '';
+    this._statusFilter = '';
+    this._resetList();
+    void this._filterDebouncer.stop();
+    void this.refresh();
+  }
+
+  /**
    * Whether a job's row is expanded.
    */
   isExpanded(job: string): boolean {

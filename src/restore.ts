@@ -65,12 +65,12 @@ export async function guardRestoredTerminals(options: {
     const message =
       running === null
         ? trans.__(
-            'Could not check that the session on %1 of %2 still runs, so its restored tab was closed. Attach again: a running session is reconnected.',
+            'Could not check that the session on %1 of %2 still runs; its tab was closed. Attach again to reconnect.',
             host,
             job
           )
         : trans.__(
-            'The session on %1 of %2 ended while the page was away. Its restored tab would have been a local shell, so it was closed.',
+            'The session on %1 of %2 ended while the page was away; its tab was closed.',
             host,
             job
           );
@@ -98,11 +98,11 @@ export async function guardRestoredTerminals(options: {
     const message =
       running === null
         ? trans.__(
-            'Could not check that %1 SageMaker sessions restored with the page still run, so their tabs were closed. Attach again: running sessions are reconnected.',
+            'Could not check that %1 SageMaker sessions still run; their tabs were closed. Attach again to reconnect.',
             closed.length
           )
         : trans.__(
-            '%1 SageMaker sessions ended while the page was away. Their restored tabs would have been local shells, so they were closed.',
+            '%1 SageMaker sessions ended while the page was away; their tabs were closed.',
             closed.length
           );
     Notification.warning(message, { autoClose: false, actions: [show] });

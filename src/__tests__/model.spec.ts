@@ -205,6 +205,26 @@ describe('JobsModel', () => {
       expect(model.jobs).toHaveLength(9);
     });
 
+    it('clears both filters and reloads once', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      model.setNameFilter('job-04');
+      model.setStatusFilter('InProgress');
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(model.filtered).toBe(true);
+      const before = server.callsTo('jobs?');
+
+      model.clearFilters();
+      await jest.advanceTimersByTimeAsync(1000);
+
+      expect(model.filtered).toBe(false);
+      expect(model.nameFilter).toBe('');
+      expect(model.statusFilter).toBe('');
+      expect(server.callsTo('jobs?')).toBe(before + 1);
+      expect(server.lastCall('jobs?').path).toBe('jobs?max_results=20');
+      expect(model.jobs).toHaveLength(20);
+    });
+
     it('ignores an answer for filters that changed meanwhile', async () => {
       model = makeModel(server);
       model.isVisible = true;

@@ -53,7 +53,9 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
       );
     }
     return (
-      <p className="jp-SMDebug-empty">{trans.__('Loading job details…')}</p>
+      <p className="jp-SMDebug-empty" role="status">
+        {trans.__('Loading job details…')}
+      </p>
     );
   }
 
@@ -126,7 +128,7 @@ function DebugCopy(props: {
           className={`jp-SMDebug-debugCopyButton ${
             secondary
               ? 'jp-SMDebug-secondaryButton'
-              : 'jp-SMDebug-primaryButton'
+              : 'jp-mod-styled jp-mod-accept jp-SMDebug-primaryButton'
           }`}
           aria-label={trans.__('Debug a copy of %1', detail.name)}
           aria-disabled={pending || blocked}
@@ -345,6 +347,11 @@ function HostRow(props: {
   const { host, detail, transport, ok, reason, attach, trans } = props;
   const session = attach.session(detail.name, host.name, transport);
   const attaching = session?.status === 'attaching';
+  // A shell open over the other transport shows too (e.g. after a reload,
+  // when the transport picker is back to its default).
+  const other = attach
+    .sessionsOf(detail.name, host.name)
+    .find(s => s.transport !== transport && s.status === 'open');
   return (
     <li className="jp-SMDebug-host" data-host={host.name}>
       <div className="jp-SMDebug-hostLine">
@@ -352,7 +359,11 @@ function HostRow(props: {
         <span className="jp-SMDebug-hostMeta">
           {[host.instance_type, host.group].filter(Boolean).join(' · ')}
         </span>
-        <SessionBadge session={session} trans={trans} />
+        <SessionBadge
+          session={session?.status === 'open' || !other ? session : other}
+          showTransport={!!other && session?.status !== 'open'}
+          trans={trans}
+        />
         <button
           type="button"
           className="jp-SMDebug-attach"
@@ -384,9 +395,10 @@ function HostRow(props: {
 
 function SessionBadge(props: {
   session: IAttachSession | undefined;
+  showTransport?: boolean;
   trans: TranslationBundle;
 }): JSX.Element | null {
-  const { session, trans } = props;
+  const { session, showTransport, trans } = props;
   if (!session || session.status === 'failed') {
     return null;
   }
@@ -395,8 +407,19 @@ function SessionBadge(props: {
       return null;
     case 'open':
       return (
-        <span className="jp-SMDebug-badge jp-mod-session jp-mod-open">
-          {trans.__('attached')}
+        <span
+          className="jp-SMDebug-badge jp-mod-session jp-mod-open"
+          title={trans.__(
+            'A shell on this host is open over %1',
+            transportLabel(trans, session.transport)
+          )}
+        >
+          {showTransport
+            ? trans.__(
+                'attached · %1',
+                transportLabel(trans, session.transport)
+              )
+            : trans.__('attached')}
         </span>
       );
     case 'ended':

@@ -39,43 +39,47 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
   const environment = model.environment;
   return (
     <div className="jp-SMDebug-view">
-      <div className="jp-SMDebug-header">
-        <h2 className="jp-SMDebug-title">{trans.__('SageMaker Debug')}</h2>
-        <button
-          type="button"
-          className="jp-SMDebug-iconButton"
-          aria-label={trans.__('Refresh jobs')}
-          title={trans.__('Refresh jobs')}
-          onClick={() => void model.refresh()}
-        >
-          <refreshIcon.react
-            tag="span"
-            className={model.loading ? 'jp-SMDebug-spin' : undefined}
-          />
-        </button>
-      </div>
-      {environment ? (
-        <div className="jp-SMDebug-context">
-          {environment.region || environment.account ? (
-            <span className="jp-SMDebug-account">
-              {environment.account
-                ? trans.__(
-                    'Account %1 · %2',
-                    environment.account,
-                    environment.region ?? trans.__('no region')
-                  )
-                : (environment.region ?? '')}
-            </span>
-          ) : null}
-          <SSMClientNote environment={environment} trans={trans} />
+      {/* Stays at the top while the list scrolls. */}
+      <div className="jp-SMDebug-top">
+        <div className="jp-SMDebug-header">
+          <h2 className="jp-SMDebug-title">{trans.__('SageMaker Debug')}</h2>
+          <button
+            type="button"
+            className="jp-SMDebug-iconButton"
+            aria-label={trans.__('Refresh jobs')}
+            title={trans.__('Refresh jobs')}
+            onClick={() => void model.refresh()}
+          >
+            <refreshIcon.react
+              tag="span"
+              className={model.loading ? 'jp-SMDebug-spin' : undefined}
+            />
+          </button>
         </div>
-      ) : null}
+        {environment ? (
+          <div className="jp-SMDebug-context">
+            {environment.region || environment.account ? (
+              <span className="jp-SMDebug-account">
+                {environment.account
+                  ? trans.__(
+                      'Account %1 · %2',
+                      environment.account,
+                      environment.region ?? trans.__('no region')
+                    )
+                  : (environment.region ?? '')}
+              </span>
+            ) : null}
+            <SSMClientNote environment={environment} trans={trans} />
+          </div>
+        ) : null}
+        <Filters model={model} trans={trans} />
+        <LoadingBar loading={model.loading && model.loaded} trans={trans} />
+      </div>
       <ProblemsBanner
         problems={environment?.problems ?? []}
         error={model.environmentError}
         trans={trans}
       />
-      <Filters model={model} trans={trans} />
       {model.error ? (
         <ErrorMessage
           error={model.error}
@@ -198,6 +202,132 @@ function Filters(props: {
   );
 }
 
+/**
+ * A thin bar while the list reloads. It takes no room of its own (no jump
+ * of the list) and shows only when a reload takes a moment.
+ */
+function LoadingBar(props: {
+  loading: boolean;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { loading, trans } = props;
+  return (
+    <div className="jp-SMDebug-loadingTrack" aria-hidden={!loading}>
+      {loading ? (
+        <div
+          className="jp-SMDebug-loadingBar"
+          role="progressbar"
+          aria-label={trans.__('Loading training jobs')}
+        />
+      ) : null}
+    </div>
+  );
+}
+
+/**
+ * What the list says when it has no rows: loading, nothing matches the
+ * filters, or no jobs at all.
+ */
+function EmptyList(props: {
+  model: JobsModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { model, trans } = props;
+  if (!model.loaded || model.loading) {
+    return model.error ? null : (
+      <p className="jp-SMDebug-empty" role="status">
+        {trans.__('Loading training jobs…')}
+      </p>
+    );
+  }
+  if (model.error) {
+    return null; // the error above says why
+  }
+  if (model.filtered) {
+    return (
+      <div className="jp-SMDebug-emptyState" role="status">
+        <p className="jp-SMDebug-empty">
+          {trans.__('No training jobs match these filters.')}
+        </p>
+        <button
+          type="button"
+          className="jp-SMDebug-linkButton"
+          aria-label={trans.__('Clear the filters and show all training jobs')}
+          onClick={() => model.clearFilters()}
+        >
+          {trans.__('Clear filters')}
+        </button>
+      </div>
+    );
+  }
+  const region = model.environment?.region;
+  return (
+    <div className="jp-SMDebug-emptyState" role="status">
+      <p className="jp-SMDebug-empty">
+        {region
+          ? trans.__('No training jobs in %1.', region)
+          : trans.__('No training jobs in this account and region.')}
+      </p>
+      <p className="jp-SMDebug-emptyHint">
+        {trans.__(
+          'Jobs started from the SageMaker Python SDK, the console or the AWS CLI show up here. Running one in another region? Set c.SMDebug.region, or AWS_REGION for the server.'
+        )}
+      </p>
+    </div>
+  );
+}
+
+/**
+ * Arrow keys move between the job rows (Home and End to the first and last),
+ * Right and Left open and close one; Enter and Space toggle it, as buttons do.
+ */
+function onListKeyDown(
+  model: JobsModel,
+  list: HTMLUListElement | null,
+  event: React.KeyboardEvent
+): void {
+  const target = event.target as HTMLElement;
+  if (!list || !target.classList.contains('jp-SMDebug-jobHeader')) {
+    return;
+  }
+  const headers = Array.from(
+    list.querySelectorAll<HTMLElement>(
+      ':scope > .jp-SMDebug-job > .jp-SMDebug-jobHeader'
+    )
+  );
+  const index = headers.indexOf(target);
+  const job = target.closest('.jp-SMDebug-job')?.getAttribute('data-job');
+  let next: HTMLElement | undefined;
+  switch (event.key) {
+    case 'ArrowDown':
+      next = headers[Math.min(index + 1, headers.length - 1)];
+      break;
+    case 'ArrowUp':
+      next = headers[Math.max(index - 1, 0)];
+      break;
+    case 'Home':
+      next = headers[0];
+      break;
+    case 'End':
+      next = headers[headers.length - 1];
+      break;
+    case 'ArrowRight':
+    case 'ArrowLeft':
+      if (job) {
+        model.setExpanded(job, event.key === 'ArrowRight');
+      }
+      break;
+    default:
+      return;
+  }
+  event.preventDefault();
+  event.stopPropagation();
+  if (next && next !== target) {
+    next.focus({ preventScroll: true });
+    next.scrollIntoView({ block: 'nearest' });
+  }
+}
+
 function JobList(props: IJobsViewProps): JSX.Element {
   const { model, trans } = props;
   const jobs = model.jobs;
@@ -206,14 +336,20 @@ function JobList(props: IJobsViewProps): JSX.Element {
   // Bring a revealed job (a new debug copy) into view, with the focus on it.
   React.useEffect(() => {
     const onReveal = (_: JobsModel, job: string) => {
-      // After React has rendered the row.
-      requestAnimationFrame(() => {
+      // Once React has rendered the row: look for it for a few frames.
+      let frames = 10;
+      const focus = () => {
         const header = listRef.current?.querySelector<HTMLElement>(
-          `.jp-SMDebug-job[data-job="${CSS.escape(job)}"] .jp-SMDebug-jobHeader`
+          `.jp-SMDebug-job[data-job="${CSS.escape(job)}"] > .jp-SMDebug-jobHeader`
         );
-        header?.scrollIntoView({ block: 'nearest' });
-        header?.focus({ preventScroll: true });
-      });
+        if (header) {
+          header.scrollIntoView({ block: 'nearest' });
+          header.focus({ preventScroll: true });
+        } else if (--frames > 0) {
+          requestAnimationFrame(focus);
+        }
+      };
+      requestAnimationFrame(focus);
     };
     model.revealRequested.connect(onReveal);
     return () => {
@@ -221,33 +357,29 @@ function JobList(props: IJobsViewProps): JSX.Element {
     };
   }, [model]);
 
-  if (jobs.length === 0) {
-    let text: string;
-    if (!model.loaded || model.loading) {
-      text = model.error ? '' : trans.__('Loading training jobs…');
-    } else if (model.nameFilter || model.statusFilter) {
-      text = trans.__('No training jobs match these filters.');
-    } else {
-      text = trans.__('No training jobs in this account and region.');
-    }
-    return text ? <p className="jp-SMDebug-empty">{text}</p> : <></>;
-  }
   return (
     <>
-      <ul
-        ref={listRef}
-        className="jp-SMDebug-jobList"
-        aria-label={trans.__('Training jobs')}
-      >
-        {jobs.map(job => (
-          <JobRow key={job.name} job={job} {...props} />
-        ))}
-      </ul>
-      {model.hasMore ? (
+      {jobs.length === 0 ? (
+        <EmptyList model={model} trans={trans} />
+      ) : (
+        <ul
+          ref={listRef}
+          className="jp-SMDebug-jobList"
+          aria-label={trans.__('Training jobs')}
+          aria-busy={model.loading}
+          onKeyDown={event => onListKeyDown(model, listRef.current, event)}
+        >
+          {jobs.map(job => (
+            <JobRow key={job.name} job={job} {...props} />
+          ))}
+        </ul>
+      )}
+      {jobs.length > 0 && model.hasMore ? (
         <button
           type="button"
           className="jp-SMDebug-loadMore"
           disabled={model.loadingMore}
+          aria-busy={model.loadingMore}
           aria-label={trans.__('Load more training jobs')}
           onClick={() => void model.loadMore()}
         >
@@ -256,6 +388,25 @@ function JobList(props: IJobsViewProps): JSX.Element {
       ) : null}
     </>
   );
+}
+
+/**
+ * What a screen reader says for a job's row: everything the row shows.
+ */
+function rowLabel(trans: TranslationBundle, job: IJobSummary): string {
+  const parts = [job.name, statusLabel(trans, job.status)];
+  if (job.secondary_status && job.secondary_status !== job.status) {
+    parts.push(secondaryStatusLabel(trans, job.secondary_status));
+  }
+  if (job.remote_debug?.enabled) {
+    parts.push(trans.__('remote debug on'));
+  }
+  parts.push(trans._n('%1 instance', '%1 instances', job.instance_count));
+  const when = job.started ?? job.created;
+  if (when) {
+    parts.push(Time.formatHuman(when));
+  }
+  return parts.join(', ');
 }
 
 function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
@@ -276,8 +427,9 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
         type="button"
         className="jp-SMDebug-jobHeader"
         aria-expanded={expanded}
-        aria-controls={detailId}
+        aria-controls={expanded ? detailId : undefined}
         aria-current={selected ? 'true' : undefined}
+        aria-label={rowLabel(trans, job)}
         onClick={() => {
           model.select(job.name);
           model.toggleExpanded(job.name);
@@ -320,7 +472,12 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
         </span>
       </button>
       {expanded ? (
-        <div id={detailId} className="jp-SMDebug-detailContainer">
+        <div
+          id={detailId}
+          className="jp-SMDebug-detailContainer"
+          role="region"
+          aria-label={trans.__('Details of %1', job.name)}
+        >
           <JobDetail {...props} />
         </div>
       ) : null}

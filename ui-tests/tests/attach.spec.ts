@@ -45,7 +45,6 @@ test.describe('Attach', () => {
     await expect
       .poll(() => terminalText(page), { timeout: 30000 })
       .toMatch(/host=algo-3/);
-    await page.screenshot({ path: testInfoPath('terminal.png') });
 
     // A second click focuses the same tab instead of opening another.
     await page.sidebar.openTab(PANEL_ID);
@@ -104,6 +103,12 @@ test.describe('Attach', () => {
     await expect(
       row.locator('.jp-SMDebug-host[data-host="algo-1"] .jp-mod-open')
     ).toBeVisible();
+    await typeInTerminal(page, 'ls');
+    await expect
+      .poll(() => terminalText(page), { timeout: 30000 })
+      .toMatch(/input/);
+    await page.mouse.move(700, 400);
+    await page.screenshot({ path: testInfoPath('terminal.png') });
 
     await typeInTerminal(page, 'exit');
     await expect(

@@ -1,6 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 
-import { expand, jobRow, openPanel } from './helpers';
+import { expand, openPanel } from './helpers';
 
 test.describe('Debug a copy', () => {
   test('a copy of the Failed job appears, selected, with remote debug on', async ({
@@ -8,12 +8,16 @@ test.describe('Debug a copy', () => {
   }) => {
     const panel = await openPanel(page);
     await page.sidebar.setWidth(360);
-    const first = jobRow(panel, 'mistral-7b-sft-');
-    await expect(first).toHaveClass(/jp-mod-failed/);
-    const original = (await first.getAttribute('data-job')) ?? '';
-    expect(original).not.toContain('-debug-');
-    // Once the copy exists it is the first row with this prefix: pin the name.
-    const failed = panel.locator(`.jp-SMDebug-job[data-job="${original}"]`);
+    // The seeded Failed job (a copy from an earlier try would be running).
+    const failed = panel.locator(
+      '.jp-SMDebug-job.jp-mod-failed[data-job^="mistral-7b-sft-"]'
+    );
+    await expect(failed).toHaveCount(1);
+    const original = (await failed.getAttribute('data-job')) ?? '';
+    const copies = panel.locator(
+      '.jp-SMDebug-job[data-job^="mistral-7b-sft-"][data-job*="-debug-"]'
+    );
+    const before = await copies.count();
     await expand(failed);
 
     await failed
@@ -36,12 +40,13 @@ test.describe('Debug a copy', () => {
     await dialog.getByRole('button', { name: /Start a debug copy of/ }).click();
     await expect(dialog).toHaveCount(0);
 
-    // The new job: listed, expanded, selected, remote debug on.
-    const copy = panel.locator(
-      `.jp-SMDebug-job[data-job^="mistral-7b-sft-"][data-job*="-debug-"]`
-    );
-    await expect(copy).toHaveCount(1, { timeout: 30000 });
+    // The new job: listed first, expanded, selected, remote debug on.
+    await expect(copies).toHaveCount(before + 1, { timeout: 30000 });
+    const copy = copies.first();
     await expect(copy).toHaveClass(/jp-mod-selected/);
+    await expect(panel.locator('.jp-SMDebug-job.jp-mod-selected')).toHaveCount(
+      1
+    );
     await expect(
       copy.locator('.jp-SMDebug-badge.jp-mod-remoteDebug')
     ).toBeVisible();

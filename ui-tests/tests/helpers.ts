@@ -92,6 +92,21 @@ export async function terminalText(
 export const PROMPT = /[#$] ?$/m;
 
 /**
+ * A screenshot of the sidebar (set to 360 px) with the top bar: what the
+ * panel screenshots in docs/ show.
+ */
+export async function sidebarScreenshot(
+  page: IJupyterLabPageFixture,
+  name: string
+): Promise<void> {
+  const height = page.viewportSize()?.height ?? 768;
+  await page.screenshot({
+    path: testInfoPath(name),
+    clip: { x: 0, y: 0, width: 396, height }
+  });
+}
+
+/**
  * Where a screenshot goes: the test's output folder (a test artifact).
  */
 export function testInfoPath(name: string): string {

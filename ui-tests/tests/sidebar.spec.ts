@@ -1,6 +1,12 @@
 import { expect, test } from '@jupyterlab/galata';
 
-import { expand, jobRow, openPanel, PANEL_ID, testInfoPath } from './helpers';
+import {
+  expand,
+  jobRow,
+  openPanel,
+  PANEL_ID,
+  sidebarScreenshot
+} from './helpers';
 
 test.describe('SageMaker Debug sidebar', () => {
   test('JupyterLab loads with the SageMaker Debug tab in the left sidebar', async ({
@@ -47,9 +53,17 @@ test.describe('SageMaker Debug sidebar', () => {
       .evaluateAll(nodes => nodes.map(n => n.getAttribute('datetime') ?? ''));
     expect(created.length).toBeGreaterThan(3);
 
+    // For the docs: a job ready to attach, its hosts in two instance groups.
     await page.sidebar.setWidth(360);
-    await expand(resnet);
-    await page.screenshot({ path: testInfoPath('panel-light.png') });
+    const hetero = jobRow(panel, 'hetero-preprocess-train-');
+    await expand(hetero);
+    await expect(hetero.getByRole('switch')).toHaveAttribute(
+      'aria-checked',
+      'true'
+    );
+    await expect(hetero.locator('.jp-SMDebug-host')).toHaveCount(3);
+    await page.mouse.move(700, 400); // no hover highlight
+    await sidebarScreenshot(page, 'panel-light.png');
   });
 
   test('filtering by name and status', async ({ page }) => {
@@ -147,8 +161,91 @@ test.describe('SageMaker Debug sidebar', () => {
     await page.theme.setDarkTheme();
     const panel = await openPanel(page);
     await page.sidebar.setWidth(360);
-    await expand(jobRow(panel, 'resnet50-ddp-4node-'));
-    await page.screenshot({ path: testInfoPath('panel-dark.png') });
+    // For the docs: the failed job, with Debug a copy.
+    const failed = panel.locator(
+      '.jp-SMDebug-job.jp-mod-failed[data-job^="mistral-7b-sft-"]'
+    );
+    await expand(failed);
+    await expect(
+      failed.getByRole('button', { name: /^Debug a copy of/ })
+    ).toBeVisible();
+    await failed
+      .locator('.jp-SMDebug-detail')
+      .evaluate(node => node.scrollIntoView({ block: 'end' }));
+    await page.mouse.move(700, 400);
+    await sidebarScreenshot(page, 'panel-dark.png');
     await page.theme.setLightTheme();
+  });
+
+  test('job rows work from the keyboard', async ({ page }) => {
+    const panel = await openPanel(page);
+    const headers = panel.locator('.jp-SMDebug-job > .jp-SMDebug-jobHeader');
+    const first = headers.first();
+    await first.focus();
+
+    // Down and Up move between rows; Home and End to the ends.
+    await page.keyboard.press('ArrowDown');
+    await expect(headers.nth(1)).toBeFocused();
+    await page.keyboard.press('End');
+    await expect(headers.last()).toBeFocused();
+    await page.keyboard.press('Home');
+    await expect(first).toBeFocused();
+    await page.keyboard.press('ArrowUp');
+    await expect(first).toBeFocused();
+
+    // Enter and Space toggle; Right opens and Left closes.
+    await page.keyboard.press('Enter');
+    await expect(first).toHaveAttribute('aria-expanded', 'true');
+    await page.keyboard.press('Space');
+    await expect(first).toHaveAttribute('aria-expanded', 'false');
+    await page.keyboard.press('ArrowRight');
+    await expect(first).toHaveAttribute('aria-expanded', 'true');
+    await expect(panel.locator('.jp-SMDebug-detail').first()).toBeVisible({
+      timeout: 30000
+    });
+    await page.keyboard.press('ArrowLeft');
+    await expect(first).toHaveAttribute('aria-expanded', 'false');
+
+    // The focus shows: an outline in the theme's focus color.
+    const outline = await first.evaluate(node => {
+      const style = getComputedStyle(node);
+      return { style: style.outlineStyle, width: style.outlineWidth };
+    });
+    expect(outline).toEqual({ style: 'solid', width: '2px' });
+  });
+
+  test('every button says what it does', async ({ page }) => {
+    const panel = await openPanel(page);
+    await page.sidebar.setWidth(360);
+    for (const prefix of ['resnet50-ddp-4node-', 'mistral-7b-sft-']) {
+      await expand(jobRow(panel, prefix));
+    }
+    const buttons = panel.locator('button');
+    expect(await buttons.count()).toBeGreaterThan(10);
+    const unlabelled = await buttons.evaluateAll(nodes =>
+      nodes
+        .filter(node => !(node.getAttribute('aria-label') ?? '').trim())
+        .map(node => node.outerHTML.slice(0, 120))
+    );
+    expect(unlabelled).toEqual([]);
+  });
+
+  test('no matching job: says so, and the filters can be cleared', async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
+    const search = panel.getByRole('searchbox', {
+      name: 'Filter jobs by name'
+    });
+    await search.fill('no-such-job-anywhere');
+    await expect(panel.locator('.jp-SMDebug-job')).toHaveCount(0);
+    await expect(panel.locator('.jp-SMDebug-emptyState')).toContainText(
+      'No training jobs match these filters.'
+    );
+    await panel.getByRole('button', { name: /Clear the filters/ }).click();
+    await expect(search).toHaveValue('');
+    await expect(panel.locator('.jp-SMDebug-job').first()).toBeVisible({
+      timeout: 30000
+    });
   });
 });
