@@ -208,11 +208,13 @@ async def test_the_ssm_session_ends_when_the_job_ends(raw, jp_ws_fetch, standin,
 
 async def test_a_host_that_dies_ends_its_sessions(raw, jp_ws_fetch, standin, terminal_manager):
     job = running_job(standin, "dies", hosts=2)
+    baseline = session_clients(standin)  # other tests' sessions, if any, are not ours
     sessions = [
         await open_session(raw, jp_ws_fetch, terminal_manager, job, host, transport)
         for host, transport in (("algo-1", "ssh"), ("algo-1", "ssm"), ("algo-2", "ssh"))
     ]
-    clients = session_clients(standin)
+    clients = session_clients(standin) - baseline
+    assert len(clients) == 3, describe_processes(clients)
     standin.kill_host(job, "algo-1")  # SageMaker fails the job: every host goes
     FAULTS.append("host killed under SSH and SSM sessions")
     for name, pid, terminal in sessions:
@@ -267,6 +269,7 @@ async def test_ssh_missing_is_a_clear_error(raw, standin, terminal_manager, monk
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_server_stopping_with_sessions_open_leaves_no_process(standin, tmp_path, sig):
     job = running_job(standin, "restart", hosts=2)
+    baseline = session_clients(standin)  # other tests' sessions, if any, are not ours
     server = JupyterServer(standin, tmp_path / "server").start()
     terminals = []
     try:
@@ -280,7 +283,7 @@ def test_a_server_stopping_with_sessions_open_leaves_no_process(standin, tmp_pat
             terminal.expect(f"up-{host}")
             terminals.append(terminal)
         below = descendants(server.proc.pid)
-        clients = session_clients(standin)
+        clients = session_clients(standin) - baseline
         assert len(clients) == 2 and clients <= below, describe_processes(below)
         sessions = [s for s in registry(standin).sessions.values() if s.job == job]
         assert [s.status for s in sessions] == ["Connected"]
@@ -292,7 +295,7 @@ def test_a_server_stopping_with_sessions_open_leaves_no_process(standin, tmp_pat
         server.stop()
     left = wait_gone(below, timeout=5)
     assert left == set(), describe_processes(left)
-    assert wait_until(lambda: not session_clients(standin), timeout=5)
+    assert wait_until(lambda: not session_clients(standin) - baseline, timeout=5)
     # The stand-in's side ends too: the SSM shell and the sshd connection of each host.
     assert wait_until(lambda: sessions[0].status == "Terminated", timeout=10)
     assert wait_until(lambda: standin.host_address(job, "algo-1") is not None)  # host still up
@@ -304,7 +307,7 @@ def test_a_server_stopping_with_sessions_open_leaves_no_process(standin, tmp_pat
         assert status == 201 and answer["reused"] is False, answer
     finally:
         again.stop()
-    assert wait_until(lambda: not session_clients(standin), timeout=5)
+    assert wait_until(lambda: not session_clients(standin) - baseline, timeout=5)
 
 
 def test_report_faults(capsys):

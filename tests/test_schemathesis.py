@@ -67,6 +67,7 @@ def fuzz_jobs(standin) -> dict:
 def live_server(standin, fuzz_jobs, tmp_path_factory):
     server = JupyterServer(standin, tmp_path_factory.mktemp("schemathesis-server")).start()
     server.copies = []  # debug copies made by the run, stopped at the end
+    server.clients_before = session_clients(standin)  # other tests' sessions, if any
     yield server
     delete_terminals(server, terminal_names(server))
     server.stop()
@@ -155,9 +156,9 @@ def test_the_runs_covered_every_operation_and_left_nothing(live_server, standin,
     assert STATUSES[201] > 0, STATUSES
     assert not any(status >= 500 for status in STATUSES), STATUSES
     assert terminal_names(live_server) == []
-    assert wait_until(lambda: not session_clients(standin), timeout=5), describe_processes(
-        session_clients(standin)
-    )
+    assert wait_until(
+        lambda: not session_clients(standin) - live_server.clients_before, timeout=5
+    ), describe_processes(session_clients(standin) - live_server.clients_before)
     with capsys.disabled():
         total = sum(EXAMPLES.values())
         print(f"\nschemathesis: {total} requests; per operation: {dict(EXAMPLES)}")

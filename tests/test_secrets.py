@@ -125,8 +125,8 @@ async def test_no_secret_reaches_the_browser_or_the_log(
     responses.append(json.dumps(listing))
 
     # The session processes: argv is public (ps), the environment is the server user's own.
-    clients = session_clients(standin)
-    assert len(clients) >= 2
+    clients = {terminal_manager.terminals[name].ptyproc.pid for name in names}
+    assert len(clients) == 2
     cmdlines = [" ".join(cmdline(pid)) for pid in clients]
     ssm_clients = [pid for pid in clients if SSM_CLIENT_MODULE in cmdline(pid)]
     assert ssm_clients and all(SESSION_VARIABLE in environ_of(pid) for pid in ssm_clients)
@@ -163,6 +163,7 @@ def test_the_server_log_at_debug_holds_no_secret(standin, tmp_path):
     """A real `jupyter server --log-level=DEBUG`: attach over SSH and SSM, type in both,
     meet expired credentials, shut down; then read every line it logged."""
     job = running_job(standin, "secrets-log", hosts=2)
+    baseline = session_clients(standin)  # other tests' sessions, if any, are not ours
     server = JupyterServer(standin, tmp_path / "server").start()
     responses: list[str] = []
     outputs: list[str] = []
@@ -193,7 +194,7 @@ def test_the_server_log_at_debug_holds_no_secret(standin, tmp_path):
         assert_error(status, answer, 403, "credentials_rejected")
     finally:
         server.stop()
-    assert wait_until(lambda: not session_clients(standin), timeout=5)
+    assert wait_until(lambda: not session_clients(standin) - baseline, timeout=5)
     log = server.log()
     assert "[D " in log and "sm-debug: terminal" in log  # DEBUG lines, our lines
     found = leaks(secrets_of(standin), log=log.splitlines(), responses=responses,
