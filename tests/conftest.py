@@ -46,13 +46,23 @@ def jp_server_config(standin):
     }
 
 
+def end_sessions(serverapp) -> None:
+    """jupyter_server_terminals never ends terminals when a server stops in-process (a real
+    server's sessions die with it, by SIGHUP): end them so no test leaks into the next."""
+    manager = serverapp.web_app.settings.get("terminal_manager")
+    for term in list(getattr(manager, "terminals", {}).values()):
+        if term.ptyproc.isalive():
+            term.ptyproc.terminate(force=True)
+
+
 @pytest.fixture
 def terminal_manager(jp_serverapp):
-    return jp_serverapp.web_app.settings["terminal_manager"]
+    yield jp_serverapp.web_app.settings["terminal_manager"]
+    end_sessions(jp_serverapp)
 
 
 @pytest.fixture
-def api(jp_fetch):
+def api(jp_fetch, jp_serverapp):
     """GET/PUT/POST a /sm-debug route; returns (status, parsed JSON) for success and errors."""
 
     async def call(method: str, *path: str, body=None, **query):
@@ -68,7 +78,8 @@ def api(jp_fetch):
             return error.code, json.loads(error.response.body)
         return response.code, json.loads(response.body)
 
-    return call
+    yield call
+    end_sessions(jp_serverapp)
 
 
 @pytest.fixture(scope="session")
