@@ -106,10 +106,22 @@ class SMDebugHandler(APIHandler):
             ) from None
 
 
+LIST_QUERY = ("status", "name_contains", "max_results", "next_token")
+
+
 class JobsHandler(SMDebugHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        # jupyter_server's own token/xsrf query arguments are not ours to refuse.
+        unknown = set(self.request.query_arguments) - {*LIST_QUERY, "token", "_xsrf"}
+        if unknown:
+            raise SMDebugError(
+                400,
+                "invalid_query",
+                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
+                f"Use only {', '.join(LIST_QUERY)}.",
+            )
         status = self.query("status")
         if status is not None and status not in names.STATUSES:
             raise SMDebugError(

@@ -302,3 +302,9 @@ async def test_requests_without_a_token_are_refused(jp_fetch):
                            headers={"Authorization": ""})  # fmt: skip
         assert error.value.code == 403, (method, path)
         assert json.loads(error.value.response.body)["error"]["code"] == "forbidden"
+
+
+async def test_list_rejects_unknown_query_parameters(api):
+    for query in ({"": "x"}, {"limit": "5"}):
+        status, body = await api("GET", "jobs", **query)
+        assert_error(status, body, 400, "invalid_query")
