@@ -113,8 +113,13 @@ class JobsHandler(SMDebugHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        # jupyter_server's own token/xsrf query arguments are not ours to refuse.
-        unknown = set(self.request.query_arguments) - {*LIST_QUERY, "token", "_xsrf"}
+        # jupyter_server's own token/xsrf arguments are not ours to refuse, nor the bare
+        # timestamp JupyterLab's ServerConnection appends to GETs to defeat caches.
+        unknown = {
+            name
+            for name in set(self.request.query_arguments) - {*LIST_QUERY, "token", "_xsrf"}
+            if not name.isascii() or not name.isdigit()
+        }
         if unknown:
             raise SMDebugError(
                 400,

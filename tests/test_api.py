@@ -308,3 +308,6 @@ async def test_list_rejects_unknown_query_parameters(api):
     for query in ({"": "x"}, {"limit": "5"}):
         status, body = await api("GET", "jobs", **query)
         assert_error(status, body, 400, "invalid_query")
+    # JupyterLab's ServerConnection appends a bare timestamp to GETs against caches.
+    status, page = await api("GET", "jobs", **{"1795452851927": ""})
+    assert status == 200, page
