@@ -3,8 +3,10 @@
 boto3 blocks, so every call runs on a small thread pool and the Tornado loop never waits
 on AWS. The pool size bounds the calls in flight, which keeps a refresh under SageMaker's
 Describe* throttling limits. Finished jobs never change: their descriptions are cached for
-good; running jobs are reused for a few seconds so one refresh costs at most one
-DescribeTrainingJob per running job.
+good. A running job's description is reused by the list while the list's own summary of the
+job (status, secondary status, last-modified time) still matches it, so refreshing an
+unchanged list costs the ListTrainingJobs call alone; other callers reuse it for
+`running_cache_ttl` seconds.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ REMOTE_DEBUG_UPDATABLE = {"Downloading", "Training"}
 # Secondary states in which the training containers exist.
 CONTAINERS_UP = {"Downloading", "Training", "Uploading"}
 FINISHED_CACHE_SIZE = 10_000
+# The list reuses a running job's description while its summary is unchanged, but describes
+# it again at least this often (seconds), in case a change did not move LastModifiedTime.
+RUNNING_REVALIDATE = 60.0
+# What a ListTrainingJobs summary shares with the description and moves on every change.
+SUMMARY_KEYS = ("TrainingJobStatus", "SecondaryStatus", "LastModifiedTime")
 
 
 def iso(value: Any) -> str | None:
@@ -288,14 +295,35 @@ class JobsService:
         if next_token:
             params["NextToken"] = next_token
         page = await self.call("sagemaker", "list_training_jobs", **params)
-        names = [item["TrainingJobName"] for item in page.get("TrainingJobSummaries", [])]
-        # ListTrainingJobs has no instance count or remote-debug state: describe each
-        # (concurrently, bounded by the pool; cached where the job cannot change).
-        descriptions = await asyncio.gather(*(self.describe(name) for name in names))
+        # ListTrainingJobs has no instance count or remote-debug state: describe the jobs
+        # (concurrently, bounded by the pool) unless a description that is still current
+        # is at hand.
+        descriptions = await asyncio.gather(
+            *(self._listed(item) for item in page.get("TrainingJobSummaries", []))
+        )
         return {
             "jobs": [summary(description) for description in descriptions],
             "next_token": page.get("NextToken"),
         }
+
+    async def _listed(self, item: dict) -> dict:
+        """The description behind one ListTrainingJobs summary, described only if needed:
+        finished jobs come from the cache; a running job's cached description serves while
+        the summary agrees with it (no status change, LastModifiedTime unchanged, so no
+        UpdateTrainingJob either) and it is younger than RUNNING_REVALIDATE."""
+        name = item["TrainingJobName"]
+        cached = self._finished.get(name)
+        if cached is not None:
+            return cached
+        hit = self._running.get(name)
+        if (
+            hit is not None
+            and item.get("LastModifiedTime") is not None
+            and all(item.get(key) == hit[1].get(key) for key in SUMMARY_KEYS)
+            and time.monotonic() - hit[0] < max(RUNNING_REVALIDATE, self.config.running_cache_ttl)
+        ):
+            return hit[1]
+        return await self.describe(name, fresh=True)
 
     async def job(self, name: str) -> dict:
         # The detail view is what a user acts on: always current, never from the TTL cache.

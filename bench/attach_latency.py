@@ -1,0 +1,187 @@
+"""Attach latency: from the POST that attaches to the first prompt byte on the terminal
+websocket, over SSH and over SSM (built-in client), against a stand-in host.
+
+    python bench/attach_latency.py [--quick] [--latency MS] [--samples N]
+
+A real `jupyter server` with the extension and a local stand-in (in its own process) whose
+every AWS call waits `--latency` ms. Baseline, in the same run: the very argv and environment of
+the session client the extension started (read from /proc), run directly in a PTY until the
+first prompt byte; for SSM the baseline also makes its own StartSession call first, as
+`aws ssm start-session` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from _common import (
+    PROMPT,
+    Cleanup,
+    JupyterServer,
+    StandInProcess,
+    end_pty,
+    footer,
+    fresh_ssm_session,
+    header,
+    ms,
+    parser,
+    pty_until,
+    ratio,
+    read_until,
+    server_environment,
+    session_process,
+    ssm_client,
+    table,
+    terminal_websocket,
+    write_json,
+)
+
+JOB = "bench-attach"
+HOSTS = 8
+
+
+async def attach_once(server, http, counter, host: str, transport: str, body: dict) -> dict:
+    with counter.measure() as calls:
+        started = time.perf_counter()
+        status, answer = await asyncio.to_thread(
+            http.request, "POST", f"sm-debug/jobs/{JOB}/hosts/{host}/terminals",
+            {"transport": transport, **body},
+        )  # fmt: skip
+        posted = time.perf_counter()
+    if status != 201:
+        raise RuntimeError(f"attach {host} over {transport}: {status} {answer}")
+    name = answer["terminal"]["name"]
+    ws = await terminal_websocket(server, name)
+    connected = time.perf_counter()
+    prompt_at, _ = await read_until(ws, PROMPT, timeout=60)
+    ws.close()
+    return {
+        "name": name,
+        "total": prompt_at - started,
+        "post": posted - started,
+        "websocket": connected - posted,
+        "to_prompt": prompt_at - connected,
+        # A TerminateSession here comes from the previous SSM session's client, ending.
+        "calls": {k: v for k, v in calls.items() if k != "TerminateSession"},
+    }
+
+
+def close_terminal(http, name: str) -> None:
+    http.request("DELETE", f"api/terminals/{name}")
+
+
+def baseline(argv, env, ssm=None, target: str = "") -> dict:
+    """The session client alone in a PTY; for SSM with its own StartSession first."""
+    started = time.perf_counter()
+    api = 0.0
+    if ssm is not None:
+        env = fresh_ssm_session(env, ssm, target)
+        api = time.perf_counter() - started
+    seconds, proc = pty_until(argv, env, PROMPT, timeout=60)
+    end_pty(proc)
+    return {"total": api + seconds, "api": api, "spawn_to_prompt": seconds}
+
+
+def summarize(samples: list[dict], key: str) -> float:
+    values = sorted(sample[key] for sample in samples)
+    return values[len(values) // 2]
+
+
+async def measure(args, standin, server, http) -> dict:
+    samples = args.samples or (1 if args.quick else 10)
+    variants = [  # label, transport, give the address in the request
+        ("ssh", "ssh", False),
+        ("ssh, address given", "ssh", True),
+        ("ssm (built-in client)", "ssm", False),
+    ]
+    results: dict = {}
+    for label, transport, with_address in variants:
+        ext, base, first = [], [], None
+        for index in range(samples + 1):  # the first attach of a kind warms the server up
+            host = f"algo-{index % HOSTS + 1}"
+            body = {}
+            if with_address:
+                address = standin.host_address(JOB, host)
+                body = {"address": f"{address[0]}:{address[1]}"}
+            sample = await attach_once(server, http, standin, host, transport, body)
+            argv, env, _ = session_process(
+                server, "ssh" if transport == "ssh" else "jupyter_sm_debug.ssm.client"
+            )
+            close_terminal(http, sample["name"])
+            if index == 0:
+                first = sample
+                continue
+            ext.append(sample)
+            target = f"sagemaker-training-job:{JOB}_{host}"
+            ssm = ssm_client(standin) if transport == "ssm" else None
+            base.append(await asyncio.to_thread(baseline, argv, env, ssm, target))
+            await asyncio.sleep(0.2)  # let the closed session wind down
+        results[label] = {"first": first, "extension": ext, "baseline": base}
+    return results
+
+
+def main() -> int:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=None, help="attaches per transport (10)")
+    args = ap.parse_args()
+    latency = args.latency / 1000
+    header("attach_latency: POST attach -> first prompt byte", args)
+    with Cleanup() as stack:
+        standin = StandInProcess(stack, clock="manual")
+        if standin.client_key_path is None:
+            print(f"cannot run: {standin.sshd_missing_hint}")
+            return 1
+        standin.create_job(JOB, instance_count=HOSTS, remote_debug=True, started_ago=600)
+        env = server_environment(standin)
+        server = JupyterServer(
+            stack, env,
+            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
+                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+        )  # fmt: skip
+        server.wait_ready()
+        http = server.http()
+        http.ok("GET", f"sm-debug/jobs/{JOB}")  # the server's boto3 client exists
+        standin.set_faults(latency=latency)
+        results = asyncio.run(measure(args, standin, server, http))
+
+    rows, verdicts = [], []
+    for label, result in results.items():
+        ext, base = result["extension"], result["baseline"]
+        total, base_total = summarize(ext, "total"), summarize(base, "total")
+        added = total - base_total
+        # The minimum of each side: the least disturbed run, when the machine is busy.
+        added_min = min(s["total"] for s in ext) - min(s["total"] for s in base)
+        calls = ext[-1]["calls"]
+        extra = sum(calls.values()) - (1 if label.startswith("ssm") else 0)
+        local = added - extra * latency
+        rows.append([
+            label, ms(total), ms(summarize(ext, "post")), ms(base_total), ratio(total, base_total),
+            ms(added), ms(added_min),
+            f"{extra} ({', '.join(f'{k} {v}' for k, v in sorted(calls.items()))})", ms(local),
+        ])  # fmt: skip
+        verdicts.append((label, added, added_min, local, extra))
+    print()
+    table(
+        ["transport", "extension", "of which POST", "baseline", "ratio", "added",
+         "added (min)", "extra API calls", "added - calls x latency"],
+        rows,
+    )  # fmt: skip
+    print()
+    print("extension = POST attach -> first prompt byte on the websocket (median);")
+    print("baseline  = the same client argv/env in a PTY (SSM: plus its own StartSession).")
+    for label, added, added_min, local, extra in verdicts:
+        verdict = "met" if added < 0.050 else "NOT met"
+        trips = f"{extra} extra AWS round trip(s) = {ms(extra * latency)}"
+        print(f"goal '{label}' adds < 50 ms: {verdict} (adds {ms(added)}, min {ms(added_min)}; "
+              f"{trips}, rest {ms(local)})")  # fmt: skip
+    firsts = {label: ms(result["first"]["total"]) for label, result in results.items()}
+    print(f"first attach of the server's life (creates boto3 clients): {firsts}")
+    footer()
+    write_json(args, {"results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

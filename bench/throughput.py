@@ -1,0 +1,286 @@
+"""Throughput: `cat` of a 64 MiB file in an attached terminal, read off the terminal
+websocket, against a plain JupyterLab terminal running the same command locally.
+
+    python bench/throughput.py [--quick] [--latency MS] [--mib N] [--rounds N]
+
+A real `jupyter server` with the extension and a stand-in host (a local shell behind a real
+sshd, or behind the stand-in's SSM data channel). Baselines, in the same run: a plain
+JupyterLab terminal (POST /api/terminals) and each session client in a raw PTY (the argv and
+environment the extension used, read from /proc) read straight from the PTY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import select
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    PROMPT,
+    Cleanup,
+    JupyterServer,
+    StandInProcess,
+    cpu_seconds,
+    end_pty,
+    footer,
+    fresh_ssm_session,
+    header,
+    parser,
+    pty_until,
+    server_environment,
+    session_process,
+    ssm_client,
+    table,
+    terminal_websocket,
+    tree_cpu,
+    write_json,
+)
+
+JOB = "bench-throughput"
+PLAIN = "JupyterLab terminal (local shell)"
+END = "END-MARK"
+ANY = re.compile(r"\S")
+
+
+def make_payload(directory: Path, mib: int) -> Path:
+    """mib MiB of text lines (hex digests), like a log file a user would cat."""
+    path = directory / f"payload-{mib}MiB.txt"
+    line_count = mib * 1024 * 1024 // 65
+    with open(path, "w") as handle:
+        chunk = []
+        for index in range(line_count):
+            chunk.append(hashlib.sha256(str(index).encode()).hexdigest() + "\n")
+            if len(chunk) == 4096:
+                handle.write("".join(chunk))
+                chunk = []
+        handle.write("".join(chunk))
+    return path
+
+
+def command(path: Path) -> str:
+    # The quotes keep the echoed command line from containing the end marker.
+    return f'cat {path}; echo END-""MARK\r'
+
+
+async def quiet(ws, seconds: float = 0.3) -> None:
+    """Drain output until nothing arrives for `seconds` (the prompt has been drawn)."""
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.read_message(), seconds)
+        except asyncio.TimeoutError:
+            return
+        if message is None:
+            raise EOFError("the terminal closed")
+
+
+class CpuMeter:
+    """CPU time of the parties to one transfer: the Jupyter server, the session client, the
+    stand-in (its SSM agent side, sshd and the host's shells) and this reader."""
+
+    def __init__(self, server=None, client_pid=None, standin=None):
+        self.pids = {"server": server.proc.pid if server else None, "client": client_pid,
+                     "standin": standin.proc.pid if standin else None}  # fmt: skip
+
+    def _now(self) -> dict:
+        # The server's and the client's own CPU; the stand-in's with its children (sshd,
+        # shells, cat): they stand for the container side.
+        return {k: (tree_cpu(p) if k == "standin" else cpu_seconds(p)) if p else None
+                for k, p in self.pids.items()}  # fmt: skip
+
+    def start(self) -> None:
+        self.reader = time.process_time()
+        self.base = self._now()
+
+    def stop(self) -> dict:
+        now = self._now()
+        out = {k: None if now[k] is None else now[k] - self.base[k] for k in now}
+        out["reader"] = time.process_time() - self.reader
+        return out
+
+
+async def over_websocket(server, name: str, path: Path, ready: re.Pattern, meter) -> dict:
+    ws = await terminal_websocket(server, name)
+    text = ""
+    while not ready.search(text):
+        message = await asyncio.wait_for(ws.read_message(), 60)
+        if message is None:
+            raise EOFError("the terminal closed before its prompt")
+        kind, *payload = json.loads(message)
+        if kind == "stdout":
+            text += payload[0]
+    await quiet(ws)
+    meter.start()
+    await ws.write_message(json.dumps(["stdin", command(path)]))
+    started = time.perf_counter()
+    received, tail, messages = 0, "", 0
+    while True:
+        message = await asyncio.wait_for(ws.read_message(), 600)
+        if message is None:
+            raise EOFError("the terminal closed during the transfer")
+        kind, *payload = json.loads(message)
+        if kind != "stdout":
+            continue
+        chunk = payload[0]
+        messages += 1
+        received += len(chunk)
+        window = tail + chunk
+        if END in window:
+            break
+        tail = window[-len(END) :]
+    seconds = time.perf_counter() - started
+    cpu = meter.stop()
+    ws.close()
+    return {"seconds": seconds, "chars": received, "messages": messages, "cpu": cpu}
+
+
+def over_pty(argv: list[str], env: dict, path: Path, standin) -> dict:
+    _, proc = pty_until(argv, env, PROMPT, timeout=60)
+    try:
+        while select.select([proc.fd], [], [], 0.3)[0]:  # until the prompt is drawn
+            os.read(proc.fd, 65536)
+        meter = CpuMeter(client_pid=proc.pid, standin=standin)
+        meter.start()
+        os.write(proc.fd, command(path).encode())
+        started = time.perf_counter()
+        received, tail = 0, b""
+        end = END.encode()
+        while True:
+            if not select.select([proc.fd], [], [], 600)[0]:
+                raise TimeoutError("no output for 600 s")
+            chunk = os.read(proc.fd, 1 << 20)
+            if not chunk:
+                raise EOFError("the session ended during the transfer")
+            received += len(chunk)
+            window = tail + chunk
+            if end in window:
+                break
+            tail = window[-len(end) :]
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "chars": received, "cpu": meter.stop()}
+    finally:
+        end_pty(proc)
+
+
+async def attach(http, host: str, transport: str) -> str:
+    status, answer = await asyncio.to_thread(
+        http.request, "POST", f"sm-debug/jobs/{JOB}/hosts/{host}/terminals",
+        {"transport": transport},
+    )  # fmt: skip
+    if status != 201:
+        raise RuntimeError(f"attach over {transport}: {status} {answer}")
+    return answer["terminal"]["name"]
+
+
+async def one_round(server, http, standin, path: Path, round_index: int) -> dict:
+    out = {}
+    # A plain JupyterLab terminal: the server's own local shell.
+    answer = http.ok("POST", "api/terminals")
+    meter = CpuMeter(server, standin=standin)
+    out[PLAIN] = await over_websocket(server, answer["name"], path, ANY, meter)
+    http.request("DELETE", f"api/terminals/{answer['name']}")
+    host = f"algo-{round_index % 2 + 1}"
+    for transport, hint in (("ssh", "ssh"), ("ssm", "jupyter_sm_debug.ssm.client")):
+        name = await attach(http, host, transport)
+        argv, env, pid = session_process(server, hint)
+        meter = CpuMeter(server, pid, standin)
+        out[f"attached over {transport}"] = await over_websocket(server, name, path, PROMPT, meter)
+        http.request("DELETE", f"api/terminals/{name}")
+        if transport == "ssm":
+            target = f"sagemaker-training-job:{JOB}_{host}"
+            env = fresh_ssm_session(env, ssm_client(standin), target)
+        out[f"{transport} client in a raw PTY"] = await asyncio.to_thread(
+            over_pty, argv, env, path, standin
+        )
+        await asyncio.sleep(0.3)
+    return out
+
+
+def main() -> int:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--mib", type=int, default=None, help="file size in MiB (64; quick 2)")
+    ap.add_argument("--rounds", type=int, default=None, help="runs of each kind (5; quick 1)")
+    args = ap.parse_args()
+    mib = args.mib or (2 if args.quick else 64)
+    rounds = args.rounds or (1 if args.quick else 5)
+    header("throughput: cat in a terminal, read off the websocket", args, f" | {mib} MiB")
+    with Cleanup() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-tput-")))
+        path = make_payload(directory, mib)
+        size = path.stat().st_size
+        standin = StandInProcess(stack, clock="manual")
+        if standin.client_key_path is None:
+            print(f"cannot run: {standin.sshd_missing_hint}")
+            return 1
+        standin.create_job(JOB, instance_count=2, remote_debug=True, started_ago=600)
+        env = server_environment(standin)
+        env["SHELL"] = "/bin/bash"
+        server = JupyterServer(
+            stack, env,
+            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
+                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+        )  # fmt: skip
+        server.wait_ready()
+        http = server.http()
+        standin.set_faults(latency=args.latency / 1000)
+        runs: dict[str, list[dict]] = {}
+
+        async def all_rounds():
+            for index in range(rounds):
+                for kind, result in (await one_round(server, http, standin, path, index)).items():
+                    runs.setdefault(kind, []).append(result)
+
+        asyncio.run(all_rounds())
+
+    def mibps(result: dict) -> float:
+        return size / result["seconds"] / (1024 * 1024)
+
+    medians, rows = {}, []
+    for kind, results in runs.items():
+        ordered = sorted(results, key=mibps)
+        medians[kind] = ordered[len(ordered) // 2]
+    plain = mibps(medians[PLAIN])
+    best_plain = max(mibps(r) for r in runs[PLAIN])
+
+    def cpu(result: dict, key: str) -> str:
+        value = result["cpu"].get(key)
+        return "-" if value is None else f"{value:.1f} s"
+
+    for kind, result in medians.items():
+        rate, best = mibps(result), max(mibps(r) for r in runs[kind])
+        rows.append([
+            kind, f"{rate:.1f}", f"{best:.1f}", f"{rate / plain:.2f}x", f"{best / best_plain:.2f}x",
+            cpu(result, "server"), cpu(result, "client"), cpu(result, "standin"),
+            cpu(result, "reader"),
+            f"{result['chars'] / result['messages'] / 1024:.1f}" if result.get("messages") else "-",
+        ])  # fmt: skip
+    print()
+    table(
+        ["", "MiB/s", "best", "vs JupyterLab terminal", "best vs best", "jupyter server CPU",
+         "session client CPU", "stand-in CPU", "reader CPU", "KiB/message"],
+        rows,
+    )  # fmt: skip
+    print("\nall runs (MiB/s): " + "; ".join(
+        f"{kind}: {' '.join(f'{mibps(r):.1f}' for r in results)}" for kind, results in runs.items()
+    ))  # fmt: skip
+    print("CPU: seconds used during the median run by the Jupyter server and the session client")
+    print("(each alone), the stand-in with its children (SSM agent side, sshd, the host's shell,")
+    print("cat) and this reader. KiB/message: average size of the websocket stdout messages.")
+    for transport in ("ssh", "ssm"):
+        rate = mibps(medians[f"attached over {transport}"])
+        verdict = "met" if rate >= 0.9 * plain else "NOT met"
+        print(f"goal attached over {transport} within 10% of the JupyterLab terminal: {verdict} "
+              f"({rate:.1f} vs {plain:.1f} MiB/s, {rate / plain:.2f}x)")  # fmt: skip
+    footer()
+    write_json(args, {"file_bytes": size, "runs": runs})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
