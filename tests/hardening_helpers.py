@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 import pytest
 
+from jupyter_sm_debug.standin import procs
+
 ERROR_KEYS = {"code", "message", "hint"}
 # Short phases: the session's shared manual clock must move only a little.
 SHORT = {"starting": 20, "downloading": 20, "training": 60, "uploading": 20}
@@ -95,20 +97,7 @@ def zombie(pid: int) -> bool:
 
 def descendants(root: int | None = None) -> set[int]:
     """Every process below `root` (default: this test process), zombies included."""
-    root = os.getpid() if root is None else root
-    children: dict[int, list[int]] = {}
-    for pid in pids():
-        stat = _stat(pid)
-        if stat is not None:
-            children.setdefault(stat[1], []).append(pid)
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    return procs.descendants([os.getpid() if root is None else root])
 
 
 def cmdline(pid: int) -> list[str]:
