@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
+import time
+
+# What each command needs beyond the extension itself, and the one pip line that brings it.
+DEMO_INSTALL = 'pip install "jupyter-sm-debug[demo]"  (from a clone: pip install -e ".[demo]")'
+NEEDS = {
+    "demo": {"jupyterlab": "JupyterLab", "moto": "moto (the stand-in's AWS backends)"},
+    "standin": {"moto": "moto (the stand-in's AWS backends)"},
+}
+
+
+def missing_modules(command: str) -> list[str]:
+    """The optional modules `command` needs that this Python cannot import."""
+    return [
+        label
+        for module, label in NEEDS[command].items()
+        if importlib.util.find_spec(module) is None
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
+    missing = missing_modules(args.command)
+    if missing:
+        print(
+            f"jupyter-sm-debug {args.command} needs {' and '.join(missing)}: {DEMO_INSTALL}",
+            file=sys.stderr,
+        )
+        return 1
     if args.command == "standin":
         return run_standin(args)
     return run_demo(args)
@@ -79,51 +104,86 @@ def demo_environment(base: dict, standin_env: dict) -> dict:
     return env
 
 
-def run_demo(args) -> int:
-    from .standin import StandIn
-
-    if shutil.which("jupyter-lab") is None:
-        print("jupyter-sm-debug demo needs JupyterLab: pip install jupyterlab", file=sys.stderr)
-        return 1
-    server = StandIn(clock="real", seed="demo")
-    standin_url = server.start(port=args.standin_port)
-    token = secrets.token_hex(24) if args.token is None else args.token
+def jupyter_lab_command(args, server) -> list[str]:
+    """JupyterLab's argv for the demo: no secret in it (argv is world-readable in /proc)."""
     command = [
-        "jupyter-lab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         f"--port={args.port}",
         "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
         f"--SMDebug.ssh_user={server.ssh_user}",
         f"--SMDebug.ssh_key={server.client_key_path}",
     ]
+    if args.token == "":
+        command.append("--IdentityProvider.token=")  # auth off, as asked: nothing secret
     if args.no_browser:
         command.append("--no-browser")
     if args.root_dir:
         command.append(f"--ServerApp.root_dir={args.root_dir}")
     if os.geteuid() == 0:
         command.append("--allow-root")
-    print(f"jupyter-sm-debug demo: SageMaker stand-in on {standin_url}", flush=True)
-    if getattr(server, "sshd_missing_hint", None):
-        print(f"Note: {server.sshd_missing_hint}", flush=True)
-    lab = subprocess.Popen(command, env=demo_environment(dict(os.environ), server.client_env()))
-    query = f"?token={token}" if token else ""
-    print(f"\n    Open JupyterLab: http://localhost:{args.port}/lab{query}\n", flush=True)
+    return command
 
-    def stop(signum, _frame):
-        raise KeyboardInterrupt
 
+def say(message: str, stream=None) -> None:
+    """Print, surviving a closed pipe (`demo | tee log` after Ctrl-C has killed tee)."""
+    with contextlib.suppress(OSError):  # BrokenPipeError included
+        print(message, file=stream or sys.stdout, flush=True)
+
+
+class Stop(Exception):
+    """SIGINT/SIGTERM asked the demo to stop."""
+
+
+def run_demo(args) -> int:
+    from .standin import StandIn
+
+    stopping = False
+
+    def stop(_signum, _frame):
+        # The first signal stops the demo; later ones (a second Ctrl-C, systemd's SIGTERM)
+        # only let the shutdown already under way finish, without a traceback.
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Stop
+
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    server = StandIn(clock="real", seed="demo")
+    lab = None
     try:
+        standin_url = server.start(port=args.standin_port)
+        say(f"jupyter-sm-debug demo: SageMaker stand-in on {standin_url}")
+        if getattr(server, "sshd_missing_hint", None):
+            say(f"Note: {server.sshd_missing_hint}")
+        token = secrets.token_hex(24) if args.token is None else args.token
+        env = demo_environment(dict(os.environ), server.client_env())
+        env.pop("JUPYTER_TOKEN", None)
+        if token:
+            env["JUPYTER_TOKEN"] = token  # read by Jupyter's IdentityProvider, not in argv
+        # Its own session: a terminal's Ctrl-C reaches this process only, which then stops
+        # JupyterLab itself (JupyterLab would otherwise ask "Shutdown?" on a tty, or be left
+        # running when tee, our stdout, died of the same Ctrl-C).
+        lab = subprocess.Popen(jupyter_lab_command(args, server), env=env, start_new_session=True)
+        query = f"?token={token}" if token else ""
+        say(f"\n    Open JupyterLab: http://localhost:{args.port}/lab{query}\n")
         return lab.wait()
-    except KeyboardInterrupt:
-        print("\nStopping the demo...", flush=True)
-        lab.terminate()  # SIGTERM: JupyterLab shuts down cleanly without asking
-        try:
-            lab.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            lab.kill()
+    except Stop:
+        say("\nStopping the demo...")
         return 0
     finally:
+        stopping = True  # from here on, signals change nothing
+        if lab is not None and lab.poll() is None:
+            lab.terminate()  # SIGTERM: JupyterLab shuts down cleanly without asking
+            deadline = time.monotonic() + 15
+            while lab.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if lab.poll() is None:
+                lab.kill()
+                lab.wait()
         server.stop()
 
 
