@@ -6,18 +6,6 @@ with a fitting status; the hint says what to do next.
 
 from __future__ import annotations
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
-
 
 class SMDebugError(Exception):
     """An error with an HTTP status, a stable code, a message and a hint for the user."""
@@ -56,6 +44,10 @@ NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntit
 # The request clashes with what exists (a job name taken, a quota used up): the user's to fix.
 CONFLICT_CODES = {"ResourceInUse", "ResourceInUseException", "ResourceLimitExceeded"}
 
+# AWS says "Requested resource not found." for an unknown training job (a ValidationException);
+# other backends say "Could not find training job ..." or "... does not exist".
+NOT_FOUND_WORDINGS = ("not found", "could not find", "does not exist", "no such")
+
 CREDENTIALS_HINT = (
     "Configure AWS credentials for the Jupyter server: run `aws configure`, set AWS_PROFILE, "
     "or attach an execution role (Studio and Notebook Instances have one)."
@@ -66,10 +58,28 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
     """Map a boto3/botocore exception onto an SMDebugError. Never leaks credentials."""
     if isinstance(exc, SMDebugError):
         return exc
+    # botocore loads on first use, off the server's start path (it is already loaded by
+    # whatever raised exc).
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = err.get("Code", "")
+        metadata = exc.response.get("ResponseMetadata", {})
         message = err.get("Message") or str(code)
+        if "<" in message and ">" in message:  # an HTML error page from a proxy or gateway
+            message = f"the endpoint answered HTTP {metadata.get('HTTPStatusCode', '?')} "
+            message += "with a page that is not an AWS error"
         operation = getattr(exc, "operation_name", "") or action
         if code in THROTTLING_CODES:
             return SMDebugError(
@@ -95,7 +105,7 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
                 "Your credentials are expired or invalid: refresh them (e.g. `aws sso login`) "
                 "and retry.",
             )
-        if code in NOT_FOUND_CODES or "not found" in message.lower():
+        if code in NOT_FOUND_CODES or any(w in message.lower() for w in NOT_FOUND_WORDINGS):
             return SMDebugError(404, "not_found", message, "Check the name and the region.")
         if code in CONFLICT_CODES:
             return SMDebugError(
@@ -106,11 +116,13 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
             )
         if code == "ValidationException":
             return SMDebugError(400, "invalid_request", message, "AWS refused the request as sent.")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 502)
+        status = metadata.get("HTTPStatusCode", 502)
+        request_id = metadata.get("RequestId")
         return SMDebugError(
             503 if status >= 500 else 502,
             "aws_error",
-            f"{operation} failed ({code}): {message}",
+            f"{operation} failed ({code or status}): {message}"
+            + (f" (request id {request_id})" if request_id else ""),
             "Retry in a moment; if it persists, check the AWS Health Dashboard.",
         )
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):

@@ -20,16 +20,14 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
-
-import boto3
-import botocore
-import botocore.session
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import SMDebug
 from .errors import SMDebugError, from_boto
+
+if TYPE_CHECKING:  # boto3 and botocore load on the first AWS call, not at server start
+    import boto3
 
 FINISHED = {"Completed", "Failed", "Stopped"}
 # AWS accepts RemoteDebugConfig updates only in these secondary states.
@@ -164,6 +162,8 @@ def debug_copy_request(description: dict, new_name: str, hold_seconds: int) -> d
 
 @functools.lru_cache(maxsize=1)
 def create_training_job_fields() -> frozenset:
+    import botocore.session
+
     model = botocore.session.get_session().get_service_model("sagemaker")
     return frozenset(model.operation_model("CreateTrainingJob").input_shape.members)
 
@@ -187,6 +187,8 @@ class JobsService:
     # -- boto3 plumbing ---------------------------------------------------------------
 
     def session(self) -> boto3.session.Session:
+        import boto3.session
+
         with self._lock:
             if self._session is None:
                 self._session = boto3.session.Session(
@@ -201,6 +203,8 @@ class JobsService:
             client = self._clients.get(service)
         if client is not None:
             return client
+        from botocore.config import Config
+
         session = self.session()
         config = Config(
             connect_timeout=self.config.api_timeout,
@@ -392,6 +396,10 @@ class JobsService:
 
     async def environment(self) -> dict:
         """The pre-flight check the UI shows: region, identity, clients, problems and fixes."""
+        import boto3
+        import botocore
+        import botocore.exceptions
+
         problems: list[dict] = []
         session = await asyncio.get_running_loop().run_in_executor(self._executor, self.session)
         region = session.region_name

@@ -42,3 +42,29 @@ def test_mapping(exc, status, code):
     assert (error.status, error.code) == (status, code)
     assert error.message and error.hint
     assert "secret-token-value" not in error.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Requested resource not found.",  # AWS
+        "Could not find training job 'x'.",  # moto
+        "Training job x does not exist.",
+    ],
+)
+def test_an_unknown_job_is_404_whatever_the_wording(message):
+    assert from_boto(client_error("ValidationException", message)).status == 404
+
+
+def test_an_html_error_page_never_reaches_the_user():
+    error = ClientError(
+        {
+            "Error": {"Code": "502", "Message": "<html><h1>502 Bad Gateway</h1></html>"},
+            "ResponseMetadata": {"HTTPStatusCode": 502, "RequestId": "req-1234"},
+        },
+        "ListTrainingJobs",
+    )
+    mapped = from_boto(error)
+    assert mapped.status == 503
+    assert "<" not in mapped.message
+    assert "HTTP 502" in mapped.message and "req-1234" in mapped.message
