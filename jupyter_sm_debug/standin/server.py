@@ -22,6 +22,11 @@ class _WSGIContainer(tornado.wsgi.WSGIContainer):
     def _log(self, status_code, request):
         log.debug("%d %s %s", status_code, request.method, request.uri)
 
+    def environ(self, request):
+        environ = super().environ(request)
+        environ["RAW_URI"] = request.uri  # SigV4 signs the path as sent, not as unquoted
+        return environ
+
 
 def _data_channel_route(standin) -> list:
     try:
