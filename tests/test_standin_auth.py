@@ -1,5 +1,6 @@
 """The stand-in answers only requests signed with the credentials it made at start, as AWS:
-its API calls, its control routes and its SSM data channel (issue 12, finding 8)."""
+its API calls, its control routes and its SSM data channel (issue 12, finding 8). The
+stand-in is conftest's, whose client_env() every other test uses too."""
 
 from __future__ import annotations
 
@@ -29,14 +30,6 @@ from jupyter_sm_debug.standin.sigv4 import Credentials, sign
 
 REPO = Path(__file__).resolve().parents[1]
 EVERYWHERE = "0.0.0.0"  # noqa: S104 - the address the stand-in must not take silently
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    server = StandIn(root=tmp_path_factory.mktemp("standin-auth"), clock="manual", seed="demo")
-    server.start()
-    yield server
-    server.stop()
 
 
 def client(standin, service: str, **overrides):
@@ -156,6 +149,18 @@ def test_a_tampered_body_or_a_stale_signature_is_refused(standin, monkeypatch):
         client(standin, "sagemaker").list_training_jobs(MaxResults=1)
     assert raised.value.response["Error"]["Code"] == "InvalidSignatureException"
     assert "Signature expired" in raised.value.response["Error"]["Message"]
+
+
+async def test_the_extension_reports_a_wrong_secret_as_rejected_credentials(
+    api, standin, monkeypatch
+):
+    wrong = "w" * 40
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    status, answer = await api("GET", "jobs")
+    assert status == 403, answer
+    assert answer["error"]["code"] == "credentials_rejected"
+    assert wrong not in json.dumps(answer)
+    assert standin.client_env()["AWS_SECRET_ACCESS_KEY"] not in json.dumps(answer)
 
 
 def test_the_aws_cli_works_with_client_env(standin):
