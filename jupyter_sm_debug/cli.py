@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -52,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         "standin", help="Run the local SageMaker/CloudWatch Logs/SSM stand-in alone."
     )
     standin.add_argument("--port", type=int, default=5005, help="Port (default 5005).")
-    standin.add_argument("--address", default="127.0.0.1", help="Address (default 127.0.0.1).")
+    standin.add_argument(
+        "--address", default="127.0.0.1", help="Address (default 127.0.0.1; loopback only)."
+    )
+    standin.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="Let --address be a non-loopback address: anyone who can reach it and holds the "
+        "credentials gets shells as this user, over plain HTTP.",
+    )
     standin.add_argument("--no-seed", action="store_true", help="Start with no jobs.")
     standin.add_argument(
         "--no-hosts", action="store_true", help="No host sandboxes or sshd (API only)."
@@ -76,18 +85,39 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_standin(args) -> int:
     from .standin import StandIn
+    from .standin.core import is_loopback
 
+    if not is_loopback(args.address):
+        if not args.allow_remote:
+            print(
+                f"jupyter-sm-debug standin: {args.address} is not a loopback address. The "
+                "stand-in's hosts are shells as this user, reached over plain HTTP; to listen "
+                "there anyway, add --allow-remote.",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"Warning: the stand-in listens on {args.address}: anyone who can reach it and "
+            "holds its credentials gets a shell as this user; its traffic is not encrypted.",
+            file=sys.stderr,
+            flush=True,
+        )
     server = StandIn(
         clock="real",
         seed=None if args.no_seed else "demo",
         hosts=not args.no_hosts,
         latency=args.latency,
     )
-    url = server.start(port=args.port, address=args.address)
+    url = server.start(port=args.port, address=args.address, allow_remote=args.allow_remote)
     print(f"SageMaker stand-in listening on {url}", flush=True)
     print("Use it from boto3 or the AWS CLI with:", flush=True)
-    for name, value in server.client_env().items():
-        print(f"  export {name}={value}", flush=True)
+    env = server.client_env()
+    for name in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION"):
+        print(f"  export {name}={env[name]}", flush=True)
+    # The secret stays in the file (mode 0600), never on the console or in a log.
+    print(f"  export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(server.credentials_file))}")
+    print("  export AWS_CONFIG_FILE=/dev/null AWS_PROFILE=default", flush=True)
+    print("  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN", flush=True)
     if getattr(server, "sshd_missing_hint", None):
         print(f"Note: {server.sshd_missing_hint}", flush=True)
     server.serve_forever()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 import uuid
 
 import boto3
@@ -80,10 +79,8 @@ def error_of(call, *args, **kwargs) -> tuple[str, str, int]:
 
 
 def control(standin: StandIn, path: str, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{standin.url}/_standin/{path}", data=data)  # noqa: S310
-    with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - local http URL
-        return json.loads(response.read())
+    """A control route over HTTP, signed with the stand-in's credentials."""
+    return standin.control(path, body)
 
 
 def ssh(standin: StandIn, job: str, host: str, command: str, key: str | None = None, **kwargs):

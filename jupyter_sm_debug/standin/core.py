@@ -25,15 +25,12 @@ from .front import Faults
 from .hosts import SSHD_MISSING_HINT, HostManager
 from .logs import LogWriter
 from .sagemaker import Schedule, TrainingJobs
+from .sigv4 import Credentials
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "standin-access-key",
-    "AWS_SECRET_ACCESS_KEY": "standin-secret-key",
-    "AWS_SESSION_TOKEN": "standin-session-token",
-}
+CREDENTIALS_FILE = "credentials"  # in the root: an AWS shared-credentials file, mode 0600
 _UNSET: Any = object()
 
 
@@ -91,6 +88,10 @@ class StandIn:
         if self._hosts is not None:
             self._hosts.ssm_sessions = self._ssm_sessions
         self._internal_token = uuid.uuid4().hex
+        # Only requests signed with these reach the stand-in (see sigv4.py): any local user
+        # could otherwise drive it, and its SSM sessions are shells as this user.
+        self._credentials = Credentials.generate()
+        self.credentials_file = self.root / CREDENTIALS_FILE
         self._reconcile_lock = threading.Lock()
         self._lifecycle = threading.Lock()
         self._clients: dict[str, Any] = {}
@@ -108,13 +109,22 @@ class StandIn:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self, port: int = 0, address: str = "127.0.0.1") -> str:
-        """Serve on ``address:port`` (0: a free port) from a background thread; returns the URL."""
+    def start(self, port: int = 0, address: str = "127.0.0.1", allow_remote: bool = False) -> str:
+        """Serve on ``address:port`` (0: a free port) from a background thread; returns the URL.
+
+        Loopback only, unless ``allow_remote``: its hosts are shells as this user, guarded
+        only by the credentials of ``client_env()`` over plain HTTP."""
+        if not allow_remote and not is_loopback(address):
+            raise ValueError(
+                f"{address} is not a loopback address: the stand-in serves shells as this "
+                "user over plain HTTP; pass allow_remote=True to listen there anyway"
+            )
         with self._lifecycle:
             if self._stopped:
                 raise RuntimeError("this StandIn was stopped; create a new one")
             if self._thread is not None:
                 return self.url
+            self._credentials.write(self.credentials_file)
             from concurrent.futures import ThreadPoolExecutor
 
             import tornado.netutil
@@ -183,6 +193,7 @@ class StandIn:
         if self._hosts is not None:
             self._hosts.cleanup()
         shutil.rmtree(self._internal, ignore_errors=True)
+        self.credentials_file.unlink(missing_ok=True)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -348,12 +359,13 @@ class StandIn:
     # -- clients ------------------------------------------------------------------------------
 
     def client_env(self) -> dict:
-        """Environment for a process that should use this stand-in through boto3."""
+        """Environment for a process that should use this stand-in through boto3 (its
+        credentials included: keep it out of argv and logs)."""
         if not self.url:
             raise RuntimeError("start() the stand-in first")
         return {
             "AWS_ENDPOINT_URL": self.url,
-            **DUMMY_CREDENTIALS,
+            **self._credentials.env(),
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
@@ -366,10 +378,11 @@ class StandIn:
             import boto3
             from botocore.config import Config
 
+            credentials = self._credentials
             session = boto3.session.Session(
-                aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+                aws_access_key_id=credentials.access_key,
+                aws_secret_access_key=credentials.secret_key,
+                aws_session_token=credentials.token,
                 region_name=self.region,
             )
             client = session.client(
@@ -385,6 +398,24 @@ class StandIn:
             client.meta.events.register("before-sign", mark)
             self._clients[service] = client
         return self._clients[service]
+
+    def control(self, route: str, body: Optional[dict] = None) -> Any:
+        """Call a control route (``state``, ``clock``, ``faults``, ``reset``, ``kill-host``)
+        over HTTP, signed; POST when ``body`` is given. Raises urllib's HTTPError on 4xx."""
+        import json
+        import urllib.request
+
+        from .sigv4 import sign
+
+        if not self.url:
+            raise RuntimeError("start() the stand-in first")
+        url = f"{self.url}/_standin/{route}"
+        data = None if body is None else json.dumps(body).encode()
+        method = "GET" if data is None else "POST"
+        headers = sign(self._credentials, method, url, data or b"", self.region)
+        request = urllib.request.Request(url, data, headers, method=method)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own URL
+            return json.loads(answer.read())
 
     def create_job(
         self,
@@ -627,6 +658,18 @@ class StandIn:
             "sshd_missing_hint": self.sshd_missing_hint,
             "jobs": jobs,
         }
+
+
+def is_loopback(address: str) -> bool:
+    """True for localhost and 127.0.0.0/8 or ::1 literals (not "", not 0.0.0.0 or ::)."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 __all__ = ["SSHD_MISSING_HINT", "StandIn", "StandInError", "HostNotLive"]

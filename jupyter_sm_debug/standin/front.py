@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, sagemaker
+from . import awsmodel, sagemaker, sigv4
 from .errors import StandInError
 from .logs import streams_with_prefix
 
@@ -120,14 +120,35 @@ class Front:
 
     def __call__(self, environ: dict, start_response: Callable):
         path = environ.get("PATH_INFO", "")
+        control = path == "/_standin" or path.startswith("/_standin/")
         try:
-            if path == "/_standin" or path.startswith("/_standin/"):
+            refused = self._authenticate(environ, start_response, control)
+            if refused is not None:
+                return refused
+            if control:
                 return self._control(environ, start_response, path)
             return self._aws(environ, start_response)
         except Exception:  # noqa: BLE001 - a bug must answer 500 like AWS, not drop the socket
             log.exception("stand-in failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = StandInError("InternalFailure", "The stand-in failed; see its log.", 500)
             return self._error(start_response, "json", error)
+
+    def _authenticate(self, environ: dict, start_response: Callable, control: bool):
+        """None if the request is signed with the stand-in's credentials, else the refusal
+        (AWS's error in the service's protocol; plain JSON on a control route)."""
+        try:
+            sigv4.verify(environ, _read_raw(environ), self.standin._credentials)
+        except sigv4.AuthError as refused:
+            json_code, query_code, status = sigv4.ERRORS[refused.kind]
+            if control:
+                why = refused.message.rstrip(".")
+                message = f"{why}: sign control requests like AWS calls (SigV4)."
+                return self._plain(start_response, status, {"error": message})
+            protocol = _protocol(environ)
+            code = query_code if protocol == "query" else json_code
+            error = StandInError(code, refused.message, status)
+            return self._error(start_response, protocol, error)
+        return None
 
     def _aws(self, environ: dict, start_response: Callable):
         body = _read_body(environ)
@@ -315,18 +336,33 @@ class Front:
         return [data]
 
 
-def _read_body(environ: dict) -> str:
+def _read_raw(environ: dict) -> bytes:
     stream = environ.get("wsgi.input")
     if stream is None:
-        return ""
+        return b""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    data = stream.read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(data)  # moto reads it again
+    data = stream.read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(data)  # read again by the handler, or by moto
     environ["CONTENT_LENGTH"] = str(len(data))
-    return data.decode("utf-8", "replace")
+    return data
+
+
+def _read_body(environ: dict) -> str:
+    return _read_raw(environ).decode("utf-8", "replace")
+
+
+def _protocol(environ: dict) -> str:
+    """The wire protocol of the service called: how its errors must look."""
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return "json"
+    if "Action=" in environ.get("QUERY_STRING", "") or environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return "query"
+    return "rest"
 
 
 def _json_params(body: str) -> dict:

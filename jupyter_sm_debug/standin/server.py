@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 class _WSGIContainer(tornado.wsgi.WSGIContainer):
     # tornado logs every 4xx as a warning; throttling benchmarks would flood the log.
     def _log(self, status_code, request):
-        log.debug("%d %s %s", status_code, request.method, request.uri)
+        # The path only: a presigned query carries the session token and the signature.
+        log.debug("%d %s %s", status_code, request.method, request.path)
+
+    def environ(self, request):
+        environ = super().environ(request)
+        environ["RAW_URI"] = request.uri  # SigV4 signs the path as sent, not as unquoted
+        return environ
 
 
 def _data_channel_route(standin) -> list:

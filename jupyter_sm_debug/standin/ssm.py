@@ -356,7 +356,8 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             return
         with self.registry.lock:
             ok = (
-                hmac.compare_digest(opened["TokenValue"], session.token)
+                # bytes: compare_digest raises on a str that is not ASCII
+                hmac.compare_digest(opened["TokenValue"].encode(), session.token.encode())
                 and not session.token_used
                 and session.status != "Terminated"
             )
