@@ -201,7 +201,8 @@ def init_pid(unshare_pid: int) -> Optional[int]:
 def enter_argv(target: int) -> list[str]:
     """Prefix that runs a command inside the host whose init is ``target``, in the init's
     working directory (/opt/ml: nsenter would look a path up outside the namespace)."""
-    return ["nsenter", f"--target={target}", *NAMESPACES, "--wd", "--"]
+    nsenter = shutil.which("nsenter") or "nsenter"
+    return [nsenter, f"--target={target}", *NAMESPACES, "--wd", "--"]
 
 
 def training_env(resource: dict, channels: dict, hyperparameters: dict, job: str, ml: str,
@@ -249,3 +250,25 @@ def training_env(resource: dict, channels: dict, hyperparameters: dict, job: str
         "user_entry_point": entry_point,
     }
     return json.dumps(env, sort_keys=True)
+
+
+def outside_pid(init: int, pid: int) -> Optional[int]:
+    """This machine's pid of the process numbered ``pid`` inside the host whose init is
+    ``init`` (a host in namespaces numbers its own processes). None: no such process."""
+    try:
+        namespace = os.readlink(f"/proc/{init}/ns/pid")
+    except OSError:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != namespace:
+                continue
+            with open(f"/proc/{name}/status") as status:
+                numbers = next(line for line in status if line.startswith("NSpid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(numbers[-1]) == pid:
+            return int(name)
+    return None

@@ -2,9 +2,11 @@
 
 While a job's containers exist (InProgress and Downloading, Training or Uploading), each of
 its hosts ``algo-N`` has a sandbox with the ``/opt/ml`` tree, a shell environment with the
-``SM_*`` variables, a real ``sshd`` on a loopback port whose ForceCommand enters that
-environment, and a CloudWatch log stream. When the containers go away, so do the sshd and
-every shell of the host.
+``SM_*`` variables, a training process (``python train.py``), a real ``sshd`` on a loopback
+port whose ForceCommand enters that environment, and a CloudWatch log stream. Where Linux
+namespaces are permitted the host runs in its own (container.py): its hostname, its
+processes, its ``/opt/ml`` and ``/tmp``. When the containers go away, so do the sshd and
+every process of the host.
 
 Every host behaves as if its container ran under ``sm-debug-entrypoint``: it logs the
 ``SM_DEBUG_SSH`` line, and when the job's training command fails with a hold window
@@ -569,7 +571,12 @@ class HostManager:
         if host.init is not None:
             q = shlex.quote
             token = f"{procs.TOKEN_VARIABLE}={host.token}"
+            # After env -i: nsenter stays for the session, with the environment out of argv.
             enter = " ".join(q(a) for a in container.enter_argv(host.init)) + " "
+            # An interactive shell leads its own session on the terminal, as sshd's would:
+            # a hangup then reaches it, and it passes it on to its jobs.
+            lead = q(shutil.which("setsid") or "setsid")
+            interactive = f'$([ -t 0 ] && echo "{lead} --ctty ")'
             rc = f"{container.INSIDE_HELPERS}/bashrc"
             # The init's pid could be reused once it is gone: enter only the host's own.
             check = (
@@ -578,7 +585,7 @@ class HostManager:
             )
         else:
             rc = str(rcfile)
-            check = ""
+            check = interactive = ""
             banner = (
                 f"[stand-in] {spec.name} is not isolated ({host.not_isolated}): hostname, "
                 f"processes and /opt/ml are this machine's; its /opt/ml is {cwd}"
@@ -613,11 +620,11 @@ class HostManager:
             '    [ -n "${!name-}" ] && extra+=("$name=${!name}")\n'
             "  done\n"
             '  if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then\n'
-            f'    exec {enter}env -i {assignments} "${{extra[@]}}" '
+            f'    exec env -i {assignments} "${{extra[@]}}" {enter}'
             '/bin/bash -c "$SSH_ORIGINAL_COMMAND"\n'
             "  fi\n"
             "fi\n"
-            f'exec {enter}env -i {assignments} "${{extra[@]}}" /bin/bash --noprofile '
+            f'exec env -i {assignments} "${{extra[@]}}" {enter}{interactive}/bin/bash --noprofile '
             f"--rcfile {shlex.quote(rc)} -i\n"
         )
         script.chmod(0o755)
