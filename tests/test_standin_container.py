@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from ptyprocess import PtyProcess
+from test_standin_hold import held_job, messages
 
 from jupyter_sm_debug.standin import StandIn, container, procs
 
@@ -167,6 +168,22 @@ def test_the_release_file_is_the_containers_own_tmp(standin):
     assert not Path(container.INSIDE_RELEASE_FILE).exists() or (
         Path(container.INSIDE_RELEASE_FILE).stat().st_ino != live.release_file.stat().st_ino
     )
+
+
+@needs_namespaces
+def test_a_held_host_is_released_from_inside_through_its_own_tmp(standin):
+    if standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    name = held_job(standin, "ctr-held")
+    standin.reconcile()
+    assert standin.job(name)["TrainingJobStatus"] == "InProgress"
+    hold_line = next(m for m in messages(standin, name, "algo-1") if "holding this" in m)
+    assert "(touches /tmp/sm-debug-release)" in hold_line  # the container's path
+    result = ssh(standin, name, "algo-1", "sm-debug-entrypoint --release")
+    assert result.returncode == 0, result.stderr
+    standin.reconcile()
+    assert standin.job(name)["TrainingJobStatus"] == "Failed"
+    assert "[sm-debug] hold ended (released); exiting with 1" in messages(standin, name, "algo-1")
 
 
 @needs_namespaces

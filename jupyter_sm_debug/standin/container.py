@@ -134,16 +134,24 @@ def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
         f"exec 3>{q(str(meta / 'ready'))}\n"
         f"hostname {q(hostname)}\n"
         "mount --make-rprivate /\n"
-        # /opt: a tmpfs holding the machine's /opt entries again, plus ml and sm-debug.
-        f"mount --rbind /opt {q(str(stage))}\n"
-        "mount -t tmpfs -o mode=755 opt /opt\n"
-        f"for entry in {q(str(stage))}/* {q(str(stage))}/.[!.]*; do\n"
-        '  [ -e "$entry" ] || continue\n'
-        '  target="/opt/${entry##*/}"\n'
-        '  if [ -d "$entry" ]; then mkdir "$target"; else : > "$target"; fi\n'
-        '  mount --rbind "$entry" "$target"\n'
-        "done\n"
-        f"umount -l {q(str(stage))}\n"
+        # /opt: the machine's, with a writable layer of the host's own (as an image's
+        # layers), holding ml and sm-debug. Without overlayfs: a tmpfs with the machine's
+        # entries bound back.
+        f"mount -t tmpfs -o mode=700 layer {q(str(stage))}\n"
+        f"mkdir {q(str(stage / 'upper'))} {q(str(stage / 'work'))}\n"
+        f"if ! mount -t overlay -o lowerdir=/opt,upperdir={q(str(stage / 'upper'))},"
+        f"workdir={q(str(stage / 'work'))} opt /opt 2>/dev/null; then\n"
+        f"  mkdir {q(str(stage / 'opt'))}\n"
+        f"  mount --rbind /opt {q(str(stage / 'opt'))}\n"
+        "  mount -t tmpfs -o mode=755 opt /opt\n"
+        f"  for entry in {q(str(stage / 'opt'))}/* {q(str(stage / 'opt'))}/.[!.]*; do\n"
+        '    [ -e "$entry" ] || continue\n'
+        '    target="/opt/${entry##*/}"\n'
+        '    if [ -d "$entry" ]; then mkdir "$target"; else : > "$target"; fi\n'
+        '    mount --rbind "$entry" "$target"\n'
+        "  done\n"
+        f"  umount -l {q(str(stage / 'opt'))}\n"
+        "fi\n"
         f"mkdir -p {INSIDE_ML} {INSIDE_HELPERS}/bin\n"
         f"mount --bind {q(str(sandbox / 'opt' / 'ml'))} {INSIDE_ML}\n"
         f"mount --bind {q(str(sandbox / 'usr' / 'local' / 'bin'))} {INSIDE_HELPERS}/bin\n"
