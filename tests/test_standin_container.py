@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -256,6 +257,25 @@ def test_without_namespaces_a_host_still_has_a_shell_that_says_so(tmp_path):
 def test_the_isolation_switch_turns_namespaces_off(monkeypatch):
     monkeypatch.setenv(container.ISOLATION_VARIABLE, "none")
     assert "SM_STANDIN_ISOLATION=none" in container.unavailable()
+
+
+def test_a_user_without_root_is_told_namespaces_need_root():
+    setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+    if os.geteuid() != 0 or not setpriv or not os.access(python, os.X_OK):
+        pytest.skip("needs root, util-linux setpriv and /usr/bin/python3")
+    nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # unshare really is refused to that user...
+    refused = subprocess.run([*nobody, "unshare", *container.NAMESPACES, "--fork", "true"],
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert refused.returncode != 0
+    # ...and the probe says why, without trying. container.py is standard library only.
+    source = Path(container.__file__).read_text()
+    probe = subprocess.run(
+        [*nobody, python, "-c", "import sys; ns = {'__name__': 'c'}; exec(sys.stdin.read(), ns); "
+         "print(ns['unavailable']())"],
+        input=source, capture_output=True, text=True, timeout=20, cwd="/",
+    )  # fmt: skip
+    assert probe.stdout.strip() == "namespaces need root", probe.stderr
 
 
 def _cmdline(pid: int) -> str:
