@@ -211,7 +211,12 @@ def main() -> int:
     rounds = args.rounds or (1 if args.quick else 5)
     header("throughput: cat in a terminal, read off the websocket", args, f" | {mib} MiB")
     with Cleanup() as stack:
-        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-tput-")))
+        # Not under /tmp: a stand-in host in namespaces has a /tmp of its own.
+        directory = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="sm-tput-", dir=Path(__file__).parent)
+            )
+        )
         path = make_payload(directory, mib)
         size = path.stat().st_size
         standin = StandInProcess(stack, clock="manual")

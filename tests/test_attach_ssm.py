@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from terminal_io import open_terminal
@@ -39,21 +40,25 @@ async def test_attach_over_ssm_reaches_the_host(api, jp_ws_fetch, ssm_job, termi
     assert wait_gone(term.ptyproc.pid, timeout=5)
 
 
-async def test_four_mib_arrive_intact(api, jp_ws_fetch, ssm_job, standin, tmp_path):
-    payload = tmp_path / "payload.txt"
+async def test_four_mib_arrive_intact(api, jp_ws_fetch, ssm_job, standin):
+    # In the host's /opt/ml, where its shell starts: a container does not see this
+    # machine's /tmp.
+    _, ml = standin.host_env(ssm_job, "algo-1")
+    payload = Path(ml) / "payload.txt"
     lines = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4 * 1024 * 1024 // 65)]
     payload.write_text("\n".join(lines) + "\n")
     status, body = await attach(api, ssm_job, "algo-1", transport="ssm")
     assert status == 201, body
     terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
     # The quotes keep the typed command line from matching the markers it prints.
-    await terminal.send(f'echo BEGIN-""PAYLOAD; cat {payload}; echo END-""PAYLOAD\r')
+    await terminal.send(f'echo BEGIN-""PAYLOAD; cat {payload.name}; echo END-""PAYLOAD\r')
     match = await terminal.expect(r"(?s)BEGIN-PAYLOAD\r\n(.*?)END-PAYLOAD", timeout=120)
     received = match.group(1).replace("\r\n", "\n")
     assert (
         hashlib.sha256(received.encode()).hexdigest()
         == hashlib.sha256(payload.read_bytes()).hexdigest()
     )
+    payload.unlink()
 
 
 async def test_ssm_without_remote_debug_is_409_with_the_hint(api, demo_jobs, terminal_manager):

@@ -20,6 +20,7 @@ from hardening_helpers import (
 )
 from terminal_io import open_terminal
 
+from jupyter_sm_debug.standin.container import outside_pid
 from jupyter_sm_debug.standin.ssm import registry
 
 CYCLES = 50
@@ -43,6 +44,16 @@ async def detach(jp_fetch, name):
     assert response.code == 204
 
 
+def on_this_machine(standin, job: str, host: str, pid: int) -> int:
+    """A host's pid as this machine numbers it (a host in namespaces has its own)."""
+    live = standin._hosts.get(standin.region, job, host)
+    if live.init is None:
+        return pid
+    found = outside_pid(live.init, pid)
+    assert found is not None, f"no process {pid} in {host}"
+    return found
+
+
 def tree(pid: int) -> set:
     return {pid} | descendants(pid)
 
@@ -58,7 +69,7 @@ async def test_deleting_a_terminal_ends_the_session_within_two_seconds(
     # A child of the session's shell on the host, and that shell's own pid.
     await terminal.send('sleep 300 & echo "shell=$$ child=$!"\r')
     match = await terminal.expect(r"shell=(\d+) child=(\d+)", timeout=30)
-    remote = {int(match.group(1)), int(match.group(2))}
+    remote = {on_this_machine(standin, job, host, int(match.group(i))) for i in (1, 2)}
     local = tree(pid)
     assert all(alive(p) for p in local | remote)
 

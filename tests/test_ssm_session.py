@@ -165,13 +165,16 @@ def test_echo_round_trip_and_exit_closes_the_channel(standin, run_client, job, t
     assert sessions(standin)[session_id].status == "Terminated"
 
 
-def test_a_4_mib_cat_arrives_intact(run_client, target, tmp_path):
+def test_a_4_mib_cat_arrives_intact(standin, run_client, job, target):
     blob = os.urandom(3 * 1024 * 1024)
     # base64 lines: printable, so the remote PTY only turns "\n" into "\r\n"
     text = b"\n".join(base64.b64encode(blob[i : i + 57]) for i in range(0, len(blob), 57))
     text = (text + b"\n")[: 4 * 1024 * 1024 - 1] + b"\n"
     assert len(text) == 4 * 1024 * 1024
-    path = tmp_path / "big.txt"
+    # In the host's /opt/ml, where its shell starts: a container does not see this
+    # machine's /tmp.
+    _, ml = standin.host_env(job, "algo-1")
+    path = Path(ml) / f"big-{os.getpid()}.txt"
     path.write_bytes(text)
 
     term = run_client("--target", target)
@@ -179,7 +182,7 @@ def test_a_4_mib_cat_arrives_intact(run_client, target, tmp_path):
     started = time.monotonic()
     # Markers outside the base64 alphabet, split in the command line so that only the
     # output holds them whole.
-    term.send(f"echo '<<BE''GIN>>'; cat {path}; echo '<<EN''D>>'\r")
+    term.send(f"echo '<<BE''GIN>>'; cat {path.name}; echo '<<EN''D>>'\r")
     term.read_until(b"<<BEGIN>>\r\n")
     body = term.read_until(b"<<END>>\r\n")
     elapsed = time.monotonic() - started
@@ -189,6 +192,7 @@ def test_a_4_mib_cat_arrives_intact(run_client, target, tmp_path):
     print(f"4 MiB in {elapsed:.2f} s")
     term.send("exit\r")
     assert term.wait() == 0
+    path.unlink()
 
 
 def test_lost_messages_and_acknowledgements_are_recovered(standin, run_client, target):

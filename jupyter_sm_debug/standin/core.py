@@ -563,7 +563,8 @@ class StandIn:
         return ["/bin/bash", str(self._live(job, host, region).script)]
 
     def host_env(self, job: str, host: str, region: Optional[str] = None) -> tuple[dict, str]:
-        """(environment, cwd) of the live host's shells (raises HostNotLive otherwise)."""
+        """(environment, cwd) of the live host in this machine's paths, to start its shell
+        from (raises HostNotLive otherwise). A host in namespaces shows its shells /opt/ml."""
         live = self._live(job, host, region)
         return dict(live.env), live.cwd
 

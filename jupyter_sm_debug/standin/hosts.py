@@ -2,9 +2,11 @@
 
 While a job's containers exist (InProgress and Downloading, Training or Uploading), each of
 its hosts ``algo-N`` has a sandbox with the ``/opt/ml`` tree, a shell environment with the
-``SM_*`` variables, a real ``sshd`` on a loopback port whose ForceCommand enters that
-environment, and a CloudWatch log stream. When the containers go away, so do the sshd and
-every shell of the host.
+``SM_*`` variables, a training process (``python train.py``), a real ``sshd`` on a loopback
+port whose ForceCommand enters that environment, and a CloudWatch log stream. Where Linux
+namespaces are permitted the host runs in its own (container.py): its hostname, its
+processes, its ``/opt/ml`` and ``/tmp``. When the containers go away, so do the sshd and
+every process of the host.
 
 Every host behaves as if its container ran under ``sm-debug-entrypoint``: it logs the
 ``SM_DEBUG_SSH`` line, and when the job's training command fails with a hold window
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import procs, trainlog
+from . import container, procs, trainlog
 from .logs import LogWriter
 from .sagemaker import (
     DEFAULT_FAILURE_REASON,
@@ -219,6 +221,11 @@ class LiveHost:
     addr: Optional[str] = None
     port: Optional[int] = None
     ssh_error: Optional[str] = None
+    # Namespaces: unshare's process and the init inside (container.py), or why there are none.
+    namespace: Optional[subprocess.Popen] = None
+    init: Optional[int] = None
+    not_isolated: Optional[str] = None
+    train: Optional[subprocess.Popen] = None  # the training process of a host without them
 
     @property
     def release_file(self) -> Path:
@@ -250,10 +257,19 @@ class HostManager:
         self._lock = threading.RLock()
         self._made_dirs: set[Path] = set()
         self._listed = "[]"
+        # False: hosts without namespaces (as where they are not permitted); None: if possible.
+        self.isolate: Optional[bool] = None
         # (region, job, host) -> open SSM sessions of that host; the stand-in sets it.
         self.ssm_sessions: Callable[[str, str, str], int] = lambda region, job, host: 0
 
     # -- layout -------------------------------------------------------------------------
+
+    @property
+    def not_isolated(self) -> Optional[str]:
+        """Why hosts run without namespaces here (None: each host has its own)."""
+        if self.isolate is False:
+            return "namespaces turned off for this stand-in"
+        return container.unavailable()
 
     def job_dir(self, region: str, job: str) -> Path:
         # Job names cannot start with "_": the stand-in's own entries never clash.
@@ -310,7 +326,11 @@ class HostManager:
     def _write_listing(self) -> None:
         """What the reaper ends if this process dies without stop()."""
         listing = [
-            {"sshd": host.sshd.pid if host.sshd else None, "token": host.token}
+            {
+                "sshd": host.sshd.pid if host.sshd else None,
+                "namespace": host.namespace.pid if host.namespace else None,
+                "token": host.token,
+            }
             for host in self.live.values()
         ]
         text = json.dumps(listing)
@@ -338,16 +358,19 @@ class HostManager:
             if not directory.exists():
                 directory.mkdir(parents=True, exist_ok=True)
                 self._made_dirs.add(directory)
-        env, cwd = self._build_sandbox(job, spec, sandbox)
+        env, cwd, inside = self._build_sandbox(job, spec, sandbox)
         token = uuid.uuid4().hex
         env[procs.TOKEN_VARIABLE] = token
-        script = self._write_scripts(spec, meta, env, cwd)
+        inside[procs.TOKEN_VARIABLE] = token
         stream = f"{job.name}/{spec.name}-{int(container_start)}"
         host = LiveHost(
             region=job.region, job=job.name, spec=spec, sandbox=sandbox, meta=meta,
-            script=script, token=token, env=env, cwd=cwd, started=t, log_stream=stream,
+            script=meta / "enter.sh", token=token, env=env, cwd=cwd, started=t,
+            log_stream=stream,
         )  # fmt: skip
         self.live[(job.region, job.name, spec.name)] = host
+        self._start_container(host, inside)
+        self._write_scripts(spec, meta, inside if host.init else env, cwd, host)
         if self.ssh.prepare():
             self._start_sshd(host)
         else:
@@ -357,7 +380,43 @@ class HostManager:
                 job.region, stream, [trainlog.ssh_line(t, spec.name, host.addr, host.port)]
             )
 
-    def _build_sandbox(self, job: Job, spec: HostSpec, sandbox: Path) -> tuple[dict, str]:
+    def _start_container(self, host: LiveHost, inside: dict) -> None:
+        """The host's namespaces with its training process as init; without them, the
+        training process alone, as a plain process of this machine."""
+        host.not_isolated = self.not_isolated
+        bashrc = host.meta / "bashrc"
+        if host.not_isolated is None:
+            bashrc.write_text(
+                f"# Shell start-up of stand-in host {host.spec.name}.\n"
+                "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
+                f"PS1='\\u@{host.spec.name}:\\w\\$ '\n"
+            )
+            try:
+                host.namespace = container.start(
+                    host.spec.name, host.sandbox, host.meta, bashrc, inside
+                )
+                host.init = container.init_pid(host.namespace.pid)
+                if host.init is None:
+                    raise RuntimeError("the namespace's init ended")
+                return
+            except (OSError, RuntimeError) as exc:
+                if host.namespace is not None:
+                    host.namespace.kill()
+                    host.namespace.wait()
+                    host.namespace = None
+                host.not_isolated = str(exc)
+                log.warning("stand-in host %s/%s: %s", host.job, host.spec.name, exc)
+        with open(host.meta / "train.log", "ab") as output:
+            host.train = subprocess.Popen(
+                ["/bin/bash", str(host.sandbox / ENTRYPOINT_BIN / "train")],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                env=host.env, cwd=host.cwd, start_new_session=True,
+            )  # fmt: skip
+
+    def _build_sandbox(self, job: Job, spec: HostSpec, sandbox: Path) -> tuple[dict, str, dict]:
+        """Writes the host's files; returns its environment and working directory in this
+        machine's paths (for a host without namespaces, and for callers outside), and its
+        environment as the container sees it (/opt/ml ...)."""
         request = job.request
         optml = sandbox / "opt" / "ml"
         config_dir = optml / "input" / "config"
@@ -394,26 +453,26 @@ class HostManager:
         (config_dir / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
         (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         (config_dir / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
-        (optml / "code" / "train.py").write_text(
-            '"""Placeholder entry point: this host is a local stand-in."""\n'
-        )
+        (optml / "code" / "train.py").write_text(container.TRAIN_PY)
         (sandbox / RELEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
         bin_dir = sandbox / ENTRYPOINT_BIN
         bin_dir.mkdir(parents=True, exist_ok=True)
         _install_entrypoint(bin_dir)
+        # The container's python and its train (what SageMaker runs).
+        (bin_dir / "python").unlink(missing_ok=True)
+        (bin_dir / "python").symlink_to(sys.executable)
+        argv = ["python", *trainlog.entry_point(hyperparameters)[1:]]
+        (bin_dir / "train").write_text(container.train_script(argv))
+        (bin_dir / "train").chmod(0o755)
         user = self.ssh.user
         # The job's Environment reaches the container, as on SageMaker; the variables
         # SageMaker itself sets win.
-        env = {
+        base = {
             str(k): str(v)
             for k, v in (request.get("Environment") or {}).items()
             if _ENV_NAME.fullmatch(str(k))
         }
-        env |= {
-            "HOME": str(sandbox / "root"),
-            "PATH": str(bin_dir)
-            + os.pathsep
-            + os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        base |= {
             "TERM": "xterm-256color",
             "LANG": "C.UTF-8",
             "SHELL": "/bin/bash",
@@ -431,47 +490,120 @@ class HostManager:
             "SM_CURRENT_INSTANCE_GROUP_HOSTS": json.dumps(groups[spec.group]["hosts"]),
             "SM_INSTANCE_GROUPS": json.dumps(list(groups)),
             "SM_IS_HETERO": "false" if list(groups) == [HOMOGENEOUS_GROUP] else "true",
-            "SM_MODEL_DIR": str(optml / "model"),
-            "SM_OUTPUT_DIR": str(optml / "output"),
-            "SM_OUTPUT_DATA_DIR": str(optml / "output" / "data"),
-            "SM_INPUT_DIR": str(optml / "input"),
-            "SM_INPUT_CONFIG_DIR": str(config_dir),
-            "SM_MODULE_DIR": str(optml / "code"),
             "SM_USER_ENTRY_POINT": "train.py",
+            "SM_MODULE_NAME": "train",
+            "SM_FRAMEWORK_MODULE": "sagemaker_pytorch_container.training:main",
+            "SM_FRAMEWORK_PARAMS": "{}",
             "SM_CHANNELS": json.dumps(sorted(channels)),
             "SM_HPS": json.dumps(hyperparameters),
+            "SM_USER_ARGS": json.dumps(trainlog.entry_point(hyperparameters)[2:]),
+            "SM_RESOURCE_CONFIG": json.dumps(resource),
+            "SM_INPUT_DATA_CONFIG": json.dumps(channels),
             "SM_NUM_CPUS": str(os.cpu_count() or 1),
             "SM_NUM_GPUS": "0",
+            "SM_NUM_NEURONS": "0",
             "SM_LOG_LEVEL": "20",
-            "SM_STANDIN_SANDBOX": str(sandbox),
-            # Where sm-debug-entrypoint finds /opt/ml and its release file in this sandbox.
-            "SM_DEBUG_ML_ROOT": str(optml),
-            "SM_DEBUG_RELEASE_FILE": str(sandbox / RELEASE_FILE),
         }
-        for name in channels:
-            env["SM_CHANNEL_" + re.sub(r"\W", "_", name).upper()] = str(
-                optml / "input" / "data" / name
-            )
         for key, value in hyperparameters.items():
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                env["SM_HP_" + key.upper()] = value
-        return env, str(optml)
+                base["SM_HP_" + key.upper()] = value
+        machine_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
 
-    def _write_scripts(self, spec: HostSpec, meta: Path, env: dict, cwd: str) -> Path:
-        rcfile = meta / "bashrc"
-        rcfile.write_text(
-            f"# Shell start-up of stand-in host {spec.name}.\n"
-            "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
-            "# Show paths as the container sees them: the sandbox is its /.\n"
-            "_sm_pwd() {\n"
-            '  case "$PWD" in\n'
-            '    "$SM_STANDIN_SANDBOX"|"$SM_STANDIN_SANDBOX"/*)\n'
-            '      local p="${PWD#"$SM_STANDIN_SANDBOX"}"; printf %s "${p:-/}" ;;\n'
-            '    *) printf %s "$PWD" ;;\n'
-            "  esac\n"
-            "}\n"
-            f"PS1='\\u@{spec.name}:$(_sm_pwd)\\$ '\n"
+        def paths(ml: str) -> dict:
+            # The toolkit's variables that name paths under /opt/ml (or the sandbox's).
+            env = {
+                "SM_MODEL_DIR": f"{ml}/model",
+                "SM_OUTPUT_DIR": f"{ml}/output",
+                "SM_OUTPUT_DATA_DIR": f"{ml}/output/data",
+                "SM_OUTPUT_INTERMEDIATE_DIR": f"{ml}/output/intermediate",
+                "SM_INPUT_DIR": f"{ml}/input",
+                "SM_INPUT_CONFIG_DIR": f"{ml}/input/config",
+                "SM_MODULE_DIR": f"{ml}/code",
+                "SM_TRAINING_ENV": container.training_env(
+                    resource,
+                    channels,
+                    hyperparameters,
+                    job.name,
+                    ml,
+                    os.cpu_count() or 1,
+                    "train.py",
+                ),  # fmt: skip
+                # Where sm-debug-entrypoint finds /opt/ml.
+                "SM_DEBUG_ML_ROOT": ml,
+            }
+            for name in channels:
+                env["SM_CHANNEL_" + re.sub(r"\W", "_", name).upper()] = f"{ml}/input/data/{name}"
+            return env
+
+        # In this machine's paths: a host without namespaces, and callers outside.
+        outside = (
+            base
+            | paths(str(optml))
+            | {
+                "HOME": str(sandbox / "root"),
+                "PATH": str(bin_dir) + os.pathsep + machine_path,
+                "SM_STANDIN_SANDBOX": str(sandbox),
+                "SM_DEBUG_RELEASE_FILE": str(sandbox / RELEASE_FILE),
+            }
         )
+        # As the container sees it, in its own mount namespace.
+        inside = (
+            base
+            | paths(container.INSIDE_ML)
+            | {
+                "HOME": "/root",
+                # The machine's /root is shared: history goes to the container's own /tmp.
+                "HISTFILE": "/tmp/.bash_history",  # noqa: S108
+                "PATH": f"{container.INSIDE_HELPERS}/bin" + os.pathsep + machine_path,
+                "SM_DEBUG_RELEASE_FILE": container.INSIDE_RELEASE_FILE,
+            }
+        )
+        return outside, str(optml), inside
+
+    def _write_scripts(
+        self, spec: HostSpec, meta: Path, env: dict, cwd: str, host: LiveHost
+    ) -> Path:
+        """enter.sh: every way into the host (sshd's ForceCommand, the SSM gateway's shell).
+        With namespaces it enters the init's; without, it starts a plain shell of the sandbox
+        whose banner says what is not isolated."""
+        rcfile = meta / "bashrc"
+        enter = ""
+        if host.init is not None:
+            q = shlex.quote
+            token = f"{procs.TOKEN_VARIABLE}={host.token}"
+            # After env -i: nsenter stays for the session, with the environment out of argv.
+            enter = " ".join(q(a) for a in container.enter_argv(host.init)) + " "
+            # An interactive shell leads its own session on the terminal, as sshd's would:
+            # a hangup then reaches it, and it passes it on to its jobs.
+            lead = q(shutil.which("setsid") or "setsid")
+            interactive = f'$([ -t 0 ] && echo "{lead} --ctty ")'
+            rc = f"{container.INSIDE_HELPERS}/bashrc"
+            # The init's pid could be reused once it is gone: enter only the host's own.
+            check = (
+                f"tr '\\0' '\\n' < /proc/{host.init}/environ 2>/dev/null "
+                f"| grep -qxF {q(token)} || {{ echo {q(f'{spec.name} has ended')} >&2; exit 1; }}\n"
+            )
+        else:
+            rc = str(rcfile)
+            check = interactive = ""
+            banner = (
+                f"[stand-in] {spec.name} is not isolated ({host.not_isolated}): hostname, "
+                f"processes and /opt/ml are this machine's; its /opt/ml is {cwd}"
+            )
+            rcfile.write_text(
+                f"# Shell start-up of stand-in host {spec.name}.\n"
+                "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
+                f"echo {shlex.quote(banner)}\n"
+                "# Show paths as the container sees them: the sandbox is its /.\n"
+                "_sm_pwd() {\n"
+                '  case "$PWD" in\n'
+                '    "$SM_STANDIN_SANDBOX"|"$SM_STANDIN_SANDBOX"/*)\n'
+                '      local p="${PWD#"$SM_STANDIN_SANDBOX"}"; printf %s "${p:-/}" ;;\n'
+                '    *) printf %s "$PWD" ;;\n'
+                "  esac\n"
+                "}\n"
+                f"PS1='\\u@{spec.name}:$(_sm_pwd)\\$ '\n"
+            )
         assignments = " ".join(
             shlex.quote(f"{k}={v}") for k, v in sorted(env.items()) if k != "TERM"
         )
@@ -481,17 +613,19 @@ class HostManager:
             f"# Enters stand-in host {spec.name}. Argument --ssh: started by sshd's ForceCommand,\n"
             "# which runs SSH_ORIGINAL_COMMAND instead of a shell when the client sent one.\n"
             f"cd {shlex.quote(cwd)} || exit 1\n"
+            f"{check}"
             'extra=("TERM=${TERM:-xterm-256color}")\n'
             'if [ "${1-}" = "--ssh" ]; then\n'
             "  for name in SSH_CONNECTION SSH_CLIENT SSH_TTY; do\n"
             '    [ -n "${!name-}" ] && extra+=("$name=${!name}")\n'
             "  done\n"
             '  if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then\n'
-            f'    exec env -i {assignments} "${{extra[@]}}" /bin/bash -c "$SSH_ORIGINAL_COMMAND"\n'
+            f'    exec env -i {assignments} "${{extra[@]}}" {enter}'
+            '/bin/bash -c "$SSH_ORIGINAL_COMMAND"\n'
             "  fi\n"
             "fi\n"
-            f'exec env -i {assignments} "${{extra[@]}}" /bin/bash --noprofile '
-            f"--rcfile {shlex.quote(str(rcfile))} -i\n"
+            f'exec env -i {assignments} "${{extra[@]}}" {enter}{interactive}/bin/bash --noprofile '
+            f"--rcfile {shlex.quote(rc)} -i\n"
         )
         script.chmod(0o755)
         return script
@@ -557,11 +691,12 @@ class HostManager:
         log.warning("stand-in host %s/%s has no SSH: %s", host.job, host.spec.name, error)
 
     def _end(self, host: LiveHost) -> None:
-        roots = [host.sshd.pid] if host.sshd else []
-        procs.end_host(roots, host.token)
-        if host.sshd:
-            host.sshd.wait()
-        host.sshd = None
+        # Ending the namespace's init ends every process in it; the token finds the rest.
+        children = [p for p in (host.sshd, host.namespace, host.train) if p is not None]
+        procs.end_host([p.pid for p in children], host.token)
+        for child in children:
+            child.wait()
+        host.sshd = host.namespace = host.train = None
         host.port = None
         # The container is gone, and with it its files.
         shutil.rmtree(host.sandbox, ignore_errors=True)
@@ -637,7 +772,12 @@ class HostManager:
         """The training command fails: its last loss lines, its traceback and the toolkit's
         report, then sm-debug-entrypoint starts holding the container."""
         reason = job.schedule.failure_reason or DEFAULT_FAILURE_REASON
-        release_file = self.job_dir(job.region, job.name) / spec.name / RELEASE_FILE
+        live = self.live.get((job.region, job.name, spec.name))
+        release_file = (
+            container.INSIDE_RELEASE_FILE  # as the container sees it
+            if live is not None and live.init is not None
+            else self.job_dir(job.region, job.name) / spec.name / RELEASE_FILE
+        )
         return [
             *self._progress(state, spec.name, hold.start),
             *trainlog.failed(hold.start, reason),

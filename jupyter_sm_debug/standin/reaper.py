@@ -26,7 +26,8 @@ def end_listed_hosts(state_dir: str) -> None:
     except (OSError, ValueError):
         return
     for host in hosts:
-        procs.end_host([host["sshd"]] if host.get("sshd") else [], host["token"])
+        roots = [host.get("sshd"), host.get("namespace")]
+        procs.end_host([pid for pid in roots if pid], host["token"])
 
 
 def main(argv: list[str]) -> int:

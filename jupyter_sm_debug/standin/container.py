@@ -1,0 +1,282 @@
+"""What makes a stand-in host look like a training container: Linux namespaces.
+
+Each host runs in its own UTS, PID, mount and IPC namespaces, made by util-linux ``unshare``
+(root only, as in CI). The namespace's init (PID 1) is the container's ``train``: it runs the
+job's entry point, ``python train.py ...``, and lives as long as the host. Its mount namespace
+has ``/opt/ml`` (the sandbox's tree), a ``/tmp`` of its own (the sandbox's ``tmp``) and
+``/opt/sm-debug`` (the stand-in's helpers: ``sm-debug-entrypoint``, the shell start-up); the
+rest of the machine's file system is shared, as an image's would be. Every way into the host
+(sshd's ForceCommand, the SSM gateway's shell) runs ``nsenter`` into that init's namespaces;
+ending the init ends every process in them.
+
+Where namespaces are not permitted (not root, a kernel or sandbox that refuses them), hosts
+run as before, as plain shells on the machine, and say so in their banner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+ISOLATION_VARIABLE = "SM_STANDIN_ISOLATION"  # "none": hosts without namespaces
+INSIDE_ML = "/opt/ml"
+INSIDE_HELPERS = "/opt/sm-debug"  # the stand-in's helpers inside a host
+INSIDE_RELEASE_FILE = "/tmp/sm-debug-release"  # noqa: S108 - the container's own /tmp
+NAMESPACES = ("--uts", "--pid", "--mount", "--ipc")
+
+_probe_lock = threading.Lock()
+_probed: dict[str, Optional[str]] = {}
+
+
+def unavailable() -> Optional[str]:
+    """Why hosts cannot have namespaces here (None: they can). Probed once per process."""
+    if os.environ.get(ISOLATION_VARIABLE, "").lower() == "none":
+        return f"namespaces turned off ({ISOLATION_VARIABLE}=none)"
+    with _probe_lock:
+        if "reason" not in _probed:
+            _probed["reason"] = _probe()
+        return _probed["reason"]
+
+
+def _probe() -> Optional[str]:
+    if os.geteuid() != 0:
+        return "namespaces need root"
+    unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
+    if not unshare or not nsenter:
+        return "util-linux unshare/nsenter not found"
+    try:
+        result = subprocess.run(
+            [unshare, *NAMESPACES, "--fork", "--mount-proc", "--", "/bin/true"],
+            capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare failed: {exc}"
+    if result.returncode != 0:
+        return "unshare failed: " + (result.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+# -- the training process -------------------------------------------------------------------
+
+# The job's entry point, standard library only: one process per rank. Today one rank in the
+# process itself; a launcher with several ranks (one of them hanging) can be built on run_rank.
+TRAIN_PY = '''\
+"""Entry point of a stand-in training job: prints training steps until the host ends."""
+
+import json
+import os
+import random
+import sys
+import time
+
+
+def run_rank(rank: int, world: int, step_seconds: float) -> None:
+    rng = random.Random(f"{os.environ.get('SM_CURRENT_HOST', '')}/{rank}")
+    loss = 2.6 + rng.random()
+    step = 0
+    while True:
+        time.sleep(step_seconds)
+        step += 50
+        loss *= 0.97 + rng.random() * 0.02
+        print(
+            f"[rank{rank}] step {step} loss {loss:.4f} lr 2.0e-05 "
+            f"grad_norm {0.4 + rng.random():.3f} samples/s {180 + rng.random() * 20:.1f}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    # argv: the job's hyperparameters, as the toolkit passes them (--name value ...)
+    step_seconds = float(os.environ.get("SM_STANDIN_STEP_SECONDS", "5"))
+    env = json.loads(os.environ.get("SM_TRAINING_ENV", "{}"))
+    print(f"training on {env.get('current_host')} of {env.get('hosts')}", flush=True)
+    run_rank(0, 1, step_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def train_script(argv: list[str]) -> str:
+    """The container's ``train`` (what SageMaker runs): the entry point, then waits. As the
+    namespace's PID 1 it also reaps orphans and passes SIGTERM on, as an init must."""
+    command = " ".join(shlex.quote(a) for a in argv)
+    return (
+        "#!/bin/bash\n"
+        "# The container's train: runs the job's entry point and stays up while the host lives.\n"
+        "if [ $$ -eq 1 ]; then trap 'kill -TERM -1 2>/dev/null; exit 143' TERM; fi\n"
+        f'(cd "$SM_MODULE_DIR" && exec {command}) &\n'
+        "while :; do wait -n 2>/dev/null || { sleep 30 & wait $!; }; done\n"
+    )
+
+
+# -- the namespace --------------------------------------------------------------------------
+
+
+def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
+    """Runs first as PID 1 of the new namespaces: sets the host's name and mounts, then
+    becomes the container's ``train``. Paths of this machine are used before /tmp is
+    replaced (the stand-in's own directories may be under it)."""
+    q = shlex.quote
+    stage = meta / "stage"
+    return (
+        "#!/bin/bash\n"
+        f"# Sets up the namespaces of stand-in host {hostname}, then runs its train.\n"
+        "set -eu\n"
+        f"exec 3>{q(str(meta / 'ready'))}\n"
+        f"hostname {q(hostname)}\n"
+        "mount --make-rprivate /\n"
+        # /opt: the machine's, with a writable layer of the host's own (as an image's
+        # layers), holding ml and sm-debug. Without overlayfs: a tmpfs with the machine's
+        # entries bound back.
+        f"mount -t tmpfs -o mode=700 layer {q(str(stage))}\n"
+        f"mkdir {q(str(stage / 'upper'))} {q(str(stage / 'work'))}\n"
+        f"if ! mount -t overlay -o lowerdir=/opt,upperdir={q(str(stage / 'upper'))},"
+        f"workdir={q(str(stage / 'work'))} opt /opt 2>/dev/null; then\n"
+        f"  mkdir {q(str(stage / 'opt'))}\n"
+        f"  mount --rbind /opt {q(str(stage / 'opt'))}\n"
+        "  mount -t tmpfs -o mode=755 opt /opt\n"
+        f"  for entry in {q(str(stage / 'opt'))}/* {q(str(stage / 'opt'))}/.[!.]*; do\n"
+        '    [ -e "$entry" ] || continue\n'
+        '    target="/opt/${entry##*/}"\n'
+        '    if [ -d "$entry" ]; then mkdir "$target"; else : > "$target"; fi\n'
+        '    mount --rbind "$entry" "$target"\n'
+        "  done\n"
+        f"  umount -l {q(str(stage / 'opt'))}\n"
+        "fi\n"
+        f"mkdir -p {INSIDE_ML} {INSIDE_HELPERS}/bin\n"
+        f"mount --bind {q(str(sandbox / 'opt' / 'ml'))} {INSIDE_ML}\n"
+        f"mount --bind {q(str(sandbox / 'usr' / 'local' / 'bin'))} {INSIDE_HELPERS}/bin\n"
+        f": > {INSIDE_HELPERS}/bashrc\n"
+        f"mount --bind -o ro {q(str(bashrc))} {INSIDE_HELPERS}/bashrc\n"
+        f"mount --bind {q(str(sandbox / 'tmp'))} /tmp\n"
+        "echo ok >&3\n"
+        "exec 3>&-\n"
+        f"cd {INSIDE_ML}\n"
+        f"exec /bin/bash {INSIDE_HELPERS}/bin/train\n"
+    )
+
+
+def start(
+    hostname: str, sandbox: Path, meta: Path, bashrc: Path, env: dict, timeout: float = 10.0
+) -> subprocess.Popen:
+    """Start the host's namespaces with its train as PID 1; returns ``unshare``'s process
+    (its one child is the init). Raises RuntimeError if they could not be set up."""
+    (meta / "stage").mkdir(parents=True, exist_ok=True)
+    init = meta / "init.sh"
+    init.write_text(_init_script(hostname, sandbox, meta, bashrc))
+    ready = meta / "ready"
+    ready.unlink(missing_ok=True)
+    with open(meta / "train.log", "ab") as output:
+        process = subprocess.Popen(
+            [shutil.which("unshare") or "unshare", *NAMESPACES, "--fork", "--mount-proc",
+             "--kill-child", "--", "/bin/bash", str(init)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
+            cwd="/", start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready.exists() and ready.read_text().strip() == "ok":
+            return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.01)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    tail = (meta / "train.log").read_text(errors="replace").strip().splitlines()[-1:]
+    raise RuntimeError("namespaces not set up: " + (tail[0] if tail else "timed out"))
+
+
+def init_pid(unshare_pid: int) -> Optional[int]:
+    """The namespace's init, as this machine sees it: ``unshare``'s only child."""
+    try:
+        with open(f"/proc/{unshare_pid}/task/{unshare_pid}/children") as children:
+            found = children.read().split()
+    except OSError:
+        return None
+    return int(found[0]) if found else None
+
+
+def enter_argv(target: int) -> list[str]:
+    """Prefix that runs a command inside the host whose init is ``target``, in the init's
+    working directory (/opt/ml: nsenter would look a path up outside the namespace)."""
+    nsenter = shutil.which("nsenter") or "nsenter"
+    return [nsenter, f"--target={target}", *NAMESPACES, "--wd", "--"]
+
+
+def training_env(resource: dict, channels: dict, hyperparameters: dict, job: str, ml: str,
+                 cpus: int, entry_point: str) -> str:  # fmt: skip
+    """SM_TRAINING_ENV as the SageMaker training toolkit sets it (a JSON object)."""
+    hosts = resource["hosts"]
+    groups = resource["instance_groups"]
+    current_group = resource["current_group_name"]
+    env = {
+        "additional_framework_parameters": {},
+        "channel_input_dirs": {name: f"{ml}/input/data/{name}" for name in channels},
+        "current_host": resource["current_host"],
+        "current_instance_group": current_group,
+        "current_instance_group_hosts": next(
+            g["hosts"] for g in groups if g["instance_group_name"] == current_group
+        ),
+        "current_instance_type": resource["current_instance_type"],
+        "distribution_hosts": [],
+        "distribution_instance_groups": [],
+        "framework_module": "sagemaker_pytorch_container.training:main",
+        "hosts": hosts,
+        "hyperparameters": hyperparameters,
+        "input_config_dir": f"{ml}/input/config",
+        "input_data_config": channels,
+        "input_dir": f"{ml}/input",
+        "instance_groups": [g["instance_group_name"] for g in groups],
+        "instance_groups_dict": {g["instance_group_name"]: g for g in groups},
+        "is_hetero": len(groups) > 1,
+        "is_master": resource["current_host"] == hosts[0],
+        "is_modelparallel_enabled": None,
+        "job_name": job,
+        "log_level": 20,
+        "master_hostname": hosts[0],
+        "model_dir": f"{ml}/model",
+        "module_dir": f"{ml}/code",
+        "module_name": entry_point.removesuffix(".py"),
+        "network_interface_name": resource["network_interface_name"],
+        "num_cpus": cpus,
+        "num_gpus": 0,
+        "num_neurons": 0,
+        "output_data_dir": f"{ml}/output/data",
+        "output_dir": f"{ml}/output",
+        "output_intermediate_dir": f"{ml}/output/intermediate",
+        "resource_config": resource,
+        "user_entry_point": entry_point,
+    }
+    return json.dumps(env, sort_keys=True)
+
+
+def outside_pid(init: int, pid: int) -> Optional[int]:
+    """This machine's pid of the process numbered ``pid`` inside the host whose init is
+    ``init`` (a host in namespaces numbers its own processes). None: no such process."""
+    try:
+        namespace = os.readlink(f"/proc/{init}/ns/pid")
+    except OSError:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != namespace:
+                continue
+            with open(f"/proc/{name}/status") as status:
+                numbers = next(line for line in status if line.startswith("NSpid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(numbers[-1]) == pid:
+            return int(name)
+    return None
