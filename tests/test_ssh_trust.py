@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -93,7 +94,7 @@ def test_a_failure_report_or_a_keyless_line_is_not_an_address():
         "host:0",
         "host:65536",
         "host:+22",
-        "[10.0.0.1]:22",  # brackets are for IPv6
+        "[10.0.0.1]:",
         "[::1",
         "a b",
         "",
@@ -111,6 +112,8 @@ def test_one_parser_accepts_addresses():
     assert parse_address("algo-1.internal", 2222) == ("algo-1.internal", 2222)
     assert parse_address("fe80::1", 22) == ("fe80::1", 22)
     assert parse_address("[fe80::1]:2222", 22) == ("fe80::1", 2222)
+    assert parse_address("[10.0.1.7]:2222", 22) == ("10.0.1.7", 2222)
+    assert parse_address(" 10.0.1.7:2222\n", 22) == ("10.0.1.7", 2222)  # pasted
     assert valid_host("fe80::1%lo@127.0.0.1") is None
 
 
@@ -400,3 +403,61 @@ async def test_a_reattach_to_another_address_never_reports_a_false_target(
     assert term.ptyproc.pid != pid and term.ptyproc.argv[-1] == "localhost"
     assert re.fullmatch(r"\w+", replaced["terminal"]["name"])
     assert addr == "127.0.0.1"
+
+
+# -- the hold ends only when an authenticated session closes (finding 4) --------------------------
+
+
+def test_only_a_connection_with_a_user_process_is_a_session():
+    """sshd processes alone are a connection still authenticating (or failing to)."""
+    from jupyter_sm_debug.entrypoint import ssh_session_count
+
+    table = {
+        5: (1, "unshare"),  # a wrapper above the listener
+        10: (5, "sshd"),  # listener
+        11: (10, "sshd"),  # a probe / a login in progress: monitor and unprivileged child
+        12: (11, "sshd"),
+        20: (10, "sshd-session"),  # OpenSSH 9.8+: a logged-in session with a shell
+        21: (20, "sshd-session"),
+        22: (21, "bash"),
+        23: (22, "sleep"),
+        30: (10, "sshd"),  # OpenSSH 9.2 as root: the session process runs the command
+        31: (30, "bash"),
+    }
+    assert ssh_session_count(5, table) == 2
+    assert ssh_session_count(10, table) == 2
+    del table[22], table[23], table[31]
+    assert ssh_session_count(5, table) == 0
+
+
+@needs_sshd
+def test_a_stand_in_host_counts_sessions_with_the_entrypoints_rule(standin, tmp_path):
+    from jupyter_sm_debug import entrypoint
+    from jupyter_sm_debug.standin import hosts
+
+    job = running_job(standin, "counting")
+    live = standin._hosts.get(standin.region, job, "algo-1")
+    bad = tmp_path / "bad"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bad)], check=True)
+    options = ["-F", os.devnull, "-p", str(live.port), "-o", "BatchMode=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "IdentitiesOnly=yes", "-l", standin.ssh_user]  # fmt: skip
+    with socket.create_connection((live.addr, live.port)):  # a bare connection stays open
+        failed = subprocess.run(["ssh", *options, "-i", str(bad), live.addr, "true"],
+                                capture_output=True, timeout=30)  # fmt: skip
+        assert failed.returncode != 0
+        assert hosts._ssh_sessions([live]) == {}
+        session = subprocess.Popen(
+            ["ssh", *options, "-i", standin.client_key_path, live.addr, "sleep 30"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 15
+            while not hosts._ssh_sessions([live]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert hosts._ssh_sessions([live]) == {live.token: 1}
+            table = entrypoint.process_table()
+            assert entrypoint.ssh_session_count(live.sshd.pid, table) == 1
+        finally:
+            session.terminate()
+            session.wait(timeout=10)

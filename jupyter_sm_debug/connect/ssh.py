@@ -93,14 +93,13 @@ def valid_port(text) -> int | None:
 
 
 def parse_address(value, default_port: int) -> tuple[str, int]:
-    """'addr', 'addr:port', 'v6addr' or '[v6addr]:port' → (addr, port); CannotAttach(400)."""
-    text = value if isinstance(value, str) else ""
+    """'addr', 'addr:port', 'v6addr' or '[addr]:port' → (addr, port); CannotAttach(400).
+    Whitespace around the whole value is dropped (a pasted address); nothing else is."""
+    text = value.strip() if isinstance(value, str) else ""
     host, port_text = text, None
     bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
     if bracketed:
         host, port_text = bracketed.group(1), bracketed.group(2)
-        if ":" not in host:
-            host = ""  # brackets are for IPv6 only
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     addr = valid_host(host)
