@@ -110,7 +110,7 @@ class TerminalSessions:
             manager = self.manager
             if self.live(name):
                 current = self._sessions[name]
-                if (current.target, current.info) == (session.target, session.info):
+                if (current.target, current.pin) == (session.target, session.pin):
                     await self._discard(session)
                     return name, True, current
                 if not replace:

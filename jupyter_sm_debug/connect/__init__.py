@@ -41,6 +41,9 @@ class Session:
     on_end: Optional[Callable[[], Awaitable[None]]] = None
     # Transport-specific fields of the answer (SSH: how the host key was verified).
     info: dict[str, Any] = field(default_factory=dict)
+    # What besides `target` tells two sessions' destinations apart (SSH: the pinned host
+    # keys): a live terminal is reused only for the same target and pin.
+    pin: str = ""
 
 
 @dataclass

@@ -506,4 +506,5 @@ class SSHTransport:
             target=f"{config.ssh_user}@{target.addr}:{target.port}",
             on_end=forget_pins,
             info={"host_key": host_key},
+            pin=" ".join(host_key["fingerprints"]),
         )
