@@ -432,7 +432,7 @@ def announce_ssh(args, hps) -> subprocess.Popen | None:
         log(f"sshd did not start ({type(error).__name__}: {error}); training goes on.")
         return None
     addr = setting("announce_addr", args.announce_addr, hps) or announce_address()
-    if not re.fullmatch(r"[^\s]{1,253}", str(addr)) or not re.fullmatch(r"\S+", host):
+    if not re.fullmatch(r"\S{1,253}", str(addr)) or not re.fullmatch(r"\S+", host):
         print(f"SM_DEBUG_SSH_FAILED host={host} reason=invalid_announce_addr", flush=True)
         return process
     # The one machine-readable line the extension looks for in CloudWatch: a line of its

@@ -236,15 +236,16 @@ async def announced_target(request: AttachRequest) -> Target | None:
         return None
     token = None
     for _ in range(LOG_PAGES):
-        kwargs = {"nextToken": token} if token else {"startFromHead": True}
+        kwargs = {"nextToken": token} if token else {}
+        # startFromHead with every page: CloudWatch requires it along with a forward token.
         page = await request.jobs.call(
             "logs", "get_log_events", logGroupName=LOG_GROUP, logStreamName=stream,
-            limit=1000, **kwargs,
+            startFromHead=True, limit=1000, **kwargs,
         )  # fmt: skip
         found = first_announcement(page.get("events", []), request.host)
         if found:
             return found
-        if not page.get("events") or page.get("nextForwardToken") in (None, token):
+        if page.get("nextForwardToken") in (None, token):  # the end (pages may be empty)
             return None
         token = page["nextForwardToken"]
     return None
@@ -252,10 +253,11 @@ async def announced_target(request: AttachRequest) -> Target | None:
 
 def configured_target(request: AttachRequest) -> Target | None:
     config = request.config
-    entry = (config.ssh_addresses.get(request.job) or {}).get(request.host)
+    where = "c.SMDebug.ssh_addresses"
+    hosts = config.ssh_addresses.get(request.job) or {}
+    entry = hosts.get(request.host) if isinstance(hosts, dict) else None
     if not entry:
         return None
-    where = "c.SMDebug.ssh_addresses"
     if isinstance(entry, dict):
         address, key_text = entry.get("address"), entry.get("host_key")
     else:
