@@ -63,18 +63,36 @@ class SMDebug(Configurable):
         "or auto (the plugin when it is on PATH, else the built-in one).",
     )
     ssh_user = Unicode("root", config=True, help="User name for SSH attach.")
-    ssh_port = Int(22, config=True, help="Port of sshd in the training container.")
+    ssh_port = Int(
+        22,
+        min=1,
+        max=65535,
+        config=True,
+        help="Port of sshd in the training container when an address names none.",
+    )
     ssh_key = Unicode(
         None, allow_none=True, config=True, help="Private key file for SSH attach (ssh -i)."
+    )
+    ssh_config = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="OpenSSH client configuration file the SSH attach reads (e.g. '~/.ssh/config' "
+        "for a ProxyJump). Default: none (ssh -F /dev/null). Host key pinning and forwarding "
+        "off are set on the command line, which wins over any file.",
     )
     ssh_strict_host_key_checking = Bool(
         False,
         config=True,
-        help="Verify host keys. Training containers generate fresh host keys on every start, "
-        "so the default accepts them without recording them (UserKnownHostsFile=/dev/null).",
+        help="Announced hosts are always verified against the host key their entrypoint "
+        "announced. This decides explicit addresses given without a host key: False connects "
+        "and pins the key the host presents for that session (the answer says the host is "
+        "not verified); True refuses them (409 host_key_required).",
     )
     ssh_addresses = Dict(
         {},
         config=True,
-        help='Explicit SSH addresses per job and host: {"my-job": {"algo-1": "10.0.1.7:22"}}.',
+        help="Explicit SSH addresses per job and host, optionally with the host key: "
+        '{"my-job": {"algo-1": "10.0.1.7:22", "algo-2": {"address": "10.0.1.8:22", '
+        '"host_key": "ssh-ed25519 AAAA..."}}}.',
     )

@@ -7,12 +7,16 @@
 - with --ssh (and sshd in the image): starts sshd on --ssh-port with host keys generated
   now and authorized keys from SM_DEBUG_AUTHORIZED_KEYS, the `sm_debug_authorized_keys`
   hyperparameter or an `authorized_keys` file in the `sm-debug` input channel — never baked
-  into the image — and prints one line the extension reads from CloudWatch:
-  `SM_DEBUG_SSH host=algo-2 addr=10.0.1.7 port=2222`;
+  into the image. Once sshd listens it prints, as a line of its own and before the training
+  command starts, the one line the extension reads from CloudWatch and whose host key it pins:
+  `SM_DEBUG_SSH host=algo-2 addr=10.0.1.7 port=2222 hostkey=ssh-ed25519:AAAA...`.
+  sshd logs to a file in the container, never to the training log. When sshd cannot start,
+  it prints `SM_DEBUG_SSH_FAILED host=algo-2 reason=...` and training goes on;
 - with --hold-on-failure SECONDS: when the command fails, keeps the container alive that
   long so the crash can be inspected, then exits with the command's exit code. The hold ends
   early when the release file is touched (`sm-debug-entrypoint --release`) or when the last
-  debug session (SSH or SSM) closes.
+  debug session (SSH or SSM) closes; only an authenticated session counts (a port probe or
+  a failed login does not end a hold).
 
 Every option can also come from the environment (SM_DEBUG_SSH, SM_DEBUG_SSH_PORT,
 SM_DEBUG_HOLD_ON_FAILURE, SM_DEBUG_ANNOUNCE_ADDR) or from a hyperparameter of the same name
@@ -27,17 +31,25 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 DEFAULT_RELEASE_FILE = "/tmp/sm-debug-release"  # noqa: S108 - a well-known marker, not data
 SESSION_PROCESS_NAMES = {"ssm-session-wor", "ssm-session-worker"}  # comm is cut at 15 chars
+# sshd's own processes: the listener, per-connection monitors and privilege-separated
+# children (OpenSSH 9.8+ names them sshd-session and sshd-auth).
+SSHD_NAMES = {"sshd", "sshd-session", "sshd-auth"}
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LISTEN_TIMEOUT = 10.0
 
 
 def log(message: str) -> None:
@@ -103,18 +115,26 @@ def announce_address() -> str:
 
 
 def authorized_keys(hps: dict) -> str:
+    """One key per line, taken literally (a '\\n' in a value is not a line break)."""
     keys = os.environ.get("SM_DEBUG_AUTHORIZED_KEYS") or hps.get("sm_debug_authorized_keys", "")
     channel = os.path.join(ml_root(), "input/data/sm-debug/authorized_keys")
     if os.path.isfile(channel):
-        with open(channel) as handle:
+        with open(channel, errors="replace") as handle:
             keys += "\n" + handle.read()
-    lines = [line.strip() for line in keys.replace("\\n", "\n").splitlines()]
+    lines = [line.strip() for line in keys.splitlines()]
     return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
+
+
+def setenv_value(text: str) -> str:
+    """A double-quoted sshd_config argument: sshd reads \\\\ as \\ and \\" as "."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def session_environment() -> list[str]:
     """One SetEnv line (sshd uses only the first) so an SSH shell sees the training
-    environment: SM_*, PATH, CUDA, the container credentials URI ..."""
+    environment: SM_*, PATH, CUDA, the container credentials URI ... Values are quoted and
+    escaped for sshd_config; names that are not plain names, values with control
+    characters and very long values are left out."""
     keep = (
         "SM_",
         "SAGEMAKER_",
@@ -129,71 +149,187 @@ def session_environment() -> list[str]:
         "PYTHONPATH",
     )
     pairs = [
-        f'"{name}={value}"'
+        setenv_value(f"{name}={value}")
         for name, value in sorted(os.environ.items())
-        if name.startswith(keep) and '"' not in value and "\n" not in value and len(value) < 4000
+        if name.startswith(keep)
+        and ENV_NAME.fullmatch(name)
+        and value.isprintable()
+        and len(value) < 4000
     ]
     return [f"SetEnv {' '.join(pairs)}"] if pairs else []
 
 
-def start_sshd(port: int, keys: str) -> subprocess.Popen | None:
+class SSHFailed(Exception):
+    """sshd could not start; `reason` is one word for the SM_DEBUG_SSH_FAILED line."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def sshd_config(port: int, workdir: str, host_key: str, keys_file: str, env: list[str]) -> str:
+    return "\n".join([
+        f"Port {port}",
+        f"HostKey {host_key}",
+        f"AuthorizedKeysFile {keys_file}",
+        f"PidFile {os.path.join(workdir, 'sshd.pid')}",
+        "AuthenticationMethods publickey",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "HostbasedAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "PermitUserEnvironment no",
+        "StrictModes no",
+        "UsePAM no",
+        "PrintMotd no",
+        # Nothing is forwarded but local TCP (ssh -L), which a later port-forward feature
+        # uses: no agent, no X11, no Unix sockets, no remote listeners, no tunnels.
+        "AllowAgentForwarding no",
+        "X11Forwarding no",
+        "AllowStreamLocalForwarding no",
+        "AllowTcpForwarding local",
+        "GatewayPorts no",
+        "PermitTunnel no",
+        "LogLevel INFO",
+        "Subsystem sftp internal-sftp",
+        *env,
+        "",
+    ])  # fmt: skip
+
+
+def listening(logfile: str, port: int) -> bool:
+    """sshd itself says it listens on IPv4 (a connect test could be answered by whatever
+    else holds the port). Raises SSHFailed when sshd says it could not bind there."""
+    try:
+        with open(logfile, errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return False
+    if f"Bind to port {port} on 0.0.0.0 failed" in text:
+        raise SSHFailed("port_in_use", f"port {port} is taken; see {logfile}")
+    return f"Server listening on 0.0.0.0 port {port}." in text
+
+
+def start_sshd(port: int, keys: str) -> tuple[subprocess.Popen, str]:
+    """sshd with a fresh host key, listening: (process, "type:base64" of its host key).
+    Raises SSHFailed."""
     sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     if sshd is None:
-        log("--ssh asked for, but sshd is not in this image (apt-get install openssh-server).")
-        return None
-    if not keys.strip():
-        log(
-            "--ssh asked for, but no authorized keys were given (SM_DEBUG_AUTHORIZED_KEYS, "
-            "the sm_debug_authorized_keys hyperparameter, or the sm-debug channel)."
+        raise SSHFailed(
+            "sshd_not_installed",
+            "--ssh asked for, but sshd is not in this image (apt-get install openssh-server).",
         )
-        return None
+    if not keys.strip():
+        raise SSHFailed(
+            "no_authorized_keys",
+            "--ssh asked for, but no authorized keys were given (SM_DEBUG_AUTHORIZED_KEYS, "
+            "the sm_debug_authorized_keys hyperparameter, or the sm-debug channel).",
+        )
     workdir = tempfile.mkdtemp(prefix="sm-debug-sshd-")
     host_key = os.path.join(workdir, "ssh_host_ed25519_key")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key], check=True)
+    keygen = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", host_key],
+        stdin=subprocess.DEVNULL, capture_output=True, check=False,
+    )  # fmt: skip
+    if keygen.returncode != 0:
+        raise SSHFailed("keygen_failed", f"ssh-keygen failed: {keygen.stderr.decode()[-300:]}")
+    with open(host_key + ".pub") as handle:
+        key_type, key_blob = handle.read().split()[:2]
     keys_file = os.path.join(workdir, "authorized_keys")
     with open(os.open(keys_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
         handle.write(keys)
     config = os.path.join(workdir, "sshd_config")
-    with open(config, "w") as handle:
-        handle.write("\n".join([
-            f"Port {port}",
-            f"HostKey {host_key}",
-            f"AuthorizedKeysFile {keys_file}",
-            f"PidFile {os.path.join(workdir, 'sshd.pid')}",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password",
-            "StrictModes no",
-            "UsePAM no",
-            "PrintMotd no",
-            "Subsystem sftp internal-sftp",
-            *session_environment(),
-            "",
-        ]))  # fmt: skip
+    for env in (session_environment(), []):
+        with open(config, "w") as handle:
+            handle.write(sshd_config(port, workdir, host_key, keys_file, env))
+        test = subprocess.run([sshd, "-t", "-f", config], capture_output=True, check=False)
+        if test.returncode == 0:
+            break
+        if env:
+            log("sshd refused the training environment in its SetEnv line; starting without it.")
+    else:
+        raise SSHFailed("config_invalid", f"sshd -t: {test.stderr.decode()[-300:]}")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
-    return subprocess.Popen([sshd, "-D", "-e", "-f", config])
+    logfile = os.path.join(workdir, "sshd.log")
+    # -E: sshd's log goes to a file; anyone who can reach the port can make sshd log text.
+    process = subprocess.Popen([sshd, "-D", "-E", logfile, "-f", config], stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + LISTEN_TIMEOUT
+    try:
+        while not listening(logfile, port):
+            if process.poll() is not None:
+                raise SSHFailed("sshd_exited", f"sshd exited ({process.returncode}); see {logfile}")
+            if time.monotonic() > deadline:
+                raise SSHFailed("not_listening", f"sshd did not listen on {port}; see {logfile}")
+            time.sleep(0.05)
+    except SSHFailed:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        raise
+    log(f"sshd listens on port {port}; its log is {logfile}")
+    return process, f"{key_type}:{key_blob}"
 
 
-def session_count(sshd_pid: int | None) -> int:
-    """Open debug sessions: sshd's per-connection children plus SSM session workers."""
-    count = 0
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command name), one pass over /proc."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                raw = handle.read()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if comm in SESSION_PROCESS_NAMES or (
-            sshd_pid and ppid == sshd_pid and comm in ("sshd", "sshd-session")
-        ):
-            count += 1
+        # The command name may hold spaces and parentheses: split at the last ")".
+        head, _, tail = raw.rpartition(b")")
+        name = head.partition(b"(")[2].decode(errors="replace")
+        try:
+            table[int(entry)] = (int(tail.split()[1]), name)
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def ssh_session_count(root: int, table: dict[int, tuple[int, str]]) -> int:
+    """Authenticated SSH sessions of the sshd at (or started by) `root`.
+
+    sshd forks one process per connection; before authentication that connection has only
+    sshd processes (monitor, unprivileged child). Only after a login does sshd start the
+    user's shell or command, the first process below the connection that is not sshd. So a
+    session is a connection with a non-sshd process under it: a port probe, a connection
+    still authenticating or a failed login with the wrong key never counts. (A session that
+    runs no process, `ssh -N` or internal-sftp, does not count either.) The stand-in's hosts
+    use this same function.
+    """
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (parent, _) in table.items():
+        children[parent].append(pid)
+    listener, todo = None, [root]
+    while todo and listener is None:  # the topmost sshd at or below root (root may wrap it)
+        pid = todo.pop(0)
+        if table.get(pid, (0, ""))[1] in SSHD_NAMES:
+            listener = pid
+        todo += children.get(pid, [])
+    count = 0
+    for connection in children.get(listener, []) if listener else []:
+        todo = list(children.get(connection, []))
+        while todo:
+            pid = todo.pop()
+            if table.get(pid, (0, ""))[1] not in SSHD_NAMES:
+                count += 1
+                break
+            todo += children.get(pid, [])
     return count
+
+
+def session_count(sshd_pid: int | None) -> int:
+    """Open debug sessions: authenticated SSH sessions plus SSM session workers."""
+    table = process_table()
+    count = sum(1 for _, comm in table.values() if comm in SESSION_PROCESS_NAMES)
+    return count + (ssh_session_count(sshd_pid, table) if sshd_pid else 0)
 
 
 class Supervisor:
@@ -219,6 +355,43 @@ class Supervisor:
                 return 128 - code if code < 0 else code
 
 
+def released(release_file: str) -> bool:
+    """A regular file at the release path (not a directory, not a symlink to anything)."""
+    try:
+        return stat.S_ISREG(os.lstat(release_file).st_mode)
+    except OSError:
+        return False
+
+
+def arm_release(release_file: str) -> None:
+    """Remove a release marker left from before the failure; never fail the container."""
+    try:
+        mode = os.lstat(release_file).st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        log(f"{release_file} is a directory: --release cannot end this hold (remove it).")
+        return
+    try:
+        os.unlink(release_file)
+    except OSError as error:
+        log(f"cannot remove the stale release file {release_file}: {error}")
+
+
+def release(release_file: str) -> int:
+    """`--release`: create the marker as a regular file, never through a symlink."""
+    try:
+        if os.path.islink(release_file):
+            os.unlink(release_file)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        os.close(os.open(release_file, flags, 0o600))
+    except OSError as error:
+        print(f"sm-debug-entrypoint: cannot release the hold: {release_file}: "
+              f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def hold(seconds: float, release_file: str, sshd_pid: int | None, stop) -> str:
     """Wait up to `seconds`; returns why the hold ended."""
     deadline = time.monotonic() + seconds
@@ -226,7 +399,7 @@ def hold(seconds: float, release_file: str, sshd_pid: int | None, stop) -> str:
     while time.monotonic() < deadline:
         if stop():
             return "stopped"
-        if os.path.exists(release_file):
+        if released(release_file):
             return "released"
         sessions = session_count(sshd_pid)
         if sessions:
@@ -235,6 +408,37 @@ def hold(seconds: float, release_file: str, sshd_pid: int | None, stop) -> str:
             return "last session closed"
         time.sleep(0.2)
     return "hold window over"
+
+
+def announce_ssh(args, hps) -> subprocess.Popen | None:
+    """Start sshd and announce it, or report why not; never raises."""
+    host = current_host()
+    try:
+        port = int(setting("ssh_port", args.ssh_port, hps) or 2222)
+        if not 0 < port < 65536:
+            raise ValueError(port)
+    except (TypeError, ValueError):
+        print(f"SM_DEBUG_SSH_FAILED host={host} reason=invalid_port", flush=True)
+        log("the SSH port is not a number from 1 to 65535; training goes on without SSH.")
+        return None
+    try:
+        process, host_key = start_sshd(port, authorized_keys(hps))
+    except SSHFailed as failure:
+        print(f"SM_DEBUG_SSH_FAILED host={host} reason={failure.reason}", flush=True)
+        log(f"{failure}; training goes on without SSH.")
+        return None
+    except Exception as error:  # noqa: BLE001 - SSH is a debugging aid: never stop training
+        print(f"SM_DEBUG_SSH_FAILED host={host} reason=error", flush=True)
+        log(f"sshd did not start ({type(error).__name__}: {error}); training goes on.")
+        return None
+    addr = setting("announce_addr", args.announce_addr, hps) or announce_address()
+    if not re.fullmatch(r"\S{1,253}", str(addr)) or not re.fullmatch(r"\S+", host):
+        print(f"SM_DEBUG_SSH_FAILED host={host} reason=invalid_announce_addr", flush=True)
+        return process
+    # The one machine-readable line the extension looks for in CloudWatch: a line of its
+    # own, written before the training command can write anything.
+    print(f"SM_DEBUG_SSH host={host} addr={addr} port={port} hostkey={host_key}", flush=True)
+    return process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,29 +474,24 @@ def main(argv: list[str] | None = None) -> int:
         "SM_DEBUG_RELEASE_FILE", DEFAULT_RELEASE_FILE
     )
     if args.release:
-        open(release_file, "a").close()
-        return 0
+        return release(release_file)
     if not command:
         parser.error("give the training command after --")
 
     hps = hyperparameters()
-    sshd = None
-    if truthy(setting("ssh", args.ssh, hps)):
-        port = int(setting("ssh_port", args.ssh_port, hps) or 2222)
-        sshd = start_sshd(port, authorized_keys(hps))
-        if sshd is not None:
-            addr = setting("announce_addr", args.announce_addr, hps) or announce_address()
-            # The one machine-readable line the extension looks for in CloudWatch.
-            print(f"SM_DEBUG_SSH host={current_host()} addr={addr} port={port}", flush=True)
-    hold_seconds = float(setting("hold_on_failure", args.hold_on_failure, hps) or 0)
+    sshd = announce_ssh(args, hps) if truthy(setting("ssh", args.ssh, hps)) else None
+    try:
+        hold_seconds = float(setting("hold_on_failure", args.hold_on_failure, hps) or 0)
+    except ValueError:
+        log("SM_DEBUG_HOLD_ON_FAILURE is not a number of seconds: no hold.")
+        hold_seconds = 0.0
 
     supervisor = Supervisor(command)
     for signum in FORWARDED:
         signal.signal(signum, supervisor.forward)
     code = supervisor.wait()
     if code != 0 and hold_seconds > 0 and not supervisor.stopping:
-        if os.path.exists(release_file):
-            os.unlink(release_file)
+        arm_release(release_file)
         log(
             f"training command failed with exit code {code}; holding this container for "
             f"{hold_seconds:g} s so you can attach and inspect it. End the hold early with "

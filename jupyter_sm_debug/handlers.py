@@ -244,6 +244,22 @@ class TerminalsHandler(SMDebugHandler):
                 '"address" must be a string.',
                 'Send {"address": "10.0.1.7:22"} or leave it out.',
             )
+        host_key = body.get("host_key")
+        if "host_key" in body and (not isinstance(host_key, str) or not address):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"host_key" must be a string, given with "address".',
+                'Send {"address": "10.0.1.7:22", "host_key": "ssh-ed25519 AAAA..."}.',
+            )
+        replace = body.get("replace", False)
+        if not isinstance(replace, bool):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"replace" must be true or false.',
+                "true ends a live terminal of this host that runs to another target.",
+            )
         description = await self.jobs.describe(job, fresh=True)
         count = len(hosts_of(description))
         if index > count:
@@ -259,21 +275,20 @@ class TerminalsHandler(SMDebugHandler):
             description=description,
             config=state.config,
             jobs=self.jobs,
-            options={"address": address} if address else {},
+            options={"address": address, "host_key": host_key} if address else {},
         )
         session = await available[transport_name].prepare(request)
-        name, reused = await state.terminals.open(terminal_name(job, host, transport_name), session)
-        self.set_status(200 if reused else 201)
-        self.finish(
-            json.dumps(
-                {
-                    "terminal": {"name": name},
-                    "transport": transport_name,
-                    "target": session.target,
-                    "reused": reused,
-                }
-            )
+        name, reused, live = await state.terminals.open(
+            terminal_name(job, host, transport_name), session, replace=replace
         )
+        self.set_status(200 if reused else 201)
+        answer = {
+            "terminal": {"name": name},
+            "transport": transport_name,
+            "target": live.target,  # where the terminal really is
+            "reused": reused,
+        }
+        self.finish(json.dumps({**live.info, **answer}))
 
 
 class EnvironmentHandler(SMDebugHandler):

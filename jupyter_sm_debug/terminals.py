@@ -2,7 +2,9 @@
 
 Terminals are jupyter_server_terminals' own (terminado), so the browser side is
 JupyterLab's terminal; we only choose the name, argv and environment. One live terminal
-per (job, host, transport): a second attach returns the live one.
+per (job, host, transport): a second attach to the same target returns the live one; one
+that asks for another target gets a 409 naming the live target, or replaces the live
+terminal when it says so (`replace`). Either way the answer names where the terminal is.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TerminalSessions:
         # is not in here is a plain local shell (JupyterLab's restorer or `terminal:open`
         # recreate vanished names that way): never hand that out as a container session.
         self._ours: dict[str, object] = {}
+        # The session each of our terminals runs: its target is what a reuse reports.
+        self._sessions: dict[str, Session] = {}
         # Per terminal object: what to run once its process has ended (Session.on_end).
         self._on_end: dict[object, object] = {}
         self._watched: object = None
@@ -88,31 +92,61 @@ class TerminalSessions:
                 )
             await asyncio.sleep(0.05)
 
-    async def open(self, name: str, session: Session) -> tuple[str, bool]:
-        """Create terminal `name` running the session, or return the live one (reused=True)."""
+    async def _discard(self, session: Session) -> None:
+        """A prepared session that no terminal will run: release what it holds."""
+        if session.on_end is not None:
+            try:
+                await session.on_end()
+            except Exception:  # noqa: BLE001 - cleanup must not fail the request
+                self.log.warning("sm-debug: cleanup of an unused session failed", exc_info=True)
+
+    async def open(
+        self, name: str, session: Session, replace: bool = False
+    ) -> tuple[str, bool, Session]:
+        """Create terminal `name` running the session, or return the live one (reused=True)
+        with the session it really runs."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             manager = self.manager
             if self.live(name):
-                return name, True
-            if name in manager.terminals:
-                # A dead session still listed, or an impostor local shell: end it properly
-                # before reusing its name (creating over a live name orphans its process).
-                await manager.terminate(name, force=True)
-                await self._wait_released(name)
+                current = self._sessions[name]
+                if (current.target, current.pin) == (session.target, session.pin):
+                    await self._discard(session)
+                    return name, True, current
+                if not replace:
+                    await self._discard(session)
+                    raise SMDebugError(
+                        409,
+                        "terminal_on_other_target",
+                        f"The open terminal {name} runs a session to {current.target}, "
+                        f"not to {session.target}.",
+                        'Close that terminal first, or ask again with "replace": true to '
+                        "end it and attach to the new target.",
+                    )
             # Everything the server has but the session does not need is removed (None);
             # terminado's own TERM/COLUMNS/LINES for the xterm stay.
             env = dict.fromkeys(key for key in os.environ if key not in TERMINAL_VARIABLES)
             env.update(session.env)
             self._watch(manager)
-            manager.create(
-                name=name,
-                shell_command=session.argv,
-                cwd=session.cwd or os.path.expanduser("~"),
-                extra_env=env,
-            )
+            try:
+                if name in manager.terminals:
+                    # A session being replaced, a dead one still listed, or an impostor
+                    # local shell: end it properly before reusing its name (creating over a
+                    # live name orphans its process).
+                    await manager.terminate(name, force=True)
+                    await self._wait_released(name)
+                manager.create(
+                    name=name,
+                    shell_command=session.argv,
+                    cwd=session.cwd or os.path.expanduser("~"),
+                    extra_env=env,
+                )
+            except BaseException:
+                await self._discard(session)
+                raise
             self._ours[name] = manager.terminals[name]
+            self._sessions[name] = session
             if session.on_end is not None:
                 self._on_end[self._ours[name]] = session.on_end
             self.log.info("sm-debug: terminal %s → %s", name, session.target)
-            return name, False
+            return name, False, session

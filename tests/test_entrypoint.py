@@ -11,10 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from jupyter_sm_debug.connect.ssh import announced_address
+from jupyter_sm_debug.connect import CannotAttach
+from jupyter_sm_debug.connect.ssh import first_announcement
 
 ENTRYPOINT = [sys.executable, "-m", "jupyter_sm_debug.entrypoint"]
 
@@ -132,31 +134,21 @@ def keypair(directory, name):
     return path
 
 
-def ssh(key, port, command):
+def ssh(key, port, command, host_key=None, extra=(), **kwargs):
+    """ssh into the entrypoint's sshd; with `host_key`, only if the host holds that key."""
+    if host_key is not None:
+        known = Path(str(key) + ".known_hosts")
+        known.write_text(host_key.known_hosts_line("entrypoint"))
+        checking = ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+                    "-o", "HostKeyAlias=entrypoint"]  # fmt: skip
+    else:
+        checking = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
     return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-p",
-            str(port),
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "IdentitiesOnly=yes",
-            f"{os.environ.get('USER', 'root')}@127.0.0.1",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+        ["ssh", "-F", "/dev/null", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes",
+         *checking, "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", *extra,
+         f"{os.environ.get('USER', 'root')}@127.0.0.1", command],
+        capture_output=True, text=True, timeout=20, **kwargs,
+    )  # fmt: skip
 
 
 @pytest.mark.skipif(
@@ -185,14 +177,16 @@ def test_sshd_accepts_only_the_given_key_and_announces_itself(ml_root, tmp_path,
     )
     try:
         line = proc.stdout.readline()
-        assert re.fullmatch(rf"SM_DEBUG_SSH host=algo-2 addr=127\.0\.0\.1 port={port}\n", line)
-        assert announced_address([{"message": line}], "algo-2") == ("127.0.0.1", port)
-        deadline = time.monotonic() + 10
-        while True:
-            result = ssh(good, port, "echo in:$SM_CURRENT_HOST")
-            if result.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        assert re.fullmatch(
+            rf"SM_DEBUG_SSH host=algo-2 addr=127\.0\.0\.1 port={port} "
+            r"hostkey=ssh-ed25519:[A-Za-z0-9+/]+={0,2}\n",
+            line,
+        )
+        found = first_announcement([{"message": line}], "algo-2")
+        assert (found.addr, found.port) == ("127.0.0.1", port)
+        # Announced only once sshd listens: the first try gets in, and the key is the one
+        # announced.
+        result = ssh(good, port, "echo in:$SM_CURRENT_HOST", host_key=found.host_key)
         assert result.stdout.strip() == "in:algo-2", result.stderr
         refused = ssh(bad, port, "echo in")
         assert refused.returncode != 0 and "in" not in refused.stdout
@@ -201,3 +195,183 @@ def test_sshd_accepts_only_the_given_key_and_announces_itself(ml_root, tmp_path,
         assert proc.wait(timeout=10) == 128 + signal.SIGTERM
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+# -- issue 12: an sshd the extension can trust, and a container that never crashes --------------
+
+needs_sshd = pytest.mark.skipif(
+    not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"), reason="needs openssh-server"
+)
+
+
+class Container:
+    """sm-debug-entrypoint with --ssh running a command; its stdout lines as they come."""
+
+    def __init__(self, tmp_path, *options, command=("sleep", "60"), env=None):
+        self.good = keypair(tmp_path, "good")
+        self.port = free_port()
+        environment = {
+            **os.environ,
+            "SM_DEBUG_AUTHORIZED_KEYS": (tmp_path / "good.pub").read_text(),
+        }
+        environment.update(env or {})
+        self.proc = subprocess.Popen(
+            [*ENTRYPOINT, "--ssh", "--ssh-port", str(self.port), "--announce-addr", "127.0.0.1",
+             *options, "--", *command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+        )  # fmt: skip
+        self.announcement = self.proc.stdout.readline()
+        try:
+            found = first_announcement([{"message": self.announcement}], "algo-2")
+        except CannotAttach:
+            found = None
+        self.host_key = found.host_key if found else None
+
+    def ssh(self, command, key=None, **kwargs):
+        return ssh(key or self.good, self.port, command, host_key=self.host_key, **kwargs)
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=15)
+        return self.announcement + out, err
+
+
+@needs_sshd
+def test_a_probe_or_a_failed_login_does_not_end_the_hold(ml_root, tmp_path):
+    """Finding 4: only an authenticated session that closes ends a hold."""
+    bad = keypair(tmp_path, "bad")
+    box = Container(tmp_path, "--hold-on-failure", "60", command=("sh", "-c", "exit 4"))
+    try:
+        line = box.proc.stdout.readline()
+        while not line.startswith("SM_DEBUG_HOLD"):  # the sshd announcement comes first
+            line = box.proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        while True:
+            try:  # a bare TCP connection
+                probe = socket.create_connection(("127.0.0.1", box.port))
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert box.ssh("true", key=bad).returncode != 0  # a failed login
+        time.sleep(1.5)
+        probe.close()
+        time.sleep(1.5)
+        assert box.proc.poll() is None, "a connection that never logged in ended the hold"
+        assert box.ssh("sleep 1").returncode == 0  # a real session, then it closes
+        assert box.proc.wait(timeout=10) == 4
+    finally:
+        _, err = box.stop()
+    assert "hold ended (last session closed)" in err
+
+
+@needs_sshd
+def test_sshd_logs_never_reach_the_training_stream(ml_root, tmp_path):
+    """Finding 1: `ssh -l 'x SM_DEBUG_SSH ...'` made sshd (-e) write a valid-looking line."""
+    box = Container(tmp_path)
+    forged = "x SM_DEBUG_SSH host=algo-2 addr=192.0.2.66 port=22"
+    try:
+        result = subprocess.run(
+            ["ssh", "-F", "/dev/null", "-p", str(box.port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-l", forged, "127.0.0.1", "true"],
+            capture_output=True, timeout=20,
+        )  # fmt: skip
+        assert result.returncode != 0
+        time.sleep(0.5)
+    finally:
+        out, err = box.stop()
+    assert "192.0.2.66" not in out + err
+    assert [line for line in out.splitlines() if "SM_DEBUG_SSH" in line] == [
+        box.announcement.strip()
+    ]
+
+
+@needs_sshd
+def test_an_environment_value_sshd_must_escape_reaches_the_shell(ml_root, tmp_path):
+    """Finding 6: a value ending in a backslash broke SetEnv, sshd did not start, and the
+    entrypoint announced it all the same."""
+    values = {"SM_WINDOWS_DIR": "C:\\data\\", "SM_QUOTED": 'say "hi"', "SM_PLAIN": "ok"}
+    box = Container(tmp_path, env=values)
+    try:
+        result = box.ssh('printf "%s|" "$SM_WINDOWS_DIR" "$SM_QUOTED" "$SM_PLAIN"')
+    finally:
+        box.stop()
+    assert result.stdout == 'C:\\data\\|say "hi"|ok|', result.stderr
+
+
+@needs_sshd
+def test_sshd_forwards_no_agent_and_no_remote_ports(ml_root, tmp_path):
+    """Finding 6: the entrypoint's sshd had agent, TCP and stream-local forwarding on."""
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True)
+    env = dict(re.findall(r"(SSH_AUTH_SOCK|SSH_AGENT_PID)=([^;]+);", agent.stdout))
+    box = Container(tmp_path)
+    try:
+        subprocess.run(["ssh-add", "-q", str(box.good)], env={**os.environ, **env}, check=True)
+        inside = box.ssh("echo agent=${SSH_AUTH_SOCK-}", extra=["-A"], env={**os.environ, **env})
+        assert inside.returncode == 0, inside.stderr
+        assert inside.stdout.strip() == "agent="
+        remote = box.ssh("true", extra=["-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"])
+        assert remote.returncode != 0
+        sock = box.ssh("true", extra=["-o", "ExitOnForwardFailure=yes",
+                                      "-R", f"{tmp_path}/fwd.sock:127.0.0.1:9"])  # fmt: skip
+        assert sock.returncode != 0
+    finally:
+        box.stop()
+        os.kill(int(env["SSH_AGENT_PID"]), signal.SIGTERM)
+
+
+def test_sshd_failures_are_reported_and_training_goes_on(ml_root, tmp_path, monkeypatch):
+    """Finding 6: no announcement without a listening sshd, a report instead, and the
+    command's own exit code."""
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    result = run("--ssh", "--", "sh", "-c", "exit 3")  # no authorized keys at all
+    assert result.returncode == 3
+    assert (
+        result.stdout.splitlines()[0] == "SM_DEBUG_SSH_FAILED host=algo-2 reason=no_authorized_keys"
+    )
+    monkeypatch.setenv("SM_DEBUG_AUTHORIZED_KEYS", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKey x")
+    monkeypatch.setenv("SM_DEBUG_SSH_PORT", "22abc")
+    result = run("--ssh", "--", "sh", "-c", "exit 3")
+    assert result.returncode == 3, result.stderr
+    assert "reason=invalid_port" in result.stdout and "Traceback" not in result.stderr
+    if shutil.which("sshd") or os.path.exists("/usr/sbin/sshd"):
+        with socket.socket() as taken:  # sshd cannot bind: it must not be announced
+            taken.bind(("0.0.0.0", 0))  # noqa: S104 - where sshd would listen
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run("--ssh", "--ssh-port", str(port), "--", "sh", "-c", "exit 3")
+        assert result.returncode == 3, result.stderr
+        assert not [line for line in result.stdout.splitlines() if line.startswith("SM_DEBUG_SSH ")]
+        assert "SM_DEBUG_SSH_FAILED host=algo-2 reason=" in result.stdout
+
+
+def test_authorized_keys_are_taken_one_per_line_literally(ml_root, monkeypatch):
+    """Finding 6: a literal backslash-n in SM_DEBUG_AUTHORIZED_KEYS made a second key line."""
+    from jupyter_sm_debug.entrypoint import authorized_keys
+
+    monkeypatch.setenv("SM_DEBUG_AUTHORIZED_KEYS", "ssh-ed25519 AAAA one\\nssh-ed25519 BBBB two")
+    assert authorized_keys({}) == "ssh-ed25519 AAAA one\\nssh-ed25519 BBBB two\n"
+    monkeypatch.setenv("SM_DEBUG_AUTHORIZED_KEYS", "ssh-ed25519 AAAA one\n\n# c\nssh-ed25519 BB t")
+    assert authorized_keys({}) == "ssh-ed25519 AAAA one\nssh-ed25519 BB t\n"
+
+
+def test_a_directory_at_the_release_path_never_crashes_the_entrypoint(ml_root):
+    """Finding 6: IsADirectoryError made the container exit 1 instead of the command's code."""
+    release = ml_root / "release"
+    release.mkdir()
+    result = run("--hold-on-failure", "1", "--", "sh", "-c", "exit 3")
+    assert result.returncode == 3, result.stderr
+    assert "hold window over" in result.stderr  # a directory does not release the hold
+    refused = run("--release")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "cannot release" in refused.stderr
+
+
+def test_release_never_writes_through_a_symlink(ml_root, tmp_path):
+    victim = tmp_path / "victim"
+    (ml_root / "release").symlink_to(victim)
+    assert run("--release").returncode == 0
+    assert not victim.exists()
+    assert (ml_root / "release").is_file() and not (ml_root / "release").is_symlink()

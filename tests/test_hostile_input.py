@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from urllib.parse import quote
 
 import pytest
@@ -231,7 +232,8 @@ HOSTILE_ADDRESSES = [
     "127.0.0.1:22:22",
 ]
 # Whitespace and brackets are trimmed: these resolve to 127.0.0.1:22, where nothing listens.
-TRIMMED_ADDRESSES = ["127.0.0.1\n", " 127.0.0.1", "[127.0.0.1"]
+# Whitespace around a pasted address is dropped; an unbalanced "[127.0.0.1" is refused (400).
+TRIMMED_ADDRESSES = ["127.0.0.1\n", " 127.0.0.1"]
 
 
 async def test_hostile_bodies_are_400s(raw, job, standin, terminal_manager, spawns):
@@ -244,7 +246,8 @@ async def test_hostile_bodies_are_400s(raw, job, standin, terminal_manager, spaw
         (attach, {"transport": t})
         for t in (["ssm"], {"ssm": 1}, 1, True, None, "", "SSH", "ssh ", "telnet", "ssh;id")
     ]
-    bodies += [(attach, {"transport": "ssh", "address": a}) for a in (5, None, ["127.0.0.1"])]
+    bodies += [(attach, {"transport": "ssh", "address": a})
+               for a in (5, None, ["127.0.0.1"], "[127.0.0.1", "fe80::1%lo")]  # fmt: skip
     bodies += [(copy, {"name": name}) for name in [*hostile_job_names(job), None]]
     bodies += [
         (copy, {"hold_seconds": h})
@@ -330,14 +333,20 @@ def argv_problems(argv: list[str], transport: str, standin, config) -> list[str]
     """Elements of an argv that match nothing on the allowlist for its transport."""
     if transport == "ssh":
         fixed = {
-            "-t", "-o", "-p", "-i", "-l", "--",
-            "StrictHostKeyChecking=no", "StrictHostKeyChecking=accept-new",
+            "-t", "-o", "-p", "-i", "-l", "--", "-F", os.devnull,
+            "StrictHostKeyChecking=yes", f"GlobalKnownHostsFile={os.devnull}",
+            "CheckHostIP=no", "UpdateHostKeys=no", "ForwardAgent=no", "ForwardX11=no",
+            "ForwardX11Trusted=no", "ClearAllForwardings=yes", "PermitLocalCommand=no",
+            "ControlMaster=no", "ControlPath=none", "Tunnel=no",
             "PasswordAuthentication=no", "KbdInteractiveAuthentication=no",
             "ServerAliveInterval=15", "ServerAliveCountMax=4", "ConnectTimeout=10",
-            "LogLevel=ERROR", "UserKnownHostsFile=/dev/null", "IdentitiesOnly=yes",
+            "LogLevel=ERROR", "IdentitiesOnly=yes",
         }  # fmt: skip
+        pinned = re.escape(tempfile.gettempdir()) + r"/sm-debug-ssh-\w+/known_hosts"
         allowed = [
             lambda part: part in fixed,
+            lambda part: re.fullmatch(f"UserKnownHostsFile={pinned}", part) is not None,
+            lambda part: re.fullmatch(r"HostKeyAlias=sm-debug-algo-[1-9][0-9]*", part) is not None,
             lambda part: part == shutil.which("ssh"),
             lambda part: part == os.path.expanduser(config["ssh_key"]),
             lambda part: part == config["ssh_user"] and bool(USER_NAME.fullmatch(part)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -595,7 +596,11 @@ def test_log_streams_carry_training_lines_and_the_ssh_line(standin):
         assert ssh_lines == []
     else:
         addr, port = standin.host_address(name, "algo-2")
-        assert ssh_lines == [f"SM_DEBUG_SSH host=algo-2 addr={addr} port={port}"]
+        assert len(ssh_lines) == 1
+        assert re.fullmatch(
+            rf"SM_DEBUG_SSH host=algo-2 addr={addr} port={port} hostkey=ssh-ed25519:\S+",
+            ssh_lines[0],
+        )
         found = logs.filter_log_events(
             logGroupName="/aws/sagemaker/TrainingJobs",
             logStreamNamePrefix=name,

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from test_standin import SSH_OPTIONS, client
 
-from jupyter_sm_debug.connect.ssh import announced_address
+from jupyter_sm_debug.connect.ssh import first_announcement
 from jupyter_sm_debug.jobs import debug_copy_request
 from jupyter_sm_debug.standin import StandIn, hosts
 from jupyter_sm_debug.standin.sagemaker import (
@@ -164,7 +164,8 @@ def test_a_held_host_is_attachable_and_announces_itself_in_its_log(standin, sm):
     assert "ZeroDivisionError: division by zero" in lines[:held]
     # Address discovery finds the host by itself, as the extension does from CloudWatch.
     events = [{"message": line} for line in lines]
-    assert announced_address(events, "algo-2") == standin.host_address(name, "algo-2")
+    found = first_announcement(events, "algo-2")
+    assert (found.addr, found.port) == standin.host_address(name, "algo-2")
     # Remote debug is on: SSM reaches the held container too.
     session = client(standin, "ssm").start_session(Target=f"sagemaker-training-job:{name}_algo-2")
     assert session["SessionId"] and session["StreamUrl"].startswith("ws")

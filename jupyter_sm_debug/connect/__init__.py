@@ -39,6 +39,11 @@ class Session:
     # Run once the session's process has ended, however it ended (e.g. to release what
     # the transport opened for it on the AWS side).
     on_end: Optional[Callable[[], Awaitable[None]]] = None
+    # Transport-specific fields of the answer (SSH: how the host key was verified).
+    info: dict[str, Any] = field(default_factory=dict)
+    # What besides `target` tells two sessions' destinations apart (SSH: the pinned host
+    # keys): a live terminal is reused only for the same target and pin.
+    pin: str = ""
 
 
 @dataclass

@@ -1,105 +1,285 @@
 """SSH transport: OpenSSH's `ssh` client into a container that runs sshd.
 
 The address of a host comes, in this order, from the request body, from
-`c.SMDebug.ssh_addresses`, or from the `SM_DEBUG_SSH host=... addr=... port=...` line the
-container's entrypoint prints to its CloudWatch log stream.
+`c.SMDebug.ssh_addresses`, or from the line `sm-debug-entrypoint` writes to the host's
+CloudWatch log stream when its sshd listens:
+
+    SM_DEBUG_SSH host=algo-2 addr=10.0.1.7 port=2222 hostkey=ssh-ed25519:AAAAC3Nza...
+
+Nothing the training code prints may choose where Attach connects (docs/ssh.md): only a
+whole line, only from the stream of the host's current run (`<job>/algo-N-<digits>`), only
+the first announcement of that stream (the entrypoint writes it before the training command
+starts). Its host key is pinned for the session: a per-session known_hosts file,
+`StrictHostKeyChecking=yes` and a `HostKeyAlias`, checked once before the terminal opens so a
+mismatch is a 409 rather than a terminal that says "Host key verification failed".
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import ipaddress
 import os
 import re
 import shutil
 import socket
+import struct
+import tempfile
+from dataclasses import dataclass
 
 from ..jobs import attach_state
 from . import AttachRequest, CannotAttach, Session, base_environment
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+HOST_KEY_TYPES = frozenset({
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+})  # fmt: skip
+# Whole lines only (fullmatch): the entrypoint's announcement, and its report that sshd did
+# not start. The fields are checked again by the parsers below.
 ANNOUNCEMENT = re.compile(
-    r"SM_DEBUG_SSH host=(?P<host>algo-[1-9][0-9]*) addr=(?P<addr>\S+) port=(?P<port>[0-9]{1,5})"
+    r"SM_DEBUG_SSH host=(?P<host>algo-[1-9][0-9]*) addr=(?P<addr>\S+) port=(?P<port>\S+)"
+    r" hostkey=(?P<type>[a-z0-9@.-]+):(?P<key>[A-Za-z0-9+/]+={0,2})"
 )
-DNS_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*")
+FAILED = re.compile(r"SM_DEBUG_SSH_FAILED host=(?P<host>algo-[1-9][0-9]*) reason=(?P<reason>\w+)")
+OLD_ANNOUNCEMENT = re.compile(r"SM_DEBUG_SSH host=(?P<host>algo-[1-9][0-9]*) addr=\S+ port=\S+")
+DNS_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
+PORT = re.compile(r"[1-9][0-9]{0,4}")
 USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 PROBE_TIMEOUT = 3.0
+CHECK_TIMEOUT = 15.0
+LOG_PAGES = 5  # GetLogEvents pages read from the head of a stream for the announcement
 
 
-def valid_address(addr: str) -> str | None:
-    """An IP address or DNS name, never anything an argv could mistake for an option."""
-    if not isinstance(addr, str):
+# -- one parser for every address: request, configuration, announcement -----------------------
+
+
+def valid_host(text) -> str | None:
+    """An IP address or DNS name, never anything an argv could take for an option. No IPv6
+    scope ids (`fe80::1%lo`), no legacy IPv4 forms (`127.1`, `0x7f000001`) that resolve to
+    something other than what they look like."""
+    if not isinstance(text, str) or not text.isascii():
         return None
     try:
-        return str(ipaddress.ip_address(addr.strip("[]")))
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return addr if DNS_NAME.fullmatch(addr) else None
+        address = None
+    if address is not None:
+        return None if "%" in text else str(address)
+    if not DNS_NAME.fullmatch(text):
+        return None
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return text
+    return None  # a number the resolver reads as an IPv4 address
 
 
-def parse_address(value: str, default_port: int) -> tuple[str, int]:
-    """'addr', 'addr:port' or '[v6]:port' → (addr, port); CannotAttach(400) when malformed."""
+def valid_port(text) -> int | None:
+    """Digits only, 1-65535 (no sign, no leading zero, no '22abc')."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str) or not PORT.fullmatch(text):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None
+
+
+def parse_address(value, default_port: int) -> tuple[str, int]:
+    """'addr', 'addr:port', 'v6addr' or '[addr]:port' → (addr, port); CannotAttach(400).
+    Whitespace around the whole value is dropped (a pasted address); nothing else is."""
     text = value.strip() if isinstance(value, str) else ""
-    match = re.fullmatch(
-        r"\[(?P<v6>[0-9A-Fa-f:.]+)\](:(?P<p6>\d{1,5}))?|(?P<a>[^:\s]+)(:(?P<p>\d{1,5}))?", text
-    )
-    addr = match and valid_address(match.group("v6") or match.group("a"))
-    port = int((match and (match.group("p6") or match.group("p"))) or default_port)
-    if not addr or not 0 < port < 65536:
+    host, port_text = text, None
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
+    if bracketed:
+        host, port_text = bracketed.group(1), bracketed.group(2)
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    addr = valid_host(host)
+    port = valid_port(port_text) if port_text is not None else valid_port(default_port)
+    if not addr or port is None:
         raise CannotAttach(
             "invalid_address",
             f"{value!r} is not an address to connect to.",
-            "Give an IP address or host name, optionally with :port.",
+            "Give an IP address or host name, optionally with :port (1-65535); "
+            "IPv6 with a port as [addr]:port.",
             status=400,
         )
     return addr, port
 
 
-def announced_address(events: list[dict], host: str) -> tuple[str, int] | None:
-    """The last valid SM_DEBUG_SSH line for this host in a log stream's events."""
-    found = None
-    for event in events:
-        match = ANNOUNCEMENT.search(event.get("message", ""))
-        if match and match.group("host") == host:
-            addr, port = valid_address(match.group("addr")), int(match.group("port"))
-            if addr and 0 < port < 65536:
-                found = (addr, port)
-    return found
+# -- host keys -----------------------------------------------------------------------------
 
 
-async def address_from_logs(request: AttachRequest) -> tuple[str, int] | None:
-    """Read the host's newest training log stream for the entrypoint's announcement."""
-    prefix = f"{request.job}/{request.host}-"
-    streams = await request.jobs.call(
-        "logs", "describe_log_streams", logGroupName=LOG_GROUP, logStreamNamePrefix=prefix
-    )
-    names = [
-        stream
-        for stream in streams.get("logStreams", [])
-        if not stream["logStreamName"].endswith("/ssm")
-    ]
-    if not names:
+@dataclass(frozen=True)
+class HostKey:
+    type: str
+    blob: str  # base64, as in known_hosts
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(base64.b64decode(self.blob)).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+    def known_hosts_line(self, alias: str) -> str:
+        return f"{alias} {self.type} {self.blob}\n"
+
+
+def parse_host_key(key_type, blob) -> HostKey | None:
+    """A public host key whose blob really is of the type it claims."""
+    if key_type not in HOST_KEY_TYPES or not isinstance(blob, str) or len(blob) > 4096:
         return None
-    newest = max(names, key=lambda stream: stream.get("creationTime", 0))
-    events = await request.jobs.call(
-        "logs",
-        "get_log_events",
-        logGroupName=LOG_GROUP,
-        logStreamName=newest["logStreamName"],
-        startFromHead=True,
-        limit=1000,
-    )
-    return announced_address(events.get("events", []), request.host)
-
-
-async def resolve_address(request: AttachRequest) -> tuple[str, int]:
-    config = request.config
-    if request.options.get("address"):
-        return parse_address(request.options["address"], config.ssh_port)
-    configured = config.ssh_addresses.get(request.job, {}).get(request.host)
-    if configured:
-        return parse_address(configured, config.ssh_port)
     try:
-        found = await address_from_logs(request)
+        raw = base64.b64decode(blob, validate=True)
+        (length,) = struct.unpack(">I", raw[:4])
+    except (binascii.Error, ValueError, struct.error):
+        return None
+    if raw[4 : 4 + length].decode("ascii", "replace") != key_type or len(raw) <= 4 + length:
+        return None
+    return HostKey(key_type, blob)
+
+
+def host_key_from_text(text, source: str) -> HostKey:
+    """'ssh-ed25519 AAAA...' (a .pub line or known_hosts' key part; a comment may follow)."""
+    parts = text.split() if isinstance(text, str) else []
+    key = parse_host_key(parts[0], parts[1]) if len(parts) >= 2 else None
+    if key is None:
+        raise CannotAttach(
+            "invalid_host_key",
+            f"The host key given in {source} is not a public SSH key.",
+            "Give it as '<type> <base64>', e.g. the host's ssh_host_ed25519_key.pub.",
+            status=400,
+        )
+    return key
+
+
+# -- where to connect ------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    addr: str
+    port: int
+    host_key: HostKey | None
+    source: str  # "request", "config" or "announcement"
+
+
+def first_announcement(events: list[dict], host: str) -> Target | None:
+    """The first whole-line announcement (or failure report) of `host` in a stream decides;
+    every later line, whoever wrote it, is ignored."""
+    for event in events:
+        line = event.get("message", "") if isinstance(event, dict) else ""
+        line = line[:-1] if line.endswith("\n") else line
+        failed = FAILED.fullmatch(line)
+        if failed and failed.group("host") == host:
+            raise CannotAttach(
+                "ssh_failed_in_container",
+                f"sshd did not start in {host}: {failed.group('reason')}.",
+                "See the [sm-debug] lines of the host's log; training went on without SSH. "
+                "Attach over SSM, or fix the image and start the job again.",
+            )
+        match = ANNOUNCEMENT.fullmatch(line)
+        if match and match.group("host") == host:
+            addr, port = valid_host(match.group("addr")), valid_port(match.group("port"))
+            key = parse_host_key(match.group("type"), match.group("key"))
+            if not (addr and port and key):
+                raise CannotAttach(
+                    "invalid_announcement",
+                    f"The SSH announcement of {host} is malformed.",
+                    "Give the address and host key in the request or c.SMDebug.ssh_addresses.",
+                )
+            return Target(addr, port, key, "announcement")
+        old = OLD_ANNOUNCEMENT.fullmatch(line)
+        if old and old.group("host") == host:
+            raise CannotAttach(
+                "announcement_without_host_key",
+                f"{host} announces its SSH address without a host key (an older "
+                "sm-debug-entrypoint), so the extension cannot tell it from an impostor.",
+                "Upgrade jupyter-sm-debug in the image, or give the address and host key in "
+                "the request or c.SMDebug.ssh_addresses.",
+            )
+    return None
+
+
+async def current_stream(request: AttachRequest) -> str | None:
+    """The host's training log stream of its newest container start: exactly
+    `<job>/<host>-<digits>` (not `<job>/<host>-spoofed`, not `.../ssm`)."""
+    prefix = f"{request.job}/{request.host}-"
+    exact = re.compile(re.escape(prefix) + r"[0-9]{1,20}")
+    found, token = [], None
+    for _ in range(LOG_PAGES):
+        kwargs = {"nextToken": token} if token else {}
+        page = await request.jobs.call(
+            "logs", "describe_log_streams", logGroupName=LOG_GROUP,
+            logStreamNamePrefix=prefix, **kwargs,
+        )  # fmt: skip
+        found += [s for s in page.get("logStreams", []) if exact.fullmatch(s["logStreamName"])]
+        token = page.get("nextToken")
+        if not token:
+            break
+    if not found:
+        return None
+    newest = max(found, key=lambda s: (s.get("creationTime", 0), s["logStreamName"]))
+    return newest["logStreamName"]
+
+
+async def announced_target(request: AttachRequest) -> Target | None:
+    stream = await current_stream(request)
+    if stream is None:
+        return None
+    token = None
+    for _ in range(LOG_PAGES):
+        kwargs = {"nextToken": token} if token else {}
+        # startFromHead with every page: CloudWatch requires it along with a forward token.
+        page = await request.jobs.call(
+            "logs", "get_log_events", logGroupName=LOG_GROUP, logStreamName=stream,
+            startFromHead=True, limit=1000, **kwargs,
+        )  # fmt: skip
+        found = first_announcement(page.get("events", []), request.host)
+        if found:
+            return found
+        if page.get("nextForwardToken") in (None, token):  # the end (pages may be empty)
+            return None
+        token = page["nextForwardToken"]
+    return None
+
+
+def configured_target(request: AttachRequest) -> Target | None:
+    config = request.config
+    where = "c.SMDebug.ssh_addresses"
+    hosts = config.ssh_addresses.get(request.job) or {}
+    entry = hosts.get(request.host) if isinstance(hosts, dict) else None
+    if not entry:
+        return None
+    if isinstance(entry, dict):
+        address, key_text = entry.get("address"), entry.get("host_key")
+    else:
+        address, key_text = entry, None
+    addr, port = parse_address(address, config.ssh_port)
+    key = host_key_from_text(key_text, where) if key_text is not None else None
+    return Target(addr, port, key, "config")
+
+
+async def resolve_target(request: AttachRequest) -> Target:
+    config = request.config
+    options = request.options
+    if options.get("address"):
+        addr, port = parse_address(options["address"], config.ssh_port)
+        key_text = options.get("host_key")
+        key = host_key_from_text(key_text, "the request") if key_text is not None else None
+        return Target(addr, port, key, "request")
+    configured = configured_target(request)
+    if configured:
+        return configured
+    try:
+        found = await announced_target(request)
     except CannotAttach:
         raise
     except Exception:  # noqa: BLE001 - no log access is the same as no announcement
@@ -109,10 +289,13 @@ async def resolve_address(request: AttachRequest) -> tuple[str, int]:
     raise CannotAttach(
         "no_ssh_address",
         f"No SSH address is known for {request.host} of {request.job}.",
-        "Run the container under `sm-debug-entrypoint --ssh` so it announces its address in "
-        "its CloudWatch log, or give the address (c.SMDebug.ssh_addresses or the request's "
-        "'address').",
+        "Run the container under `sm-debug-entrypoint --ssh` so it announces its address and "
+        "host key in its CloudWatch log, or give the address (c.SMDebug.ssh_addresses or the "
+        "request's 'address').",
     )
+
+
+# -- checking who answers ----------------------------------------------------------------------
 
 
 async def probe(addr: str, port: int) -> None:
@@ -131,6 +314,93 @@ async def probe(addr: str, port: int) -> None:
             "Check that sshd runs in the container and that the job's security group and "
             "subnet allow this notebook to reach that port.",
         ) from None
+
+
+async def run(argv: list[str], timeout: float = CHECK_TIMEOUT) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=base_environment(),
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        return -1, "", "timed out"
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def scan_host_keys(addr: str, port: int) -> list[HostKey]:
+    """What the host presents (ssh-keyscan): pinned for the session when no key is known."""
+    keyscan = shutil.which("ssh-keyscan")
+    if keyscan is None:
+        return []
+    _, out, _ = await run([keyscan, "-T", "5", "-p", str(port), "--", addr])
+    keys = []
+    for line in out.splitlines():
+        parts = line.split()
+        key = parse_host_key(parts[1], parts[2]) if len(parts) == 3 else None
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
+
+async def check_host_key(argv: list[str], target: Target) -> None:
+    """One unauthenticated handshake with the session's own pinning options: OpenSSH checks
+    the host's signature against the pinned key, then finds no way to log in. A mismatch is
+    a 409 here, never a terminal (and the terminal's ssh checks again)."""
+    code, _, err = await run([
+        *argv, "-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no",
+        "-o", "PreferredAuthentications=publickey", "-o", "ConnectTimeout=5", "--", target.addr,
+        "true",
+    ])  # fmt: skip
+    if "Host key verification failed" in err or "HOST IDENTIFICATION HAS CHANGED" in err:
+        pinned = target.host_key.fingerprint if target.host_key else "the scanned key"
+        raise CannotAttach(
+            "host_key_mismatch",
+            f"The sshd at {target.addr}:{target.port} does not hold the host key pinned from "
+            f"the {target.source} ({pinned}). Not connecting: this may be another machine.",
+            "If the container restarted, retry once its new announcement is in the log; "
+            "otherwise check who listens at that address.",
+        )
+    if code == 0 or "Permission denied" in err:
+        return  # the host proved the key; logging in is the terminal's business
+    last = (err.strip().splitlines() or ["no answer"])[-1][:300]
+    raise CannotAttach(
+        "ssh_handshake_failed",
+        f"SSH to {target.addr}:{target.port} failed before login: {last}",
+        "Check that sshd runs in the container and that the address is right.",
+    )
+
+
+# -- the session ---------------------------------------------------------------------------------
+
+
+def client_options(config, known_hosts: str, alias: str, port: int) -> list[str]:
+    """Options that no ssh_config can override (the command line wins in OpenSSH): pinned
+    host key, nothing forwarded, no multiplexing onto some other connection."""
+    ssh_config = os.path.expanduser(config.ssh_config) if config.ssh_config else os.devnull
+    return [
+        "-F", ssh_config,
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", f"GlobalKnownHostsFile={os.devnull}",
+        "-o", f"HostKeyAlias={alias}",
+        "-o", "CheckHostIP=no",
+        "-o", "UpdateHostKeys=no",
+        "-o", "ForwardAgent=no",
+        "-o", "ForwardX11=no",
+        "-o", "ForwardX11Trusted=no",
+        "-o", "ClearAllForwardings=yes",
+        "-o", "PermitLocalCommand=no",
+        "-o", "ControlMaster=no",
+        "-o", "ControlPath=none",
+        "-o", "Tunnel=no",
+        "-o", "PasswordAuthentication=no",
+        "-o", "KbdInteractiveAuthentication=no",
+        "-o", "LogLevel=ERROR",
+        "-p", str(port),
+    ]  # fmt: skip
 
 
 class SSHTransport:
@@ -156,23 +426,14 @@ class SSHTransport:
                 "Fix c.SMDebug.ssh_user.",
                 status=400,
             )
-        addr, port = await resolve_address(request)
-        await probe(addr, port)
-        checking = "accept-new" if config.ssh_strict_host_key_checking else "no"
-        argv = [
-            ssh,
-            "-t",
-            "-o", f"StrictHostKeyChecking={checking}",
-            "-o", "PasswordAuthentication=no",
-            "-o", "KbdInteractiveAuthentication=no",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-            "-o", "ConnectTimeout=10",
-            "-o", "LogLevel=ERROR",
-            "-p", str(port),
-        ]  # fmt: skip
-        if not config.ssh_strict_host_key_checking:
-            argv += ["-o", "UserKnownHostsFile=/dev/null"]
+        if config.ssh_config and not os.path.isfile(os.path.expanduser(config.ssh_config)):
+            raise CannotAttach(
+                "ssh_config_missing",
+                f"The SSH client configuration {config.ssh_config} does not exist.",
+                "Fix or unset c.SMDebug.ssh_config.",
+                status=400,
+            )
+        identity = []
         if config.ssh_key:
             key = os.path.expanduser(config.ssh_key)
             if not os.path.isfile(key):
@@ -182,9 +443,70 @@ class SSHTransport:
                     "Fix c.SMDebug.ssh_key.",
                     status=400,
                 )
-            argv += ["-o", "IdentitiesOnly=yes", "-i", key]
-        argv += ["-l", config.ssh_user, "--", addr]
+            # Only this key is offered (an agent may still hold it, passphrase-protected).
+            identity = ["-o", "IdentitiesOnly=yes", "-i", key]
+        target = await resolve_target(request)
+        if target.host_key is None and config.ssh_strict_host_key_checking:
+            raise CannotAttach(
+                "host_key_required",
+                f"No host key is known for {target.addr}:{target.port}, and "
+                "c.SMDebug.ssh_strict_host_key_checking refuses unverified hosts.",
+                "Give the host key with the address (the request's 'host_key', or "
+                '{"address": ..., "host_key": ...} in c.SMDebug.ssh_addresses).',
+            )
+        await probe(target.addr, target.port)
+        if target.host_key:
+            keys = [target.host_key]
+        else:
+            keys = await scan_host_keys(target.addr, target.port)
+        if not keys:
+            raise CannotAttach(
+                "host_key_unavailable",
+                f"{target.addr}:{target.port} presented no SSH host key.",
+                "Check that an sshd listens there.",
+            )
+        alias = f"sm-debug-{request.host}"
+        pins = tempfile.mkdtemp(prefix="sm-debug-ssh-")  # 0700, this session's only
+        known_hosts = os.path.join(pins, "known_hosts")
+        with open(known_hosts, "w") as handle:
+            handle.writelines(key.known_hosts_line(alias) for key in keys)
+        options = client_options(config, known_hosts, alias, target.port)
+        try:
+            await check_host_key([ssh, *options], target)
+        except BaseException:
+            shutil.rmtree(pins, ignore_errors=True)
+            raise
+
+        async def forget_pins() -> None:
+            shutil.rmtree(pins, ignore_errors=True)
+
+        argv = [
+            ssh, "-t", *options, *identity,
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=4",
+            "-o", "ConnectTimeout=10",
+            "-l", config.ssh_user, "--", target.addr,
+        ]  # fmt: skip
         env = base_environment()
         if "SSH_AUTH_SOCK" in os.environ:  # the user's agent may hold the key
             env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
-        return Session(argv=argv, env=env, target=f"{config.ssh_user}@{addr}:{port}")
+        verified = target.host_key is not None
+        host_key = {
+            "verified": verified,
+            "source": target.source if verified else "scanned",
+            "fingerprints": [key.fingerprint for key in keys],
+        }
+        if not verified:
+            host_key["note"] = (
+                "Host not verified: no host key came with this address, so the key it "
+                "presented now is pinned for this session only. Compare the fingerprint "
+                "with the host's, or give the key with the address."
+            )
+        return Session(
+            argv=argv,
+            env=env,
+            target=f"{config.ssh_user}@{target.addr}:{target.port}",
+            on_end=forget_pins,
+            info={"host_key": host_key},
+            pin=" ".join(host_key["fingerprints"]),
+        )

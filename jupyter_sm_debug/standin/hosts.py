@@ -32,11 +32,11 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from .. import entrypoint
 from . import container, procs, trainlog
 from .logs import LogWriter
 from .sagemaker import (
@@ -150,43 +150,19 @@ def _has_children(pid: int) -> bool:
 
 
 def _ssh_sessions(hosts: list[LiveHost]) -> dict[str, int]:
-    """Open SSH debug sessions per host token: the host sshd's per-connection children with
-    a shell of the host in them (a connection still authenticating, or a port probe, does not
-    count). One pass over /proc for all the hosts."""
-    needles = {f"{procs.TOKEN_VARIABLE}={h.token}".encode(): h.token for h in hosts}
+    """Open SSH debug sessions per host token, counted as sm-debug-entrypoint counts them
+    (entrypoint.ssh_session_count: a connection with a process of the user under it; a
+    connection still authenticating, a failed login or a port probe does not count). One
+    pass over /proc for all the hosts."""
     sshds = {h.sshd.pid: h.token for h in hosts if h.sshd is not None}
     if not any(_has_children(pid) for pid in sshds):
-        return {}  # the common case, without reading every process's environment
-    children: dict[int, list[int]] = defaultdict(list)
-    holder: dict[int, str] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children[parent].append(pid)
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as environ:
-                variables = environ.read().split(b"\0")
-        except OSError:
-            continue
-        token = next((needles[v] for v in variables if v in needles), None)
-        if token is not None:
-            holder[pid] = token
+        return {}  # the common case, without reading every process
+    table = entrypoint.process_table()
     counts: dict[str, int] = {}
     for sshd_pid, token in sshds.items():
-        for connection in children.get(sshd_pid, []):
-            todo = [connection]
-            while todo:
-                pid = todo.pop()
-                if holder.get(pid) == token:
-                    counts[token] = counts.get(token, 0) + 1
-                    break
-                todo.extend(children.get(pid, []))
+        count = entrypoint.ssh_session_count(sshd_pid, table)
+        if count:
+            counts[token] = count
     return counts
 
 
@@ -376,8 +352,11 @@ class HostManager:
         else:
             host.ssh_error = self.ssh.missing_hint
         if host.port:
+            host_key = ":".join(self.ssh.host_key.with_suffix(".pub").read_text().split()[:2])
             self.logs.put(
-                job.region, stream, [trainlog.ssh_line(t, spec.name, host.addr, host.port)]
+                job.region,
+                stream,
+                [trainlog.ssh_line(t, spec.name, host.addr, host.port, host_key)],
             )
 
     def _start_container(self, host: LiveHost, inside: dict) -> None:
@@ -654,9 +633,13 @@ class HostManager:
             "PermitUserEnvironment no\n"
             "PrintMotd no\n"
             "PrintLastLog no\n"
+            # As sm-debug-entrypoint's sshd: only local TCP forwarding (ssh -L) stays.
             "X11Forwarding no\n"
             "AllowAgentForwarding no\n"
-            "AllowTcpForwarding yes\n"
+            "AllowStreamLocalForwarding no\n"
+            "AllowTcpForwarding local\n"
+            "GatewayPorts no\n"
+            "PermitTunnel no\n"
             "UseDNS no\n"
             "MaxStartups 64\n"
             "LogLevel INFO\n"

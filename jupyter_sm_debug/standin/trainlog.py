@@ -46,9 +46,10 @@ def container_start(t: float, host: str, hosts: list[str]) -> list[tuple[float, 
     ]
 
 
-def ssh_line(t: float, host: str, addr: str, port: int) -> tuple[float, str]:
-    # One machine-readable line that SSH address discovery looks for.
-    return (t, f"SM_DEBUG_SSH host={host} addr={addr} port={port}")
+def ssh_line(t: float, host: str, addr: str, port: int, host_key: str) -> tuple[float, str]:
+    """sm-debug-entrypoint's announcement (entrypoint.announce_ssh), `host_key` as
+    "type:base64": the line SSH attach reads its address from and pins the key of."""
+    return (t, f"SM_DEBUG_SSH host={host} addr={addr} port={port} hostkey={host_key}")
 
 
 def training_start(t: float, job: str, hyperparameters: dict) -> list[tuple[float, str]]:
