@@ -39,14 +39,23 @@ def target(job) -> str:
 
 @pytest.fixture
 def api_calls(monkeypatch):
-    """The SSM actions the stand-in answered during the test."""
+    """The TerminateSession calls the stand-in answered during the test for sessions started
+    during the test (a session an earlier test's server left may end any time)."""
     calls = []
-    real = standin_ssm.terminate_session
+    started = set()
+    real_start, real_terminate = standin_ssm.start_session, standin_ssm.terminate_session
+
+    def start_spy(params, standin):
+        answer = real_start(params, standin)
+        started.add(answer["SessionId"])
+        return answer
 
     def spy(params, standin):
-        calls.append(("TerminateSession", params["SessionId"]))
-        return real(params, standin)
+        if params.get("SessionId") in started:
+            calls.append(("TerminateSession", params["SessionId"]))
+        return real_terminate(params, standin)
 
+    monkeypatch.setattr(standin_ssm, "start_session", start_spy)
     monkeypatch.setattr(standin_ssm, "terminate_session", spy)
     return calls
 

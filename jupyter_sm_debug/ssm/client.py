@@ -115,6 +115,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument(
         "--no-terminate", action="store_true", help="do not call TerminateSession on exit"
     )
+    ap.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end the session with a message when no shell is up within this time",
+    )
     args = ap.parse_args(argv)
     args.session_json = None
     return args
@@ -135,6 +142,7 @@ def _parse_plugin_args(argv: List[str]) -> argparse.Namespace:
         reason=None,
         no_terminate=False,
         session_json=None,
+        connect_timeout=None,
     )
     if argv[0].startswith("AWS_SSM_START_SESSION_RESPONSE"):
         args.session_env = argv[0]
@@ -390,8 +398,10 @@ class Session:
         info: Dict[str, str],
         terminal: Terminal,
         on_ready: Optional[Callable[[], None]] = None,
+        connect_timeout: Optional[float] = None,
     ):
         self.ws = ws
+        self.connect_timeout = connect_timeout
         self.on_ready = on_ready
         self.session_id = info["SessionId"]
         self.terminal = terminal
@@ -524,7 +534,7 @@ class Session:
     def run(self) -> int:
         self._reader.start()
         stdin_open = True
-        last_ping = self.channel.clock()
+        last_ping = started = self.channel.clock()
         while self.exit_code is None:
             watch = [self._wake_r]
             if stdin_open and self.ready and self.channel.unacked < STDIN_WINDOW:
@@ -550,6 +560,13 @@ class Session:
                 else:
                     stdin_open = False  # keep showing output until the remote closes
             now = self.channel.clock()
+            if (
+                not self.ready
+                and self.connect_timeout is not None
+                and now - started > self.connect_timeout
+            ):
+                self._finish(1, no_shell_message(self.connect_timeout))
+                break
             with self.lock:
                 try:
                     self.channel.tick()
@@ -601,6 +618,13 @@ class Session:
             os.close(fd)
 
 
+def no_shell_message(timeout: float) -> str:
+    return (
+        f"[sm-debug] The built-in SSM client got no shell within {timeout:g} s "
+        "(c.SMDebug.ssm_connect_timeout); ending the session. Close this tab and attach again."
+    )
+
+
 def _noop(signum: int, frame: object) -> None:
     """The wake-up fd carries the signal number to the main loop, which acts on it."""
 
@@ -616,11 +640,11 @@ def restore_signals(undo: List[Any]) -> None:
 # ---------------------------------------------------------------------------- main
 
 
-def connect(info: Dict[str, str]):
+def connect(info: Dict[str, str], timeout: float = 30):
     import websocket
 
     try:
-        ws = websocket.create_connection(info["StreamUrl"], timeout=30)
+        ws = websocket.create_connection(info["StreamUrl"], timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
         raise ClientError(f"Cannot open the session's data channel: {exc}") from None
     ws.settimeout(None)
@@ -649,7 +673,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         # With an inherited session boto3 is not loaded yet: load it once the shell is up.
         warm_up = None if args.no_terminate or api.loaded else api.warm_up
-        code, message = run_session(info, on_ready=warm_up)
+        code, message = run_session(info, on_ready=warm_up, connect_timeout=args.connect_timeout)
     except ClientError as exc:
         message = str(exc)
     except KeyboardInterrupt:  # ^C before the terminal went raw
@@ -664,11 +688,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     return code
 
 
-def run_session(info: Dict[str, str], on_ready: Optional[Callable[[], None]] = None) -> tuple:
+def run_session(
+    info: Dict[str, str],
+    on_ready: Optional[Callable[[], None]] = None,
+    connect_timeout: Optional[float] = None,
+) -> tuple:
     """Connect and run the session until it ends; (exit status, message to print)."""
-    ws = connect(info)
+    ws = connect(info, connect_timeout or 30)
     terminal = Terminal()
-    session = Session(ws, info, terminal, on_ready)
+    session = Session(ws, info, terminal, on_ready, connect_timeout)
     undo = session.install_signals()
     try:
         with terminal:
