@@ -218,7 +218,7 @@ class SSMTransport:
                     request.config.profile or "", json.dumps(params), endpoint]  # fmt: skip
         else:
             argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client",
-                    "--session-env", SESSION_VARIABLE, "--region", region,
+                    "--session-env", SESSION_VARIABLE, "--target", target, "--region", region,
                     "--endpoint-url", endpoint, "--connect-timeout", timeout]  # fmt: skip
             if request.config.profile:
                 argv += ["--profile", request.config.profile]
