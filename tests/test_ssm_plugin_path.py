@@ -19,24 +19,13 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 import tornado.websocket
+from ssm_judge import SKIP_REASON, real_plugin
 from terminal_io import open_terminal
 from test_attach_ssh import attach
 
 from jupyter_sm_debug.connect import ssm as connect_ssm
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def real_plugin() -> str | None:
-    """AWS's session-manager-plugin: $SM_DEBUG_SSM_PLUGIN, else ../shared/tools/... beside
-    the clone, else /work/shared/tools/..."""
-    candidates = [os.environ.get("SM_DEBUG_SSM_PLUGIN")]
-    for shared in (REPO.parent / "shared", Path("/work/shared")):
-        candidates.append(str(shared / "tools/session-manager-plugin/session-manager-plugin"))
-    for path in candidates:
-        if path and os.access(path, os.X_OK):
-            return path
-    return None
 
 
 def fake_plugin(directory: Path, version: str, body: str) -> Path:
@@ -106,7 +95,7 @@ def test_a_plugin_without_a_version_counts_as_old(tmp_path, monkeypatch):
     assert choice.kind == "builtin" and choice.problem["code"] == "plugin_too_old"
 
 
-@pytest.mark.skipif(real_plugin() is None, reason="AWS's session-manager-plugin is not here")
+@pytest.mark.skipif(real_plugin() is None, reason=SKIP_REASON)
 def test_aws_plugin_reports_its_version_and_is_chosen(tmp_path, monkeypatch):
     shutil.copy(real_plugin(), tmp_path / "session-manager-plugin")
     on_path(monkeypatch, tmp_path)
