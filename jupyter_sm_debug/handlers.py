@@ -21,6 +21,7 @@ from .jobs import JobsService, hosts_of
 from .terminals import terminal_name
 
 AUTH_RESOURCE = "sm_debug"
+SSM_DOCUMENT_NAME = re.compile(r"[a-zA-Z0-9_.:/-]{3,128}")  # SSM's DocumentName pattern
 
 HTTP_CODES = {
     400: ("bad_request", "Check the request and try again."),
@@ -244,6 +245,17 @@ class TerminalsHandler(SMDebugHandler):
                 '"address" must be a string.',
                 'Send {"address": "10.0.1.7:22"} or leave it out.',
             )
+        document = body.get("document")
+        if "document" in body and (
+            not isinstance(document, str) or not SSM_DOCUMENT_NAME.fullmatch(document)
+        ):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"document" must be an SSM document name.',
+                'Send {"document": "My-Session-Document"} (3-128 of A-Z a-z 0-9 _ - . : /) '
+                "or leave it out.",
+            )
         description = await self.jobs.describe(job, fresh=True)
         count = len(hosts_of(description))
         if index > count:
@@ -259,7 +271,10 @@ class TerminalsHandler(SMDebugHandler):
             description=description,
             config=state.config,
             jobs=self.jobs,
-            options={"address": address} if address else {},
+            options={
+                **({"address": address} if address else {}),
+                **({"document": document} if document else {}),
+            },
         )
         session = await available[transport_name].prepare(request)
         name, reused = await state.terminals.open(terminal_name(job, host, transport_name), session)

@@ -184,6 +184,14 @@ class SSMTransport:
                     "SSM registers a host a minute or two after training starts: wait and "
                     "retry. If it persists, check that the job's role allows ssmmessages:*.",
                 ) from None
+            if "(InvalidDocument)" in error.message:
+                raise CannotAttach(
+                    "invalid_document",
+                    f"SSM cannot start a session with document {document}: {error.message}",
+                    "Name a SessionManagerRunShell-type (Standard_Stream) session document that "
+                    "exists in this account and region, or leave c.SMDebug.ssm_document unset.",
+                    status=400,
+                ) from None
             raise
         response.pop("ResponseMetadata", None)
         session_id = response.get("SessionId")
