@@ -3,6 +3,7 @@ Standard_Stream document in SSM, whose kmsKeyId and shellProfile the stand-in ho
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -50,3 +51,31 @@ async def test_an_unknown_document_is_a_clear_error_and_opens_nothing(api, job, 
     assert status == 400 and body["error"]["code"] == "invalid_document", body
     assert "No-Such-Doc" in body["error"]["message"]
     assert set(terminal_manager.terminals) == before
+
+
+def test_idle_session_timeout_ends_the_session_on_the_standins_clock(standin, tmp_path):
+    import sys
+
+    from test_ssm_session import PROMPT, Terminal, client_env
+
+    name = f"idle-{uuid.uuid4().hex[:8]}"
+    standin.create_job(name, instance_count=1, remote_debug=True, started_ago=600)
+    kms_document(standin, "SMDebug-Idle", idleSessionTimeout="1")
+    target = f"sagemaker-training-job:{name}_algo-1"
+    argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client", "--target", target,
+            "--document-name", "SMDebug-Idle"]  # fmt: skip
+    term = Terminal(argv, client_env(standin))
+    try:
+        session_id = term.expect(rb"Starting session with SessionId: (\S+)").group(1).decode()
+        term.expect(PROMPT)
+        standin.advance(40)
+        term.send("echo still-here\r")  # input resets the idle time
+        term.expect(rb"still-here")
+        standin.advance(40)
+        time.sleep(0.5)
+        assert sessions(standin)[session_id].status == "Connected"
+        standin.advance(30)
+        term.expect(rb"timed out after 1 minute\(s\) of inactivity", timeout=10)
+        assert term.wait() == 0
+    finally:
+        term.close()

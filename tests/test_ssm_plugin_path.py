@@ -19,6 +19,7 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 import tornado.websocket
+from hardening_helpers import environ_of
 from ssm_judge import SKIP_REASON, real_plugin
 from terminal_io import open_terminal
 from test_attach_ssh import attach
@@ -127,6 +128,9 @@ async def test_an_old_plugin_falls_back_to_the_builtin_client_and_says_why(
     term = terminal_manager.terminals[body["terminal"]["name"]]
     assert term.ptyproc.argv[1:3] == ["-m", "jupyter_sm_debug.ssm.client"]
     assert not (tmp_path / "argv.txt").exists()  # the old plugin never ran a session
+    env = environ_of(term.ptyproc.pid)
+    assert env["SM_DEBUG_SSM_CONNECT_TIMEOUT"] == "30"  # c.SMDebug.ssm_connect_timeout
+    assert env["SM_DEBUG_SSM_TARGET"] == f"sagemaker-training-job:{job}_algo-1"
     terminal = await open_terminal(jp_ws_fetch, body["terminal"]["name"])
     await terminal.send("echo up=$((6*7))\r")
     await terminal.expect("up=42", timeout=30)
@@ -209,6 +213,16 @@ def silent_gateway():
     yield f"ws://127.0.0.1:{box['port']}/v1/data-channel/x"
     box["loop"].add_callback(box["loop"].stop)
     thread.join(5)
+
+
+def test_the_builtin_client_takes_target_and_timeout_from_the_environment(monkeypatch):
+    from jupyter_sm_debug.ssm import client
+
+    monkeypatch.setenv("SM_DEBUG_SSM_TARGET", "sagemaker-training-job:j_algo-2")
+    monkeypatch.setenv("SM_DEBUG_SSM_CONNECT_TIMEOUT", "12.5")
+    args = client.parse_args(["--session-env", "X"])
+    assert args.target == "sagemaker-training-job:j_algo-2" and args.connect_timeout == 12.5
+    assert client.parse_args(["--session-env", "X", "--connect-timeout", "3"]).connect_timeout == 3
 
 
 def test_the_builtin_client_says_when_no_shell_comes(standin, silent_gateway):

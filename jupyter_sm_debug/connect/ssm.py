@@ -226,8 +226,11 @@ class SSMTransport:
                     request.config.profile or "", json.dumps(params), endpoint]  # fmt: skip
         else:
             argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client",
-                    "--session-env", SESSION_VARIABLE, "--target", target, "--region", region,
-                    "--endpoint-url", endpoint, "--connect-timeout", timeout]  # fmt: skip
+                    "--session-env", SESSION_VARIABLE, "--region", region,
+                    "--endpoint-url", endpoint]  # fmt: skip
+            # By environment: job names stay out of argv (and the timeout with them).
+            env["SM_DEBUG_SSM_TARGET"] = target
+            env["SM_DEBUG_SSM_CONNECT_TIMEOUT"] = timeout
             if request.config.profile:
                 argv += ["--profile", request.config.profile]
         return Session(argv=argv, env=env, target=f"{target} ({choice.kind})", on_end=terminate)

@@ -68,6 +68,8 @@ from .channel import (
 )
 
 PROG = "python -m jupyter_sm_debug.ssm.client"
+TARGET_VARIABLE = "SM_DEBUG_SSM_TARGET"  # the target of an inherited session (KMS context)
+TIMEOUT_VARIABLE = "SM_DEBUG_SSM_CONNECT_TIMEOUT"  # default of --connect-timeout
 STDIN_CHUNK = 1024  # the plugin's StdinBufferLimit
 RECV_SIZE = 256 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024  # far above any data-channel message; stops a runaway
@@ -132,6 +134,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     if not (args.target or args.session_env or args.session_fd is not None):
         ap.error("give --target, --session-env or --session-fd")
     args.session_json = None
+    # What the extension passes by environment (it keeps job names out of argv).
+    args.target = args.target or os.environ.get(TARGET_VARIABLE) or None
+    if args.connect_timeout is None and os.environ.get(TIMEOUT_VARIABLE):
+        try:
+            args.connect_timeout = float(os.environ[TIMEOUT_VARIABLE])
+        except ValueError:
+            ap.error(f"{TIMEOUT_VARIABLE} must be a number of seconds")
     return args
 
 

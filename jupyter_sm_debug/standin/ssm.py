@@ -23,8 +23,11 @@ makes the session KMS-encrypted (handshake, ``kms:Decrypt`` of the client's data
 against the stand-in's KMS, the encryption challenge, AES-GCM output), and its
 ``shellProfile.linux`` runs at the start of the shell as the agent types it.
 
-Not done: ``idleSessionTimeout`` and ``runAsEnabled``/``runAsDefaultUser`` (parsed and kept
-on the session, not acted on), port forwarding and the other session types.
+``idleSessionTimeout`` (minutes without keystrokes, on the stand-in's clock) ends the
+session as the service does. ``runAsEnabled``/``runAsDefaultUser`` are not applied: the SSM
+agent in a SageMaker container runs in container mode, where it ignores them too.
+
+Not done: port forwarding and the other session types.
 """
 
 from __future__ import annotations
@@ -105,6 +108,16 @@ class SsmSession:
         return str((self.inputs or {}).get("kmsKeyId") or "")
 
     @property
+    def idle_timeout(self) -> Optional[float]:
+        """Seconds without input before the session ends; None when the document sets none."""
+        value = (self.inputs or {}).get("idleSessionTimeout")
+        try:
+            minutes = int(str(value)) if value not in (None, "") else None
+        except ValueError:
+            return None
+        return minutes * 60.0 if minutes and 1 <= minutes <= 60 else None
+
+    @property
     def shell_profile(self) -> str:
         profile = (self.inputs or {}).get("shellProfile")
         return str(profile.get("linux") or "") if isinstance(profile, dict) else ""
@@ -118,12 +131,11 @@ class SessionRegistry:
         self.sessions: Dict[str, SsmSession] = {}
         # Knobs: make the handshake ask for KMS encryption; the output message size; run
         # the handshake even when the agent would skip it; output bytes per second (0: as
-        # fast as the client acknowledges); wss:// or ws:// stream URLs.
+        # fast as the client acknowledges).
         self.kms_key_id: Optional[str] = None
         self.payload_size = STREAM_DATA_PAYLOAD_SIZE
         self.always_handshake = False
         self.pace = PACE_BYTES_PER_SECOND
-        self.stream_scheme = "wss"
         # Faults, for every session: sequence numbers of output messages whose first
         # transmission is lost, and of output messages whose first acknowledgement is.
         self.lose_output: set = set()
@@ -287,9 +299,9 @@ def resume_session(params: dict, standin: Any) -> dict:
 
 
 def _ws_base(standin: Any) -> str:
-    """wss:// on the stand-in's TLS port, like AWS; ws:// only when a test asks for it."""
+    """wss:// on the stand-in's TLS port, like AWS (ws:// only for a stand-in without one)."""
     url = getattr(standin, "tls_url", None)
-    if registry(standin).stream_scheme == "ws" or not isinstance(url, str):
+    if not isinstance(url, str):
         url = getattr(standin, "url", None) or f"http://127.0.0.1:{standin.port}"
     return "ws" + url[len("http") :].rstrip("/")
 
@@ -504,6 +516,7 @@ class Agent:
         self._allowance = float(PACE_BURST)
         self._refilled = time.monotonic()
         self._pace_wake: Optional[object] = None
+        self._last_input = standin.now()
         self._ended = False
 
     # ------------------------------------------------------------ connections
@@ -745,6 +758,7 @@ class Agent:
         if self.master_fd is None:
             return
         if event.payload_type == p.PayloadType.OUTPUT:
+            self._last_input = self.standin.now()
             self._pty_input += event.payload
             self._flush_input()
         elif event.payload_type == p.PayloadType.SIZE:
@@ -780,6 +794,11 @@ class Agent:
 
     def _tick(self) -> None:
         if self._ended:
+            return
+        idle = self.session.idle_timeout
+        if idle is not None and self.standin.now() - self._last_input > idle:
+            minutes = int(idle // 60)
+            self.end(f"Your session timed out after {minutes} minute(s) of inactivity.")
             return
         if self.handler is None:
             # No connection: nothing to resend to. The client has a while to come back.
