@@ -118,6 +118,30 @@ def test_a_shell_through_the_gateway(kind, mode, standin, job, payload, kms_prox
         term.close()
 
 
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_a_dropped_data_channel_resumes_the_same_shell(kind, standin, job):
+    """ResumeSession after the stand-in cuts the websocket: the same shell, every line once."""
+    target = f"sagemaker-training-job:{job}_algo-1"
+    argv, env = client_argv(kind, standin, target, None)
+    term = Terminal(argv, env)
+    try:
+        session_id = term.expect(rb"Starting session with SessionId: (\S+)", 30).group(1).decode()
+        term.expect(PROMPT, timeout=30)
+        term.send("export KEPT=yes\r")
+        term.expect(PROMPT)
+        term.send('for i in $(seq 1 40); do echo "line-$i"; sleep 0.05; done; echo DONE-""X\r')
+        term.expect(rb"line-3\r+\n")
+        assert standin_ssm.drop_connections(standin, session_id) == [session_id]
+        rest = term.read_until(b"DONE-X", timeout=60)
+        assert [int(n) for n in re.findall(rb"line-(\d+)", rest)] == list(range(4, 41))
+        term.send("echo kept=$KEPT\r")
+        term.expect(rb"kept=yes")
+        term.send("exit\r")
+        assert term.wait(timeout=20) == 0
+    finally:
+        term.close()
+
+
 # -- through the extension's REST attach ---------------------------------------------------
 
 
