@@ -2,6 +2,12 @@
 websocket, against a plain JupyterLab terminal running the same command locally.
 
     python bench/throughput.py [--quick] [--latency MS] [--mib N] [--rounds N]
+                               [--ssm-only] [--ssm-mib N] [--upload-kib N]
+
+SSM session clients, in the same run: the built-in client and AWS's session-manager-plugin
+(when it is installed: $SM_DEBUG_SSM_PLUGIN, ../shared/tools/session-manager-plugin/ beside
+the clone, or PATH), each in a raw PTY on its own session over the stand-in's wss:// data
+channel: download (`cat` of a 32 MiB file) and upload (a 1 MiB paste into `head -c | sha256sum`).
 
 A real `jupyter server` with the extension and a stand-in host (a local shell behind a real
 sshd, or behind the stand-in's SSM data channel). Baselines, in the same run: a plain
@@ -202,11 +208,145 @@ async def one_round(server, http, standin, path: Path, round_index: int) -> dict
     return out
 
 
+# -- SSM session clients: built-in vs AWS's plugin --------------------------------------------
+
+BUILTIN = "built-in client"
+PLUGIN = "session-manager-plugin"
+
+
+def find_plugin() -> str | None:
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [os.environ.get("SM_DEBUG_SSM_PLUGIN")]
+    for shared in (repo.parent / "shared", Path("/work/shared")):
+        candidates.append(str(shared / "tools/session-manager-plugin/session-manager-plugin"))
+    candidates.append(shutil.which("session-manager-plugin"))
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def ssm_client_process(kind: str, standin, target: str, plugin: str | None) -> tuple:
+    """(argv, env) of one client on a fresh session, as the extension runs it."""
+    from jupyter_sm_debug.connect.ssm import SESSION_VARIABLE
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, **standin.client_env(), "TERM": "xterm", "PYTHONPATH": str(repo)}
+    env = fresh_ssm_session(env, ssm_client(standin), target)
+    if kind == BUILTIN:
+        argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client", "--session-env",
+                SESSION_VARIABLE, "--target", target, "--region", standin.region,
+                "--endpoint-url", standin.url]  # fmt: skip
+    else:
+        argv = [plugin, SESSION_VARIABLE, standin.region, "StartSession", "",
+                json.dumps({"Target": target}), standin.url]  # fmt: skip
+    return argv, env
+
+
+def upload(argv: list[str], env: dict, kib: int, standin) -> dict:
+    """Paste ``kib`` KiB of text lines into ``head -c N | sha256sum`` on the host; seconds
+    from the first byte typed to the digest shown (the digest must match)."""
+    import threading
+
+    lines = [hashlib.sha256(str(i).encode()).hexdigest()[:63] + "\n" for i in range(kib * 16)]
+    data = "".join(lines).encode()
+    digest = hashlib.sha256(data).hexdigest().encode()
+    _, proc = pty_until(argv, env, PROMPT, timeout=60)
+    try:
+        os.write(proc.fd, f"stty -echo; head -c {len(data)} | sha256sum; stty echo\r".encode())
+        while select.select([proc.fd], [], [], 0.5)[0]:  # until head is reading
+            os.read(proc.fd, 65536)
+        meter = CpuMeter(client_pid=proc.pid, standin=standin)
+        meter.start()
+        started = time.perf_counter()
+
+        def type_it() -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(proc.fd, view[:4096]) :]
+
+        writer = threading.Thread(target=type_it, daemon=True)
+        writer.start()
+        seen = b""
+        while digest not in seen:
+            if not select.select([proc.fd], [], [], 600)[0]:
+                raise TimeoutError("no digest after 600 s")
+            chunk = os.read(proc.fd, 65536)
+            if not chunk:
+                raise EOFError(f"the session ended during the upload: {seen[-300:]!r}")
+            seen = seen[-200:] + chunk
+            if re.search(rb"\b[0-9a-f]{64}\b", seen) and digest not in seen:
+                raise AssertionError("the host got different bytes than were pasted")
+        seconds = time.perf_counter() - started
+        writer.join(5)
+        return {"seconds": seconds, "bytes": len(data), "cpu": meter.stop()}
+    finally:
+        end_pty(proc)
+
+
+def ssm_clients(standin, directory: Path, mib: int, kib: int, rounds: int) -> dict:
+    plugin = find_plugin()
+    kinds = [BUILTIN] + ([PLUGIN] if plugin else [])
+    path = make_payload(directory, mib)
+    runs: dict[str, dict[str, list]] = {k: {"download": [], "upload": []} for k in kinds}
+    target = f"sagemaker-training-job:{JOB}_algo-1"
+    for _ in range(rounds):
+        for kind in kinds:  # alternated, so both see the same machine load
+            argv, env = ssm_client_process(kind, standin, target, plugin)
+            result = over_pty(argv, env, path, standin)
+            result["bytes"] = path.stat().st_size
+            runs[kind]["download"].append(result)
+            argv, env = ssm_client_process(kind, standin, target, plugin)
+            runs[kind]["upload"].append(upload(argv, env, kib, standin))
+    return {"plugin": plugin, "runs": runs}
+
+
+def ssm_table(results: dict, mib: int, kib: int) -> None:
+    def rate(r: dict) -> float:
+        return r["bytes"] / r["seconds"] / (1024 * 1024)
+
+    def median(items: list) -> dict:
+        return sorted(items, key=rate)[len(items) // 2]
+
+    rows = []
+    medians = {}
+    for kind, by_way in results["runs"].items():
+        down, up = median(by_way["download"]), median(by_way["upload"])
+        medians[kind] = (rate(down), rate(up))
+        rows.append([
+            kind, f"{rate(down):.2f}", f"{down['seconds']:.1f} s",
+            f"{down['cpu']['client']:.1f} s", f"{rate(up) * 1024:.0f}",
+            f"{up['seconds']:.2f} s", f"{up['cpu']['client']:.2f} s",
+        ])  # fmt: skip
+    print()
+    table(
+        ["SSM client (raw PTY, wss://)", f"download {mib} MiB: MiB/s", "time", "client CPU",
+         f"upload {kib} KiB paste: KiB/s", "time", "client CPU"],
+        rows,
+    )  # fmt: skip
+    if results["plugin"] is None:
+        print("session-manager-plugin not found: only the built-in client was measured.")
+    elif BUILTIN in medians and PLUGIN in medians:
+        (bd, bu), (pd, pu) = medians[BUILTIN], medians[PLUGIN]
+        verdict = "met" if bd >= pd and bu >= pu else "NOT met"
+        print(f"goal built-in >= plugin on both: {verdict} (download {bd:.2f} vs {pd:.2f} MiB/s, "
+              f"upload {bu * 1024:.0f} vs {pu * 1024:.0f} KiB/s)")  # fmt: skip
+
+
 def main() -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, default=None, help="file size in MiB (64; quick 2)")
     ap.add_argument("--rounds", type=int, default=None, help="runs of each kind (5; quick 1)")
+    ap.add_argument("--ssm-only", action="store_true", help="only the SSM clients' table")
+    ap.add_argument("--ssm-mib", type=int, default=None, help="SSM download size (32; quick 2)")
+    ap.add_argument("--upload-kib", type=int, default=None, help="SSM paste size (1024; quick 64)")
     args = ap.parse_args()
+    ssm_mib = args.ssm_mib or (2 if args.quick else 32)
+    upload_kib = args.upload_kib or (64 if args.quick else 1024)
+    if args.ssm_only:
+        return ssm_only(args, ssm_mib, upload_kib)
     mib = args.mib or (2 if args.quick else 64)
     rounds = args.rounds or (1 if args.quick else 5)
     header("throughput: cat in a terminal, read off the websocket", args, f" | {mib} MiB")
@@ -242,6 +382,7 @@ def main() -> int:
                     runs.setdefault(kind, []).append(result)
 
         asyncio.run(all_rounds())
+        ssm_results = ssm_clients(standin, directory, ssm_mib, upload_kib, rounds)
 
     def mibps(result: dict) -> float:
         return size / result["seconds"] / (1024 * 1024)
@@ -282,8 +423,24 @@ def main() -> int:
         verdict = "met" if rate >= 0.9 * plain else "NOT met"
         print(f"goal attached over {transport} within 10% of the JupyterLab terminal: {verdict} "
               f"({rate:.1f} vs {plain:.1f} MiB/s, {rate / plain:.2f}x)")  # fmt: skip
+    ssm_table(ssm_results, ssm_mib, upload_kib)
     footer()
-    write_json(args, {"file_bytes": size, "runs": runs})
+    write_json(args, {"file_bytes": size, "runs": runs, "ssm_clients": ssm_results})
+    return 0
+
+
+def ssm_only(args, mib: int, kib: int) -> int:
+    rounds = args.rounds or (1 if args.quick else 3)
+    header("throughput: SSM session clients, built-in vs plugin", args, f" | {mib} MiB / {kib} KiB")
+    with Cleanup() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-tput-")))
+        standin = StandInProcess(stack, clock="manual")
+        standin.create_job(JOB, instance_count=1, remote_debug=True, started_ago=600)
+        standin.set_faults(latency=args.latency / 1000)
+        results = ssm_clients(standin, directory, mib, kib, rounds)
+    ssm_table(results, mib, kib)
+    footer()
+    write_json(args, {"ssm_clients": results})
     return 0
 
 

@@ -60,7 +60,22 @@ class SMDebug(Configurable):
         "auto",
         config=True,
         help="SSM session client: AWS's session-manager-plugin, the built-in Python client, "
-        "or auto (the plugin when it is on PATH, else the built-in one).",
+        "or auto (the plugin when it is on PATH and 1.2.536.0 or newer, else the built-in "
+        "one; an older plugin cannot take the session without a token in its argv).",
+    )
+    ssm_connect_timeout = Float(
+        30.0,
+        config=True,
+        help="Seconds an SSM session client has to show the remote shell. A client that "
+        "ends or shows nothing by then leaves a line in the tab saying so (and is ended).",
+    )
+    ssm_document = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Session document for SSM attach (a SessionManagerRunShell-type document, e.g. "
+        "one that sets a KMS key, a shell profile or Run As). Default: the account's "
+        "SSM-SessionManagerRunShell.",
     )
     ssh_user = Unicode("root", config=True, help="User name for SSH attach.")
     ssh_port = Int(

@@ -21,6 +21,7 @@ from .jobs import JobsService, hosts_of
 from .terminals import terminal_name
 
 AUTH_RESOURCE = "sm_debug"
+SSM_DOCUMENT_NAME = re.compile(r"[a-zA-Z0-9_.:/-]{3,128}")  # SSM's DocumentName pattern
 
 HTTP_CODES = {
     400: ("bad_request", "Check the request and try again."),
@@ -260,6 +261,17 @@ class TerminalsHandler(SMDebugHandler):
                 '"replace" must be true or false.',
                 "true ends a live terminal of this host that runs to another target.",
             )
+        document = body.get("document")
+        if "document" in body and (
+            not isinstance(document, str) or not SSM_DOCUMENT_NAME.fullmatch(document)
+        ):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"document" must be an SSM document name.',
+                'Send {"document": "My-Session-Document"} (3-128 of A-Z a-z 0-9 _ - . : /) '
+                "or leave it out.",
+            )
         description = await self.jobs.describe(job, fresh=True)
         count = len(hosts_of(description))
         if index > count:
@@ -275,7 +287,10 @@ class TerminalsHandler(SMDebugHandler):
             description=description,
             config=state.config,
             jobs=self.jobs,
-            options={"address": address, "host_key": host_key} if address else {},
+            options={
+                **({"address": address, "host_key": host_key} if address else {}),
+                **({"document": document} if document else {}),
+            },
         )
         session = await available[transport_name].prepare(request)
         name, reused, live = await state.terminals.open(

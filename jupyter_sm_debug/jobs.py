@@ -417,7 +417,12 @@ class JobsService:
             except SMDebugError as error:
                 problems.append(error.to_json()["error"])
         ssh = shutil.which("ssh")
-        plugin = shutil.which("session-manager-plugin")
+        from .connect.ssm import client_report  # connect imports this module
+
+        ssm_clients, ssm_problems = await asyncio.get_running_loop().run_in_executor(
+            self._executor, client_report, self.config.ssm_client
+        )
+        problems += ssm_problems
         return {
             "region": region,
             "account": account,
@@ -426,15 +431,7 @@ class JobsService:
                 "method": getattr(credentials, "method", None),
             },
             "endpoint_url": await self.custom_endpoint() if region else None,
-            "clients": {
-                "ssh": ssh,
-                "session_manager_plugin": plugin,
-                "builtin_ssm": True,
-                # Which client an SSM attach will run, per c.SMDebug.ssm_client.
-                "ssm": "plugin"
-                if plugin and self.config.ssm_client != "builtin"
-                else ("builtin" if self.config.ssm_client != "plugin" else None),
-            },
+            "clients": {"ssh": ssh, **ssm_clients},
             "default_transport": self.config.default_transport,
             "versions": {
                 "jupyter_sm_debug": __version__,

@@ -111,13 +111,45 @@ def test_an_empty_payloads_digest_is_not_checked_like_the_plugin():
         (4, b" " * 32, "MessageType"),
         (4, b"\xff" * 32, "ASCII"),
         (40, b"\0" * 8, "CreatedDate"),
-        (116, struct.pack(">I", 99), "PayloadLength"),
     ],
 )
 def test_invalid_headers_are_rejected(offset, data, error):
     frame = p.encode(p.AgentMessage(p.MessageType.OUTPUT_STREAM, b"abc"))
     with pytest.raises(p.ProtocolError, match=error):
         p.decode(_tamper(frame, offset, data))
+
+
+def test_a_longer_header_is_skipped_like_the_plugin_does():
+    """The plugin reads the fields at fixed offsets and the payload from HeaderLength + 4."""
+    frame = bytearray(p.encode(p.AgentMessage(p.MessageType.OUTPUT_STREAM, b"abc")))
+    frame[0:4] = struct.pack(">I", 120)
+    extended = bytes(frame[:120]) + b"\0\0\0\0" + bytes(frame[120:])
+    assert p.decode(extended).payload == b"abc"
+
+
+@pytest.mark.parametrize("length", [1, 99, 2**32 - 1])
+def test_a_wrong_payload_length_only_asks_for_the_digest_check(length):
+    frame = bytearray(p.encode(p.AgentMessage(p.MessageType.OUTPUT_STREAM, b"abc")))
+    frame[116:120] = struct.pack(">I", length)
+    assert p.decode(bytes(frame)).payload == b"abc"
+    frame[-1:] = b"X"  # now the digest is wrong: that still counts
+    with pytest.raises(p.ProtocolError, match="digest"):
+        p.decode(bytes(frame))
+
+
+def test_a_zero_payload_length_skips_the_digest_like_the_plugin():
+    frame = bytearray(p.encode(p.AgentMessage(p.MessageType.OUTPUT_STREAM, b"abc")))
+    frame[116:120] = struct.pack(">I", 0)
+    frame[-1:] = b"X"
+    assert p.decode(bytes(frame)).payload == b"abX"
+
+
+def test_a_channel_closed_with_an_odd_header_still_ends_the_client():
+    frame = bytearray(p.encode(p.channel_closed("s-1", "bye")))
+    frame[116:120] = struct.pack(">I", len(frame))  # PayloadLength counting the header too
+    ch = DataChannel(CLIENT, Wire())
+    (event,) = ch.receive(bytes(frame))
+    assert isinstance(event, ChannelClosedEvent) and ch.closed
 
 
 def test_short_frames_are_rejected():
@@ -410,6 +442,36 @@ def test_pause_publication_holds_messages_until_start_publication():
     assert [m.payload for m in wire.take()] == [b"a", b"b"]
 
 
+@pytest.mark.parametrize("role", [CLIENT, AGENT])
+@pytest.mark.parametrize("wakes", ["data", "ack"])
+def test_pause_publication_ends_with_incoming_data_or_acknowledgement_like_the_agent(role, wakes):
+    wire = Wire()
+    ch = DataChannel(role, wire)
+    ch.receive(p.encode(p.AgentMessage(p.MessageType.PAUSE_PUBLICATION)))
+    ch.send_data(b"a")
+    assert wire.frames == [] and ch.paused
+    if wakes == "data":
+        incoming = p.AgentMessage(ch.incoming_type, b"x", payload_type=p.PayloadType.OUTPUT)
+        if role == AGENT:
+            ch.skip_handshake()
+    else:
+        incoming = p.acknowledge(p.AgentMessage(ch.incoming_type, b"", sequence_number=7))
+    ch.receive(p.encode(incoming))
+    assert not ch.paused
+    assert b"a" in [m.payload for m in wire.take() if m.message_type == ch.outgoing_type]
+
+
+def test_resend_all_sends_every_unacknowledged_message_at_once():
+    wire = Wire()
+    ch = DataChannel(CLIENT, wire)
+    for data in (b"a", b"b", b"c"):
+        ch.send_data(data)
+    ch.receive(p.encode(p.acknowledge(p.decode(wire.frames[1]))))
+    wire.take()
+    assert ch.resend_all() == 2
+    assert [m.payload for m in wire.take()] == [b"a", b"c"]
+
+
 def test_channel_closed_event_carries_the_output():
     ch = DataChannel(CLIENT, Wire())
     (event,) = ch.receive(p.encode(p.channel_closed("s-1", "Session terminated")))
@@ -482,7 +544,7 @@ def test_the_agent_ignores_client_data_before_the_handshake_completes():
     assert agent.expected_sequence_number == 1  # acknowledged and consumed, like the agent
 
 
-def test_client_refuses_kms_encryption_and_port_sessions():
+def test_client_refuses_port_sessions_and_kms_without_kms_access():
     client_wire, agent_wire = Wire(), Wire()
     client = DataChannel(CLIENT, client_wire)
     agent = DataChannel(AGENT, agent_wire)
@@ -491,9 +553,107 @@ def test_client_refuses_kms_encryption_and_port_sessions():
     assert requested.kms_requested
     statuses = {a.action_type: a.status for a in requested.response.actions}
     assert statuses == {"SessionType": p.ActionStatus.FAILED, "KMSEncryption": 2}
-    assert any("session-manager-plugin" in e for e in requested.response.errors)
+    assert any("no KMS access" in e for e in requested.response.errors)
     (answered,) = pump(client_wire, agent)
     assert not answered.ok
+
+
+class ToyKms:
+    """GenerateDataKey/Decrypt with the semantics the channel relies on: the blob opens only
+    with the same encryption context. (The session tests use the stand-in's real KMS.)"""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.master = AESGCM(AESGCM.generate_key(256))
+        self.calls: list = []
+
+    def generate(self, key_id, context):
+        import os
+
+        self.calls.append(("GenerateDataKey", key_id, dict(context)))
+        plain, nonce = os.urandom(64), os.urandom(12)
+        aad = json.dumps(context, sort_keys=True).encode()
+        return nonce + self.master.encrypt(nonce, plain, aad), plain
+
+    def decrypt(self, blob, context):
+        self.calls.append(("Decrypt", dict(context)))
+        aad = json.dumps(context, sort_keys=True).encode()
+        return self.master.decrypt(blob[:12], blob[12:], aad)
+
+
+def test_kms_handshake_and_encrypted_output_both_ways():
+    from jupyter_sm_debug.ssm.channel import EncryptionConfirmed
+
+    kms = ToyKms()
+    client_wire, agent_wire = Wire(), Wire()
+    common = {"session_id": "s-1", "target_id": "sagemaker-training-job:j_algo-1"}
+    client = DataChannel(CLIENT, client_wire, generate_data_key=kms.generate, **common)
+    agent = DataChannel(AGENT, agent_wire, decrypt_data_key=kms.decrypt, **common)
+    agent.request_handshake(kms_key_id="alias/session")
+    (requested,) = pump(agent_wire, client)
+    kinds = [a.action_type for a in requested.request.actions]
+    assert kinds == ["SessionType", "KMSEncryption"]  # the agent's order
+    assert not requested.response.errors
+    context = {"aws:ssm:SessionId": "s-1", "aws:ssm:TargetId": "sagemaker-training-job:j_algo-1"}
+    assert kms.calls[0] == ("GenerateDataKey", "alias/session", context)
+    (answered,) = pump(client_wire, agent)
+    assert answered.ok and answered.challenged
+    assert kms.calls[1] == ("Decrypt", context)
+    # The challenge goes to the client, its answer back; then the agent confirms.
+    assert pump(agent_wire, client) == []
+    (confirmed,) = pump(client_wire, agent)
+    assert confirmed == EncryptionConfirmed(True)
+    agent.complete_handshake()
+    assert [type(e).__name__ for e in pump(agent_wire, client)] == ["HandshakeCompleted"]
+    pump(client_wire, agent)  # acknowledgements
+
+    agent.send_data(b"secret output")
+    (frame,) = agent_wire.frames
+    on_the_wire = p.decode(frame).payload
+    assert b"secret" not in on_the_wire and len(on_the_wire) == 12 + 13 + 16
+    (data,) = pump(agent_wire, client)
+    assert data.payload == b"secret output"
+    pump(client_wire, agent)
+    client.send_data(b"typed")
+    assert b"typed" not in p.decode(client_wire.frames[0]).payload
+    (typed,) = pump(client_wire, agent)
+    assert typed.payload == b"typed"
+    # Sizes stay in clear, as in the plugin.
+    pump(agent_wire, client)
+    client.send_size(80, 24)
+    assert p.decode(client_wire.frames[0]).payload == p.size_payload(80, 24)
+
+
+def test_a_wrong_challenge_answer_is_not_confirmed():
+    from jupyter_sm_debug.ssm.channel import EncryptionConfirmed
+
+    kms = ToyKms()
+    client_wire, agent_wire = Wire(), Wire()
+    agent = DataChannel(AGENT, agent_wire, decrypt_data_key=kms.decrypt, session_id="s")
+    client = DataChannel(CLIENT, client_wire, generate_data_key=kms.generate, session_id="s")
+    agent.request_handshake(kms_key_id="k")
+    pump(agent_wire, client)
+    (answered,) = pump(client_wire, agent)
+    assert answered.challenged
+    forged = p.AgentMessage(
+        p.MessageType.INPUT_STREAM,
+        p.challenge_payload(b"\0" * 12 + b"x" * 80),
+        payload_type=p.PayloadType.ENC_CHALLENGE_RESPONSE,
+        sequence_number=1,
+    )
+    assert agent.receive(p.encode(forged)) == [EncryptionConfirmed(False)]
+
+
+def test_a_data_key_for_another_session_does_not_open():
+    kms = ToyKms()
+    client_wire, agent_wire = Wire(), Wire()
+    client = DataChannel(CLIENT, client_wire, generate_data_key=kms.generate, session_id="a")
+    agent = DataChannel(AGENT, agent_wire, decrypt_data_key=kms.decrypt, session_id="b")
+    agent.request_handshake(kms_key_id="k")
+    pump(agent_wire, client)
+    (answered,) = pump(client_wire, agent)
+    assert not answered.ok and "Fetching data key failed" in answered.problem
 
 
 def test_unknown_handshake_actions_are_unsupported():

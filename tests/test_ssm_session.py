@@ -39,14 +39,23 @@ def target(job) -> str:
 
 @pytest.fixture
 def api_calls(monkeypatch):
-    """The SSM actions the stand-in answered during the test."""
+    """The TerminateSession calls the stand-in answered during the test for sessions started
+    during the test (a session an earlier test's server left may end any time)."""
     calls = []
-    real = standin_ssm.terminate_session
+    started = set()
+    real_start, real_terminate = standin_ssm.start_session, standin_ssm.terminate_session
+
+    def start_spy(params, standin):
+        answer = real_start(params, standin)
+        started.add(answer["SessionId"])
+        return answer
 
     def spy(params, standin):
-        calls.append(("TerminateSession", params["SessionId"]))
-        return real(params, standin)
+        if params.get("SessionId") in started:
+            calls.append(("TerminateSession", params["SessionId"]))
+        return real_terminate(params, standin)
 
+    monkeypatch.setattr(standin_ssm, "start_session", start_spy)
     monkeypatch.setattr(standin_ssm, "terminate_session", spy)
     return calls
 
@@ -305,12 +314,56 @@ def test_target_not_connected(standin, run_client, job):
         assert err.value.code == "TargetNotConnected"
 
 
-def test_kms_encrypted_sessions_point_to_the_plugin(standin, run_client, target, api_calls):
+def kms_document(standin, name: str, **inputs) -> str:
+    """A KMS key and a Standard_Stream session document using it, in the stand-in; returns
+    the key's ARN."""
+    key = standin.client("kms").create_key(Description="session key")["KeyMetadata"]
+    content = {
+        "schemaVersion": "1.0",
+        "description": "Session Manager preferences",
+        "sessionType": "Standard_Stream",
+        "inputs": {"kmsKeyId": key["Arn"], "s3BucketName": "", **inputs},
+    }
+    ssm = standin.client("ssm")
+    try:
+        ssm.create_document(
+            Name=name, Content=json.dumps(content), DocumentType="Session", DocumentFormat="JSON"
+        )
+    except ssm.exceptions.DocumentAlreadyExists:
+        ssm.update_document(Name=name, Content=json.dumps(content), DocumentVersion="$LATEST")
+        version = ssm.describe_document(Name=name)["Document"]["LatestVersion"]
+        ssm.update_document_default_version(Name=name, DocumentVersion=version)
+    return key["Arn"]
+
+
+def test_a_kms_encrypted_session_with_the_builtin_client(standin, run_client, target, tmp_path):
+    kms_document(standin, "SMDebug-KMS-Shell", shellProfile={"linux": "export PROFILED=yes"})
+    term = run_client("--target", target, "--document-name", "SMDebug-KMS-Shell")
+    session_id = term.expect(rb"Starting session with SessionId: (\S+)").group(1).decode()
+    term.expect(PROMPT)
+    agent = sessions(standin)[session_id].agent
+    assert agent.channel.cipher is not None  # the agent encrypts with the client's data key
+    term.send("echo profiled=$PROFILED sum=$((2+3))\r")
+    term.expect(rb"profiled=yes sum=5")
+    payload = tmp_path / "k.bin"
+    payload.write_bytes(os.urandom(300_000))
+    term.send(f'echo BEGIN-""B64; base64 -w 76 {payload}; echo END-""B64\r')
+    term.expect(rb"BEGIN-B64\r\n")
+    data = term.read_until(b"END-B64")
+    assert base64.b64decode(data.replace(b"\r\n", b"")) == payload.read_bytes()
+    term.send("exit\r")
+    assert term.wait() == 0
+
+
+def test_a_kms_key_the_client_cannot_use_fails_with_the_reason(
+    standin, run_client, target, api_calls
+):
     reg = standin_ssm.registry(standin)
-    reg.kms_key_id = "alias/session-key"
+    reg.kms_key_id = "alias/no-such-key"
     try:
         term = run_client("--target", target)
-        term.expect(rb"KMS encryption.*session-manager-plugin")
+        term.expect(rb"Session handshake failed: Failed to process action KMSEncryption: ")
+        term.expect(rb"GenerateDataKey")
         assert term.wait() == 1
     finally:
         reg.kms_key_id = None
@@ -330,13 +383,15 @@ def test_a_wrong_or_used_token_is_refused(standin, target):
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert frame.data[2:] == b"invalid token"
     ws.shutdown()
-    # The session survives a bad attempt: the right token opens it, with the handshake.
+    # The session survives a bad attempt: the right token opens it. Like the agent for a
+    # plain shell, no handshake: the shell's first output, flagged SYN.
     ws = websocket.create_connection(url, timeout=5)
     ws.send(p.open_data_channel_message(started["TokenValue"], "c-2", "1.2.0.0"))
     opcode, data = ws.recv_data()
-    request = p.decode(data)
-    assert request.payload_type == p.PayloadType.HANDSHAKE_REQUEST
-    assert request.flags == p.FLAG_SYN
+    first = p.decode(data)
+    assert first.message_type == p.MessageType.OUTPUT_STREAM
+    assert first.payload_type == p.PayloadType.OUTPUT and first.sequence_number == 0
+    assert first.flags == p.FLAG_SYN
     # A token opens one connection only; unknown sessions have no channel at all.
     for again in (url, standin.url.replace("http", "ws") + "/v1/data-channel/x"):
         with pytest.raises(websocket.WebSocketBadStatusException):
@@ -349,9 +404,9 @@ def test_start_and_resume_session_answer_like_ssm(standin, target):
 
     ssm = boto3.client("ssm")
     started = ssm.start_session(Target=target)
-    port = standin.url.rsplit(":", 1)[1]
+    port = standin.tls_url.rsplit(":", 1)[1]
     assert re.fullmatch(
-        rf"ws://127\.0\.0\.1:{port}/v1/data-channel/{started['SessionId']}"
+        rf"wss://127\.0\.0\.1:{port}/v1/data-channel/{started['SessionId']}"
         r"\?role=publish_subscribe&cell-number=\S+",
         started["StreamUrl"],
     )

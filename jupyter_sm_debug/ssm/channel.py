@@ -18,7 +18,10 @@ Behaviour follows the plugin's ``src/datachannel/streaming.go`` and the agent's
 - received stream messages are acknowledged, delivered in sequence order exactly once, and
   held in a bounded reorder buffer when they arrive early;
 - the handshake: the agent asks (HandshakeRequest), the client answers
-  (HandshakeResponse), the agent confirms (HandshakeComplete).
+  (HandshakeResponse), the agent confirms (HandshakeComplete); with KMS, the client makes a
+  data key (``generate_data_key``), the agent opens it (``decrypt_data_key``) and checks
+  the client has it with an encryption challenge before confirming, and from then on
+  Output payloads are encrypted both ways (``encryption.BlockCipher``).
 
 Deliberate differences from the Go code:
 
@@ -29,18 +32,23 @@ Deliberate differences from the Go code:
 - a full outgoing buffer never drops a message (the plugin drops the oldest): callers look
   at :attr:`DataChannel.unacked` and stop reading their source, which is how the stand-in
   and the client apply backpressure;
-- after ``pause_publication`` nothing is sent until ``start_publication``, then everything
-  held back goes at once (the plugin ignores both messages; the agent waits for its resend
-  timer to send them one by one).
+- publication as the agent does it: after ``pause_publication`` nothing is sent until
+  ``start_publication`` or any incoming stream message or acknowledgement (the service
+  would not send those to a channel it wants quiet), then everything held back goes at
+  once (the agent's resend timer sends them one by one; the plugin ignores both messages);
+- :meth:`DataChannel.resend_all` sends every unacknowledged message again at once, for a
+  data channel that was just reconnected (ResumeSession).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from . import encryption
 from . import protocol as p
 
 # From the plugin's src/config/config.go (seconds).
@@ -95,9 +103,20 @@ class HandshakeCompleted:
 
 @dataclass
 class HandshakeAnswered:
-    """Agent side: the client's response; ``ok`` when every action succeeded."""
+    """Agent side: the client's response; ``ok`` when every action succeeded (and the
+    client's data key opened). ``challenged``: the encryption challenge went out, and
+    :class:`EncryptionConfirmed` follows."""
 
     response: p.HandshakeResponse
+    ok: bool
+    challenged: bool = False
+    problem: str = ""
+
+
+@dataclass
+class EncryptionConfirmed:
+    """Agent side: the client answered the encryption challenge (rightly or not)."""
+
     ok: bool
 
 
@@ -134,6 +153,9 @@ class DataChannel:
         session_id: str = "",
         incoming_capacity: int = INCOMING_BUFFER_CAPACITY,
         max_resend_attempts: int = RESEND_MAX_ATTEMPTS,
+        target_id: str = "",
+        generate_data_key: Optional[encryption.GenerateDataKey] = None,
+        decrypt_data_key: Optional[encryption.DecryptDataKey] = None,
     ) -> None:
         if role == CLIENT:
             self.outgoing_type = p.MessageType.INPUT_STREAM
@@ -150,6 +172,12 @@ class DataChannel:
         self.session_id = session_id
         self.incoming_capacity = incoming_capacity
         self.max_resend_attempts = max_resend_attempts
+        self.target_id = target_id
+        self.generate_data_key = generate_data_key
+        self.decrypt_data_key = decrypt_data_key
+        self.cipher: Optional[encryption.BlockCipher] = None
+        self._kms_key_id: Optional[str] = None
+        self._challenge = b""
 
         self.next_sequence_number = 0
         self.expected_sequence_number = 0
@@ -175,6 +203,8 @@ class DataChannel:
     def send_stream(self, payload_type: int, payload: bytes) -> int:
         """Send one stream message; returns its sequence number."""
         seq = self.next_sequence_number
+        if self.cipher is not None and payload_type == p.PayloadType.OUTPUT:
+            payload = self.cipher.encrypt(payload)
         # The agent marks the first message of its stream SYN; the plugin never sets flags.
         flags = p.FLAG_SYN if seq == 0 and self.role == AGENT else 0
         frame = p.encode(
@@ -237,7 +267,21 @@ class DataChannel:
             self.round_trip_time + max(CLOCK_GRANULARITY, 4 * self.round_trip_time_variation),
         )
 
+    def resend_all(self) -> int:
+        """Send every unacknowledged message again now (after a reconnect); returns how many."""
+        if self.paused:
+            return 0
+        now = self.clock()
+        for entry in self._outgoing.values():
+            if entry.last_sent is not None:
+                entry.attempts += 1  # no round-trip sample from these
+            entry.last_sent = now
+            self.send(entry.frame)
+        return len(self._outgoing)
+
     def _resume(self) -> None:
+        if not self.paused:
+            return
         self.paused = False
         now = self.clock()
         for entry in self._outgoing.values():
@@ -256,9 +300,12 @@ class DataChannel:
         msg = p.decode(frame)
         mtype = msg.message_type
         if mtype == self.incoming_type:
+            self._resume()  # data from the peer: the channel is flowing again
             return self._receive_stream(msg)
         if mtype == p.MessageType.ACKNOWLEDGE:
-            self._acknowledged(p.parse_acknowledgement(msg).sequence_number)
+            ack = p.parse_acknowledgement(msg)
+            self._resume()
+            self._acknowledged(ack.sequence_number)
             return []
         if mtype == p.MessageType.CHANNEL_CLOSED:
             self.closed = True
@@ -294,22 +341,31 @@ class DataChannel:
 
     def _process(self, msg: p.AgentMessage) -> List[Any]:
         ptype = msg.payload_type
+        payload = msg.payload
         if self.role == CLIENT:
             if ptype == p.PayloadType.HANDSHAKE_REQUEST:
-                return [self._answer_handshake(p.parse_handshake_request(msg.payload))]
+                return [self._answer_handshake(p.parse_handshake_request(payload))]
             if ptype == p.PayloadType.HANDSHAKE_COMPLETE:
                 self.handshake_done = True
-                return [HandshakeCompleted(p.parse_handshake_complete(msg.payload))]
+                return [HandshakeCompleted(p.parse_handshake_complete(payload))]
             if ptype == p.PayloadType.ENC_CHALLENGE_REQUEST:
-                return []  # only follows a KMS handshake, which we refuse
+                self._answer_challenge(payload)
+                return []
+            encrypted = (p.PayloadType.OUTPUT, p.PayloadType.STDERR, p.PayloadType.EXIT_CODE)
         else:
             if ptype == p.PayloadType.HANDSHAKE_RESPONSE:
-                resp = p.parse_handshake_response(msg.payload)
-                ok = all(a.status == p.ActionStatus.SUCCESS for a in resp.actions)
-                return [HandshakeAnswered(resp, ok)]
+                return [self._handshake_answered(p.parse_handshake_response(payload))]
+            if ptype == p.PayloadType.ENC_CHALLENGE_RESPONSE:
+                return [self._challenge_answered(payload)]
             if not self.handshake_done:
                 return []  # the agent ignores client data until the handshake completed
-        return [StreamData(ptype, msg.payload, msg.sequence_number)]
+            encrypted = (p.PayloadType.OUTPUT,)
+        if self.cipher is not None and ptype in encrypted:
+            try:
+                payload = self.cipher.decrypt(payload)
+            except encryption.EncryptionError as exc:
+                raise p.ProtocolError(str(exc)) from None
+        return [StreamData(ptype, payload, msg.sequence_number)]
 
     # ------------------------------------------------------------------ handshake
 
@@ -318,36 +374,91 @@ class DataChannel:
         processed = []
         errors = []
         for action in req.actions:
-            status, error = self._decide(action)
-            processed.append(p.ProcessedAction(action.action_type, status, None, error))
+            status, error, result = self._decide(action)
+            processed.append(p.ProcessedAction(action.action_type, status, result, error))
             if error:
                 errors.append(error)
         resp = p.HandshakeResponse(self.version, processed, errors)
         self.send_stream(p.PayloadType.HANDSHAKE_RESPONSE, p.handshake_response_payload(resp))
         return HandshakeRequested(req, resp)
 
-    def _decide(self, action: p.RequestedAction) -> tuple[int, str]:
+    def _decide(self, action: p.RequestedAction) -> tuple[int, str, Any]:
         kind = action.action_type
         if kind == p.ActionType.SESSION_TYPE:
             params = action.parameters if isinstance(action.parameters, dict) else {}
             stype = params.get("SessionType")
             if stype in p.SHELL_SESSION_TYPES:
                 self.session_type = p.SHELL_SESSION_TYPES[0]  # all run as a shell, as in Go
-                return p.ActionStatus.SUCCESS, ""
+                return p.ActionStatus.SUCCESS, "", None
             if stype == p.PORT_SESSION_TYPE:
                 return p.ActionStatus.FAILED, (
                     "Failed to process action SessionType: port forwarding sessions are not "
                     "supported by the built-in client"
-                )
+                ), None  # fmt: skip
             return p.ActionStatus.FAILED, (
                 f"Failed to process action SessionType: Unknown session type {stype}"
-            )
+            ), None  # fmt: skip
         if kind == p.ActionType.KMS_ENCRYPTION:
-            return p.ActionStatus.FAILED, (
-                "Failed to process action KMSEncryption: KMS-encrypted sessions are not "
-                "supported by the built-in client; use session-manager-plugin"
-            )
-        return p.ActionStatus.UNSUPPORTED, f"Unsupported action {kind}"
+            return self._make_data_key(action)
+        return p.ActionStatus.UNSUPPORTED, f"Unsupported action {kind}", None
+
+    def _make_data_key(self, action: p.RequestedAction) -> tuple[int, str, Any]:
+        """Client side of the KMSEncryption action: a data key from KMS for this session."""
+        params = action.parameters if isinstance(action.parameters, dict) else {}
+        key_id = params.get("KMSKeyId")
+        if self.generate_data_key is None:
+            problem = "this client has no KMS access"
+        elif not isinstance(key_id, str) or not key_id:
+            problem = "the request names no KMSKeyId"
+        else:
+            context = encryption.encryption_context(self.session_id, self.target_id)
+            try:
+                blob, plain = self.generate_data_key(key_id, context)
+                self.cipher = encryption.BlockCipher(plain, agent=False)
+            except Exception as exc:  # noqa: BLE001 - any KMS failure fails the action
+                problem = str(exc) or type(exc).__name__
+            else:
+                return p.ActionStatus.SUCCESS, "", p.kms_encryption_result(blob)
+        return p.ActionStatus.FAILED, f"Failed to process action KMSEncryption: {problem}", None
+
+    def _answer_challenge(self, payload: bytes) -> None:
+        """Client side: decrypt the agent's challenge and send it back under our key."""
+        if self.cipher is None:
+            return  # no key: the agent times out and says why
+        try:
+            challenge = self.cipher.decrypt(p.parse_challenge(payload))
+        except (p.ProtocolError, encryption.EncryptionError):
+            return
+        answer = p.challenge_payload(self.cipher.encrypt(challenge))
+        self.send_stream(p.PayloadType.ENC_CHALLENGE_RESPONSE, answer)
+
+    def _handshake_answered(self, resp: p.HandshakeResponse) -> HandshakeAnswered:
+        """Agent side: with KMS, open the client's data key and challenge it."""
+        ok = all(a.status == p.ActionStatus.SUCCESS for a in resp.actions)
+        if not ok or not self._kms_key_id:
+            return HandshakeAnswered(resp, ok)
+        results = [a.result for a in resp.actions if a.action_type == p.ActionType.KMS_ENCRYPTION]
+        try:
+            if not results or self.decrypt_data_key is None:
+                raise ValueError("the client did not take part in KMS encryption")
+            blob = p.parse_kms_encryption_result(results[0])
+            context = encryption.encryption_context(self.session_id, self.target_id)
+            self.cipher = encryption.BlockCipher(self.decrypt_data_key(blob, context), agent=True)
+        except Exception as exc:  # noqa: BLE001 - a key that does not open fails the session
+            return HandshakeAnswered(resp, False, problem=f"Fetching data key failed: {exc}")
+        self._challenge = os.urandom(encryption.CHALLENGE_BYTES)
+        challenge = p.challenge_payload(self.cipher.encrypt(self._challenge))
+        self.send_stream(p.PayloadType.ENC_CHALLENGE_REQUEST, challenge)
+        return HandshakeAnswered(resp, True, challenged=True)
+
+    def _challenge_answered(self, payload: bytes) -> EncryptionConfirmed:
+        if self.cipher is None or not self._challenge:
+            return EncryptionConfirmed(False)
+        try:
+            answer = self.cipher.decrypt(p.parse_challenge(payload))
+        except (p.ProtocolError, encryption.EncryptionError):
+            return EncryptionConfirmed(False)
+        return EncryptionConfirmed(answer == self._challenge)
 
     def request_handshake(
         self, session_type: str = "Standard_Stream", kms_key_id: Optional[str] = None
@@ -356,9 +467,15 @@ class DataChannel:
         actions: Sequence[p.RequestedAction] = [p.session_type_action(session_type)]
         if kms_key_id:
             actions = [*actions, p.kms_action(kms_key_id)]
+            self._kms_key_id = kms_key_id
         self._handshake_started = self.clock()
         req = p.HandshakeRequest(self.version, list(actions))
         return self.send_stream(p.PayloadType.HANDSHAKE_REQUEST, p.handshake_request_payload(req))
+
+    def skip_handshake(self) -> None:
+        """Agent side: no handshake (a plain shell session without KMS), as the agent's
+        ``SkipHandshake``: client data is delivered from the start."""
+        self.handshake_done = True
 
     def complete_handshake(self, customer_message: str = "") -> int:
         """Agent side: after a good response; from here on client data is delivered."""

@@ -29,10 +29,11 @@ Where this differs from session-manager-plugin (shell sessions):
 - the terminal is put in raw mode (the plugin uses ``stty cbreak -echo`` and forwards
   SIGINT/SIGQUIT/SIGTSTP as bytes; we forward them too when stdin is not a terminal);
 - the size is sent at start and on SIGWINCH (the plugin polls it every 500 ms);
-- no reconnection with ResumeSession when the websocket drops: the session ends with a
-  message (the plugin retries five times);
-- KMS-encrypted sessions and port forwarding are refused in the handshake, with a
-  message pointing at session-manager-plugin;
+- when the websocket drops, ResumeSession and a new connection, five tries with backoff
+  like the plugin, with a line in the terminal saying so; unacknowledged input is sent
+  again and output already shown is never shown twice (sequence numbers);
+- KMS-encrypted sessions as the plugin does them (``encryption.py``); port forwarding is
+  refused in the handshake;
 - no conversion of a lone "\n" keystroke to "\r" (a workaround for Windows targets).
 """
 
@@ -48,9 +49,11 @@ import signal
 import struct
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
+from . import encryption
 from . import protocol as p
 from .channel import (
     CLIENT,
@@ -65,17 +68,18 @@ from .channel import (
 )
 
 PROG = "python -m jupyter_sm_debug.ssm.client"
+TARGET_VARIABLE = "SM_DEBUG_SSM_TARGET"  # the target of an inherited session (KMS context)
+TIMEOUT_VARIABLE = "SM_DEBUG_SSM_CONNECT_TIMEOUT"  # default of --connect-timeout
 STDIN_CHUNK = 1024  # the plugin's StdinBufferLimit
 RECV_SIZE = 256 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024  # far above any data-channel message; stops a runaway
 STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
 PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
+# Reconnecting (the plugin's config.go): 5 attempts, 100 ms doubling up to 5 s.
+RETRY_ATTEMPTS = 5
+RETRY_INITIAL_DELAY = 0.1
+RETRY_MAX_DELAY = 5.0
 FALLBACK_SIZE = (300, 100)  # what the plugin sends when the terminal size is unknown
-KMS_MESSAGE = (
-    "This session asks for KMS encryption (the Session Manager preferences of this account "
-    "set a KMS key). The built-in SSM client cannot encrypt with KMS: install the AWS "
-    "session-manager-plugin and use it as the SSM client for this target."
-)
 # Control signals the plugin forwards as bytes when they reach it (only outside raw mode).
 SIGNAL_BYTES = {signal.SIGINT: b"\x03", signal.SIGQUIT: b"\x1c", signal.SIGTSTP: b"\x1a"}
 END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -99,8 +103,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         prog=PROG,
         description="Open an interactive shell on an SSM target over Session Manager.",
     )
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--target", help="SSM target, e.g. sagemaker-training-job:JOB_algo-1")
+    ap.add_argument(
+        "--target",
+        help="SSM target, e.g. sagemaker-training-job:JOB_algo-1 (with an inherited session: "
+        "only its id for KMS encryption)",
+    )
+    src = ap.add_mutually_exclusive_group()
     src.add_argument(
         "--session-env", metavar="NAME", help="environment variable holding StartSession JSON"
     )
@@ -115,8 +123,24 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument(
         "--no-terminate", action="store_true", help="do not call TerminateSession on exit"
     )
+    ap.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end the session with a message when no shell is up within this time",
+    )
     args = ap.parse_args(argv)
+    if not (args.target or args.session_env or args.session_fd is not None):
+        ap.error("give --target, --session-env or --session-fd")
     args.session_json = None
+    # What the extension passes by environment (it keeps job names out of argv).
+    args.target = args.target or os.environ.get(TARGET_VARIABLE) or None
+    if args.connect_timeout is None and os.environ.get(TIMEOUT_VARIABLE):
+        try:
+            args.connect_timeout = float(os.environ[TIMEOUT_VARIABLE])
+        except ValueError:
+            ap.error(f"{TIMEOUT_VARIABLE} must be a number of seconds")
     return args
 
 
@@ -135,6 +159,7 @@ def _parse_plugin_args(argv: List[str]) -> argparse.Namespace:
         reason=None,
         no_terminate=False,
         session_json=None,
+        connect_timeout=None,
     )
     if argv[0].startswith("AWS_SSM_START_SESSION_RESPONSE"):
         args.session_env = argv[0]
@@ -197,6 +222,41 @@ class Api:
             return self.client().start_session(**params)
         except Exception as exc:  # noqa: BLE001 - every boto failure becomes one message
             raise ClientError(describe_aws_error(exc, "StartSession", target)) from None
+
+    def generate_data_key(self, key_id: str, context: Dict[str, str]) -> tuple:
+        """kms:GenerateDataKey for a KMS-encrypted session: (CiphertextBlob, Plaintext)."""
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.Session(profile_name=self.args.profile, region_name=self.args.region)
+        # The KMS endpoint is boto3's own (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, or AWS);
+        # --endpoint-url is SSM's.
+        kms = session.client(
+            "kms", config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2})
+        )
+        try:
+            answer = kms.generate_data_key(
+                KeyId=key_id,
+                NumberOfBytes=encryption.DATA_KEY_BYTES,
+                EncryptionContext=context,
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the action's error
+            raise ClientError(describe_aws_error(exc, "GenerateDataKey", key_id)) from None
+        return answer["CiphertextBlob"], answer["Plaintext"]
+
+    def resume_session(self, session_id: str) -> Dict[str, str]:
+        """A new token and stream URL for a session whose connection was lost."""
+        try:
+            answer = self.client().resume_session(SessionId=session_id)
+        except Exception as exc:  # noqa: BLE001 - every boto failure becomes one message
+            raise ClientError(describe_aws_error(exc, "ResumeSession", session_id)) from None
+        if not answer.get("TokenValue"):
+            raise ClientError(f"Session {session_id} timed out.")
+        return {
+            "SessionId": session_id,
+            "TokenValue": answer["TokenValue"],
+            "StreamUrl": answer.get("StreamUrl") or "",
+        }
 
     def terminate_session(self, session_id: str) -> Optional[str]:
         try:
@@ -390,13 +450,29 @@ class Session:
         info: Dict[str, str],
         terminal: Terminal,
         on_ready: Optional[Callable[[], None]] = None,
+        connect_timeout: Optional[float] = None,
+        resume: Optional[Callable[[str], Dict[str, str]]] = None,
+        target: str = "",
+        generate_data_key: Optional[encryption.GenerateDataKey] = None,
     ):
         self.ws = ws
+        self.connect_timeout = connect_timeout
+        self.resume = resume  # ResumeSession: a new token and stream URL
+        self.connected = True
+        self.reconnects = 0
+        self.stream_url = info["StreamUrl"]
+        self._resumes_without_data = 0  # a connection that is refused at once counts too
         self.on_ready = on_ready
         self.session_id = info["SessionId"]
         self.terminal = terminal
         self.lock = threading.Lock()  # guards the channel and orders our websocket sends
-        self.channel = DataChannel(CLIENT, self._send_frame, session_id=self.session_id)
+        self.channel = DataChannel(
+            CLIENT,
+            self._send_frame,
+            session_id=self.session_id,
+            target_id=target,
+            generate_data_key=generate_data_key,
+        )
         self.ready = False  # handshake complete: the shell handlers may run
         self.exit_code: Optional[int] = None
         self.exit_message = ""
@@ -412,18 +488,26 @@ class Session:
     def _send_frame(self, frame: bytes) -> None:
         if self._batch is not None:
             self._batch.append(frame)
-        else:
-            self.ws.send_bytes(frame)
+        elif self.connected:
+            try:
+                self.ws.send_bytes(frame)
+            except Exception:  # noqa: BLE001 - the reader notices the loss and reconnects
+                self.connected = False  # the frame stays unacknowledged: resent later
 
     def _send_batch(self, frames: List[bytes]) -> None:
         """Many websocket messages in one write: a 1 KiB output message costs one
         acknowledgement, and a syscall each would cap throughput."""
         import websocket
 
+        if not self.connected:
+            return
         binary = websocket.ABNF.OPCODE_BINARY
         data = b"".join(websocket.ABNF.create_frame(f, binary).format() for f in frames)
-        with self.ws.lock:  # websocket-client's own send lock (send_close, ping use it too)
-            self.ws.sock.sendall(data)
+        try:
+            with self.ws.lock:  # websocket-client's own send lock (send_close, ping use it)
+                self.ws.sock.sendall(data)
+        except OSError:
+            self.connected = False
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full pipe: already awake
@@ -438,34 +522,81 @@ class Session:
     # --- websocket side
 
     def _read_loop(self) -> None:
+        while self.exit_code is None:
+            try:
+                self._read_connection()
+            except Exception as exc:  # noqa: BLE001 - a broken connection: resume it
+                if self.exit_code is not None:
+                    return
+                self.connected = False
+                if not self._reconnect(exc):
+                    return
+
+    def _read_connection(self) -> None:
         reader = FrameReader(self.ws.sock)
-        try:
-            while self.exit_code is None:
-                # Every message that has already arrived, answered together.
-                frames = []
-                for opcode, data in reader.read():
-                    if opcode == OPCODE_BINARY:
-                        frames.append(data)
-                    elif opcode == OPCODE_PING:
-                        self.ws.pong(data)
-                    elif opcode == OPCODE_CLOSE:
-                        self._finish(1, "The session's connection was closed by the service.")
-                        return
+        while self.exit_code is None:
+            # Every message that has already arrived, answered together.
+            frames = []
+            for opcode, data in reader.read():
+                if opcode == OPCODE_BINARY:
+                    frames.append(data)
+                    self._resumes_without_data = 0
+                elif opcode == OPCODE_PING:
+                    self.ws.pong(data)
+                elif opcode == OPCODE_CLOSE:
+                    raise ConnectionError("The service closed the session's connection.")
+            with self.lock:
+                self._batch = []
+                events: List[Any] = []
+                for data in frames:
+                    try:
+                        events += self.channel.receive(data)
+                    except p.ProtocolError:
+                        continue  # the plugin logs and drops such frames too
+                batch, self._batch = self._batch, None
+                if batch:
+                    self._send_batch(batch)
+            self._on_events(events)
+
+    def _reconnect(self, lost: Exception) -> bool:
+        """ResumeSession and a new data channel, with the plugin's retries and backoff."""
+        with contextlib.suppress(Exception):
+            self.ws.shutdown()
+        if self.resume is None:
+            self._finish(1, f"The session's connection failed: {lost or type(lost).__name__}")
+            return False
+        self._output(
+            self.terminal.out_fd,
+            b"\r\n[sm-debug] The session's connection was lost; reconnecting...\r\n",
+        )
+        delay = RETRY_INITIAL_DELAY
+        problem = str(lost) or type(lost).__name__
+        while self._resumes_without_data < RETRY_ATTEMPTS:
+            if self.exit_code is not None:
+                return False
+            self._resumes_without_data += 1
+            try:
+                info = self.resume(self.session_id)
+                info["StreamUrl"] = info.get("StreamUrl") or self.stream_url
+                ws = connect(info, timeout=10)
+            except ClientError as exc:
+                problem = str(exc)
+            else:
                 with self.lock:
-                    self._batch = []
-                    events: List[Any] = []
-                    for data in frames:
-                        try:
-                            events += self.channel.receive(data)
-                        except p.ProtocolError:
-                            continue  # the plugin logs and drops such frames too
-                    batch, self._batch = self._batch, None
-                    if batch:
-                        self._send_batch(batch)
-                self._on_events(events)
-        except Exception as exc:  # noqa: BLE001 - a broken connection ends the session
-            if self.exit_code is None:
-                self._finish(1, f"The session's connection failed: {exc or type(exc).__name__}")
+                    self.ws = ws
+                    self.connected = True
+                    self.reconnects += 1
+                    self.channel.resend_all()  # input the agent may not have had
+                self._output(self.terminal.out_fd, b"[sm-debug] Reconnected.\r\n")
+                return True
+            time.sleep(delay)
+            delay = min(RETRY_MAX_DELAY, delay * 2)
+        self._finish(
+            1,
+            f"The session's connection was lost and {RETRY_ATTEMPTS} attempts to resume it "
+            f"failed: {problem}",
+        )
+        return False
 
     def _on_events(self, events: List[Any]) -> None:
         output = bytearray()  # consecutive shell output goes out in one write
@@ -487,9 +618,7 @@ class Session:
             if event.payload_type == p.PayloadType.STDERR:
                 self._output(2, event.payload)
         elif isinstance(event, HandshakeRequested):
-            if event.kms_requested:
-                self._finish(1, KMS_MESSAGE)
-            elif event.response.errors:
+            if event.response.errors:
                 self._finish(1, "Session handshake failed: " + "; ".join(event.response.errors))
         elif isinstance(event, HandshakeCompleted):
             message = event.complete.customer_message
@@ -524,7 +653,7 @@ class Session:
     def run(self) -> int:
         self._reader.start()
         stdin_open = True
-        last_ping = self.channel.clock()
+        last_ping = started = self.channel.clock()
         while self.exit_code is None:
             watch = [self._wake_r]
             if stdin_open and self.ready and self.channel.unacked < STDIN_WINDOW:
@@ -550,16 +679,24 @@ class Session:
                 else:
                     stdin_open = False  # keep showing output until the remote closes
             now = self.channel.clock()
+            if (
+                not self.ready
+                and self.connect_timeout is not None
+                and now - started > self.connect_timeout
+            ):
+                self._finish(1, no_shell_message(self.connect_timeout))
+                break
             with self.lock:
                 try:
-                    self.channel.tick()
-                    if now - last_ping > PING_INTERVAL:
-                        last_ping = now
-                        self.ws.ping(b"keepalive")
+                    if self.connected:
+                        self.channel.tick()
+                        if now - last_ping > PING_INTERVAL:
+                            last_ping = now
+                            self.ws.ping(b"keepalive")
                 except ResendTimeout:
                     self._finish(1, "The target stopped acknowledging input; ending the session.")
-                except Exception as exc:  # noqa: BLE001 - the reader reports the same failure
-                    self._finish(1, f"The session's connection failed: {exc}")
+                except Exception:  # noqa: BLE001 - the reader notices the loss and resumes
+                    self.connected = False
         return self.exit_code
 
     def _on_wake(self, data: bytes) -> None:
@@ -601,6 +738,13 @@ class Session:
             os.close(fd)
 
 
+def no_shell_message(timeout: float) -> str:
+    return (
+        f"[sm-debug] The built-in SSM client got no shell within {timeout:g} s "
+        "(c.SMDebug.ssm_connect_timeout); ending the session. Close this tab and attach again."
+    )
+
+
 def _noop(signum: int, frame: object) -> None:
     """The wake-up fd carries the signal number to the main loop, which acts on it."""
 
@@ -616,11 +760,18 @@ def restore_signals(undo: List[Any]) -> None:
 # ---------------------------------------------------------------------------- main
 
 
-def connect(info: Dict[str, str]):
+def tls_options() -> Dict[str, Any]:
+    """Trust for a wss:// stream URL: AWS_CA_BUNDLE when set (as the AWS CLI and botocore
+    take it), else the system's store (which honours SSL_CERT_FILE)."""
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    return {"ca_certs": bundle} if bundle else {}
+
+
+def connect(info: Dict[str, str], timeout: float = 30):
     import websocket
 
     try:
-        ws = websocket.create_connection(info["StreamUrl"], timeout=30)
+        ws = websocket.create_connection(info["StreamUrl"], timeout=timeout, sslopt=tls_options())
     except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
         raise ClientError(f"Cannot open the session's data channel: {exc}") from None
     ws.settimeout(None)
@@ -649,7 +800,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         # With an inherited session boto3 is not loaded yet: load it once the shell is up.
         warm_up = None if args.no_terminate or api.loaded else api.warm_up
-        code, message = run_session(info, on_ready=warm_up)
+        code, message = run_session(
+            info,
+            on_ready=warm_up,
+            connect_timeout=args.connect_timeout,
+            resume=api.resume_session,
+            target=args.target or "",
+            generate_data_key=api.generate_data_key,
+        )
     except ClientError as exc:
         message = str(exc)
     except KeyboardInterrupt:  # ^C before the terminal went raw
@@ -664,11 +822,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     return code
 
 
-def run_session(info: Dict[str, str], on_ready: Optional[Callable[[], None]] = None) -> tuple:
+def run_session(
+    info: Dict[str, str],
+    on_ready: Optional[Callable[[], None]] = None,
+    connect_timeout: Optional[float] = None,
+    resume: Optional[Callable[[str], Dict[str, str]]] = None,
+    target: str = "",
+    generate_data_key: Optional[encryption.GenerateDataKey] = None,
+) -> tuple:
     """Connect and run the session until it ends; (exit status, message to print)."""
-    ws = connect(info)
+    ws = connect(info, connect_timeout or 30)
     terminal = Terminal()
-    session = Session(ws, info, terminal, on_ready)
+    session = Session(
+        ws, info, terminal, on_ready, connect_timeout, resume, target, generate_data_key
+    )
     undo = session.install_signals()
     try:
         with terminal:

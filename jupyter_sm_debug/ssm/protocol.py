@@ -11,21 +11,24 @@ Implemented:
   SequenceNumber (i64), Flags (u64, bit 0 SYN, bit 1 FIN), MessageId (UUID with its two
   8-byte halves swapped on the wire), PayloadDigest (SHA-256 of the payload), PayloadType
   (u32) and PayloadLength (u32), big endian; the payload follows at byte 120;
-- validation as the plugin does it (non-zero HeaderLength, a MessageType, a CreatedDate,
-  the digest of a non-empty payload; start/pause_publication are exempt), plus checks the
-  plugin leaves out: a HeaderLength other than 116, a PayloadLength that disagrees with the
-  frame, a message type that is not printable ASCII;
+- parsing as lenient as the plugin's: fields at their fixed offsets, the payload from
+  HeaderLength + 4 to the end of the frame whatever HeaderLength says, PayloadLength only
+  deciding whether the digest is checked; validation as the plugin does it (non-zero
+  HeaderLength, a MessageType, a CreatedDate, the digest when PayloadLength is not 0;
+  start/pause_publication are exempt), plus one check it leaves out: a message type that
+  is not printable ASCII;
 - message types input_stream_data, output_stream_data, acknowledge, channel_closed,
   start_publication, pause_publication; all twelve payload types;
 - the JSON payloads: acknowledge content, channel_closed, terminal size, the handshake
   (HandshakeRequest with SessionType and KMSEncryption actions, HandshakeResponse,
   HandshakeComplete) and the OpenDataChannel token message sent as the first text frame.
 
+- the KMS payloads: the KMSEncryption action's result (KMSCipherTextKey) and the
+  encryption challenge both ways (EncChallengeRequest/Response); the AES-GCM itself is in
+  ``encryption.py``.
+
 Not implemented (and why):
 
-- KMS encryption (EncChallengeRequest/Response, the AES-GCM payload encryption): it needs
-  KMS data keys and a crypto dependency; a session that asks for it is refused with a
-  message pointing at session-manager-plugin;
 - port forwarding sessions (the smux multiplexer, the Flag payload's DisconnectToPort
   handling beyond parsing): SageMaker remote debug is an interactive shell;
 - the agent-only message types (agent_session_state, interactive_shell, ...): a client
@@ -34,6 +37,7 @@ Not implemented (and why):
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import json
@@ -187,7 +191,10 @@ def decode(frame: bytes, validate: bool = True) -> AgentMessage:
         raise ProtocolError("message type is not ASCII") from None
     if not message_type.isprintable():
         raise ProtocolError("message type is not printable")
-    payload = bytes(frame[PAYLOAD_OFFSET:])
+    # Like the plugin: the payload starts after the header the frame says it has.
+    if header_length + 4 > len(frame):
+        raise ProtocolError(f"HeaderLength {header_length} runs past the {len(frame)}-byte frame")
+    payload = bytes(frame[header_length + 4 :])
     msg = AgentMessage(
         message_type=message_type,
         payload=payload,
@@ -207,18 +214,14 @@ def _validate(msg: AgentMessage, header_length: int, payload_length: int, digest
     # The plugin trusts these two publication messages without any check.
     if msg.message_type in (MessageType.START_PUBLICATION, MessageType.PAUSE_PUBLICATION):
         return
-    if header_length != HEADER_LENGTH:
-        # The Go decoder reads every field at a fixed offset, so no other value can work.
-        raise ProtocolError(f"HeaderLength is {header_length}, expected {HEADER_LENGTH}")
+    if header_length == 0:
+        raise ProtocolError("HeaderLength cannot be zero")
     if not msg.message_type:
         raise ProtocolError("MessageType is missing")
     if msg.created_date == 0:
         raise ProtocolError("CreatedDate is missing")
-    if payload_length != len(msg.payload):
-        raise ProtocolError(
-            f"PayloadLength says {payload_length} bytes, the frame holds {len(msg.payload)}"
-        )
-    # Like the plugin: an empty payload's digest is not checked (some senders leave it zero).
+    # Like the plugin: PayloadLength 0 skips the digest (some senders leave it zero), and
+    # any other value only asks for the check, whatever length the payload really has.
     if payload_length and hashlib.sha256(msg.payload).digest() != digest:
         raise ProtocolError("payload digest does not match the payload")
 
@@ -446,6 +449,40 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     return HandshakeResponse(str(obj.get("ClientVersion") or ""), actions, errors)
 
 
+def kms_encryption_result(ciphertext_key: bytes) -> Dict[str, Any]:
+    """The KMSEncryption action's ActionResult: Go marshals []byte as base64."""
+    return {
+        "KMSCipherTextKey": base64.b64encode(ciphertext_key).decode(),
+        "KMSCipherTextHash": None,
+    }
+
+
+def parse_kms_encryption_result(result: Any) -> bytes:
+    key = result.get("KMSCipherTextKey") if isinstance(result, dict) else None
+    if not isinstance(key, str) or not key:
+        raise ProtocolError("the KMSEncryption result has no KMSCipherTextKey")
+    try:
+        return base64.b64decode(key, validate=True)
+    except ValueError:
+        raise ProtocolError("KMSCipherTextKey is not base64") from None
+
+
+def challenge_payload(challenge: bytes) -> bytes:
+    """EncChallengeRequest and EncChallengeResponse: {"Challenge": base64}."""
+    return _json({"Challenge": base64.b64encode(challenge).decode()})
+
+
+def parse_challenge(payload: bytes) -> bytes:
+    obj = _load(payload, "encryption challenge")
+    value = obj.get("Challenge")
+    if not isinstance(value, str):
+        raise ProtocolError("the encryption challenge has no Challenge")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ProtocolError("the Challenge is not base64") from None
+
+
 def handshake_complete_payload(done: HandshakeComplete) -> bytes:
     return _json(
         {
@@ -486,14 +523,17 @@ def parse_open_data_channel(text: str) -> Dict[str, str]:
     obj = _load(text.encode() if isinstance(text, str) else text, "OpenDataChannel")
     if obj.get("MessageSchemaVersion") != MESSAGE_SCHEMA_VERSION:
         raise ProtocolError("unsupported MessageSchemaVersion")
-    # Required fields and minimum lengths from the plugin's service model.
+    # Required fields and minimum lengths from the plugin's service model. ClientVersion
+    # is optional: plugins before 1.2.677.0 do not send it, and the service takes them.
     for key, minimum in (
         ("RequestId", 16),
         ("TokenValue", 1),
         ("ClientId", 1),
-        ("ClientVersion", 1),
     ):
         value = obj.get(key)
         if not isinstance(value, str) or len(value) < minimum:
             raise ProtocolError(f"OpenDataChannel needs {key}")
+    version = obj.get("ClientVersion")
+    if version is not None and not isinstance(version, str):
+        raise ProtocolError("OpenDataChannel's ClientVersion is not a string")
     return {k: v for k, v in obj.items() if isinstance(v, str)}

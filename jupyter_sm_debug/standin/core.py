@@ -96,6 +96,8 @@ class StandIn:
         self._lifecycle = threading.Lock()
         self._clients: dict[str, Any] = {}
         self.url: Optional[str] = None
+        self.tls_url: Optional[str] = None  # the same server over TLS
+        self.certificates: Any = None
         self.seeded_jobs: dict[str, str] = {}
         self._thread: Optional[threading.Thread] = None
         self._loop: Any = None
@@ -130,6 +132,7 @@ class StandIn:
             import tornado.netutil
 
             from .server import make_application, serve
+            from .tls import make_certificates
 
             if self._hosts is not None:
                 self._hosts.ssh.prepare()
@@ -138,11 +141,18 @@ class StandIn:
             application = make_application(self, self._executor)
             sockets = tornado.netutil.bind_sockets(port, address)
             bound = sockets[0].getsockname()[1]
+            # The same routes over TLS (the SSM data channel is wss:// like AWS's), with a
+            # CA made now that clients trust through client_env().
+            self.certificates = make_certificates(
+                self._internal / "tls", [f"kms.{self.region}.amazonaws.com"]
+            )
+            tls_sockets = tornado.netutil.bind_sockets(0, address)
+            tls = (self.certificates.server_context(), tls_sockets)
             ready = threading.Event()
             box: dict = {}
             self._thread = threading.Thread(
-                target=serve, args=(application, sockets, ready, box), name="standin-server",
-                daemon=True,
+                target=serve, args=(application, sockets, ready, box, tls),
+                name="standin-server", daemon=True,
             )  # fmt: skip
             self._thread.start()
             ready.wait()
@@ -151,6 +161,7 @@ class StandIn:
             self._loop, self._server = box["loop"], box["server"]
             host = f"[{address}]" if ":" in address else address
             self.url = f"http://{host}:{bound}"
+            self.tls_url = f"https://{host}:{tls_sockets[0].getsockname()[1]}"
             if self._clock.mode == "real" and self._hosts is not None:
                 self._ticker = threading.Thread(
                     target=self._tick, name="standin-clock", daemon=True
@@ -368,6 +379,9 @@ class StandIn:
             **self._credentials.env(),
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            # Trust in the stand-in's CA (its wss:// data channel), as real tools take it.
+            "AWS_CA_BUNDLE": str(self.certificates.bundle_file),
+            "SSL_CERT_FILE": str(self.certificates.bundle_file),
         }
 
     def client(self, service: str):

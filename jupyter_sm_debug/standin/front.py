@@ -247,6 +247,7 @@ class Front:
             "faults": ("POST", lambda body: self.standin._faults.update(**body)),
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
+            "ssm-drop": ("POST", self._ssm_drop),
         }
         if route == "faults" and method == "GET":
             return self._plain(start_response, 200, self.standin.faults)
@@ -290,6 +291,16 @@ class Front:
         except StandInError as error:
             raise ValueError(error.message) from None
         return {"killed": f"{job}/{host}"}
+
+    def _ssm_drop(self, body: dict) -> dict:
+        """Fault: cut SSM data-channel websockets (all, or {"session_id": ...}); the
+        sessions' shells go on and wait for their clients to resume."""
+        session_id = body.get("session_id")
+        if session_id is not None and not isinstance(session_id, str):
+            raise ValueError('give the session as {"session_id": "..."} or nothing for all')
+        from . import ssm
+
+        return {"dropped": ssm.drop_connections(self.standin, session_id)}
 
     def _reset(self) -> dict:
         self.standin.reset()

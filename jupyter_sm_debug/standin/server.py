@@ -55,14 +55,34 @@ def make_application(standin, executor) -> tornado.web.Application:
     return tornado.web.Application(routes)
 
 
-def serve(application, sockets, ready: threading.Event, box: dict) -> None:
-    """Thread body: own asyncio loop, serve until the loop is stopped."""
+class _Servers:
+    """The plain and the TLS server of one application, stopped together."""
+
+    def __init__(self, *servers) -> None:
+        self.servers = servers
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def serve(
+    application, sockets, ready: threading.Event, box: dict, tls: tuple | None = None
+) -> None:
+    """Thread body: own asyncio loop, serve until the loop is stopped. ``tls``: an
+    (ssl context, sockets) pair to serve the same application over TLS as well."""
     try:
         asyncio.set_event_loop(asyncio.new_event_loop())
         loop = tornado.ioloop.IOLoop.current()
         server = tornado.httpserver.HTTPServer(application)
         server.add_sockets(sockets)
-        box["loop"], box["server"] = loop, server
+        servers = [server]
+        if tls is not None:
+            context, tls_sockets = tls
+            secure = tornado.httpserver.HTTPServer(application, ssl_options=context)
+            secure.add_sockets(tls_sockets)
+            servers.append(secure)
+        box["loop"], box["server"] = loop, _Servers(*servers)
     except BaseException as error:
         box["error"] = error
         raise

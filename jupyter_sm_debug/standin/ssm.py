@@ -1,22 +1,33 @@
 """SSM Session Manager for the local stand-in: the API calls and the data channel.
 
-``handle(action, params, standin)`` answers StartSession and TerminateSession like SSM does
-for SageMaker remote-debug targets (``sagemaker-training-job:<job>_algo-<n>``).
+``handle(action, params, standin)`` answers StartSession, ResumeSession and TerminateSession
+like SSM does for SageMaker remote-debug targets (``sagemaker-training-job:<job>_algo-<n>``).
 ``DataChannelHandler`` is the websocket at ``/v1/data-channel/<SessionId>`` that a client
 (our built-in one, or AWS's session-manager-plugin) connects to with the session's
-StreamUrl. It plays both the message gateway and the SSM agent of the host: it checks the
-token message, runs the agent's side of the handshake, starts the host's shell in a PTY and
-bridges it to the channel with the same sequencing, acknowledgement and retransmission as
-the client (``jupyter_sm_debug.ssm.channel``).
+StreamUrl, ``wss://`` like AWS's (the stand-in's own CA, see ``tls.py``). It plays the
+message gateway: it checks the token message and hands the connection to the session's
+``Agent``, which plays the host's SSM agent and outlives any one connection, so a client
+that lost its websocket resumes the same shell (ResumeSession, new token, reconnect).
 
-Like the real agent, shell output goes out in 1024-byte messages; unlike it, output reading
-pauses while too many messages are unacknowledged, so a slow client slows the shell down
-instead of growing a buffer in this process.
+The agent behaves like amazon-ssm-agent for shell sessions: no handshake unless the session
+is KMS-encrypted (or a knob asks for one); shell output read 1024 bytes at a time at most
+once a millisecond (its ``writePump``), so throughput matches what clients see on AWS;
+reading stops while ``pause_publication`` is in force and resumes on start_publication or
+any incoming data or acknowledgement. Unlike the agent, a full outgoing buffer stops the
+reading instead of dropping the oldest message.
 
-Not done: resuming after a disconnect (a dropped websocket ends the session here, so
-ResumeSession only re-issues the token of a session not yet connected), KMS encryption (the
-``kms_key_id`` knob only makes the handshake ask for it, to test clients that must refuse),
-port forwarding and other session documents.
+Session documents come from the stand-in's SSM (moto: CreateDocument/UpdateDocument):
+StartSession's DocumentName, else the account's ``SSM-SessionManagerRunShell`` (where Session
+Manager keeps its preferences) when it exists. A Standard_Stream document's ``kmsKeyId``
+makes the session KMS-encrypted (handshake, ``kms:Decrypt`` of the client's data key
+against the stand-in's KMS, the encryption challenge, AES-GCM output), and its
+``shellProfile.linux`` runs at the start of the shell as the agent types it.
+
+``idleSessionTimeout`` (minutes without keystrokes, on the stand-in's clock) ends the
+session as the service does. ``runAsEnabled``/``runAsDefaultUser`` are not applied: the SSM
+agent in a SageMaker container runs in container mode, where it ignores them too.
+
+Not done: port forwarding and the other session types.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import contextlib
 import errno
 import fcntl
 import hmac
+import json
 import os
 import re
 import secrets
@@ -48,6 +60,7 @@ from ..ssm.channel import (
     AGENT,
     RESEND_INTERVAL,
     DataChannel,
+    EncryptionConfirmed,
     HandshakeAnswered,
     ResendTimeout,
     StreamData,
@@ -57,10 +70,16 @@ from .errors import StandInError
 TARGET = re.compile(
     r"sagemaker-training-job:(?P<job>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})_(?P<host>algo-[1-9][0-9]{0,4})"
 )
-SHELL_DOCUMENTS = ("SSM-SessionManagerRunShell",)
+SHELL_DOCUMENT = "SSM-SessionManagerRunShell"  # also where the account's preferences live
 STREAM_DATA_PAYLOAD_SIZE = 1024  # the agent's mgsConfig.StreamDataPayloadSize
 READ_LIMIT = 64 * 1024  # bytes of shell output taken per event-loop turn
-SEND_WINDOW = 512  # unacknowledged output messages before the PTY is no longer read
+# The agent's outgoing buffer capacity (mgsConfig.OutgoingMessageBufferCapacity): where it
+# would start dropping messages, we stop reading the shell instead.
+SEND_WINDOW = 10000
+PACE_BYTES_PER_SECOND = STREAM_DATA_PAYLOAD_SIZE * 1000  # a 1 KiB read, then a 1 ms sleep
+PACE_BURST = 16 * 1024  # output allowance saved up while the shell is quiet
+PACE_WAKE = 4 * 1024  # allowance worth waking up for while output is throttled
+RESUME_WINDOW = 120.0  # seconds a session waits for its client to reconnect
 TOKEN_TIMEOUT = 30.0  # seconds a client has to send the token message after connecting
 CLOSE_DRAIN_TIMEOUT = 5.0  # seconds to wait for the last output to be acknowledged
 HANGUP_GRACE = 2.0  # seconds between SIGHUP and SIGKILL of the shell's process group
@@ -80,7 +99,28 @@ class SsmSession:
     stream_url: str
     status: str = "Connecting"  # Connecting -> Connected -> Terminated
     token_used: bool = False
-    handler: Optional[DataChannelHandler] = None
+    agent: Optional[Agent] = None
+    document: str = SHELL_DOCUMENT
+    inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
+
+    @property
+    def kms_key_id(self) -> str:
+        return str((self.inputs or {}).get("kmsKeyId") or "")
+
+    @property
+    def idle_timeout(self) -> Optional[float]:
+        """Seconds without input before the session ends; None when the document sets none."""
+        value = (self.inputs or {}).get("idleSessionTimeout")
+        try:
+            minutes = int(str(value)) if value not in (None, "") else None
+        except ValueError:
+            return None
+        return minutes * 60.0 if minutes and 1 <= minutes <= 60 else None
+
+    @property
+    def shell_profile(self) -> str:
+        profile = (self.inputs or {}).get("shellProfile")
+        return str(profile.get("linux") or "") if isinstance(profile, dict) else ""
 
 
 class SessionRegistry:
@@ -89,9 +129,13 @@ class SessionRegistry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sessions: Dict[str, SsmSession] = {}
-        # Knobs: make the handshake ask for KMS encryption; the output message size.
+        # Knobs: make the handshake ask for KMS encryption; the output message size; run
+        # the handshake even when the agent would skip it; output bytes per second (0: as
+        # fast as the client acknowledges).
         self.kms_key_id: Optional[str] = None
         self.payload_size = STREAM_DATA_PAYLOAD_SIZE
+        self.always_handshake = False
+        self.pace = PACE_BYTES_PER_SECOND
         # Faults, for every session: sequence numbers of output messages whose first
         # transmission is lost, and of output messages whose first acknowledgement is.
         self.lose_output: set = set()
@@ -149,13 +193,8 @@ def start_session(params: dict, standin: Any) -> dict:
     target = params.get("Target")
     if not isinstance(target, str) or not target:
         raise StandInError("ValidationException", "Target is required.")
-    document = params.get("DocumentName")
-    if document and document not in SHELL_DOCUMENTS:
-        raise StandInError(
-            "InvalidDocument",
-            f"Document {document} is not available here: the stand-in only runs interactive "
-            "shells (no DocumentName).",
-        )
+    document = params.get("DocumentName") or SHELL_DOCUMENT
+    inputs = session_document_inputs(standin, document)
     match = TARGET.fullmatch(target)
     if not match:
         raise _not_connected(target)
@@ -170,11 +209,40 @@ def start_session(params: dict, standin: Any) -> dict:
         f"{_ws_base(standin)}/v1/data-channel/{session_id}"
         f"?role=publish_subscribe&cell-number={cell}"
     )
-    session = SsmSession(session_id, token, target, job, host, url)
+    session = SsmSession(session_id, token, target, job, host, url, document=document)
+    session.inputs = inputs
     reg = registry(standin)
     with reg.lock:
         reg.sessions[session_id] = session
     return {"SessionId": session_id, "TokenValue": token, "StreamUrl": url}
+
+
+def session_document_inputs(standin: Any, name: str) -> dict:
+    """The inputs of a Standard_Stream session document in the stand-in's SSM; {} for the
+    default shell document when the account never wrote its preferences."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z0-9_\-.:/]{3,128}", name):
+        raise StandInError("ValidationException", "DocumentName is not a valid document name.")
+    from moto.ssm.models import ssm_backends
+
+    backend = ssm_backends[standin.account_id][standin.region]
+    try:
+        info = backend.get_document(name, None, None, "JSON")
+    except Exception:  # noqa: BLE001 - moto's own "not found" errors
+        if name == SHELL_DOCUMENT:
+            return {}  # AWS's own default: no preferences set
+        raise StandInError("InvalidDocument", f"Document {name} does not exist.") from None
+    try:
+        content = json.loads(info.get("Content") or "{}")
+    except ValueError:
+        content = {}
+    if info.get("DocumentType") != "Session" or content.get("sessionType") != "Standard_Stream":
+        raise StandInError(
+            "InvalidDocument",
+            f"Document {name} is not a Standard_Stream session document: the stand-in runs "
+            "interactive shells only.",
+        )
+    inputs = content.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
 
 
 def check_target(standin: Any, job: str, host: str, target: str) -> None:
@@ -205,24 +273,21 @@ def terminate_session(params: dict, standin: Any) -> dict:
             # SSM answers with the id for sessions that are gone already.
             return {"SessionId": session_id}
         session.status = "Terminated"
-        handler = session.handler
-    if handler is not None:
+        agent = session.agent
+    if agent is not None:
         with contextlib.suppress(RuntimeError):  # its loop is closed: the stand-in stopped
-            handler.loop.add_callback(handler.end, "")
+            agent.loop.add_callback(agent.end, "")
     return {"SessionId": session_id}
 
 
 def resume_session(params: dict, standin: Any) -> dict:
-    """A new token for a session whose data channel is not connected yet.
-
-    A session whose websocket dropped has ended here (its shell is gone), so unlike SSM
-    there is nothing to resume after a disconnect.
-    """
+    """A new token (and the same StreamUrl) for a session that is not terminated: its
+    client lost the data channel, or has not opened it yet."""
     session_id = params.get("SessionId")
     reg = registry(standin)
     with reg.lock:
         session = reg.sessions.get(session_id) if isinstance(session_id, str) else None
-        if session is None or session.status != "Connecting":
+        if session is None or session.status == "Terminated":
             raise StandInError("DoesNotExistException", f"Session {session_id} is not active.")
         session.token = secrets.token_urlsafe(48)
         session.token_used = False
@@ -234,10 +299,42 @@ def resume_session(params: dict, standin: Any) -> dict:
 
 
 def _ws_base(standin: Any) -> str:
-    url = getattr(standin, "url", None)
-    if isinstance(url, str) and url.startswith(("http://", "https://")):
-        return "ws" + url[len("http") :].rstrip("/")
-    return f"ws://127.0.0.1:{standin.port}"
+    """wss:// on the stand-in's TLS port, like AWS (ws:// only for a stand-in without one)."""
+    url = getattr(standin, "tls_url", None)
+    if not isinstance(url, str):
+        url = getattr(standin, "url", None) or f"http://127.0.0.1:{standin.port}"
+    return "ws" + url[len("http") :].rstrip("/")
+
+
+def drop_connections(standin: Any, session_id: Optional[str] = None) -> list:
+    """Fault: cut the data-channel websocket of connected sessions (all, or one) without a
+    close frame, as a network failure does; the agent side goes on and waits for the
+    client to resume. Returns the ids of the sessions cut."""
+    reg = registry(standin)
+    with reg.lock:
+        agents = [
+            s.agent
+            for s in reg.sessions.values()
+            if s.agent is not None and s.status == "Connected"
+            and (session_id is None or s.session_id == session_id)
+        ]  # fmt: skip
+    cut = []
+    for agent in agents:
+        done = threading.Event()
+
+        def drop(agent=agent, done=done):
+            try:
+                if agent.drop_connection():
+                    cut.append(agent.session.session_id)
+            finally:
+                done.set()
+
+        try:
+            agent.loop.add_callback(drop)
+        except RuntimeError:
+            continue
+        done.wait(5)
+    return cut
 
 
 # ---------------------------------------------------------------------------- data channel
@@ -254,24 +351,16 @@ def set_winsize(fd: int, cols: int, rows: int) -> None:
 
 
 class DataChannelHandler(tornado.websocket.WebSocketHandler):
-    """One client connection of one session: gateway + agent + the host's shell."""
+    """One client connection of one session: the gateway. It checks the token message,
+    then carries frames between the client and the session's agent."""
 
     def initialize(self, standin: Any) -> None:
         self.standin = standin
         self.registry = registry(standin)
         self.session: Optional[SsmSession] = None
-        self.channel: Optional[DataChannel] = None
+        self.agent: Optional[Agent] = None
         self.loop = tornado.ioloop.IOLoop.current()
-        self.proc: Optional[subprocess.Popen] = None
-        self.master_fd: Optional[int] = None
-        self._pty_events = 0
-        self._reading = False
-        self._shell_done = False
-        self._pty_input = bytearray()
-        self._out_batch: Optional[list[bytes]] = None  # frames of one PTY read
-        self._resend_timer: Optional[tornado.ioloop.PeriodicCallback] = None
         self._token_deadline: Optional[object] = None
-        self._closing_since: Optional[float] = None
         self._ended = False
 
     def check_origin(self, origin: str) -> bool:
@@ -296,24 +385,14 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
     def on_message(self, message) -> None:
         if self._ended:
             return
-        if self.channel is None:
+        if self.agent is None:
             self._accept_token(message)
             return
         if isinstance(message, str):
             return  # only the first message is text
         if self.registry.lose_acks and self._lose_ack(message):
             return
-        try:
-            events = self.channel.receive(message)
-        except p.ProtocolError:
-            return  # like the agent: log-and-drop
-        for event in events:
-            if isinstance(event, StreamData):
-                self._on_stream(event)
-            elif isinstance(event, HandshakeAnswered):
-                self._on_handshake(event)
-        self._update_pty_events()
-        self._maybe_finish_close()
+        self.agent.receive(message)
 
     def _lose_ack(self, frame: bytes) -> bool:
         try:
@@ -327,21 +406,20 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._ended = True
-        self._stop_timer()
-        self._kill_shell()
-        session = self.session
-        if session is not None:
-            with self.registry.lock:
-                # A connection that never gave the right token ends nothing.
-                if session.handler is self:
-                    session.status = "Terminated"
-                    session.handler = None
+        self._cancel_deadline()
+        if self.agent is not None:
+            self.agent.detach(self)
 
-    # ------------------------------------------------------------ token and handshake
+    # ------------------------------------------------------------ token
 
     def _refuse(self, reason: str) -> None:
         self._ended = True
         self.close(1008, reason)
+
+    def _cancel_deadline(self) -> None:
+        if self._token_deadline is not None:
+            self.loop.remove_timeout(self._token_deadline)
+            self._token_deadline = None
 
     def _accept_token(self, message) -> None:
         session = self.session
@@ -364,30 +442,186 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             if ok:
                 session.token_used = True
                 session.status = "Connected"
-                session.handler = self
+                if session.agent is None:
+                    session.agent = Agent(self.standin, session, self.loop)
+                agent = session.agent
         if not ok:
             self._refuse("invalid token")
             return
-        if self._token_deadline is not None:
-            self.loop.remove_timeout(self._token_deadline)
-        self.channel = DataChannel(AGENT, self._send_frame, session_id=session.session_id)
-        self.channel.request_handshake(kms_key_id=self.registry.kms_key_id)
+        self._cancel_deadline()
+        self.agent = agent
+        agent.attach(self)
+
+    # ------------------------------------------------------------ frames out
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        # A closed socket is noticed by on_close; the frames have nowhere to go (the agent
+        # keeps them until they are acknowledged).
+        conn = self.ws_connection
+        if self._ended or conn is None or conn.is_closing() or not frames:
+            return
+        stream = getattr(conn, "stream", None)
+        if len(frames) == 1 or stream is None or getattr(conn, "_compressor", None):
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                for frame in frames:
+                    self.write_message(frame, binary=True)
+            return
+        # write_message sends each message with its own syscall; shell output comes in
+        # runs of 1 KiB messages, so frame them here and write them together.
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            stream.write(b"".join(map(_binary_frame, frames)))
+
+    def drop(self) -> None:
+        """Cut the TCP connection without a close frame (the network-failure fault)."""
+        conn = self.ws_connection
+        stream = getattr(conn, "stream", None)
+        if stream is not None:
+            stream.close()
+        else:
+            self.close()
+
+    def finish_later(self, delay: float) -> None:
+        self._ended = True
+        self.loop.call_later(delay, self.close)
+
+
+class Agent:
+    """The SSM agent of one session on its host: the shell in a PTY and the agent's side
+    of the data channel. It lives from the first connection to the session's end; a
+    client that reconnects (ResumeSession) finds the same shell and the same sequence."""
+
+    def __init__(self, standin: Any, session: SsmSession, loop: Any) -> None:
+        self.standin = standin
+        self.session = session
+        self.registry = registry(standin)
+        self.loop = loop
+        self.channel = DataChannel(
+            AGENT,
+            self._send_frame,
+            session_id=session.session_id,
+            target_id=session.target,
+            decrypt_data_key=self._decrypt_data_key,
+        )
+        self.handler: Optional[DataChannelHandler] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.master_fd: Optional[int] = None
+        self._started = False
+        self._pty_events = 0
+        self._reading = False
+        self._shell_done = False
+        self._pty_input = bytearray()
+        self._out_batch: Optional[list[bytes]] = None  # frames of one PTY read
+        self._resend_timer: Optional[tornado.ioloop.PeriodicCallback] = None
+        self._closing_since: Optional[float] = None
+        self._detached_since: Optional[float] = None
+        self._allowance = float(PACE_BURST)
+        self._refilled = time.monotonic()
+        self._pace_wake: Optional[object] = None
+        self._last_input = standin.now()
+        self._ended = False
+
+    # ------------------------------------------------------------ connections
+
+    def attach(self, handler: DataChannelHandler) -> None:
+        previous, self.handler = self.handler, handler
+        self._detached_since = None
+        if previous is not None and previous is not handler:
+            previous.agent = None
+            previous.drop()  # a resumed client replaces a connection it gave up on
+        if not self._started:
+            self._started = True
+            self._start()
+        else:
+            # What the client may have missed while it was away, at once (the service
+            # kept it for the client; the agent itself never lost its connection).
+            self.channel.resend_all()
+            self._update_pty_events()
+
+    def detach(self, handler: DataChannelHandler) -> None:
+        if self.handler is not handler:
+            return
+        self.handler = None
+        if not self._ended:
+            self._detached_since = time.monotonic()
+
+    def drop_connection(self) -> bool:
+        handler = self.handler
+        if handler is None or self._ended:
+            return False
+        handler.drop()
+        return True
+
+    # ------------------------------------------------------------ handshake and start
+
+    def _start(self) -> None:
         self._resend_timer = tornado.ioloop.PeriodicCallback(self._tick, RESEND_INTERVAL * 1000)
         self._resend_timer.start()
+        kms_key_id = self.session.kms_key_id or self.registry.kms_key_id
+        # The agent runs a handshake for a shell only when the session is KMS-encrypted.
+        if kms_key_id or self.registry.always_handshake:
+            self.channel.request_handshake(kms_key_id=kms_key_id)
+            return
+        self.channel.skip_handshake()
+        self._begin_shell()
+
+    def _decrypt_data_key(self, blob: bytes, context: dict) -> bytes:
+        """kms:Decrypt of the client's data key, in the stand-in's KMS (moto)."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self.standin.account_id][self.standin.region]
+        plain, _arn = backend.decrypt(ciphertext_blob=blob, encryption_context=dict(context))
+        return plain
 
     def _on_handshake(self, event: HandshakeAnswered) -> None:
         if not event.ok:
             failed = "; ".join(a.error for a in event.response.actions if a.error)
-            self.end(f"Handshake failed: {failed or 'the client refused the session'}")
+            reason = event.problem or failed or "the client refused the session"
+            self.end(f"Handshake failed: {reason}")
             return
-        assert self.channel is not None
+        if event.challenged:
+            return  # the shell starts once the client proves it has the key
+        if self._begin_shell():
+            self.channel.complete_handshake()
+
+    def _on_encryption(self, event: EncryptionConfirmed) -> None:
+        if not event.ok:
+            self.end("Handshake failed: Encryption challenge does not match!")
+            return
+        if self._begin_shell():
+            self.channel.complete_handshake()
+
+    def _begin_shell(self) -> bool:
         try:
             self._spawn_shell()
         except (OSError, StandInError) as exc:
             self.end(f"Cannot start a shell on {self.session.host}: {exc}")
-            return
-        self.channel.complete_handshake()
+            return False
         self._reading = True
+        if self.session.shell_profile:
+            # The agent types the document's shell profile into the new shell.
+            self._pty_input += self.session.shell_profile.encode() + b"\n"
+            self._flush_input()
+        self._update_pty_events()
+        return True
+
+    # ------------------------------------------------------------ frames in
+
+    def receive(self, frame: bytes) -> None:
+        if self._ended:
+            return
+        try:
+            events = self.channel.receive(frame)
+        except p.ProtocolError:
+            return  # like the agent: log-and-drop
+        for event in events:
+            if isinstance(event, StreamData):
+                self._on_stream(event)
+            elif isinstance(event, HandshakeAnswered):
+                self._on_handshake(event)
+            elif isinstance(event, EncryptionConfirmed):
+                self._on_encryption(event)
+        self._update_pty_events()
+        self._maybe_finish_close()
 
     # ------------------------------------------------------------ shell and PTY
 
@@ -418,16 +652,33 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         os.set_blocking(master, False)
         self.master_fd = master
 
+    def _budget(self) -> int:
+        """Bytes of shell output the agent's pace allows now."""
+        rate = self.registry.pace
+        if not rate:
+            return READ_LIMIT
+        now = time.monotonic()
+        self._allowance = min(PACE_BURST, self._allowance + (now - self._refilled) * rate)
+        self._refilled = now
+        return int(self._allowance)
+
     def _update_pty_events(self) -> None:
-        """Read the PTY only while the client keeps up; write while input is queued."""
-        if self.master_fd is None:
+        """Read the PTY while the pace, the window and publication allow; write it while
+        input is queued."""
+        if self.master_fd is None or self._ended:
             return
         unacked = self.channel.unacked
         if self._reading and unacked >= SEND_WINDOW:
             self._reading = False
         elif not self._reading and not self._shell_done and unacked <= SEND_WINDOW // 2:
             self._reading = True
-        events = (tornado.ioloop.IOLoop.READ if self._reading and not self._shell_done else 0) | (
+        want_read = self._reading and not self._shell_done and not self.channel.paused
+        if want_read and self.registry.pace and self._budget() < STREAM_DATA_PAYLOAD_SIZE:
+            want_read = False
+            if self._pace_wake is None:
+                delay = (PACE_WAKE - self._allowance) / self.registry.pace
+                self._pace_wake = self.loop.call_later(max(0.001, delay), self._paced)
+        events = (tornado.ioloop.IOLoop.READ if want_read else 0) | (
             tornado.ioloop.IOLoop.WRITE if self._pty_input else 0
         )
         if events == self._pty_events:
@@ -440,6 +691,10 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             self.loop.update_handler(self.master_fd, events)
         self._pty_events = events
 
+    def _paced(self) -> None:
+        self._pace_wake = None
+        self._update_pty_events()
+
     def _on_pty(self, fd: int, events: int) -> None:
         if events & tornado.ioloop.IOLoop.WRITE:
             self._flush_input()
@@ -449,10 +704,14 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         self._maybe_finish_close()
 
     def _read_output(self) -> None:
-        """Read what the shell wrote, as far as the window allows, and send it in
+        """Read what the shell wrote, as far as pace and window allow, and send it in
         payload-size messages, all in one socket write."""
+        if self.master_fd is None:
+            return
         size = self.registry.payload_size
-        budget = min(READ_LIMIT, max(1, SEND_WINDOW - self.channel.unacked) * size)
+        budget = min(
+            READ_LIMIT, max(1, SEND_WINDOW - self.channel.unacked) * size, max(1, self._budget())
+        )
         chunks: list[bytes] = []
         got = 0
         eof = False
@@ -470,6 +729,8 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
                 break
             chunks.append(data)
             got += len(data)
+        if self.registry.pace:
+            self._allowance -= got
         if chunks:
             data = b"".join(chunks)
             self._out_batch = []
@@ -478,12 +739,13 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
                     self.channel.send_data(data[start : start + size])
             finally:
                 batch, self._out_batch = self._out_batch, None
-                self._write_frames(batch)
+                if self.handler is not None:
+                    self.handler.write_frames(batch)
         if eof:
             self._shell_exited()
 
     def _flush_input(self) -> None:
-        while self._pty_input:
+        while self._pty_input and self.master_fd is not None:
             try:
                 n = os.write(self.master_fd, self._pty_input)
             except BlockingIOError:
@@ -497,6 +759,7 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         if self.master_fd is None:
             return
         if event.payload_type == p.PayloadType.OUTPUT:
+            self._last_input = self.standin.now()
             self._pty_input += event.payload
             self._flush_input()
         elif event.payload_type == p.PayloadType.SIZE:
@@ -531,24 +794,40 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
     # ------------------------------------------------------------ timers and ending
 
     def _tick(self) -> None:
-        if self._ended or self.channel is None:
+        if self._ended:
             return
-        try:
-            self.channel.tick()
-        except ResendTimeout:
-            self.end("The client stopped acknowledging output.")
+        idle = self.session.idle_timeout
+        if idle is not None and self.standin.now() - self._last_input > idle:
+            minutes = int(idle // 60)
+            self.end(f"Your session timed out after {minutes} minute(s) of inactivity.")
             return
+        if self.handler is None:
+            # No connection: nothing to resend to. The client has a while to come back.
+            if (
+                self._detached_since is not None
+                and time.monotonic() - self._detached_since > RESUME_WINDOW
+            ):
+                self.end("")
+                return
+        else:
+            try:
+                self.channel.tick()
+            except ResendTimeout:
+                self.end("The client stopped acknowledging output.")
+                return
         proc = self.proc
         if proc is not None and not self._shell_done and proc.poll() is not None:
             # The shell ended but something it left behind holds the PTY open: the agent
             # ends the session with the shell, so do we.
             self._read_output_until_empty()
             self._shell_exited()
+        self._update_pty_events()
         self._maybe_finish_close()
 
     def _read_output_until_empty(self) -> None:
         while self.master_fd is not None and not self._shell_done:
             before = self.channel.next_sequence_number
+            self._allowance = max(self._allowance, float(READ_LIMIT))
             self._read_output()
             if self.channel.next_sequence_number == before:
                 return
@@ -560,47 +839,31 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
                 return
         if self._out_batch is not None:
             self._out_batch.append(frame)
-        else:
-            self._write_frames([frame])
-
-    def _write_frames(self, frames: list[bytes]) -> None:
-        # A closed socket is noticed by on_close; the frames have nowhere to go.
-        conn = self.ws_connection
-        if conn is None or conn.is_closing() or not frames:
-            return
-        stream = getattr(conn, "stream", None)
-        if len(frames) == 1 or stream is None or getattr(conn, "_compressor", None):
-            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-                for frame in frames:
-                    self.write_message(frame, binary=True)
-            return
-        # write_message sends each message with its own syscall; shell output comes in
-        # runs of 1 KiB messages, so frame them here and write them together.
-        with contextlib.suppress(tornado.iostream.StreamClosedError):
-            stream.write(b"".join(map(_binary_frame, frames)))
+        elif self.handler is not None:
+            self.handler.write_frames([frame])
 
     def end(self, output: str = "") -> None:
         """End the session: channel_closed to the client, shell killed, socket closed."""
         if self._ended:
             return
-        if self.channel is not None:
-            self.channel.close(output)
+        self.channel.close(output)
         self._ended = True
-        self._stop_timer()
+        self._stop_timers()
         self._kill_shell()
-        if self.session is not None:
-            with self.registry.lock:
-                self.session.status = "Terminated"
-        # Give the client a moment to read channel_closed and close first, as the plugin does.
-        self.loop.call_later(2.0, self.close)
+        with self.registry.lock:
+            self.session.status = "Terminated"
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            # A moment to read channel_closed and close first, as the plugin does.
+            handler.finish_later(2.0)
 
-    def _stop_timer(self) -> None:
+    def _stop_timers(self) -> None:
         if self._resend_timer is not None:
             self._resend_timer.stop()
             self._resend_timer = None
-        if self._token_deadline is not None:
-            self.loop.remove_timeout(self._token_deadline)
-            self._token_deadline = None
+        if self._pace_wake is not None:
+            self.loop.remove_timeout(self._pace_wake)
+            self._pace_wake = None
 
     def _kill_shell(self) -> None:
         if self.master_fd is not None:
