@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from ssm_judge import SKIP_REASON, ConnectProxy, kms_proxy_env, real_plugin, tls_address
@@ -41,8 +42,11 @@ def job(standin) -> str:
 
 
 @pytest.fixture(scope="module")
-def payload(tmp_path_factory):
-    path = tmp_path_factory.mktemp("conformance") / "payload.txt"
+def payload(standin, job):
+    # In the host's /opt/ml, where its shells start: a container does not see this
+    # machine's /tmp.
+    _, ml = standin.host_env(job, "algo-1")
+    path = Path(ml) / "conformance-payload.txt"
     lines = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(PAYLOAD_BYTES // 65)]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -107,7 +111,7 @@ def test_a_shell_through_the_gateway(kind, mode, standin, job, payload, kms_prox
         term.proc.setwinsize(37, 111)
         term.send("sleep 1; stty size\r")
         term.expect(rb"37 111", timeout=15)
-        term.send(f'echo BEGIN-""PAYLOAD; cat {payload}; echo END-""PAYLOAD\r')
+        term.send(f'echo BEGIN-""PAYLOAD; cat {payload.name}; echo END-""PAYLOAD\r')
         term.expect(rb"BEGIN-PAYLOAD\r+\n", timeout=30)
         check_payload(term.read_until(b"END-PAYLOAD", timeout=120), payload)
         term.send("exit\r")
@@ -194,7 +198,7 @@ async def test_a_shell_through_the_rest_attach(
     await terminal.resize(41, 123)
     await terminal.send("sleep 1; stty size\r")
     await terminal.expect(r"41 123", timeout=15)
-    await terminal.send(f'echo BEGIN-""PAYLOAD; cat {payload}; echo END-""PAYLOAD\r')
+    await terminal.send(f'echo BEGIN-""PAYLOAD; cat {payload.name}; echo END-""PAYLOAD\r')
     await terminal.expect(r"BEGIN-PAYLOAD\r+\n", timeout=30)
     check_payload((await read_until(terminal, "END-PAYLOAD", timeout=120)).encode(), payload)
     await terminal.send("exit\r")

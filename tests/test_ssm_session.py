@@ -336,7 +336,7 @@ def kms_document(standin, name: str, **inputs) -> str:
     return key["Arn"]
 
 
-def test_a_kms_encrypted_session_with_the_builtin_client(standin, run_client, target, tmp_path):
+def test_a_kms_encrypted_session_with_the_builtin_client(standin, run_client, job, target):
     kms_document(standin, "SMDebug-KMS-Shell", shellProfile={"linux": "export PROFILED=yes"})
     term = run_client("--target", target, "--document-name", "SMDebug-KMS-Shell")
     session_id = term.expect(rb"Starting session with SessionId: (\S+)").group(1).decode()
@@ -345,9 +345,10 @@ def test_a_kms_encrypted_session_with_the_builtin_client(standin, run_client, ta
     assert agent.channel.cipher is not None  # the agent encrypts with the client's data key
     term.send("echo profiled=$PROFILED sum=$((2+3))\r")
     term.expect(rb"profiled=yes sum=5")
-    payload = tmp_path / "k.bin"
+    _, ml = standin.host_env(job, "algo-1")  # the host's /opt/ml: it has its own /tmp
+    payload = Path(ml) / f"k-{os.getpid()}.bin"
     payload.write_bytes(os.urandom(300_000))
-    term.send(f'echo BEGIN-""B64; base64 -w 76 {payload}; echo END-""B64\r')
+    term.send(f'echo BEGIN-""B64; base64 -w 76 {payload.name}; echo END-""B64\r')
     term.expect(rb"BEGIN-B64\r\n")
     data = term.read_until(b"END-B64")
     assert base64.b64decode(data.replace(b"\r\n", b"")) == payload.read_bytes()
