@@ -498,7 +498,10 @@ class JobsService:
                     f"The log stream {stream} does not exist.",
                     "Start again without next_token to read the host's newest stream.",
                 ) from None
-            if error.code == "invalid_request":  # a token CloudWatch does not know
+            # A token CloudWatch does not know (AWS: InvalidParameterException).
+            if "nextToken" in params and (
+                error.code == "invalid_request" or "InvalidParameterException" in error.message
+            ):
                 raise SMDebugError(
                     400,
                     "invalid_next_token",

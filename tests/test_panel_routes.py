@@ -179,8 +179,7 @@ def test_standin_stop_follows_aws_state_rules(standin, demo_jobs):
     unknown one ResourceNotFound."""
     client = boto3.client("sagemaker")
     done = next(
-        job
-        for job in client.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
+        job for job in client.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
     )
     with pytest.raises(ClientError) as error:
         client.stop_training_job(TrainingJobName=done["TrainingJobName"])
@@ -279,6 +278,17 @@ async def test_logs_of_unknown_jobs_hosts_and_streams(api, demo_jobs):
     assert_error(status, body, 404, "host_not_found")
     status, body = await api("GET", "jobs", job, "hosts", "algo-0", "logs")
     assert_error(status, body, 400, "invalid_host_name")
-    status, body = await api("GET", "jobs", job, "hosts", "algo-1", "logs",
-                             next_token="1:f/00000000000000000000000000000000000000000000000000000000")  # fmt: skip
+    token = "1:f/" + "0" * 56  # a stream epoch no container of this host had
+    status, body = await api("GET", "jobs", job, "hosts", "algo-1", "logs", next_token=token)
     assert_error(status, body, 404, "log_stream_not_found")
+
+
+async def test_logs_token_that_cloudwatch_does_not_know_is_400(api, demo_jobs, standin):
+    job = demo_jobs["llama-finetune"]
+    epoch = standin.log_stream(job, "algo-1").rsplit("-", 1)[1]
+    for junk in ("abc", "f/99999999999999999999999999999999999999999999999999999999"):
+        status, body = await api("GET", "jobs", job, "hosts", "algo-1", "logs",
+                                 next_token=f"{epoch}:{junk}")  # fmt: skip
+        assert status in (200, 400), body
+        if status == 400:
+            assert_error(status, body, 400, "invalid_next_token")
