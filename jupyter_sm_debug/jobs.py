@@ -73,6 +73,11 @@ def hosts_of(description: dict) -> list[dict]:
     return hosts
 
 
+def state_words(status: str | None, secondary: str | None) -> str:
+    """ "Completed", "InProgress (Starting)": the secondary status only when it says more."""
+    return f"{status} ({secondary})" if secondary and secondary != status else f"{status}"
+
+
 def instances_of(description: dict) -> list[dict]:
     """What the job runs on: `[{"type": "ml.g5.12xlarge", "count": 4, "group": None}]`."""
     resources = description.get("ResourceConfig", {})
@@ -569,7 +574,7 @@ class JobsService:
                 409,
                 "wrong_state",
                 f"Remote debug can only be changed while a job is Downloading or Training; "
-                f"{name} is {status} ({secondary}).",
+                f"{name} is {state_words(status, secondary)}.",
                 hint,
             )
         try:

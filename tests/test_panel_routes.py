@@ -292,3 +292,11 @@ async def test_logs_token_that_cloudwatch_does_not_know_is_400(api, demo_jobs, s
         assert status in (200, 400), body
         if status == 400:
             assert_error(status, body, 400, "invalid_next_token")
+
+
+async def test_a_refusal_names_the_status_once(api):
+    done = await finished_job(api)
+    status, body = await api("PUT", "jobs", done["name"], "remote-debug", body={"enabled": True})
+    assert_error(status, body, 409, "wrong_state")
+    assert "Completed (Completed)" not in body["error"]["message"]
+    assert body["error"]["message"].endswith("is Completed.")
