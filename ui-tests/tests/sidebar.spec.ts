@@ -179,7 +179,7 @@ test.describe('SageMaker Debug sidebar', () => {
 
   test('job rows work from the keyboard', async ({ page }) => {
     const panel = await openPanel(page);
-    const headers = panel.locator('.jp-SMDebug-job > .jp-SMDebug-jobHeader');
+    const headers = panel.locator('.jp-SMDebug-job > .jp-SMDebug-jobHeaderRow > .jp-SMDebug-jobHeader');
     const first = headers.first();
     await first.focus();
 
