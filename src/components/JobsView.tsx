@@ -498,27 +498,41 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
               <span className="jp-SMDebug-instances">
                 {instancesLabel(trans, job)}
               </span>
-              {elapsed ? (
+              {elapsed && !elapsed.billable && when ? (
                 <>
                   {' · '}
-                  <span
-                    className={`jp-SMDebug-elapsed${
-                      elapsed.billable ? ' jp-mod-billable' : ''
-                    }`}
-                    title={elapsed.title}
+                  {/* While it runs: how long so far; the start in the title. */}
+                  <time
+                    className="jp-SMDebug-elapsed"
+                    dateTime={when}
+                    title={`${elapsed.title} (${Time.format(when)})`}
                   >
                     {elapsed.text}
-                  </span>
-                </>
-              ) : null}
-              {when ? (
-                <>
-                  {' · '}
-                  <time dateTime={when} title={Time.format(when)}>
-                    {Time.formatHuman(when)}
                   </time>
                 </>
-              ) : null}
+              ) : (
+                <>
+                  {elapsed ? (
+                    <>
+                      {' · '}
+                      <span
+                        className="jp-SMDebug-elapsed jp-mod-billable"
+                        title={elapsed.title}
+                      >
+                        {trans.__('%1 billed', elapsed.text)}
+                      </span>
+                    </>
+                  ) : null}
+                  {when ? (
+                    <>
+                      {' · '}
+                      <time dateTime={when} title={Time.format(when)}>
+                        {Time.formatHuman(when)}
+                      </time>
+                    </>
+                  ) : null}
+                </>
+              )}
             </span>
           </span>
         </button>
