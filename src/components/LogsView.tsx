@@ -48,7 +48,7 @@ export function LogsView(props: {
               aria-pressed={model.stream === stream}
               title={
                 stream === 'ssm'
-                  ? trans.__("The SSM agent's log (%1/ssm)", trans.__('stream'))
+                  ? trans.__("The SSM agent's log (the host's /ssm stream)")
                   : trans.__("The container's output")
               }
               onClick={() => model.setStream(stream)}
