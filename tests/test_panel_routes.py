@@ -32,9 +32,11 @@ async def finished_job(api, status="Completed") -> dict:
 
 
 async def test_rows_carry_instance_types_times_and_a_console_link(api, demo_jobs, standin):
-    _, page = await api("GET", "jobs", max_results=100)
-    rows = {job["name"]: job for job in page["jobs"]}
-    resnet = rows[demo_jobs["resnet50-ddp-4node"]]
+    async def row(name):
+        _, page = await api("GET", "jobs", name_contains=name)
+        return next(job for job in page["jobs"] if job["name"] == name)
+
+    resnet = await row(demo_jobs["resnet50-ddp-4node"])
     assert resnet["instances"] == [{"type": "ml.p4d.24xlarge", "count": 4, "group": None}]
     assert resnet["billable_seconds"] is None  # still running
     region = standin.region
@@ -42,7 +44,7 @@ async def test_rows_carry_instance_types_times_and_a_console_link(api, demo_jobs
         f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
         f"#/jobs/{resnet['name']}"
     )
-    hetero = rows[demo_jobs["hetero-preprocess-train"]]
+    hetero = await row(demo_jobs["hetero-preprocess-train"])
     assert [(i["type"], i["count"], i["group"]) for i in hetero["instances"]] == [
         ("ml.c5.4xlarge", 1, "preproc"),
         ("ml.g5.12xlarge", 2, "train"),
