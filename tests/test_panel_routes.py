@@ -301,7 +301,8 @@ async def test_logs_token_that_cloudwatch_does_not_know_is_400(api, demo_jobs, s
 
 async def test_a_refusal_names_the_status_once(api):
     done = await finished_job(api)
-    status, body = await api("PUT", "jobs", done["name"], "remote-debug", body={"enabled": True})
+    flip = {"enabled": not done["remote_debug"]["enabled"]}  # a change, not a no-op
+    status, body = await api("PUT", "jobs", done["name"], "remote-debug", body=flip)
     assert_error(status, body, 409, "wrong_state")
     assert "Completed (Completed)" not in body["error"]["message"]
     assert body["error"]["message"].endswith("is Completed.")
