@@ -3,13 +3,10 @@ time, the console link, a held job, Stop, and a host's logs page by page."""
 
 from __future__ import annotations
 
-import urllib.error
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from test_api import assert_error, unique
-from test_standin import control
 
 from jupyter_sm_debug.jobs import console_url
 
@@ -306,19 +303,3 @@ async def test_a_refusal_names_the_status_once(api):
     assert_error(status, body, 409, "wrong_state")
     assert "Completed (Completed)" not in body["error"]["message"]
     assert body["error"]["message"].endswith("is Completed.")
-
-
-def test_standin_control_route_appends_log_lines(standin, demo_jobs):
-    """The UI tests make a host print through /_standin/log."""
-    job = demo_jobs["llama-finetune"]
-    body = control(standin, "log", {"job": job, "host": "algo-1", "lines": ["printed by a test"]})
-    assert body["stream"] == standin.log_stream(job, "algo-1"), body
-    events = boto3.client("logs").get_log_events(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=body["stream"]
-    )["events"]
-    assert events[-1]["message"] == "printed by a test"
-    for bad in ({"job": job, "host": "algo-1", "lines": "not a list"},
-                {"job": "ghost-job", "host": "algo-1", "lines": []}):  # fmt: skip
-        with pytest.raises(urllib.error.HTTPError) as error:
-            control(standin, "log", bad)
-        assert error.value.code == 400

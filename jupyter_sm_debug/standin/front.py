@@ -226,7 +226,6 @@ class Front:
             "faults": ("POST", lambda body: self.standin._faults.update(**body)),
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
-            "log": ("POST", self._log),
         }
         if route == "faults" and method == "GET":
             return self._plain(start_response, 200, self.standin.faults)
@@ -270,21 +269,6 @@ class Front:
         except StandInError as error:
             raise ValueError(error.message) from None
         return {"killed": f"{job}/{host}"}
-
-    def _log(self, body: dict) -> dict:
-        """Append lines to a live host's log stream (or its "/ssm" twin), as the container
-        would print them: for UI tests of following a log."""
-        job, host, lines = body.get("job"), body.get("host"), body.get("lines")
-        ssm = body.get("stream", "training") == "ssm"
-        if not isinstance(job, str) or not isinstance(host, str):
-            raise ValueError('give the host as {"job": "...", "host": "algo-N", "lines": [...]}')
-        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-            raise ValueError("lines must be a list of strings")
-        try:
-            stream = self.standin.put_log_lines(job, host, lines, "/ssm" if ssm else "")
-        except StandInError as error:
-            raise ValueError(error.message) from None
-        return {"stream": stream, "lines": len(lines)}
 
     def _reset(self) -> dict:
         self.standin.reset()

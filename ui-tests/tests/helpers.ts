@@ -109,18 +109,6 @@ export async function sidebarScreenshot(
 }
 
 /**
- * The local stand-in's URL, as the server reports it.
- */
-export async function standinURL(
-  page: IJupyterLabPageFixture
-): Promise<string> {
-  const answer = await page.request.get('/sm-debug/environment');
-  const environment = await answer.json();
-  expect(environment.endpoint_url).toBeTruthy();
-  return environment.endpoint_url;
-}
-
-/**
  * Where a screenshot goes: the test's output folder (a test artifact).
  */
 export function testInfoPath(name: string): string {

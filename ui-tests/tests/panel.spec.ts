@@ -1,6 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 
-import { expand, jobRow, openPanel, standinURL } from './helpers';
+import { expand, jobRow, openPanel } from './helpers';
 
 /**
  * What the panel shows (issue 11), at JupyterLab's default sidebar width.
@@ -196,53 +196,69 @@ test.describe('what the panel shows', () => {
   test("a host's logs open in a tab that follows new lines", async ({
     page
   }) => {
+    // A job whose container prints while we watch: a debug copy of the failed
+    // demo job starts at once, trains a minute, fails and is held.
+    test.setTimeout(240000);
+    const listed = await page.request.get(
+      '/sm-debug/jobs?status=Failed&name_contains=mistral'
+    );
+    const failed = (await listed.json()).jobs[0].name as string;
+    const job = `logs-follow-${Date.now() % 100000000}`;
+    const created = await page.request.post(
+      `/sm-debug/jobs/${failed}/debug-copy`,
+      { data: { hold_seconds: 600, name: job } }
+    );
+    expect(created.status()).toBe(201);
+
     const panel = await openPanel(page);
-    const row = jobRow(panel, 'llama-finetune-');
+    await panel
+      .getByRole('searchbox', { name: 'Filter jobs by name' })
+      .fill(job);
+    const row = jobRow(panel, job);
     await expand(row);
-    const job = (await row.getAttribute('data-job'))!;
     await row.getByRole('button', { name: `Logs of algo-1 of ${job}` }).click();
     const tab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
       hasText: `Logs · algo-1 · ${job}`
     });
     await expect(tab).toBeVisible();
     const log = page.getByRole('log', { name: `Log of algo-1 of ${job}` });
-    await expect(log).toContainText('Current host: algo-1', { timeout: 30000 });
-    await expect(page.locator('.jp-SMDebug-logStatus')).toContainText(
-      'following'
+    const status = page.locator('.jp-SMDebug-logStatus');
+    // The container starts, then its training command fails: each line shows
+    // up in the open tab as the host prints it.
+    await expect(log).toContainText('Current host: algo-1', { timeout: 90000 });
+    await expect(status).toContainText('following');
+    const before = await log.locator('.jp-SMDebug-logLine').count();
+    await expect(log).toContainText('SM_DEBUG_HOLD host=algo-1', {
+      timeout: 150000
+    });
+    expect(await log.locator('.jp-SMDebug-logLine').count()).toBeGreaterThan(
+      before
     );
+    await expect(log).toContainText('Traceback (most recent call last)');
 
-    // The container prints: the tab shows it within a few seconds.
-    const line = `a line printed at ${Date.now()}`;
-    const standin = await standinURL(page);
-    const printed = await page.request.post(`${standin}/_standin/log`, {
-      data: { job, host: 'algo-1', lines: [line] }
-    });
-    expect(printed.ok()).toBe(true);
-    await expect(log).toContainText(line, { timeout: 15000 });
-
-    // Search keeps the matching lines.
-    await page
-      .getByRole('searchbox', { name: 'Search the log' })
-      .fill('printed at');
+    // Search keeps the matching lines and marks the match.
+    const search = page.getByRole('searchbox', { name: 'Search the log' });
+    await search.fill('traceback');
     await expect(log.locator('.jp-SMDebug-logLine')).toHaveCount(1);
-    await expect(log.locator('mark')).toHaveText('printed at');
-    await page.getByRole('searchbox', { name: 'Search the log' }).fill('');
+    await expect(log.locator('mark')).toHaveText('Traceback');
+    await expect(status).toContainText(/1 of \d+ lines match/);
+    await search.fill('');
 
-    // The SSM agent's stream, one click away.
-    await page.request.post(`${standin}/_standin/log`, {
-      data: {
-        job,
-        host: 'algo-1',
-        lines: ['ssm agent says hello'],
-        stream: 'ssm'
-      }
-    });
-    await page.getByRole('button', { name: 'SSM agent' }).click();
+    // The SSM agent's stream is one click away (empty until an SSM session).
+    const streams = page.getByRole('group', { name: 'Log stream' });
+    await streams.getByRole('button', { name: 'SSM agent' }).click();
     await expect(
-      page.getByRole('button', { name: 'SSM agent' })
+      streams.getByRole('button', { name: 'SSM agent' })
     ).toHaveAttribute('aria-pressed', 'true');
-    await expect(log).toContainText('ssm agent says hello', { timeout: 15000 });
     await expect(log).not.toContainText('Current host: algo-1');
+    await streams.getByRole('button', { name: 'Training' }).click();
+    await expect(log).toContainText('SM_DEBUG_HOLD host=algo-1', {
+      timeout: 30000
+    });
+
+    // Clean up: the held copy goes.
+    const stopped = await page.request.post(`/sm-debug/jobs/${job}/stop`);
+    expect(stopped.status()).toBe(200);
   });
 
   test("a finished job's logs open too, read to the end", async ({ page }) => {
