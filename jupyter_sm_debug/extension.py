@@ -30,6 +30,11 @@ def route_table(base_url: str) -> list[tuple]:
         (url_path_join(base, "jobs", JOB) + "/?", handlers.JobHandler),
         (url_path_join(base, "jobs", JOB, "remote-debug") + "/?", handlers.RemoteDebugHandler),
         (url_path_join(base, "jobs", JOB, "debug-copy") + "/?", handlers.DebugCopyHandler),
+        (url_path_join(base, "jobs", JOB, "stop") + "/?", handlers.StopHandler),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "logs") + "/?",
+            handlers.HostLogsHandler,
+        ),
         (
             url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "terminals") + "/?",
             handlers.TerminalsHandler,

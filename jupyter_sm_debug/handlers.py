@@ -14,7 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from . import names
+from . import logs, names
 from .connect import AttachRequest, transports
 from .errors import SMDebugError
 from .jobs import JobsService, hosts_of
@@ -217,6 +217,68 @@ class DebugCopyHandler(SMDebugHandler):
         job_detail = await self.jobs.debug_copy(job, hold, new_name)
         self.set_status(201)
         self.finish(json.dumps(job_detail))
+
+
+class StopHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job: str) -> None:
+        # No body to read: a stop has no options.
+        job = names.job_name(job)
+        self.finish(json.dumps(await self.jobs.stop_job(job)))
+
+
+LOGS_QUERY = ("next_token", "limit", "stream")
+
+
+class HostLogsHandler(SMDebugHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job: str, host: str) -> None:
+        job = names.job_name(job)
+        index = names.host_index(host)
+        unknown = {
+            name
+            for name in set(self.request.query_arguments) - {*LOGS_QUERY, "token", "_xsrf"}
+            if not name.isascii() or not name.isdigit()  # JupyterLab's cache-busting stamp
+        }
+        if unknown:
+            raise SMDebugError(
+                400,
+                "invalid_query",
+                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
+                f"Use only {', '.join(LOGS_QUERY)}.",
+            )
+        stream = self.query("stream") or "training"
+        if stream not in logs.STREAMS:
+            raise SMDebugError(
+                400,
+                "invalid_stream",
+                f"Unknown log stream {stream!r}.",
+                "Use stream=training (the container's output) or stream=ssm (the SSM agent).",
+            )
+        raw_limit = self.query("limit") or "1000"
+        if not re.fullmatch(r"[0-9]{1,5}", raw_limit) or not 1 <= int(raw_limit) <= 10000:
+            raise SMDebugError(
+                400,
+                "invalid_limit",
+                "limit must be a whole number from 1 to 10000.",
+                "CloudWatch returns at most 10000 events a page.",
+            )
+        next_token = self.query("next_token") or None  # empty: from the start
+        if next_token is not None:
+            logs.parse_token(next_token)  # malformed: 400 before any AWS call
+        description = await self.jobs.describe(job)
+        count = len(hosts_of(description))
+        if index > count:
+            raise SMDebugError(
+                404,
+                "host_not_found",
+                f"{job} has no host {host}.",
+                f"It runs {count} host(s): algo-1 to algo-{count}.",
+            )
+        page = await self.jobs.host_logs(job, host, stream, next_token, int(raw_limit))
+        self.finish(json.dumps(page))
 
 
 class TerminalsHandler(SMDebugHandler):

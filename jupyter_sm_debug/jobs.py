@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import shutil
 import sys
 import threading
@@ -21,8 +22,9 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from . import __version__
+from . import __version__, logs
 from .config import SMDebug
 from .errors import SMDebugError, from_boto
 
@@ -69,6 +71,53 @@ def hosts_of(description: dict) -> list[dict]:
     return hosts
 
 
+def state_words(status: str | None, secondary: str | None) -> str:
+    """ "Completed", "InProgress (Starting)": the secondary status only when it says more."""
+    return f"{status} ({secondary})" if secondary and secondary != status else f"{status}"
+
+
+def instances_of(description: dict) -> list[dict]:
+    """What the job runs on: `[{"type": "ml.g5.12xlarge", "count": 4, "group": None}]`."""
+    resources = description.get("ResourceConfig", {})
+    groups = resources.get("InstanceGroups") or [
+        {
+            "InstanceGroupName": None,
+            "InstanceType": resources.get("InstanceType"),
+            "InstanceCount": resources.get("InstanceCount", 1),
+        }
+    ]
+    return [
+        {
+            "type": group.get("InstanceType"),
+            "count": group.get("InstanceCount", 0),
+            "group": group.get("InstanceGroupName"),
+        }
+        for group in groups
+    ]
+
+
+# The console's host per ARN partition; jobs live under the region's SageMaker console.
+CONSOLE_HOSTS = {
+    "aws": "https://{region}.console.aws.amazon.com",
+    "aws-cn": "https://{region}.console.amazonaws.cn",
+    "aws-us-gov": "https://console.amazonaws-us-gov.com",
+}
+ARN = re.compile(
+    r"arn:(?P<partition>[a-z-]+):sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:training-job/"
+)
+
+
+def console_url(description: dict) -> str | None:
+    """The job's page in the AWS console, in the job's own partition and region."""
+    match = ARN.match(description.get("TrainingJobArn") or "")
+    if not match or match.group("partition") not in CONSOLE_HOSTS:
+        return None
+    region = match.group("region")
+    host = CONSOLE_HOSTS[match.group("partition")].format(region=region)
+    name = quote(description["TrainingJobName"], safe="-")
+    return f"{host}/sagemaker/home?region={region}#/jobs/{name}"
+
+
 def remote_debug_enabled(description: dict) -> bool:
     return bool(description.get("RemoteDebugConfig", {}).get("EnableRemoteDebug", False))
 
@@ -84,8 +133,31 @@ def summary(description: dict) -> dict:
         "ended": iso(description.get("TrainingEndTime")),
         "last_modified": iso(description.get("LastModifiedTime")),
         "instance_count": len(hosts_of(description)),
+        "instances": instances_of(description),
+        # Set once the job has finished; billable time is less with managed spot training.
+        "training_seconds": description.get("TrainingTimeInSeconds"),
+        "billable_seconds": description.get("BillableTimeInSeconds"),
+        "console_url": console_url(description),
         "remote_debug": {"enabled": remote_debug_enabled(description)},
     }
+
+
+def remote_debug_change(description: dict) -> dict:
+    """Whether the remote-debug switch can be flipped now, and if not, why (AWS's rules)."""
+    status = description.get("TrainingJobStatus")
+    secondary = description.get("SecondaryStatus")
+    if description.get("EnableNetworkIsolation"):
+        reason = "SageMaker does not allow remote debug on a job with network isolation."
+    elif status != "InProgress":
+        reason = f"The job is {status}: a finished job cannot be changed."
+    elif secondary not in REMOTE_DEBUG_UPDATABLE:
+        reason = (
+            f"The job is {secondary}: remote debug can be changed once it is Downloading "
+            "or Training."
+        )
+    else:
+        return {"ok": True, "reason": ""}
+    return {"ok": False, "reason": reason}
 
 
 def attach_state(description: dict) -> dict:
@@ -130,6 +202,9 @@ def detail(description: dict) -> dict:
         "failure_reason": description.get("FailureReason"),
         "image": algorithm.get("TrainingImage") or algorithm.get("AlgorithmName"),
         "attach": attach_state(description),
+        "remote_debug_change": remote_debug_change(description),
+        # Filled in by JobsService.job() from the hosts' logs.
+        "hold": None,
     }
 
 
@@ -331,12 +406,156 @@ class JobsService:
 
     async def job(self, name: str) -> dict:
         # The detail view is what a user acts on: always current, never from the TTL cache.
-        return detail(await self.describe(name, fresh=True))
+        return await self._detail(await self.describe(name, fresh=True))
+
+    async def _detail(self, description: dict) -> dict:
+        out = detail(description)
+        out["hold"] = await self.hold(description)
+        return out
+
+    # -- logs ------------------------------------------------------------------------
+
+    async def _log_streams(self, prefix: str) -> list[dict]:
+        """The log group's streams whose names start with ``prefix`` (a few pages at most:
+        a host has one stream per container start, two with SSM)."""
+        streams: list[dict] = []
+        params: dict[str, Any] = {"logGroupName": logs.LOG_GROUP, "logStreamNamePrefix": prefix}
+        for _ in range(5):
+            try:
+                page = await self.call("logs", "describe_log_streams", **params)
+            except SMDebugError as error:
+                if error.status == 404:  # no log group yet: nothing has logged
+                    return []
+                raise
+            streams += page.get("logStreams", [])
+            if not page.get("nextToken"):
+                break
+            params["nextToken"] = page["nextToken"]
+        return streams
+
+    async def hold(self, description: dict) -> dict | None:
+        """The hold sm-debug-entrypoint logged, for a job still up after its command failed:
+        `{hosts, since, until, seconds, last_lines}`, or None. A held job is InProgress and
+        Training (its containers run); only then are the hosts' logs read. Logs that cannot
+        be read (no permission) leave the job without a hold rather than failing it."""
+        if description.get("TrainingJobStatus") != "InProgress":
+            return None
+        if description.get("SecondaryStatus") != "Training":
+            return None
+        name = description["TrainingJobName"]
+        try:
+            streams = logs.newest_streams(await self._log_streams(f"{name}/"), name)
+            hosts = [h["name"] for h in hosts_of(description) if (h["name"], "training") in streams]
+
+            async def host_hold(host: str) -> dict | None:
+                # The hold line is among the last: the tail of the stream is enough.
+                page = await self.call(
+                    "logs",
+                    "get_log_events",
+                    logGroupName=logs.LOG_GROUP,
+                    logStreamName=streams[(host, "training")],
+                    startFromHead=False,
+                    limit=200,
+                )
+                return logs.hold_of(page.get("events", []), host)
+
+            holds = [h for h in await asyncio.gather(*map(host_hold, hosts)) if h]
+        except SMDebugError as error:
+            self.log.info("sm-debug: no hold state for %s: %s", name, error.code)
+            return None
+        if not holds:
+            return None
+        first = min(holds, key=lambda h: h["until"])
+        return {
+            "hosts": [h["host"] for h in holds],
+            "since": first["since"],
+            "until": first["until"],
+            "seconds": first["seconds"],
+            "last_lines": first["last_lines"],
+        }
+
+    async def host_logs(
+        self, job: str, host: str, kind: str, next_token: str | None, limit: int
+    ) -> dict:
+        """One page of a host's log: its newest training stream (or that stream's /ssm
+        twin), oldest first from the start, then forward from ``next_token``. A host that
+        has not logged yet answers no events and no token: ask again later."""
+        suffix = "/ssm" if kind == "ssm" else ""
+        params: dict[str, Any] = {"startFromHead": True, "limit": limit}
+        if next_token:
+            epoch, params["nextToken"] = logs.parse_token(next_token)
+            stream = f"{job}/{host}-{epoch}{suffix}"
+        else:
+            newest = logs.newest_streams(await self._log_streams(f"{job}/{host}-"), job)
+            stream = newest.get((host, kind))
+            if stream is None:
+                return {"events": [], "next_token": None, "stream": None}
+            epoch = logs.stream_epoch(stream)
+        try:
+            page = await self.call(
+                "logs",
+                "get_log_events",
+                logGroupName=logs.LOG_GROUP,
+                logStreamName=stream,
+                **params,
+            )
+        except SMDebugError as error:
+            if error.status == 404:
+                raise SMDebugError(
+                    404,
+                    "log_stream_not_found",
+                    f"The log stream {stream} does not exist.",
+                    "Start again without next_token to read the host's newest stream.",
+                ) from None
+            # A token CloudWatch does not know (AWS: InvalidParameterException).
+            if "nextToken" in params and (
+                error.code == "invalid_request" or "InvalidParameterException" in error.message
+            ):
+                raise SMDebugError(
+                    400,
+                    "invalid_next_token",
+                    "next_token is not valid for this log stream.",
+                    "Pass back the next_token of the previous page unchanged.",
+                ) from None
+            raise
+        token = page.get("nextForwardToken")
+        return {
+            "events": [logs.event_json(event) for event in page.get("events", [])],
+            "next_token": f"{epoch}:{token}" if token else None,
+            "stream": stream,
+        }
+
+    # -- actions ---------------------------------------------------------------------
+
+    async def stop_job(self, name: str) -> dict:
+        """StopTrainingJob: SageMaker sends SIGTERM to the containers, SIGKILL 120 s later.
+        Only a job in progress can be stopped; anything else is a 409 saying why."""
+        description = await self.describe(name, fresh=True)
+        status = description.get("TrainingJobStatus")
+        if status != "InProgress":
+            already = status == "Stopping"
+            raise SMDebugError(
+                409,
+                "wrong_state",
+                f"{name} is already stopping."
+                if already
+                else f"{name} is {status}: only a job in progress can be stopped.",
+                "Wait a moment: it stops within two minutes."
+                if already
+                else "A finished job has nothing left to stop.",
+            )
+        try:
+            await self.call("sagemaker", "stop_training_job", TrainingJobName=name)
+        except SMDebugError as error:
+            if error.code == "invalid_request":  # it finished between our check and AWS's
+                raise SMDebugError(409, "wrong_state", error.message, "Refresh and see.") from None
+            raise
+        return await self._detail(await self.describe(name, fresh=True))
 
     async def set_remote_debug(self, name: str, enabled: bool) -> dict:
         description = await self.describe(name, fresh=True)
         if remote_debug_enabled(description) == enabled:
-            return detail(description)
+            return await self._detail(description)
         status = description.get("TrainingJobStatus")
         secondary = description.get("SecondaryStatus")
         if description.get("EnableNetworkIsolation"):
@@ -359,7 +578,7 @@ class JobsService:
                 409,
                 "wrong_state",
                 f"Remote debug can only be changed while a job is Downloading or Training; "
-                f"{name} is {status} ({secondary}).",
+                f"{name} is {state_words(status, secondary)}.",
                 hint,
             )
         try:
@@ -375,7 +594,7 @@ class JobsService:
                     409, "wrong_state", error.message, "Refresh and try again."
                 ) from None
             raise
-        return detail(await self.describe(name, fresh=True))
+        return await self._detail(await self.describe(name, fresh=True))
 
     async def debug_copy(self, name: str, hold_seconds: int, new_name: str | None = None) -> dict:
         """Start a copy of a job with remote debug on and the entrypoint's hold window."""

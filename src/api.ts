@@ -4,7 +4,9 @@ import {
   IJob,
   IJobPage,
   IJobQuery,
+  ILogPage,
   ITerminalResponse,
+  LogStream,
   Transport
 } from './types';
 
@@ -30,6 +32,14 @@ export interface ISMDebugAPI {
     transport: Transport
   ): Promise<ITerminalResponse>;
   environment(): Promise<IEnvironment>;
+  stopJob(job: string): Promise<IJob>;
+  hostLogs(
+    job: string,
+    host: string,
+    stream: LogStream,
+    nextToken?: string | null,
+    limit?: number
+  ): Promise<ILogPage>;
 }
 
 /**
@@ -93,6 +103,37 @@ export class SMDebugAPI implements ISMDebugAPI {
 
   environment(): Promise<IEnvironment> {
     return this._request<IEnvironment>('environment');
+  }
+
+  /**
+   * StopTrainingJob. Answers with the job, now Stopping.
+   */
+  stopJob(job: string): Promise<IJob> {
+    return this._request<IJob>(`jobs/${encodeURIComponent(job)}/stop`, {
+      method: 'POST'
+    });
+  }
+
+  /**
+   * A page of a host's log: from the start, or after `nextToken`.
+   */
+  hostLogs(
+    job: string,
+    host: string,
+    stream: LogStream,
+    nextToken?: string | null,
+    limit?: number
+  ): Promise<ILogPage> {
+    const params = new URLSearchParams({ stream });
+    if (nextToken) {
+      params.set('next_token', nextToken);
+    }
+    if (limit) {
+      params.set('limit', String(limit));
+    }
+    return this._request<ILogPage>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/logs?${params}`
+    );
   }
 
   private _request: RequestFunction;

@@ -4,13 +4,14 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
 
 import { AttachManager } from './attach';
-import { askHoldSeconds } from './dialogs';
+import { askHoldSeconds, confirmStop } from './dialogs';
 import { JobsModel } from './model';
 import { SMDebugError } from './request';
 import {
   isFinished,
   isValidHold,
   MAX_HOLD_SECONDS,
+  LogStream,
   Transport,
   TRANSPORTS
 } from './types';
@@ -24,6 +25,8 @@ export namespace CommandIDs {
   export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
   export const debugCopy = 'sm-debug:debug-copy';
   export const open = 'sm-debug:open';
+  export const stopJob = 'sm-debug:stop-job';
+  export const openLogs = 'sm-debug:open-logs';
 }
 
 export interface ICommandContext {
@@ -32,6 +35,8 @@ export interface ICommandContext {
   attach: AttachManager;
   trans: TranslationBundle;
   panelId: string;
+  /** Open (or show) the logs tab of a host. */
+  openLogs: (job: string, host: string, stream: LogStream) => Promise<unknown>;
 }
 
 /**
@@ -39,7 +44,7 @@ export interface ICommandContext {
  * copy, open the panel.
  */
 export function addCommands(context: ICommandContext): void {
-  const { app, model, attach, trans, panelId } = context;
+  const { app, model, attach, trans, panelId, openLogs } = context;
   const { commands } = app;
 
   const notify = (error: SMDebugError | null | undefined) => {
@@ -339,6 +344,77 @@ export function addCommands(context: ICommandContext): void {
         notify(model.remoteDebug(job).error);
       }
       return done;
+    }
+  });
+
+  commands.addCommand(CommandIDs.stopJob, {
+    label: trans.__('Stop a SageMaker Training Job…'),
+    caption: trans.__('Stop a training job in progress (asks first)'),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          job: { type: 'string', description: trans.__('Training job name') }
+        }
+      }
+    },
+    execute: async args => {
+      let job = args.job as string | undefined;
+      if (!job) {
+        job =
+          (await pickRunningJob(trans.__('Stop which training job?'))) ??
+          undefined;
+        if (!job) {
+          return false;
+        }
+      }
+      const held = !!model.detail(job)?.job?.hold;
+      if (!(await confirmStop(trans, job, held))) {
+        return false;
+      }
+      const inPanel = model.isVisible && model.isExpanded(job);
+      const done = await model.stopJob(job);
+      if (done) {
+        Notification.success(trans.__('Stopping %1.', job), {
+          autoClose: 4000
+        });
+      } else if (!inPanel) {
+        notify(model.stopState(job).error);
+      }
+      return done;
+    }
+  });
+
+  commands.addCommand(CommandIDs.openLogs, {
+    label: args =>
+      args.host
+        ? trans.__('Logs of %1', args.host as string)
+        : trans.__('Open Training Host Logs'),
+    caption: trans.__("Follow a training host's CloudWatch log in a tab"),
+    describedBy: {
+      args: {
+        type: 'object',
+        required: ['job', 'host'],
+        properties: {
+          job: { type: 'string', description: trans.__('Training job name') },
+          host: { type: 'string', description: trans.__('Host: algo-1 …') },
+          stream: {
+            type: 'string',
+            enum: ['training', 'ssm'],
+            description: trans.__('training (default) or ssm')
+          }
+        }
+      }
+    },
+    execute: args => {
+      const job = args.job as string | undefined;
+      const host = args.host as string | undefined;
+      if (!job || !host) {
+        Notification.error(trans.__('Give the job and the host.'));
+        return null;
+      }
+      const stream = args.stream === 'ssm' ? 'ssm' : 'training';
+      return openLogs(job, host, stream);
     }
   });
 }

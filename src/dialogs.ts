@@ -139,3 +139,42 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
 
   private _input: HTMLInputElement;
 }
+
+/**
+ * Ask before stopping a job: it cannot be undone.
+ *
+ * @returns whether the user confirmed
+ */
+export async function confirmStop(
+  trans: TranslationBundle,
+  job: string,
+  held: boolean
+): Promise<boolean> {
+  const body = document.createElement('div');
+  body.className = 'jp-SMDebug-stopDialog';
+  const text = document.createElement('p');
+  text.textContent = held
+    ? trans.__(
+        'Its containers, held for debugging, end now: open shells on them close. SageMaker marks the job Stopped. This cannot be undone.'
+      )
+    : trans.__(
+        'SageMaker sends the training containers SIGTERM, then ends them within two minutes; what was not saved to /opt/ml/model or checkpoints is lost. The job ends as Stopped. This cannot be undone.'
+      );
+  body.appendChild(text);
+  const result = await showDialog({
+    title: trans.__('Stop %1?', job),
+    body: new Widget({ node: body }),
+    buttons: [
+      Dialog.cancelButton({
+        label: trans.__('Cancel'),
+        ariaLabel: trans.__('Cancel: keep the job running')
+      }),
+      Dialog.warnButton({
+        label: trans.__('Stop job'),
+        ariaLabel: trans.__('Stop the training job %1', job)
+      })
+    ],
+    defaultButton: 0
+  });
+  return result.button.accept;
+}

@@ -3,7 +3,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITerminalTracker } from '@jupyterlab/terminal';
 import { ITranslator } from '@jupyterlab/translation';
@@ -11,11 +11,12 @@ import { ITranslator } from '@jupyterlab/translation';
 import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
+import { LogsWidget } from './logsWidget';
 import { JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
 import { guardRestoredTerminals } from './restore';
-import { Transport } from './types';
+import { LogStream, Transport } from './types';
 
 /**
  * The plugin id; also the id of the settings schema `schema/plugin.json`.
@@ -84,13 +85,44 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
+    // Logs tabs: one per host, found again rather than opened twice, and
+    // reopened after a page reload.
+    const logsTracker = new WidgetTracker<LogsWidget>({
+      namespace: 'sm-debug-logs'
+    });
+    const openLogs = async (job: string, host: string, stream: LogStream) => {
+      let widget = logsTracker.find(w => w.id === LogsWidget.idFor(job, host));
+      if (!widget) {
+        widget = new LogsWidget({ api, job, host, stream, trans });
+        app.shell.add(widget, 'main');
+        void logsTracker.add(widget);
+      }
+      widget.model.setStream(stream);
+      app.shell.activateById(widget.id);
+      return widget;
+    };
+    if (restorer) {
+      void restorer.restore(logsTracker, {
+        command: CommandIDs.openLogs,
+        args: widget => ({
+          job: widget.model.job,
+          host: widget.model.host,
+          stream: widget.model.stream
+        }),
+        name: widget => widget.id
+      });
+    }
+
     const panel = new SMDebugPanel({
       model,
       attach,
       translator,
       actions: {
         debugCopy: job =>
-          void app.commands.execute(CommandIDs.debugCopy, { job })
+          void app.commands.execute(CommandIDs.debugCopy, { job }),
+        stopJob: job => void app.commands.execute(CommandIDs.stopJob, { job }),
+        openLogs: (job, host) =>
+          void app.commands.execute(CommandIDs.openLogs, { job, host })
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -98,7 +130,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       restorer.add(panel, PANEL_ID);
     }
 
-    addCommands({ app, model, attach, trans, panelId: PANEL_ID });
+    addCommands({ app, model, attach, trans, panelId: PANEL_ID, openLogs });
     if (palette) {
       const category = trans.__('SageMaker Debug');
       for (const command of [
@@ -106,7 +138,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.refresh,
         CommandIDs.attach,
         CommandIDs.toggleRemoteDebug,
-        CommandIDs.debugCopy
+        CommandIDs.debugCopy,
+        CommandIDs.stopJob
       ]) {
         palette.addItem({ command, category });
       }

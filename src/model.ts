@@ -54,6 +54,14 @@ export interface IDebugCopyState {
 }
 
 /**
+ * A stop in flight or refused.
+ */
+export interface IStopState {
+  pending: boolean;
+  error: SMDebugError | null;
+}
+
+/**
  * The default hold window of a debug copy, in seconds.
  */
 export const DEFAULT_HOLD_SECONDS = 1800;
@@ -330,8 +338,50 @@ export class JobsModel implements IDisposable {
     if (this.nameFilterValid) {
       void this._filterDebouncer.invoke();
     } else {
+      // Nothing will load until the filter is fixed: rows of an earlier filter
+      // would be wrong, and "loading" would never end.
       void this._filterDebouncer.stop();
+      this._jobs = [];
+      this._emit();
     }
+  }
+
+  /**
+   * Why the list has no rows, for the view to say: still loading, the filter
+   * cannot be sent, the list failed (the error says why), nothing matches the
+   * filters, or there are no jobs at all. Null while there are rows.
+   */
+  get emptyReason():
+    'loading' | 'invalidFilter' | 'error' | 'noMatch' | 'noJobs' | null {
+    if (this._jobs.length > 0) {
+      return null;
+    }
+    if (!this.nameFilterValid) {
+      return 'invalidFilter';
+    }
+    if (this._error) {
+      return 'error';
+    }
+    if (!this._loaded || this._loading) {
+      return 'loading';
+    }
+    return this.filtered ? 'noMatch' : 'noJobs';
+  }
+
+  /**
+   * The list's error unless the environment check already tells it (no
+   * credentials, no region...): one problem, said once.
+   */
+  get listError(): SMDebugError | null {
+    const error = this._error;
+    if (!error) {
+      return null;
+    }
+    const problems = this._environment?.problems ?? [];
+    const known =
+      problems.some(problem => problem.code === error.code) ||
+      this._environmentError?.code === error.code;
+    return known ? null : error;
   }
 
   /**
@@ -487,6 +537,50 @@ export class JobsModel implements IDisposable {
    */
   clearRemoteDebugError(job: string): void {
     if (this._remoteDebug.delete(job)) {
+      this._emit();
+    }
+  }
+
+  /**
+   * The state of a stop asked for a job.
+   */
+  stopState(job: string): IStopState {
+    return this._stops.get(job) ?? { pending: false, error: null };
+  }
+
+  /**
+   * Stop a job (StopTrainingJob). The job's status changes when the server
+   * says it did; a refusal (409: it already finished) is kept in
+   * `stopState(job).error` with the server's reason.
+   *
+   * @returns whether the server stopped the job
+   */
+  async stopJob(job: string): Promise<boolean> {
+    if (this._stops.get(job)?.pending) {
+      return false;
+    }
+    this._stops.set(job, { pending: true, error: null });
+    this._emit();
+    try {
+      this._setDetail(await this._api.stopJob(job));
+      this._stops.delete(job);
+      return true;
+    } catch (reason) {
+      this._stops.set(job, {
+        pending: false,
+        error: SMDebugError.from(reason)
+      });
+      return false;
+    } finally {
+      this._emit();
+    }
+  }
+
+  /**
+   * Forget a refused stop (the user dismissed the message).
+   */
+  clearStopError(job: string): void {
+    if (this._stops.delete(job)) {
       this._emit();
     }
   }
@@ -708,7 +802,10 @@ export class JobsModel implements IDisposable {
         status: job.status,
         secondary_status: job.secondary_status,
         instance_count: job.instance_count,
-        remote_debug: job.remote_debug
+        remote_debug: job.remote_debug,
+        ended: job.ended ?? row.ended,
+        training_seconds: job.training_seconds ?? row.training_seconds,
+        billable_seconds: job.billable_seconds ?? row.billable_seconds
       };
       this._jobs = jobs;
     }
@@ -757,6 +854,7 @@ export class JobsModel implements IDisposable {
   private _detailRequests = new Map<string, Promise<IJob | null>>();
   private _remoteDebug = new Map<string, IRemoteDebugState>();
   private _debugCopies = new Map<string, IDebugCopyState>();
+  private _stops = new Map<string, IStopState>();
   private _holdSeconds: number;
   private _selected: string | null = null;
   private _revealRequested = new Signal<this, string>(this);

@@ -38,7 +38,36 @@ export interface IJobSummary {
   started?: string | null;
   ended?: string | null;
   instance_count: number;
+  /** What the job runs on, one item per instance group. */
+  instances?: IInstances[];
+  /** Set once the job has finished. */
+  training_seconds?: number | null;
+  /** Set once the job has finished (less than training time with spot). */
+  billable_seconds?: number | null;
+  /** The job's page in the AWS console. */
+  console_url?: string | null;
   remote_debug: { enabled: boolean };
+}
+
+/**
+ * One instance group of a job (or the job's only one).
+ */
+export interface IInstances {
+  type: string | null;
+  count: number;
+  group: string | null;
+}
+
+/**
+ * A job whose failed containers sm-debug-entrypoint holds for debugging.
+ */
+export interface IHold {
+  hosts: string[];
+  since: string;
+  until: string;
+  seconds: number;
+  /** The failure's last lines, from the host's log. */
+  last_lines: string[];
 }
 
 /**
@@ -76,6 +105,35 @@ export interface IJob extends IJobSummary {
   failure_reason: string | null;
   image?: string | null;
   attach: Record<Transport, IAttachState>;
+  /** Whether remote debug can be turned on or off now, and if not, why. */
+  remote_debug_change?: IAttachState;
+  /** Set while the job's failed containers are held. */
+  hold?: IHold | null;
+}
+
+/**
+ * Which log of a host: the container's output or the SSM agent's.
+ */
+export type LogStream = 'training' | 'ssm';
+
+/**
+ * One line of a host's log.
+ */
+export interface ILogEvent {
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  message: string;
+}
+
+/**
+ * `GET /sm-debug/jobs/{job}/hosts/{host}/logs`.
+ */
+export interface ILogPage {
+  events: ILogEvent[];
+  /** Pass back to read on; null while the host has no log yet. */
+  next_token: string | null;
+  /** The CloudWatch stream read; null while the host has no log yet. */
+  stream: string | null;
 }
 
 /**

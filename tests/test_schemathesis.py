@@ -98,6 +98,13 @@ def pinned_schema(fuzz_jobs):
     jobs = [fuzz_jobs["live"], fuzz_jobs["finished"], "no-such-job-anywhere"]
     parameters["job"]["schema"] = {"type": "string", "enum": jobs}
     parameters["host"]["schema"] = {"type": "string", "enum": ["algo-1", "algo-2", "algo-3"]}
+    # Debug copies get names no negative case draws for {job} (a copy named "0" made a
+    # later "invalid" job "0" on POST .../stop a real, stoppable job).
+    copy_body = document["paths"]["/sm-debug/jobs/{job}/debug-copy"]["post"]["requestBody"]
+    copy_body["content"]["application/json"]["schema"]["properties"]["name"] = {
+        "type": "string",
+        "pattern": "^fuzz-copy-[a-z0-9]{4,12}$",
+    }
     return load(document)
 
 

@@ -27,6 +27,20 @@ export class FakeServer {
   hold = false;
   /** Jobs created by a debug copy stay out of the list (AWS listing lags). */
   listLag = false;
+  /** Log lines by `job/host/stream`. */
+  logs = new Map<string, { timestamp: number; message: string }[]>();
+
+  /**
+   * Append lines to a host's log.
+   */
+  log(job: string, host: string, messages: string[], stream = 'training') {
+    const key = `${job}/${host}/${stream}`;
+    const lines = this.logs.get(key) ?? [];
+    for (const message of messages) {
+      lines.push({ timestamp: Date.UTC(2026, 0, 1) + lines.length, message });
+    }
+    this.logs.set(key, lines);
+  }
 
   release(): void {
     const waiting = this._held;
@@ -156,6 +170,35 @@ export class FakeServer {
       this.jobs.unshift(copy); // the newest
       this._lagging.add(copy.name);
       return structuredCloneJob(copy);
+    }
+    if (parts[2] === 'stop' && method === 'POST') {
+      if (job.status !== 'InProgress') {
+        throw new SMDebugError({
+          status: 409,
+          code: 'wrong_state',
+          message: `${job.name} is ${job.status}: only a job in progress can be stopped.`,
+          hint: 'A finished job has nothing left to stop.'
+        });
+      }
+      job.status = 'Stopping';
+      job.secondary_status = 'Stopping';
+      job.hold = null;
+      return structuredCloneJob(job);
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'logs' && method === 'GET') {
+      const stream = url.searchParams.get('stream') ?? 'training';
+      const lines = this.logs.get(`${job.name}/${parts[3]}/${stream}`);
+      if (!lines) {
+        return { events: [], next_token: null, stream: null };
+      }
+      const start = Number(url.searchParams.get('next_token') ?? 0);
+      const limit = Number(url.searchParams.get('limit') ?? 1000);
+      const events = lines.slice(start, start + limit);
+      return {
+        events,
+        next_token: String(start + events.length),
+        stream: `${job.name}/${parts[3]}-1700000000`
+      };
     }
     if (parts[2] === 'hosts' && parts[4] === 'terminals' && method === 'POST') {
       return {

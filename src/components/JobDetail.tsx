@@ -1,9 +1,15 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { bugIcon, terminalIcon } from '@jupyterlab/ui-components';
+import {
+  bugIcon,
+  listIcon,
+  stopIcon,
+  terminalIcon
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager, IAttachSession } from '../attach';
 import { formatDuration } from '../dialogs';
+import { holdLabel } from '../format';
 import { transportLabel } from '../labels';
 import { JobsModel } from '../model';
 import {
@@ -23,6 +29,10 @@ import { ErrorMessage } from './Messages';
 export interface IJobActions {
   /** Ask for the hold window, then start a debug copy of the job. */
   debugCopy(job: string): void;
+  /** Ask, then stop the job. */
+  stopJob(job: string): void;
+  /** Open the tab with a host's log. */
+  openLogs(job: string, host: string): void;
 }
 
 export interface IJobDetailProps {
@@ -68,6 +78,25 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
           onRetry={() => void model.loadDetail(job.name, true)}
         />
       ) : null}
+      {detail.hold ? (
+        <HeldJob
+          detail={detail}
+          model={model}
+          actions={actions}
+          trans={trans}
+        />
+      ) : null}
+      {detail.network_isolation ? (
+        <div
+          id={isolationNoteId(detail.name)}
+          className="jp-SMDebug-note"
+          role="note"
+        >
+          {trans.__(
+            'This job runs with network isolation: SageMaker allows no remote debug and no remote access to its containers.'
+          )}
+        </div>
+      ) : null}
       {detail.failure_reason ? (
         <div className="jp-SMDebug-failure">
           <span className="jp-SMDebug-label">{trans.__('Failure reason')}</span>
@@ -87,16 +116,124 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
       <RemoteDebugSwitch detail={detail} model={model} trans={trans} />
       <Hosts {...props} detail={detail} />
       {detail.status === 'InProgress' || detail.status === 'Stopping' ? (
-        <DebugCopy
-          detail={detail}
-          model={model}
-          actions={actions}
-          trans={trans}
-          secondary
-        />
+        <div className="jp-SMDebug-secondaryActions">
+          <DebugCopy
+            detail={detail}
+            model={model}
+            actions={actions}
+            trans={trans}
+            secondary
+          />
+          {detail.hold ? null : (
+            <StopButton
+              detail={detail}
+              model={model}
+              actions={actions}
+              trans={trans}
+              secondary
+            />
+          )}
+        </div>
       ) : null}
+      <StopError detail={detail} model={model} trans={trans} />
     </div>
   );
+}
+
+function isolationNoteId(job: string): string {
+  return `jp-SMDebug-isolation-${job}`;
+}
+
+/**
+ * A job whose training command failed and whose containers
+ * sm-debug-entrypoint keeps up: for how long, the failure's last lines, Stop.
+ */
+function HeldJob(props: {
+  detail: IJob;
+  model: JobsModel;
+  actions: IJobActions;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { detail, trans } = props;
+  const hold = detail.hold;
+  if (!hold) {
+    return null;
+  }
+  return (
+    <div className="jp-SMDebug-held" role="status">
+      <div className="jp-SMDebug-heldTitle">{holdLabel(trans, hold)}</div>
+      <div className="jp-SMDebug-heldHint">
+        {trans.__(
+          'The training command failed; %1 stay up until %2 so you can attach and look around.',
+          hold.hosts.join(', '),
+          new Date(hold.until).toLocaleTimeString()
+        )}
+      </div>
+      {hold.last_lines.length > 0 ? (
+        <pre
+          className="jp-SMDebug-heldLines"
+          aria-label={trans.__('The last lines before the failure')}
+        >
+          {hold.last_lines.join('\n')}
+        </pre>
+      ) : null}
+      <StopButton {...props} />
+    </div>
+  );
+}
+
+/**
+ * Stop job: asks first (a command with a dialog).
+ */
+function StopButton(props: {
+  detail: IJob;
+  model: JobsModel;
+  actions: IJobActions;
+  trans: TranslationBundle;
+  secondary?: boolean;
+}): JSX.Element | null {
+  const { detail, model, actions, trans, secondary } = props;
+  if (detail.status !== 'InProgress') {
+    return null;
+  }
+  const { pending } = model.stopState(detail.name);
+  return (
+    <button
+      type="button"
+      className={`jp-SMDebug-stopButton ${
+        secondary ? 'jp-SMDebug-secondaryButton' : 'jp-SMDebug-dangerButton'
+      }`}
+      aria-label={trans.__('Stop %1', detail.name)}
+      aria-disabled={pending}
+      aria-busy={pending}
+      title={trans.__('Stop this training job (asks first)')}
+      onClick={() => {
+        if (!pending) {
+          actions.stopJob(detail.name);
+        }
+      }}
+    >
+      <stopIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+      {pending ? trans.__('Stopping…') : trans.__('Stop job…')}
+    </button>
+  );
+}
+
+function StopError(props: {
+  detail: IJob;
+  model: JobsModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { detail, model, trans } = props;
+  const { error } = model.stopState(detail.name);
+  return error ? (
+    <ErrorMessage
+      className="jp-SMDebug-stopError"
+      error={error}
+      trans={trans}
+      onDismiss={() => model.clearStopError(detail.name)}
+    />
+  ) : null;
 }
 
 /**
@@ -114,7 +251,6 @@ function DebugCopy(props: {
   const { pending, error, copy } = model.debugCopyState(detail.name);
   const hold = formatDuration(trans, model.debugCopyHoldSeconds);
   const blocked = detail.network_isolation;
-  const reasonId = `jp-SMDebug-copyReason-${detail.name}`;
   const reason = trans.__(
     'This job runs with network isolation, which SageMaker does not allow with remote debug.'
   );
@@ -133,7 +269,7 @@ function DebugCopy(props: {
           aria-label={trans.__('Debug a copy of %1', detail.name)}
           aria-disabled={pending || blocked}
           aria-busy={pending}
-          aria-describedby={blocked ? reasonId : undefined}
+          aria-describedby={blocked ? isolationNoteId(detail.name) : undefined}
           title={
             blocked
               ? reason
@@ -157,11 +293,6 @@ function DebugCopy(props: {
           </span>
         )}
       </div>
-      {blocked ? (
-        <div id={reasonId} className="jp-SMDebug-attachReason">
-          {reason}
-        </div>
-      ) : null}
       {copy ? (
         <div className="jp-SMDebug-debugCopyDone" role="status">
           {trans.__('Started')}{' '}
@@ -206,6 +337,10 @@ function RemoteDebugSwitch(props: {
   const enabled = !!detail.remote_debug?.enabled;
   const busy = pending !== null;
   const labelId = `jp-SMDebug-rd-${detail.name}`;
+  // Where a change can only fail (finished, starting, isolated), say why
+  // instead of trying.
+  const change = detail.remote_debug_change ?? { ok: true, reason: '' };
+  const disabled = !change.ok;
   return (
     <div className="jp-SMDebug-remoteDebug">
       <div className="jp-SMDebug-switchRow">
@@ -217,17 +352,25 @@ function RemoteDebugSwitch(props: {
           role="switch"
           className={`jp-SMDebug-switch${enabled ? ' jp-mod-on' : ''}${
             busy ? ' jp-mod-busy' : ''
-          }`}
+          }${disabled ? ' jp-mod-disabled' : ''}`}
           aria-checked={enabled}
           aria-busy={busy}
+          aria-disabled={disabled}
+          aria-describedby={
+            disabled && detail.network_isolation
+              ? isolationNoteId(detail.name)
+              : undefined
+          }
           aria-label={trans.__('Remote debug for %1', detail.name)}
           title={
-            enabled
-              ? trans.__('Turn remote debug off')
-              : trans.__('Turn remote debug on')
+            disabled
+              ? change.reason
+              : enabled
+                ? trans.__('Turn remote debug off')
+                : trans.__('Turn remote debug on')
           }
           onClick={() => {
-            if (!busy) {
+            if (!busy && !disabled) {
               void model.setRemoteDebug(detail.name, !enabled);
             }
           }}
@@ -264,7 +407,9 @@ function Hosts(props: IJobDetailProps & { detail: IJob }): JSX.Element {
     model.defaultTransport
   );
   const check = detail.attach?.[transport] ?? { ok: false, reason: '' };
-  const reasonId = `jp-SMDebug-attachReason-${detail.name}`;
+  const reasonId = detail.network_isolation
+    ? isolationNoteId(detail.name)
+    : `jp-SMDebug-attachReason-${detail.name}`;
   const hosts = detail.hosts ?? [];
 
   return (
@@ -310,7 +455,7 @@ function Hosts(props: IJobDetailProps & { detail: IJob }): JSX.Element {
           </button>
         ) : null}
       </div>
-      {!check.ok && check.reason ? (
+      {!check.ok && check.reason && !detail.network_isolation ? (
         <div id={reasonId} className="jp-SMDebug-attachReason">
           {check.reason}
         </div>
@@ -326,6 +471,7 @@ function Hosts(props: IJobDetailProps & { detail: IJob }): JSX.Element {
             reason={check.reason}
             reasonId={reasonId}
             attach={attach}
+            actions={props.actions}
             trans={trans}
           />
         ))}
@@ -342,9 +488,10 @@ function HostRow(props: {
   reason: string;
   reasonId: string;
   attach: AttachManager;
+  actions: IJobActions;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { host, detail, transport, ok, reason, attach, trans } = props;
+  const { host, detail, transport, ok, reason, attach, actions, trans } = props;
   const session = attach.session(detail.name, host.name, transport);
   const attaching = session?.status === 'attaching';
   // A shell open over the other transport shows too (e.g. after a reload,
@@ -364,27 +511,39 @@ function HostRow(props: {
           showTransport={!!other && session?.status !== 'open'}
           trans={trans}
         />
-        <button
-          type="button"
-          className="jp-SMDebug-attach"
-          aria-disabled={!ok || attaching}
-          aria-describedby={!ok ? props.reasonId : undefined}
-          aria-label={trans.__(
-            'Attach to %1 of %2 over %3',
-            host.name,
-            detail.name,
-            transportLabel(trans, transport)
-          )}
-          title={ok ? undefined : reason}
-          onClick={() => {
-            if (ok && !attaching) {
-              void attach.attach(detail.name, host.name, transport);
-            }
-          }}
-        >
-          <terminalIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
-          {attaching ? trans.__('Attaching…') : trans.__('Attach')}
-        </button>
+        <span className="jp-SMDebug-hostActions">
+          <button
+            type="button"
+            className="jp-SMDebug-logsButton"
+            aria-label={trans.__('Logs of %1 of %2', host.name, detail.name)}
+            title={trans.__("Follow this host's CloudWatch log in a tab")}
+            onClick={() => actions.openLogs(detail.name, host.name)}
+          >
+            <listIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+            {trans.__('Logs')}
+          </button>
+          <button
+            type="button"
+            className="jp-SMDebug-attach"
+            aria-disabled={!ok || attaching}
+            aria-describedby={!ok ? props.reasonId : undefined}
+            aria-label={trans.__(
+              'Attach to %1 of %2 over %3',
+              host.name,
+              detail.name,
+              transportLabel(trans, transport)
+            )}
+            title={ok ? undefined : reason}
+            onClick={() => {
+              if (ok && !attaching) {
+                void attach.attach(detail.name, host.name, transport);
+              }
+            }}
+          >
+            <terminalIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+            {attaching ? trans.__('Attaching…') : trans.__('Attach')}
+          </button>
+        </span>
       </div>
       {session?.status === 'failed' && session.error ? (
         <ErrorMessage error={session.error} trans={trans} />

@@ -3,11 +3,13 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import {
   caretDownIcon,
   caretRightIcon,
+  launchIcon,
   refreshIcon
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager } from '../attach';
+import { elapsedOf, holdLabel, instancesLabel } from '../format';
 import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
 import { JobsModel } from '../model';
 import {
@@ -80,9 +82,9 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
         error={model.environmentError}
         trans={trans}
       />
-      {model.error ? (
+      {model.listError ? (
         <ErrorMessage
-          error={model.error}
+          error={model.listError}
           trans={trans}
           onRetry={() => void model.refresh()}
         />
@@ -233,17 +235,18 @@ function EmptyList(props: {
   trans: TranslationBundle;
 }): JSX.Element | null {
   const { model, trans } = props;
-  if (!model.loaded || model.loading) {
-    return model.error ? null : (
+  const reason = model.emptyReason;
+  if (reason === 'loading') {
+    return (
       <p className="jp-SMDebug-empty" role="status">
         {trans.__('Loading training jobs…')}
       </p>
     );
   }
-  if (model.error) {
-    return null; // the error above says why
+  if (reason === 'error' || reason === 'invalidFilter') {
+    return null; // the error above, or the filter's own message, says why
   }
-  if (model.filtered) {
+  if (reason === 'noMatch') {
     return (
       <div className="jp-SMDebug-emptyState" role="status">
         <p className="jp-SMDebug-empty">
@@ -292,7 +295,7 @@ function onListKeyDown(
   }
   const headers = Array.from(
     list.querySelectorAll<HTMLElement>(
-      ':scope > .jp-SMDebug-job > .jp-SMDebug-jobHeader'
+      ':scope > .jp-SMDebug-job > .jp-SMDebug-jobHeaderRow > .jp-SMDebug-jobHeader'
     )
   );
   const index = headers.indexOf(target);
@@ -340,7 +343,7 @@ function JobList(props: IJobsViewProps): JSX.Element {
       let frames = 10;
       const focus = () => {
         const header = listRef.current?.querySelector<HTMLElement>(
-          `.jp-SMDebug-job[data-job="${CSS.escape(job)}"] > .jp-SMDebug-jobHeader`
+          `.jp-SMDebug-job[data-job="${CSS.escape(job)}"] > .jp-SMDebug-jobHeaderRow > .jp-SMDebug-jobHeader`
         );
         if (header) {
           header.scrollIntoView({ block: 'nearest' });
@@ -401,7 +404,11 @@ function rowLabel(trans: TranslationBundle, job: IJobSummary): string {
   if (job.remote_debug?.enabled) {
     parts.push(trans.__('remote debug on'));
   }
-  parts.push(trans._n('%1 instance', '%1 instances', job.instance_count));
+  parts.push(instancesLabel(trans, job));
+  const elapsed = elapsedOf(trans, job);
+  if (elapsed) {
+    parts.push(elapsed.title);
+  }
   const when = job.started ?? job.created;
   if (when) {
     parts.push(Time.formatHuman(when));
@@ -416,61 +423,132 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
   const when = job.started ?? job.created;
   const Caret = expanded ? caretDownIcon : caretRightIcon;
   const selected = model.selected === job.name;
+  const hold = model.detail(job.name)?.job?.hold ?? null;
+  const elapsed = elapsedOf(trans, job);
+  const rowRef = React.useRef<HTMLLIElement>(null);
+  // Expanded by a click: bring the details into view once they are shown.
+  const wantScroll = React.useRef(false);
+  const detailShown = expanded && !!model.detail(job.name)?.job;
+  React.useEffect(() => {
+    if (!wantScroll.current || !expanded) {
+      return;
+    }
+    if (detailShown) {
+      wantScroll.current = false;
+    }
+    const frame = requestAnimationFrame(() =>
+      rowRef.current?.scrollIntoView({ block: 'nearest' })
+    );
+    return () => cancelAnimationFrame(frame);
+  }, [expanded, detailShown]);
   return (
     <li
+      ref={rowRef}
       className={`jp-SMDebug-job ${statusClass(job.status)}${
         selected ? ' jp-mod-selected' : ''
-      }`}
+      }${hold ? ' jp-mod-held' : ''}`}
       data-job={job.name}
     >
-      <button
-        type="button"
-        className="jp-SMDebug-jobHeader"
-        aria-expanded={expanded}
-        aria-controls={expanded ? detailId : undefined}
-        aria-current={selected ? 'true' : undefined}
-        aria-label={rowLabel(trans, job)}
-        onClick={() => {
-          model.select(job.name);
-          model.toggleExpanded(job.name);
-        }}
-      >
-        <Caret.react tag="span" className="jp-SMDebug-caret" />
-        <span className="jp-SMDebug-jobMain">
-          <span className="jp-SMDebug-jobName" title={job.name}>
-            {job.name}
-          </span>
-          <span className="jp-SMDebug-badges">
-            <span className={`jp-SMDebug-badge ${statusClass(job.status)}`}>
-              {statusLabel(trans, job.status)}
+      <div className="jp-SMDebug-jobHeaderRow">
+        <button
+          type="button"
+          className="jp-SMDebug-jobHeader"
+          aria-expanded={expanded}
+          aria-controls={expanded ? detailId : undefined}
+          aria-current={selected ? 'true' : undefined}
+          aria-label={rowLabel(trans, job)}
+          onClick={() => {
+            model.select(job.name);
+            wantScroll.current = !expanded;
+            model.toggleExpanded(job.name);
+          }}
+        >
+          <Caret.react tag="span" className="jp-SMDebug-caret" />
+          <span className="jp-SMDebug-jobMain">
+            <span className="jp-SMDebug-jobName" title={job.name}>
+              {job.name}
             </span>
-            {job.secondary_status && job.secondary_status !== job.status ? (
-              <span className="jp-SMDebug-badge jp-mod-secondary">
-                {secondaryStatusLabel(trans, job.secondary_status)}
+            <span className="jp-SMDebug-badges">
+              {hold ? (
+                <span className="jp-SMDebug-badge jp-mod-failed jp-mod-held">
+                  {holdLabel(trans, hold)}
+                </span>
+              ) : (
+                <span className={`jp-SMDebug-badge ${statusClass(job.status)}`}>
+                  {statusLabel(trans, job.status)}
+                </span>
+              )}
+              {!hold &&
+              job.secondary_status &&
+              job.secondary_status !== job.status ? (
+                <span className="jp-SMDebug-badge jp-mod-secondary">
+                  {secondaryStatusLabel(trans, job.secondary_status)}
+                </span>
+              ) : null}
+              {job.remote_debug?.enabled ? (
+                <span
+                  className="jp-SMDebug-badge jp-mod-remoteDebug"
+                  title={trans.__('Remote debug is on')}
+                >
+                  {trans.__('Remote debug')}
+                </span>
+              ) : null}
+            </span>
+            <span className="jp-SMDebug-jobMeta">
+              <span className="jp-SMDebug-instances">
+                {instancesLabel(trans, job)}
               </span>
-            ) : null}
-            {job.remote_debug?.enabled ? (
-              <span
-                className="jp-SMDebug-badge jp-mod-remoteDebug"
-                title={trans.__('Remote debug is on')}
-              >
-                {trans.__('Remote debug')}
-              </span>
-            ) : null}
+              {elapsed && !elapsed.billable && when ? (
+                <>
+                  {' · '}
+                  {/* While it runs: how long so far; the start in the title. */}
+                  <time
+                    className="jp-SMDebug-elapsed"
+                    dateTime={when}
+                    title={`${elapsed.title} (${Time.format(when)})`}
+                  >
+                    {elapsed.text}
+                  </time>
+                </>
+              ) : (
+                <>
+                  {elapsed ? (
+                    <>
+                      {' · '}
+                      <span
+                        className="jp-SMDebug-elapsed jp-mod-billable"
+                        title={elapsed.title}
+                      >
+                        {trans.__('%1 billed', elapsed.text)}
+                      </span>
+                    </>
+                  ) : null}
+                  {when ? (
+                    <>
+                      {' · '}
+                      <time dateTime={when} title={Time.format(when)}>
+                        {Time.formatHuman(when)}
+                      </time>
+                    </>
+                  ) : null}
+                </>
+              )}
+            </span>
           </span>
-          <span className="jp-SMDebug-jobMeta">
-            {trans._n('%1 instance', '%1 instances', job.instance_count)}
-            {when ? (
-              <>
-                {' · '}
-                <time dateTime={when} title={Time.format(when)}>
-                  {Time.formatHuman(when)}
-                </time>
-              </>
-            ) : null}
-          </span>
-        </span>
-      </button>
+        </button>
+        {job.console_url ? (
+          <a
+            className="jp-SMDebug-consoleLink"
+            href={job.console_url}
+            target="_blank"
+            rel="noopener noreferrer"
+            aria-label={trans.__('Open %1 in the AWS console', job.name)}
+            title={trans.__('Open in the AWS console')}
+          >
+            <launchIcon.react tag="span" />
+          </a>
+        ) : null}
+      </div>
       {expanded ? (
         <div
           id={detailId}

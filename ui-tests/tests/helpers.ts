@@ -92,17 +92,19 @@ export async function terminalText(
 export const PROMPT = /[#$] ?$/m;
 
 /**
- * A screenshot of the sidebar (set to 360 px) with the top bar: what the
- * panel screenshots in docs/ show.
+ * A screenshot of the sidebar as it is (JupyterLab's default width unless a
+ * test changed it) with the top bar: what the panel screenshots in docs/ show.
  */
 export async function sidebarScreenshot(
   page: IJupyterLabPageFixture,
   name: string
 ): Promise<void> {
   const height = page.viewportSize()?.height ?? 768;
+  const box = await page.locator(`#${PANEL_ID}`).boundingBox();
+  const width = Math.ceil((box?.x ?? 0) + (box?.width ?? 360)) + 2;
   await page.screenshot({
     path: testInfoPath(name),
-    clip: { x: 0, y: 0, width: 396, height }
+    clip: { x: 0, y: 0, width, height }
   });
 }
 

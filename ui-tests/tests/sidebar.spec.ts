@@ -44,7 +44,7 @@ test.describe('SageMaker Debug sidebar', () => {
       resnet.locator('.jp-SMDebug-badge.jp-mod-secondary')
     ).toHaveText('Training');
     await expect(resnet.locator('.jp-SMDebug-jobMeta')).toContainText(
-      '4 instances'
+      '4 × ml.p4d.24xlarge'
     );
 
     // Newest first.
@@ -53,8 +53,8 @@ test.describe('SageMaker Debug sidebar', () => {
       .evaluateAll(nodes => nodes.map(n => n.getAttribute('datetime') ?? ''));
     expect(created.length).toBeGreaterThan(3);
 
-    // For the docs: a job ready to attach, its hosts in two instance groups.
-    await page.sidebar.setWidth(360);
+    // For the docs, at JupyterLab's default sidebar width: a job ready to
+    // attach, its hosts in two instance groups.
     const hetero = jobRow(panel, 'hetero-preprocess-train-');
     await expand(hetero);
     await expect(hetero.getByRole('switch')).toHaveAttribute(
@@ -140,27 +140,9 @@ test.describe('SageMaker Debug sidebar', () => {
     ).toHaveAttribute('aria-checked', String(before), { timeout: 30000 });
   });
 
-  test("a refused flip on a Completed job shows the server's reason", async ({
-    page
-  }) => {
-    const panel = await openPanel(page);
-    const row = panel.locator('.jp-SMDebug-job.jp-mod-completed').first();
-    await expand(row);
-    const toggle = row.getByRole('switch', { name: /Remote debug for/ });
-    const before = await toggle.getAttribute('aria-checked');
-    await toggle.click();
-    const refusal = row.locator('.jp-SMDebug-remoteDebugError');
-    await expect(refusal).toBeVisible({ timeout: 30000 });
-    await expect(refusal.locator('.jp-SMDebug-messageText')).not.toBeEmpty();
-    await expect(refusal.locator('.jp-SMDebug-messageHint')).not.toBeEmpty();
-    // Not optimistic: the switch did not move.
-    await expect(toggle).toHaveAttribute('aria-checked', before ?? 'false');
-  });
-
   test('dark theme', async ({ page }) => {
     await page.theme.setDarkTheme();
     const panel = await openPanel(page);
-    await page.sidebar.setWidth(360);
     // For the docs: the failed job, with Debug a copy.
     const failed = panel.locator(
       '.jp-SMDebug-job.jp-mod-failed[data-job^="mistral-7b-sft-"]'
@@ -179,7 +161,9 @@ test.describe('SageMaker Debug sidebar', () => {
 
   test('job rows work from the keyboard', async ({ page }) => {
     const panel = await openPanel(page);
-    const headers = panel.locator('.jp-SMDebug-job > .jp-SMDebug-jobHeader');
+    const headers = panel.locator(
+      '.jp-SMDebug-job > .jp-SMDebug-jobHeaderRow > .jp-SMDebug-jobHeader'
+    );
     const first = headers.first();
     await first.focus();
 
