@@ -105,7 +105,10 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
                 "Your credentials are expired or invalid: refresh them (e.g. `aws sso login`) "
                 "and retry.",
             )
-        if code in NOT_FOUND_CODES or any(w in message.lower() for w in NOT_FOUND_WORDINGS):
+        unknown = code == "ValidationException" and any(
+            wording in message.lower() for wording in NOT_FOUND_WORDINGS
+        )
+        if code in NOT_FOUND_CODES or unknown or "not found" in message.lower():
             return SMDebugError(404, "not_found", message, "Check the name and the region.")
         if code in CONFLICT_CODES:
             return SMDebugError(

@@ -9,7 +9,6 @@ import socket
 import ssl
 import sys
 import time
-import urllib.request
 
 import pytest
 from test_ssm_session import PROMPT, Terminal, client_env, sessions
@@ -139,13 +138,8 @@ def test_output_goes_at_the_agents_pace(standin, run_client, target):
 
 
 def drop(standin, session_id=None) -> list:
-    request = urllib.request.Request(  # noqa: S310 - the stand-in's own http:// URL
-        f"{standin.url}/_standin/ssm-drop",
-        data=json.dumps({"session_id": session_id} if session_id else {}).encode(),
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        return json.loads(answer.read())["dropped"]
+    # Control routes are signed with the stand-in's own credentials.
+    return standin.control("ssm-drop", {"session_id": session_id} if session_id else {})["dropped"]
 
 
 def test_a_dropped_connection_resumes_the_same_shell(standin, run_client, target):
