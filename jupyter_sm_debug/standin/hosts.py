@@ -599,8 +599,10 @@ class HostManager:
             '    [ -n "${!name-}" ] && extra+=("$name=${!name}")\n'
             "  done\n"
             '  if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then\n'
+            # --norc: bash reads ~/.bashrc when its stdin is sshd's socket, and inside the
+            # host ~ is this machine's (pyenv's rehash there can wait 60 s on a stale lock).
             f'    exec env -i {assignments} "${{extra[@]}}" {enter}'
-            '/bin/bash -c "$SSH_ORIGINAL_COMMAND"\n'
+            '/bin/bash --norc -c "$SSH_ORIGINAL_COMMAND"\n'
             "  fi\n"
             "fi\n"
             f'exec env -i {assignments} "${{extra[@]}}" {enter}{interactive}/bin/bash --noprofile '
@@ -630,6 +632,10 @@ class HostManager:
             "PermitRootLogin prohibit-password\n"
             f"AllowUsers {ssh.user}\n"
             f"ForceCommand {force}\n"
+            # sshd runs ForceCommand as `$SHELL -c`, and bash reads this machine's ~/.bashrc
+            # when sshd started it, unless SHLVL says it is nested: a host must not run the
+            # machine user's start-up files (pyenv's rehash there waits 60 s on a stale lock).
+            "SetEnv SHLVL=1\n"
             "PermitUserEnvironment no\n"
             "PrintMotd no\n"
             "PrintLastLog no\n"
