@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from . import ecr
 from .errors import HostNotLive, StandInError
 from .front import Faults
 from .hosts import SSHD_MISSING_HINT, HostManager
@@ -82,7 +83,8 @@ class StandIn:
         self._internal = self.root / "_standin"
         self._faults = Faults(latency)
         self._faults.update(latency=latency)  # validates it
-        self._jobs = TrainingJobs(self.now, ACCOUNT_ID)
+        self._ecr = ecr.Registry(ACCOUNT_ID)
+        self._jobs = TrainingJobs(self.now, ACCOUNT_ID, self._ecr)
         self._logs = LogWriter(ACCOUNT_ID)
         self._hosts = HostManager(self.root, self._internal, self._logs, region) if hosts else None
         if self._hosts is not None:
@@ -432,6 +434,9 @@ class StandIn:
         stop_after: Optional[float] = None,
         tags: Optional[list] = None,
         environment: Optional[dict] = None,
+        image: Optional[str] = None,
+        container_entrypoint: Optional[list] = None,
+        container_arguments: Optional[list] = None,
     ) -> str:
         """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
 
@@ -440,8 +445,10 @@ class StandIn:
         stopping, outcome, failure_reason). ``started_ago`` backdates the creation, so the job
         is created in the phase it would have reached; ``stop_after`` stops it that many
         seconds after creation. Each of these travels as a ``standin:`` tag.
-        ``environment``: the job's Environment; SM_DEBUG_HOLD_ON_FAILURE in it holds a
-        failed job's containers that long, as sm-debug-entrypoint does.
+        ``environment``: the job's Environment. SM_DEBUG_HOLD_ON_FAILURE in it holds a failed
+        job's containers that long only if what they run holds: ``container_entrypoint``
+        wrapped by ``hold.wrapped_argv`` or starting with sm-debug-entrypoint (as on AWS).
+        ``image``: the TrainingImage (default a PyTorch DLC; see ecr.py for the images).
         """
         if isinstance(schedule, dict):
             schedule = Schedule(**schedule)
@@ -474,10 +481,17 @@ class StandIn:
         request = {
             "TrainingJobName": name,
             "AlgorithmSpecification": {
-                "TrainingImage": f"763104351884.dkr.ecr.{self.region}.amazonaws.com/"
-                "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker",
+                "TrainingImage": image or dlc_image(self.region),
                 "TrainingInputMode": "File",
-            },
+                **(
+                    {"ContainerEntrypoint": list(container_entrypoint)}
+                    if container_entrypoint
+                    else {}
+                ),
+                **(
+                    {"ContainerArguments": list(container_arguments)} if container_arguments else {}
+                ),
+            },  # fmt: skip
             "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/SageMakerExecutionRole",
             "InputDataConfig": [
                 {
@@ -659,6 +673,19 @@ class StandIn:
             "sshd_missing_hint": self.sshd_missing_hint,
             "jobs": jobs,
         }
+
+
+def dlc_image(region: str) -> str:
+    """The PyTorch Deep Learning Container the stand-in's jobs run by default."""
+    return (
+        f"{ecr.DLC_REGISTRY}.dkr.ecr.{region}.amazonaws.com/"
+        "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
+    )
+
+
+def byoc_image(region: str) -> str:
+    """The stand-in's bring-your-own-container image: only an ENTRYPOINT (see ecr.py)."""
+    return f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{ecr.BYOC_REPOSITORY}:latest"
 
 
 def is_loopback(address: str) -> bool:

@@ -21,13 +21,15 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, sagemaker, sigv4
+from . import awsmodel, ecr, sagemaker, sigv4
 from .errors import StandInError
 from .logs import streams_with_prefix
 
 log = logging.getLogger(__name__)
 
 SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
+ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
+ECR_ACTIONS = ("BatchGetImage", "GetDownloadUrlForLayer")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -122,6 +124,9 @@ class Front:
         path = environ.get("PATH_INFO", "")
         control = path == "/_standin" or path.startswith("/_standin/")
         try:
+            if path.startswith(ecr.BLOB_PATH):
+                # An ECR download URL: its random path is its credential, as with S3's.
+                return self._blob(start_response, path[len(ecr.BLOB_PATH) :])
             refused = self._authenticate(environ, start_response, control)
             if refused is not None:
                 return refused
@@ -193,6 +198,18 @@ class Front:
                 params = _json_params(body)
                 awsmodel.validate("ssm", action, params)
                 return self._json(start_response, handle(action, params, self.standin) or {})
+            elif prefix == ECR_TARGET and action in ECR_ACTIONS:
+                params = _json_params(body)
+                awsmodel.validate("ecr", action, params)
+                images = self.standin._ecr
+                if action == "BatchGetImage":
+                    answer = images.batch_get_image(params, self.standin.account_id)
+                else:
+                    base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
+                    answer = images.get_download_url_for_layer(
+                        params, self.standin.account_id, base
+                    )
+                return self._json(start_response, answer)
             elif target == "Logs_20140328.FilterLogEvents":
                 answer = self._filter_log_events(environ, body, region)
                 if answer is not None:
@@ -294,6 +311,19 @@ class Front:
     def _reset(self) -> dict:
         self.standin.reset()
         return {"reset": True, "jobs": len(self.standin._jobs.all())}
+
+    def _blob(self, start_response: Callable, token: str):
+        data = self.standin._ecr.blob(token)
+        if data is None:
+            start_response("403 Forbidden", [("Content-Type", "application/xml")])
+            return [
+                b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            ]
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
     # -- responses ------------------------------------------------------------------------------
 
