@@ -133,10 +133,17 @@ class Front:
             if control:
                 return self._control(environ, start_response, path)
             return self._aws(environ, start_response)
+        except NotImplementedError as missing:
+            # moto lacks this operation: say so as AWS says an action it does not know, in
+            # the service's own protocol, so botocore raises ClientError (never a parse error).
+            protocol = _protocol(environ)
+            code = "InvalidAction" if protocol == "query" else "UnknownOperationException"
+            message = f"The stand-in does not implement this operation ({missing})."
+            return self._error(start_response, protocol, StandInError(code, message, 400))
         except Exception:  # noqa: BLE001 - a bug must answer 500 like AWS, not drop the socket
             log.exception("stand-in failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = StandInError("InternalFailure", "The stand-in failed; see its log.", 500)
-            return self._error(start_response, "json", error)
+            return self._error(start_response, _protocol(environ), error)
 
     def _authenticate(self, environ: dict, start_response: Callable, control: bool):
         """None if the request is signed with the stand-in's credentials, else the refusal
