@@ -69,6 +69,18 @@ export interface IAttachState {
 /**
  * `GET /sm-debug/jobs/{job}`.
  */
+/**
+ * How a debug copy holds its failed containers (the server reads the job's
+ * command and image): "wrapper" runs `command` under the hold wrapper; "none"
+ * holds nothing, and `reason` says why.
+ */
+export interface IHoldPlan {
+  mechanism: 'wrapper' | 'none';
+  command: string | null;
+  possible: boolean;
+  reason: string;
+}
+
 export interface IJob extends IJobSummary {
   hosts: IHost[];
   network_isolation: boolean;
