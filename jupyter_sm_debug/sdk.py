@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from typing import Any
 
 from . import hold
@@ -130,21 +131,25 @@ def _model_trainer(trainer: Any, seconds: int) -> None:
         }
 
     event = "before-parameter-build.sagemaker.CreateTrainingJob"
-    unique = f"jupyter-sm-debug-hold-{id(trainer)}"
+    # A fresh id per call (an id() is reused once its trainer is gone); wrapping twice is
+    # harmless: the plan unwraps a wrapped command first.
+    unique = f"jupyter-sm-debug-hold-{uuid.uuid4().hex}"
     boto_session.events.register(event, wrap, unique_id=unique)  # clients made from now on
-    for client in _sagemaker_clients(trainer):
+    for client in _sagemaker_clients(trainer, boto_session):
         client.meta.events.register(event, wrap, unique_id=unique)
 
 
-def _sagemaker_clients(trainer: Any) -> list:
-    """The SageMaker clients the SDK may already have made (they copied the session's hooks
-    when they were created)."""
+def _sagemaker_clients(trainer: Any, boto_session: Any) -> list:
+    """The SageMaker clients the SDK may already have made from this boto3 session: they
+    copied the session's hooks when they were made. sagemaker-core caches one per (session,
+    region) and creates training jobs through it."""
     clients = [getattr(trainer.sagemaker_session, "sagemaker_client", None)]
-    # An SDK without this singleton: the session's hook serves.
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # an SDK without the cache: the session's hook serves
         from sagemaker.core.utils.utils import SageMakerClient
 
-        clients.append(SageMakerClient().client)
+        for region in (None, boto_session.region_name):
+            cached = SageMakerClient(session=boto_session, region_name=region)
+            clients.append(cached.get_client(service_name="sagemaker"))
     unique = {id(c): c for c in clients if c is not None and hasattr(c, "meta")}
     return list(unique.values())
 

@@ -7,6 +7,7 @@ next to a Jupyter server. Clients reach it only through real boto3 over HTTP.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import ecr
+from . import ecr, iam
 from .errors import HostNotLive, StandInError
 from .front import Faults
 from .hosts import SSHD_MISSING_HINT, HostManager
@@ -158,6 +159,7 @@ class StandIn:
                     target=self._tick, name="standin-clock", daemon=True
                 )
                 self._ticker.start()
+        iam.ensure_execution_role(ACCOUNT_ID)  # the RoleArn of every job it creates
         if self.seed == "demo":
             from .seed import seed_demo
 
@@ -370,7 +372,30 @@ class StandIn:
             **self._credentials.env(),
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self._sdk_config()),
         }
+
+    def _sdk_config(self) -> Path:
+        """A SageMaker Python SDK config (v2 and v3) naming the account's default bucket, made
+        here: both SDKs otherwise find the account for its name through an STS client pinned
+        to AWS's own regional endpoint, which no endpoint setting redirects. Telemetry off:
+        it would call AWS."""
+        path = self._internal / "sagemaker-sdk-config.yaml"
+        if not path.exists():
+            bucket = f"sagemaker-{self.region}-{ACCOUNT_ID}"
+            with contextlib.suppress(Exception):  # it exists already (moto is per process)
+                self.client("s3").create_bucket(Bucket=bucket)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "SchemaVersion: '1.0'\n"
+                "SageMaker:\n"
+                "  PythonSDK:\n"
+                "    Modules:\n"
+                "      TelemetryOptOut: true\n"
+                "      Session:\n"
+                f"        DefaultS3Bucket: {bucket}\n"
+            )
+        return path
 
     def client(self, service: str):
         """A boto3 client on this stand-in that faults do not touch (for set-up code)."""

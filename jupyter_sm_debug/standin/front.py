@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, ecr, sagemaker, sigv4
+from . import awsmodel, ecr, iam, sagemaker, sigv4
 from .errors import StandInError
 from .logs import streams_with_prefix
 
@@ -217,6 +217,13 @@ class Front:
                         params, self.standin.account_id, base
                     )
                 return self._json(start_response, answer)
+            elif protocol == "query" and action == "SimulatePrincipalPolicy":
+                answer = iam.simulate_principal_policy(body, self.standin.account_id)
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "text/xml"), ("Content-Length", str(len(answer)))],
+                )
+                return [answer]
             elif target == "Logs_20140328.FilterLogEvents":
                 answer = self._filter_log_events(environ, body, region)
                 if answer is not None:

@@ -10,9 +10,6 @@ import pytest
 from jupyter_sm_debug.standin import StandIn
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/SageMakerExecutionRole"
-# The SDK's default bucket, made beforehand: v2 finds the account for its name through an
-# STS client pinned to AWS's regional endpoint, which no endpoint setting redirects.
-BUCKET = "sagemaker-us-east-1-123456789012"
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +17,12 @@ def sdk_standin(tmp_path_factory):
     saved = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("AWS_")}
     server = StandIn(root=tmp_path_factory.mktemp("sdk-standin"), clock="manual", hosts=False)
     server.start()
+    # With the stand-in's SDK config (default bucket, no telemetry): SAGEMAKER_USER_CONFIG_OVERRIDE.
     os.environ.update(server.client_env())
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     os.environ["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
-    server.client("s3").create_bucket(Bucket=BUCKET)
     yield server
     server.stop()
     for name in [name for name in os.environ if name.startswith("AWS_")]:

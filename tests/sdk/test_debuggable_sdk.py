@@ -8,7 +8,7 @@ import pytest
 
 sagemaker = pytest.importorskip("sagemaker")
 
-from conftest import BUCKET, ROLE  # noqa: E402
+from conftest import ROLE  # noqa: E402
 
 from jupyter_sm_debug import hold  # noqa: E402
 from jupyter_sm_debug.sdk import HoldNotPossible, debuggable, sdk_version  # noqa: E402
@@ -38,9 +38,7 @@ def v2_session(sdk_standin):
     import boto3
     from sagemaker.session import Session
 
-    return Session(
-        boto_session=boto3.Session(region_name=sdk_standin.region), default_bucket=BUCKET
-    )
+    return Session(boto_session=boto3.Session(region_name=sdk_standin.region))
 
 
 @only_v2
