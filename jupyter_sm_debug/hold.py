@@ -269,6 +269,16 @@ def plan(algorithm: dict, read_config: Callable[[str], dict]) -> dict:
     except ValueError as why:
         return _refused(f"The wrapped command does not fit in AWS's limits: {why}.")
     shown = " ".join(_shell_word(word) for word in [*command, *arguments])
+    if command and command[0].rsplit("/", 1)[-1] == "sm-debug-entrypoint":
+        # The image holds by itself (SM_DEBUG_HOLD_ON_FAILURE reaches it): wrapping it
+        # would hold a second time after its own hold.
+        return {
+            "mechanism": "entrypoint",
+            "command": shown,
+            "possible": True,
+            "reason": f"holds with the image's own sm-debug-entrypoint (`{shown}`)",
+            "fields": {},
+        }
     return {
         "mechanism": "wrapper",
         "command": shown,

@@ -139,7 +139,7 @@ def copy_name(name: str, now: datetime | None = None) -> str:
     return f"{name[: 63 - len(stamp) - 7].rstrip('-')}-debug-{stamp}"
 
 
-HOLD_TAG = "sm-debug:hold"  # how the copy holds: "wrapper" or "none"
+HOLD_TAG = "sm-debug:hold"  # how the copy holds: "wrapper", "entrypoint" or "none"
 
 
 def debug_copy_request(
@@ -164,7 +164,7 @@ def debug_copy_request(
     environment["SM_DEBUG_HOLD_ON_FAILURE"] = str(hold_seconds)
     request["Environment"] = environment
     mechanism = "none"
-    if hold_plan and hold_plan.get("possible") and hold_seconds > 0:
+    if hold_plan and hold_plan.get("possible") and hold_plan.get("fields") and hold_seconds > 0:
         algorithm = {
             key: value
             for key, value in request["AlgorithmSpecification"].items()
@@ -172,6 +172,8 @@ def debug_copy_request(
         }
         request["AlgorithmSpecification"] = {**algorithm, **hold_plan["fields"]}
         mechanism = hold_plan["mechanism"]
+    elif hold_plan and hold_plan.get("possible") and hold_seconds > 0:
+        mechanism = hold_plan["mechanism"]  # the image's own entrypoint holds
     request["Tags"] = [
         {"Key": "sm-debug:copy-of", "Value": description["TrainingJobName"]},
         {"Key": HOLD_TAG, "Value": mechanism},

@@ -99,8 +99,9 @@ def _estimator(estimator: Any, seconds: int) -> None:
         "ContainerArguments": getattr(estimator, "container_arguments", None),
     }
     plan = _possible(hold_plan(algorithm, estimator.sagemaker_session.boto_session))
-    estimator.container_entry_point = plan["fields"]["ContainerEntrypoint"]
-    estimator.container_arguments = plan["fields"].get("ContainerArguments")
+    if plan["fields"]:  # none when the image's own sm-debug-entrypoint holds
+        estimator.container_entry_point = plan["fields"]["ContainerEntrypoint"]
+        estimator.container_arguments = plan["fields"].get("ContainerArguments")
 
 
 def _model_trainer(trainer: Any, seconds: int) -> None:
@@ -125,6 +126,8 @@ def _model_trainer(trainer: Any, seconds: int) -> None:
         if algorithm.get("TrainingImage") != image or (base and not name.startswith(base)):
             return
         plan = _possible(hold_plan(algorithm, boto_session))
+        if not plan["fields"]:
+            return
         params["AlgorithmSpecification"] = {
             **{k: v for k, v in algorithm.items() if not k.startswith("Container")},
             **plan["fields"],

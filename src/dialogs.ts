@@ -90,6 +90,9 @@ export function describeHoldPlan(
   if (!plan) {
     return '';
   }
+  if (plan.possible && plan.mechanism === 'entrypoint') {
+    return trans.__("Holds with the image's own sm-debug-entrypoint.");
+  }
   if (plan.possible && plan.command) {
     return trans.__('Holds by wrapping `%1`.', plan.command);
   }

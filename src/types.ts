@@ -71,11 +71,12 @@ export interface IAttachState {
  */
 /**
  * How a debug copy holds its failed containers (the server reads the job's
- * command and image): "wrapper" runs `command` under the hold wrapper; "none"
- * holds nothing, and `reason` says why.
+ * command and image): "wrapper" runs `command` under the hold wrapper;
+ * "entrypoint": the image's own sm-debug-entrypoint holds; "none" holds
+ * nothing, and `reason` says why.
  */
 export interface IHoldPlan {
-  mechanism: 'wrapper' | 'none';
+  mechanism: 'wrapper' | 'entrypoint' | 'none';
   command: string | null;
   possible: boolean;
   reason: string;

@@ -212,3 +212,19 @@ async def test_dry_run_must_be_a_boolean(api, demo_jobs):
         "POST", "jobs", demo_jobs["llama-finetune"], "debug-copy", body={"dry_run": "yes"}
     )
     assert_error(status, error, 400, "invalid_body")
+
+
+async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagemaker):
+    name = f"own-entrypoint-{uuid.uuid4().hex[:6]}"
+    own = ["sm-debug-entrypoint", "--", "train"]
+    standin.create_job(
+        name, schedule=FAILING, started_ago=FAILS_AFTER + 5, container_entrypoint=own
+    )
+    status, job = await api("POST", "jobs", name, "debug-copy", body={"name": f"{name}-c"})
+    assert status == 201 and job["hold"]["mechanism"] == "entrypoint", job
+    described = sagemaker.describe_training_job(TrainingJobName=f"{name}-c")
+    assert described["AlgorithmSpecification"]["ContainerEntrypoint"] == own  # not wrapped
+    tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
+    assert {"Key": "sm-debug:hold", "Value": "entrypoint"} in tags
+    standin.advance(FAILS_AFTER + 10)
+    assert phase(sagemaker, f"{name}-c") == ("InProgress", "Training")  # its entrypoint holds

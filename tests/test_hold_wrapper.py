@@ -180,3 +180,12 @@ def test_probe_alone_never_ends_hold(tmp_path):
     wait_for(process, "SM_DEBUG_HOLD")
     returncode, err = finish(process)
     assert returncode == 6 and "hold ended (hold window over)" in err
+
+
+def test_an_image_on_sm_debug_entrypoint_is_not_wrapped_twice():
+    config = {"Entrypoint": ["sm-debug-entrypoint", "--ssh", "--", "python", "train.py"]}
+    plan = hold.plan({"TrainingImage": "x"}, lambda uri: config)
+    assert plan["mechanism"] == "entrypoint" and plan["possible"] and plan["fields"] == {}
+    wrapped = hold.plan({"TrainingImage": "x"}, lambda uri: {"Entrypoint": ["python", "t.py"]})
+    assert wrapped["mechanism"] == "wrapper"
+    assert wrapped["fields"]["ContainerArguments"] == ["train"]
