@@ -32,6 +32,7 @@ from .sigv4 import Credentials
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+SDK_CONFIG = "sagemaker-sdk-config.yaml"  # in the internal directory; see client_env()
 CREDENTIALS_FILE = "credentials"  # in the root: an AWS shared-credentials file, mode 0600
 _UNSET: Any = object()
 
@@ -160,6 +161,9 @@ class StandIn:
                 )
                 self._ticker.start()
         iam.ensure_execution_role(ACCOUNT_ID)  # the RoleArn of every job it creates
+        # Here, not in client_env(): that also runs inside the stand-in's own request
+        # handling, where a call back into the stand-in would wait on itself.
+        self._write_sdk_config()
         if self.seed == "demo":
             from .seed import seed_demo
 
@@ -372,15 +376,15 @@ class StandIn:
             **self._credentials.env(),
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
-            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self._sdk_config()),
+            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self._internal / SDK_CONFIG),
         }
 
-    def _sdk_config(self) -> Path:
+    def _write_sdk_config(self) -> None:
         """A SageMaker Python SDK config (v2 and v3) naming the account's default bucket, made
         here: both SDKs otherwise find the account for its name through an STS client pinned
         to AWS's own regional endpoint, which no endpoint setting redirects. Telemetry off:
         it would call AWS."""
-        path = self._internal / "sagemaker-sdk-config.yaml"
+        path = self._internal / SDK_CONFIG
         if not path.exists():
             bucket = f"sagemaker-{self.region}-{ACCOUNT_ID}"
             with contextlib.suppress(Exception):  # it exists already (moto is per process)
@@ -395,7 +399,6 @@ class StandIn:
                 "      Session:\n"
                 f"        DefaultS3Bucket: {bucket}\n"
             )
-        return path
 
     def client(self, service: str):
         """A boto3 client on this stand-in that faults do not touch (for set-up code)."""
