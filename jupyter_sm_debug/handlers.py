@@ -214,9 +214,17 @@ class DebugCopyHandler(SMDebugHandler):
             )
         # A given "name" must be a job name (null is no name: refused, not ignored).
         new_name = names.job_name(body["name"]) if "name" in body else None
-        job_detail = await self.jobs.debug_copy(job, hold, new_name)
-        self.set_status(201)
-        self.finish(json.dumps(job_detail))
+        dry_run = body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise SMDebugError(
+                400,
+                "invalid_body",
+                '"dry_run" must be true or false.',
+                "true only says how the copy would hold, without starting it.",
+            )
+        answer = await self.jobs.debug_copy(job, hold, new_name, dry_run)
+        self.set_status(200 if dry_run else 201)
+        self.finish(json.dumps(answer))
 
 
 class StopHandler(SMDebugHandler):

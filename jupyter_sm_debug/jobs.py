@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import __version__, logs
+from . import __version__, hold, logs
 from .config import SMDebug
 from .errors import SMDebugError, from_boto
 
@@ -214,12 +214,19 @@ def copy_name(name: str, now: datetime | None = None) -> str:
     return f"{name[: 63 - len(stamp) - 7].rstrip('-')}-debug-{stamp}"
 
 
-def debug_copy_request(description: dict, new_name: str, hold_seconds: int) -> dict:
+HOLD_TAG = "sm-debug:hold"  # how the copy holds: "wrapper", "entrypoint" or "none"
+
+
+def debug_copy_request(
+    description: dict, new_name: str, hold_seconds: int, hold_plan: dict | None = None
+) -> dict:
     """A CreateTrainingJob request repeating the job, plus remote debug and a hold window.
 
     Only fields that CreateTrainingJob accepts are carried over (botocore's own model says
-    which); the hold is an environment variable, read by sm-debug-entrypoint, because
-    hyperparameters reach training scripts as arguments and could break them."""
+    which). ``hold_plan`` (hold.plan) says how the copy holds: with the wrapper, its
+    ContainerEntrypoint/Arguments run the job's own command under the hold wrapper. The
+    window is an environment variable (read by the wrapper and by sm-debug-entrypoint),
+    because hyperparameters reach training scripts as arguments and could break them."""
     accepted = create_training_job_fields()
     request = {
         key: value
@@ -231,8 +238,51 @@ def debug_copy_request(description: dict, new_name: str, hold_seconds: int) -> d
     environment = dict(request.get("Environment") or {})
     environment["SM_DEBUG_HOLD_ON_FAILURE"] = str(hold_seconds)
     request["Environment"] = environment
-    request["Tags"] = [{"Key": "sm-debug:copy-of", "Value": description["TrainingJobName"]}]
+    mechanism = "none"
+    if hold_plan and hold_plan.get("possible") and hold_plan.get("fields") and hold_seconds > 0:
+        algorithm = {
+            key: value
+            for key, value in request["AlgorithmSpecification"].items()
+            if key not in ("ContainerEntrypoint", "ContainerArguments")
+        }
+        request["AlgorithmSpecification"] = {**algorithm, **hold_plan["fields"]}
+        mechanism = hold_plan["mechanism"]
+    elif hold_plan and hold_plan.get("possible") and hold_seconds > 0:
+        mechanism = hold_plan["mechanism"]  # the image's own entrypoint holds
+    request["Tags"] = [
+        {"Key": "sm-debug:copy-of", "Value": description["TrainingJobName"]},
+        {"Key": HOLD_TAG, "Value": mechanism},
+    ]
     return request
+
+
+def public_plan(plan: dict) -> dict:
+    """What the UI shows of a hold plan (not the wrapper's text)."""
+    return {key: plan[key] for key in ("mechanism", "command", "possible", "reason")}
+
+
+def read_image_config(ecr_client) -> Any:
+    """hold.plan's reader of an image's config through this ECR client: an AWS refusal
+    becomes ImageUnreadable naming AWS's error code."""
+
+    def call(operation: str, **params) -> dict:
+        import botocore.exceptions
+
+        try:
+            return getattr(ecr_client, operation)(**params)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "error")
+            raise hold.ImageUnreadable(f"{operation} answered {code}.") from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise hold.ImageUnreadable(f"{operation} failed: {type(error).__name__}.") from None
+
+    def read(uri: str) -> dict:
+        try:
+            return hold.image_config(call, uri)
+        except OSError as error:
+            raise hold.ImageUnreadable(f"the config blob could not be fetched ({error}).") from None
+
+    return read
 
 
 @functools.lru_cache(maxsize=1)
@@ -596,9 +646,32 @@ class JobsService:
             raise
         return await self._detail(await self.describe(name, fresh=True))
 
-    async def debug_copy(self, name: str, hold_seconds: int, new_name: str | None = None) -> dict:
-        """Start a copy of a job with remote debug on and the entrypoint's hold window."""
+    async def hold_plan(self, description: dict) -> dict:
+        """How a debug copy of this job holds (hold.plan), reading the image from ECR."""
+        algorithm = description.get("AlgorithmSpecification") or {}
+
+        def run() -> dict:
+            reader = None
+
+            def read(uri: str) -> dict:
+                nonlocal reader
+                reader = reader or read_image_config(self.client("ecr"))
+                return reader(uri)
+
+            return hold.plan(algorithm, read)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    async def debug_copy(
+        self, name: str, hold_seconds: int, new_name: str | None = None, dry_run: bool = False
+    ) -> dict:
+        """Start a copy of a job with remote debug on and a hold window; with ``dry_run``
+        only say how it would hold. The answer carries ``hold``: mechanism, command,
+        possible, reason."""
         description = await self.describe(name, fresh=True)
+        plan = await self.hold_plan(description)
+        if dry_run:
+            return {"name": name, "hold": public_plan(plan)}
         if description.get("EnableNetworkIsolation"):
             raise SMDebugError(
                 409,
@@ -607,9 +680,10 @@ class JobsService:
                 "with remote debug.",
                 "Create the copy yourself without EnableNetworkIsolation.",
             )
-        request = debug_copy_request(description, new_name or copy_name(name), hold_seconds)
+        request = debug_copy_request(description, new_name or copy_name(name), hold_seconds, plan)
         await self.call("sagemaker", "create_training_job", **request)
-        return detail(await self.describe(request["TrainingJobName"], fresh=True))
+        copy = detail(await self.describe(request["TrainingJobName"], fresh=True))
+        return {**copy, "hold": public_plan(plan)}
 
     # -- environment -----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { requestAPI } from './request';
 import {
   IEnvironment,
+  IHoldPlan,
   IJob,
   IJobPage,
   IJobQuery,
@@ -26,6 +27,7 @@ export interface ISMDebugAPI {
   getJob(job: string): Promise<IJob>;
   setRemoteDebug(job: string, enabled: boolean): Promise<IJob>;
   debugCopy(job: string, holdSeconds: number): Promise<IJob>;
+  previewDebugCopy(job: string): Promise<{ name: string; hold: IHoldPlan }>;
   createTerminal(
     job: string,
     host: string,
@@ -87,6 +89,16 @@ export class SMDebugAPI implements ISMDebugAPI {
     return this._request<IJob>(`jobs/${encodeURIComponent(job)}/debug-copy`, {
       method: 'POST',
       body: JSON.stringify({ hold_seconds: holdSeconds })
+    });
+  }
+
+  /**
+   * How a debug copy of `job` would hold, without starting it (dry run).
+   */
+  previewDebugCopy(job: string): Promise<{ name: string; hold: IHoldPlan }> {
+    return this._request(`jobs/${encodeURIComponent(job)}/debug-copy`, {
+      method: 'POST',
+      body: JSON.stringify({ dry_run: true })
     });
   }
 

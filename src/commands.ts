@@ -255,8 +255,12 @@ export function addCommands(context: ICommandContext): void {
       let hold = args.holdSeconds as number | undefined;
       if (hold === undefined) {
         hold =
-          (await askHoldSeconds(trans, job, model.debugCopyHoldSeconds)) ??
-          undefined;
+          (await askHoldSeconds(
+            trans,
+            job,
+            model.debugCopyHoldSeconds,
+            await model.debugCopyPlan(job)
+          )) ?? undefined;
         if (hold === undefined) {
           return null;
         }

@@ -2,22 +2,25 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { isValidHold, MAX_HOLD_SECONDS } from './types';
+import { IHoldPlan, isValidHold, MAX_HOLD_SECONDS } from './types';
 
 /**
  * Ask how long a debug copy's containers should stay up after a failure.
  *
+ * @param plan how the copy would hold (the server's dry run), shown before
+ *   launch; null when unknown
  * @returns the hold window in seconds, or null when the user cancelled
  */
 export async function askHoldSeconds(
   trans: TranslationBundle,
   job: string,
-  defaultSeconds: number
+  defaultSeconds: number,
+  plan: IHoldPlan | null = null
 ): Promise<number | null> {
   let value = defaultSeconds;
   let problem = '';
   for (;;) {
-    const body = new HoldBody(trans, value, problem);
+    const body = new HoldBody(trans, value, problem, plan);
     const result = await showDialog<number>({
       title: trans.__('Debug a copy of %1', job),
       body,
@@ -78,10 +81,35 @@ export function formatDuration(
 }
 
 /**
- * The dialog's body: what a debug copy is, and the hold window in seconds.
+ * What the dialog says about the hold: the command it wraps, or why none.
+ */
+export function describeHoldPlan(
+  trans: TranslationBundle,
+  plan: IHoldPlan | null
+): string {
+  if (!plan) {
+    return '';
+  }
+  if (plan.possible && plan.mechanism === 'entrypoint') {
+    return trans.__("Holds with the image's own sm-debug-entrypoint.");
+  }
+  if (plan.possible && plan.command) {
+    return trans.__('Holds by wrapping `%1`.', plan.command);
+  }
+  return trans.__('No hold is possible: %1', plan.reason);
+}
+
+/**
+ * The dialog's body: what a debug copy is, how it holds, and the hold window
+ * in seconds.
  */
 class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
-  constructor(trans: TranslationBundle, value: number, problem: string) {
+  constructor(
+    trans: TranslationBundle,
+    value: number,
+    problem: string,
+    plan: IHoldPlan | null
+  ) {
     super();
     this.addClass('jp-SMDebug-holdDialog');
 
@@ -129,7 +157,16 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
       help.textContent = problem;
     }
 
-    this.node.append(intro, label, help);
+    this.node.append(intro);
+    const mechanism = describeHoldPlan(trans, plan);
+    if (mechanism) {
+      const how = document.createElement('p');
+      how.className = 'jp-SMDebug-holdMechanism';
+      how.classList.toggle('jp-mod-warning', !plan?.possible);
+      how.textContent = mechanism;
+      this.node.append(how);
+    }
+    this.node.append(label, help);
   }
 
   getValue(): number {

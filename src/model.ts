@@ -6,6 +6,7 @@ import { ISMDebugAPI } from './api';
 import { SMDebugError } from './request';
 import {
   IEnvironment,
+  IHoldPlan,
   IJob,
   IJobSummary,
   isFinished,
@@ -592,6 +593,18 @@ export class JobsModel implements IDisposable {
     return (
       this._debugCopies.get(job) ?? { pending: false, error: null, copy: null }
     );
+  }
+
+  /**
+   * How a debug copy of `job` would hold (shown in the dialog before launch),
+   * or null when the server could not say.
+   */
+  async debugCopyPlan(job: string): Promise<IHoldPlan | null> {
+    try {
+      return (await this._api.previewDebugCopy(job)).hold;
+    } catch {
+      return null; // the dialog then says nothing about the hold; the launch reports errors
+    }
   }
 
   /**

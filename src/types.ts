@@ -98,6 +98,19 @@ export interface IAttachState {
 /**
  * `GET /sm-debug/jobs/{job}`.
  */
+/**
+ * How a debug copy holds its failed containers (the server reads the job's
+ * command and image): "wrapper" runs `command` under the hold wrapper;
+ * "entrypoint": the image's own sm-debug-entrypoint holds; "none" holds
+ * nothing, and `reason` says why.
+ */
+export interface IHoldPlan {
+  mechanism: 'wrapper' | 'entrypoint' | 'none';
+  command: string | null;
+  possible: boolean;
+  reason: string;
+}
+
 export interface IJob extends IJobSummary {
   hosts: IHost[];
   network_isolation: boolean;

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 import uuid
+from pathlib import Path
 
+import pytest
 from test_api import assert_error
+
+from jupyter_sm_debug import hold
+from jupyter_sm_debug.standin import hosts
+from jupyter_sm_debug.standin.core import byoc_image
 
 
 async def test_a_failed_job_gets_a_debug_copy(api, sagemaker):
@@ -23,8 +32,14 @@ async def test_a_failed_job_gets_a_debug_copy(api, sagemaker):
     new = sagemaker.describe_training_job(TrainingJobName=new_name)
     assert new["RemoteDebugConfig"] == {"EnableRemoteDebug": True}
     assert new["Environment"]["SM_DEBUG_HOLD_ON_FAILURE"] == "900"
+    # The copy runs the original's own command under the hold wrapper.
+    old_algorithm, new_algorithm = old["AlgorithmSpecification"], new["AlgorithmSpecification"]
+    wrapped = new_algorithm["ContainerEntrypoint"] + new_algorithm.get("ContainerArguments", [])
+    assert hold.is_wrapped(wrapped)
+    assert {k: v for k, v in new_algorithm.items() if not k.startswith("Container")} == {
+        k: v for k, v in old_algorithm.items() if not k.startswith("Container")
+    }
     for key in (
-        "AlgorithmSpecification",
         "RoleArn",
         "ResourceConfig",
         "OutputDataConfig",
@@ -70,3 +85,146 @@ async def test_debug_copy_of_a_network_isolated_job_is_409(api, standin):
     standin.create_job(name, network_isolation=True, started_ago=120)
     status, error = await api("POST", "jobs", name, "debug-copy", body={})
     assert_error(status, error, 409, "network_isolation")
+
+
+# -- the hold: what the copy runs -----------------------------------------------------------
+
+# 20 s Starting, 10 s Downloading, 60 s Training until the command fails.
+FAILING = {"starting": 20, "downloading": 10, "training": 60, "outcome": "Failed"}
+FAILS_AFTER = 90
+SOURCE_CODE_ARGUMENTS = [  # what SDK v3 ModelTrainer with SourceCode sends
+    "-c",
+    "chmod +x /opt/ml/input/data/sm_drivers/sm_train.sh "
+    "&& /opt/ml/input/data/sm_drivers/sm_train.sh",
+]
+KINDS = {
+    # A DLC in script mode: the image's ENTRYPOINT + train runs the toolkit.
+    "dlc-script": (
+        {"hyperparameters": {"sagemaker_program": '"train.py"', "epochs": "3"}},
+        "bash -m start_with_right_hostname.sh train",
+    ),
+    # Bring your own container: only an ENTRYPOINT.
+    "byoc": (
+        {"image": byoc_image("us-east-1")},
+        "python /opt/sm-debug/bin/byoc_train.py train",
+    ),
+    "entrypoint": (
+        {
+            "container_entrypoint": ["python", "/opt/ml/code/train.py"],
+            "container_arguments": ["--epochs", "3"],
+        },
+        "python /opt/ml/code/train.py --epochs 3",
+    ),  # fmt: skip
+    "sdk-v3-source-code": (
+        {"container_entrypoint": ["/bin/bash"], "container_arguments": SOURCE_CODE_ARGUMENTS},
+        "/bin/bash -c " + json.dumps(SOURCE_CODE_ARGUMENTS[1]),
+    ),
+}
+
+
+def phase(sagemaker, name: str) -> tuple[str, str]:
+    job = sagemaker.describe_training_job(TrainingJobName=name)
+    return job["TrainingJobStatus"], job["SecondaryStatus"]
+
+
+def host_sessions(standin, job: str) -> int:
+    live = standin._hosts.get(standin.region, job, "algo-1")
+    return hosts._ssh_sessions([live]).get(live.token, 0)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_failed_job_ends_but_its_debug_copy_holds_until_the_last_session_closes(
+    api, standin, sagemaker, terminal_manager, jp_fetch, kind
+):
+    if standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    options, command = KINDS[kind]
+    original = f"{kind}-{uuid.uuid4().hex[:6]}"
+    standin.create_job(original, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       environment={"SM_DEBUG_HOLD_ON_FAILURE": "600"}, **options)  # fmt: skip
+    # The variable alone holds nothing: the job's own command does not hold.
+    assert phase(sagemaker, original) == ("Failed", "Failed")
+
+    status, preview = await api("POST", "jobs", original, "debug-copy",
+                                body={"dry_run": True})  # fmt: skip
+    assert status == 200, preview
+    expected = {"mechanism": "wrapper", "command": command, "possible": True,
+                "reason": f"holds by wrapping `{command}`"}  # fmt: skip
+    assert preview == {"name": original, "hold": expected}
+    copy = f"{original}-copy"
+    status, job = await api("POST", "jobs", original, "debug-copy",
+                            body={"hold_seconds": 600, "name": copy})  # fmt: skip
+    assert status == 201, job
+    assert job["hold"] == expected
+    described = sagemaker.describe_training_job(TrainingJobName=copy)
+    algorithm = described["AlgorithmSpecification"]
+    argv = algorithm["ContainerEntrypoint"] + algorithm.get("ContainerArguments", [])
+    assert hold.is_wrapped(argv)
+    tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
+    assert {"Key": "sm-debug:hold", "Value": "wrapper"} in tags
+
+    standin.advance(FAILS_AFTER + 10)  # the copy failed like its original 10 s ago: held
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    # The host truly runs the wrapper around the job's command.
+    live = standin._hosts.get(standin.region, copy, "algo-1")
+    init = live.init or live.train.pid
+    assert Path(f"/proc/{init}/task/{init}/children").read_text().split(), "nothing runs"
+    child = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
+    cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[:-1]
+    assert hold.is_wrapped([part.decode() for part in cmdline])
+
+    status, attached = await api("POST", "jobs", copy, "hosts", "algo-1", "terminals",
+                                 body={"transport": "ssh"})  # fmt: skip
+    assert status == 201, attached
+    deadline = time.monotonic() + 15
+    while host_sessions(standin, copy) == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    standin.reconcile()  # sees the session
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    response = await jp_fetch("api", "terminals", attached["terminal"]["name"], method="DELETE")
+    assert response.code == 204
+    deadline = time.monotonic() + 15
+    while host_sessions(standin, copy) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    standin.reconcile()  # the last session closed
+    assert phase(sagemaker, copy) == ("Failed", "Failed")
+
+
+async def test_a_job_whose_image_cannot_be_read_says_why(api, standin, sagemaker):
+    name = f"private-{uuid.uuid4().hex[:6]}"
+    image = "999999999999.dkr.ecr.us-east-1.amazonaws.com/someone-elses:1"
+    standin.create_job(name, schedule=FAILING, started_ago=FAILS_AFTER + 5, image=image)
+    status, preview = await api("POST", "jobs", name, "debug-copy", body={"dry_run": True})
+    assert status == 200, preview
+    assert preview["hold"]["possible"] is False and preview["hold"]["mechanism"] == "none"
+    assert "RepositoryNotFoundException" in preview["hold"]["reason"]
+    assert "ecr:BatchGetImage and ecr:GetDownloadUrlForLayer" in preview["hold"]["reason"]
+    status, job = await api("POST", "jobs", name, "debug-copy", body={"name": f"{name}-c"})
+    assert status == 201 and job["hold"] == preview["hold"]
+    described = sagemaker.describe_training_job(TrainingJobName=f"{name}-c")
+    assert "ContainerEntrypoint" not in described["AlgorithmSpecification"]
+    tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
+    assert {"Key": "sm-debug:hold", "Value": "none"} in tags
+
+
+async def test_dry_run_must_be_a_boolean(api, demo_jobs):
+    status, error = await api(
+        "POST", "jobs", demo_jobs["llama-finetune"], "debug-copy", body={"dry_run": "yes"}
+    )
+    assert_error(status, error, 400, "invalid_body")
+
+
+async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagemaker):
+    name = f"own-entrypoint-{uuid.uuid4().hex[:6]}"
+    own = ["sm-debug-entrypoint", "--", "train"]
+    standin.create_job(
+        name, schedule=FAILING, started_ago=FAILS_AFTER + 5, container_entrypoint=own
+    )
+    status, job = await api("POST", "jobs", name, "debug-copy", body={"name": f"{name}-c"})
+    assert status == 201 and job["hold"]["mechanism"] == "entrypoint", job
+    described = sagemaker.describe_training_job(TrainingJobName=f"{name}-c")
+    assert described["AlgorithmSpecification"]["ContainerEntrypoint"] == own  # not wrapped
+    tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
+    assert {"Key": "sm-debug:hold", "Value": "entrypoint"} in tags
+    standin.advance(FAILS_AFTER + 10)
+    assert phase(sagemaker, f"{name}-c") == ("InProgress", "Training")  # its entrypoint holds

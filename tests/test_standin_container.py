@@ -75,7 +75,7 @@ def check_looks_like_a_container(answers: dict[str, str], host: str, hosts: list
     rows = answers["ps"].splitlines()[1:]
     commands = [row.split(None, 7)[7] for row in rows]
     # Only the host's own processes: its init, the training, this shell and ps.
-    assert commands[0] == "/bin/bash /opt/sm-debug/bin/train", commands
+    assert commands[0] == "/bin/bash /opt/sm-debug/bin/init", commands
     assert any(c.startswith("python train.py") for c in commands), commands
     assert len(rows) <= 6, rows
     assert all(int(row.split()[1]) < 200 for row in rows), rows  # small pids: a PID namespace

@@ -12,9 +12,11 @@ import uuid
 import pytest
 from test_standin import SSH_OPTIONS, client
 
+from jupyter_sm_debug import hold
 from jupyter_sm_debug.connect.ssh import first_announcement
-from jupyter_sm_debug.jobs import debug_copy_request
-from jupyter_sm_debug.standin import StandIn, hosts
+from jupyter_sm_debug.jobs import debug_copy_request, read_image_config
+from jupyter_sm_debug.standin import StandIn, ecr, hosts
+from jupyter_sm_debug.standin.core import byoc_image
 from jupyter_sm_debug.standin.sagemaker import (
     COPY_MAX_DOWNLOADING,
     COPY_MAX_STARTING,
@@ -40,6 +42,13 @@ def unique(prefix: str) -> str:
 
 def hold_env(seconds: float) -> dict:
     return {"SM_DEBUG_HOLD_ON_FAILURE": f"{seconds:g}"}
+
+
+# What a debug copy of a DLC job runs: the hold wrapper around the image's own command.
+WRAPPED = {
+    "container_entrypoint": hold.wrapped_argv(ecr.DLC_ENTRYPOINT),
+    "container_arguments": ["train"],
+}
 
 
 def ssh(standin: StandIn, job: str, host: str, command: str) -> subprocess.CompletedProcess:
@@ -90,7 +99,7 @@ def held_job(standin: StandIn, prefix: str, hold: float = 600, into_hold: float 
     """A job whose training command failed ``into_hold`` seconds ago, held ``hold`` s."""
     name = unique(prefix)
     standin.create_job(name, schedule=FAILING, environment=hold_env(hold),
-                       started_ago=FAILS_AFTER + into_hold, **kw)  # fmt: skip
+                       started_ago=FAILS_AFTER + into_hold, **{**WRAPPED, **kw})  # fmt: skip
     return name
 
 
@@ -99,7 +108,7 @@ def held_job(standin: StandIn, prefix: str, hold: float = 600, into_hold: float 
 
 def test_a_failed_job_stays_training_for_its_hold_window_then_fails(standin, sm):
     name = unique("hold")
-    standin.create_job(name, schedule=FAILING, environment=hold_env(300))
+    standin.create_job(name, schedule=FAILING, environment=hold_env(300), **WRAPPED)
     created = sm.describe_training_job(TrainingJobName=name)["CreationTime"].timestamp()
     walk = [
         (25, ("InProgress", "Downloading")),
@@ -123,14 +132,32 @@ def test_a_failed_job_stays_training_for_its_hold_window_then_fails(standin, sm)
     assert "[sm-debug] hold ended (hold window over); exiting with 1" in lines
 
 
-def test_the_hold_comes_from_the_environment_or_the_hyperparameter(standin, sm):
+def test_only_what_the_container_runs_holds(standin, sm):
+    """sm-debug-entrypoint holds (its hyperparameter too); the wrapper holds; a job that
+    runs the image's own command fails and ends, whatever its environment says."""
     by_hyperparameter = unique("hp")
     standin.create_job(by_hyperparameter, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       container_entrypoint=["sm-debug-entrypoint", "--", "train"],
                        hyperparameters={"sm_debug_hold_on_failure": '"60"'})  # fmt: skip
+    wrapped = unique("wrapped")
+    standin.create_job(wrapped, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       environment=hold_env(60), **WRAPPED)  # fmt: skip
     no_hold = unique("nohold")
     standin.create_job(no_hold, schedule=FAILING, started_ago=FAILS_AFTER + 5)
+    plain = unique("plain")  # the variable alone: the DLC's command does not hold
+    standin.create_job(plain, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       environment=hold_env(60))  # fmt: skip
+    byoc = unique("byoc")
+    standin.create_job(byoc, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       environment=hold_env(60), image=byoc_image(standin.region))  # fmt: skip
+    forged = unique("forged")  # something named like the wrapper is not the wrapper
+    lookalike = ["/bin/sh", "-c", "exit 1", "sm-debug-hold"]
+    standin.create_job(forged, schedule=FAILING, started_ago=FAILS_AFTER + 5,
+                       environment=hold_env(60), container_entrypoint=lookalike)  # fmt: skip
     assert phase(sm, by_hyperparameter) == ("InProgress", "Training")
-    assert phase(sm, no_hold) == ("Failed", "Failed")
+    assert phase(sm, wrapped) == ("InProgress", "Training")
+    for ended in (no_hold, plain, byoc, forged):
+        assert phase(sm, ended) == ("Failed", "Failed"), ended
     standin.advance(60)
     assert phase(sm, by_hyperparameter) == ("Failed", "Failed")
 
@@ -191,7 +218,7 @@ def test_releasing_the_hold_from_inside_the_host_fails_the_job_at_the_next_recon
 
 def test_a_release_file_touched_before_the_failure_does_not_count(standin, sm):
     name = unique("stale")
-    standin.create_job(name, schedule=FAILING, environment=hold_env(600),
+    standin.create_job(name, schedule=FAILING, environment=hold_env(600), **WRAPPED,
                        started_ago=FAILS_AFTER - 10)  # fmt: skip
     env, _ = standin.host_env(name, "algo-1")
     open(env["SM_DEBUG_RELEASE_FILE"], "a").close()  # during training: stale at the failure
@@ -246,7 +273,7 @@ def test_on_the_real_clock_a_release_ends_the_hold_within_a_second(tmp_path):
         needs_sshd(server)
         sm = client(server)
         schedule = {"starting": 0.5, "downloading": 0.2, "training": 0.5, "outcome": "Failed"}
-        server.create_job("realhold", schedule=schedule, environment=hold_env(120))
+        server.create_job("realhold", schedule=schedule, environment=hold_env(120), **WRAPPED)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             stream = server.log_stream("realhold", "algo-1")
@@ -277,10 +304,13 @@ def test_a_debug_copy_fails_like_its_original_and_then_holds(standin, sm):
     standin.create_job(original, schedule=slow, started_ago=2000, remote_debug=False)
     assert phase(sm, original) == ("Failed", "Failed")
     copy = unique("orig-debug")
-    # The request the extension's "Debug a copy" sends.
-    request = debug_copy_request(
-        sm.describe_training_job(TrainingJobName=original), copy, hold_seconds=120
+    # The request the extension's "Debug a copy" sends: the DLC's command, wrapped.
+    description = sm.describe_training_job(TrainingJobName=original)
+    plan = hold.plan(
+        description["AlgorithmSpecification"], read_image_config(client(standin, "ecr"))
     )
+    assert plan["possible"] and plan["command"] == "bash -m start_with_right_hostname.sh train"
+    request = debug_copy_request(description, copy, hold_seconds=120, hold_plan=plan)
     sm.create_training_job(**request)
     created = sm.describe_training_job(TrainingJobName=copy)
     assert created["RemoteDebugConfig"] == {"EnableRemoteDebug": True}
@@ -325,7 +355,7 @@ def test_a_copy_of_a_job_that_lost_a_host_loses_it_too(standin, sm):
     reason = sm.describe_training_job(TrainingJobName=original)["FailureReason"]
     copy = unique("lostcopy")
     standin.create_job(copy, tags=[{"Key": "sm-debug:copy-of", "Value": original}],
-                       environment=hold_env(30))  # fmt: skip
+                       environment=hold_env(30), **WRAPPED)  # fmt: skip
     standin.advance(20 + 10 + 60 + 5)  # lost 70 s into training; a copy fails within 60
     assert phase(sm, copy) == ("InProgress", "Training")  # held
     standin.advance(30)

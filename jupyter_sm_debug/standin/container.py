@@ -1,8 +1,9 @@
 """What makes a stand-in host look like a training container: Linux namespaces.
 
 Each host runs in its own UTS, PID, mount and IPC namespaces, made by util-linux ``unshare``
-(root only, as in CI). The namespace's init (PID 1) is the container's ``train``: it runs the
-job's entry point, ``python train.py ...``, and lives as long as the host. Its mount namespace
+(root only, as in CI). The namespace's init (PID 1) runs what SageMaker would run (the job's
+effective command: ContainerEntrypoint/Arguments, else the image's ENTRYPOINT + ``train``;
+see ecr.py) and lives as long as the host. Its mount namespace
 has ``/opt/ml`` (the sandbox's tree), a ``/tmp`` of its own (the sandbox's ``tmp``) and
 ``/opt/sm-debug`` (the stand-in's helpers: ``sm-debug-entrypoint``, the shell start-up); the
 rest of the machine's file system is shared, as an image's would be. Every way into the host
@@ -65,6 +66,23 @@ def _probe() -> Optional[str]:
 
 # -- the training process -------------------------------------------------------------------
 
+# A DLC's start script: `train` runs the training toolkit, anything else is a command.
+START_WITH_RIGHT_HOSTNAME = """#!/bin/bash
+if [[ "$1" = "train" ]]; then exec train; else eval "$@"; fi
+"""
+
+
+def toolkit_train(program: str, arguments: list[str]) -> str:
+    """A DLC's ``train``: the SageMaker training toolkit in script mode, which runs
+    ``sagemaker_program`` from the code directory with the hyperparameters as arguments."""
+    command = " ".join(shlex.quote(a) for a in ["python", program, *arguments])
+    return (
+        "#!/bin/bash\n"
+        "# The training toolkit (script mode): the job's sagemaker_program from /opt/ml/code.\n"
+        f'cd "$SM_MODULE_DIR" && exec {command}\n'
+    )
+
+
 # The job's entry point, standard library only: one process per rank. Today one rank in the
 # process itself; a launcher with several ranks (one of them hanging) can be built on run_rank.
 TRAIN_PY = '''\
@@ -105,13 +123,13 @@ if __name__ == "__main__":
 '''
 
 
-def train_script(argv: list[str]) -> str:
-    """The container's ``train`` (what SageMaker runs): the entry point, then waits. As the
-    namespace's PID 1 it also reaps orphans and passes SIGTERM on, as an init must."""
+def init_script(argv: list[str]) -> str:
+    """The container's init: runs what SageMaker runs (the job's effective command), then
+    waits. As the namespace's PID 1 it also reaps orphans and passes SIGTERM on."""
     command = " ".join(shlex.quote(a) for a in argv)
     return (
         "#!/bin/bash\n"
-        "# The container's train: runs the job's entry point and stays up while the host lives.\n"
+        "# The container's init: runs the job's command and stays up while the host lives.\n"
         "if [ $$ -eq 1 ]; then trap 'kill -TERM -1 2>/dev/null; exit 143' TERM; fi\n"
         f'(cd "$SM_MODULE_DIR" && exec {command}) &\n'
         "while :; do wait -n 2>/dev/null || { sleep 30 & wait $!; }; done\n"
@@ -123,13 +141,13 @@ def train_script(argv: list[str]) -> str:
 
 def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
     """Runs first as PID 1 of the new namespaces: sets the host's name and mounts, then
-    becomes the container's ``train``. Paths of this machine are used before /tmp is
+    becomes the container's ``init``. Paths of this machine are used before /tmp is
     replaced (the stand-in's own directories may be under it)."""
     q = shlex.quote
     stage = meta / "stage"
     return (
         "#!/bin/bash\n"
-        f"# Sets up the namespaces of stand-in host {hostname}, then runs its train.\n"
+        f"# Sets up the namespaces of stand-in host {hostname}, then runs its init.\n"
         "set -eu\n"
         f"exec 3>{q(str(meta / 'ready'))}\n"
         f"hostname {q(hostname)}\n"
@@ -161,7 +179,7 @@ def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
         "echo ok >&3\n"
         "exec 3>&-\n"
         f"cd {INSIDE_ML}\n"
-        f"exec /bin/bash {INSIDE_HELPERS}/bin/train\n"
+        f"exec /bin/bash {INSIDE_HELPERS}/bin/init\n"
     )
 
 

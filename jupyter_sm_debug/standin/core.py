@@ -7,6 +7,7 @@ next to a Jupyter server. Clients reach it only through real boto3 over HTTP.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from . import ecr, iam
 from .errors import HostNotLive, StandInError
 from .front import Faults
 from .hosts import SSHD_MISSING_HINT, HostManager
@@ -30,6 +32,7 @@ from .sigv4 import Credentials
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+SDK_CONFIG = "sagemaker-sdk-config.yaml"  # in the internal directory; see client_env()
 CREDENTIALS_FILE = "credentials"  # in the root: an AWS shared-credentials file, mode 0600
 _UNSET: Any = object()
 
@@ -82,7 +85,8 @@ class StandIn:
         self._internal = self.root / "_standin"
         self._faults = Faults(latency)
         self._faults.update(latency=latency)  # validates it
-        self._jobs = TrainingJobs(self.now, ACCOUNT_ID)
+        self._ecr = ecr.Registry(ACCOUNT_ID)
+        self._jobs = TrainingJobs(self.now, ACCOUNT_ID, self._ecr)
         self._logs = LogWriter(ACCOUNT_ID)
         self._hosts = HostManager(self.root, self._internal, self._logs, region) if hosts else None
         if self._hosts is not None:
@@ -167,6 +171,10 @@ class StandIn:
                     target=self._tick, name="standin-clock", daemon=True
                 )
                 self._ticker.start()
+        iam.ensure_execution_role(ACCOUNT_ID)  # the RoleArn of every job it creates
+        # Here, not in client_env(): that also runs inside the stand-in's own request
+        # handling, where a call back into the stand-in would wait on itself.
+        self._write_sdk_config()
         if self.seed == "demo":
             from .seed import seed_demo
 
@@ -382,7 +390,29 @@ class StandIn:
             # Trust in the stand-in's CA (its wss:// data channel), as real tools take it.
             "AWS_CA_BUNDLE": str(self.certificates.bundle_file),
             "SSL_CERT_FILE": str(self.certificates.bundle_file),
+            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self._internal / SDK_CONFIG),
         }
+
+    def _write_sdk_config(self) -> None:
+        """A SageMaker Python SDK config (v2 and v3) naming the account's default bucket, made
+        here: both SDKs otherwise find the account for its name through an STS client pinned
+        to AWS's own regional endpoint, which no endpoint setting redirects. Telemetry off:
+        it would call AWS."""
+        path = self._internal / SDK_CONFIG
+        if not path.exists():
+            bucket = f"sagemaker-{self.region}-{ACCOUNT_ID}"
+            with contextlib.suppress(Exception):  # it exists already (moto is per process)
+                self.client("s3").create_bucket(Bucket=bucket)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "SchemaVersion: '1.0'\n"
+                "SageMaker:\n"
+                "  PythonSDK:\n"
+                "    Modules:\n"
+                "      TelemetryOptOut: true\n"
+                "      Session:\n"
+                f"        DefaultS3Bucket: {bucket}\n"
+            )
 
     def client(self, service: str):
         """A boto3 client on this stand-in that faults do not touch (for set-up code)."""
@@ -446,6 +476,9 @@ class StandIn:
         stop_after: Optional[float] = None,
         tags: Optional[list] = None,
         environment: Optional[dict] = None,
+        image: Optional[str] = None,
+        container_entrypoint: Optional[list] = None,
+        container_arguments: Optional[list] = None,
     ) -> str:
         """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
 
@@ -454,8 +487,10 @@ class StandIn:
         stopping, outcome, failure_reason). ``started_ago`` backdates the creation, so the job
         is created in the phase it would have reached; ``stop_after`` stops it that many
         seconds after creation. Each of these travels as a ``standin:`` tag.
-        ``environment``: the job's Environment; SM_DEBUG_HOLD_ON_FAILURE in it holds a
-        failed job's containers that long, as sm-debug-entrypoint does.
+        ``environment``: the job's Environment. SM_DEBUG_HOLD_ON_FAILURE in it holds a failed
+        job's containers that long only if what they run holds: ``container_entrypoint``
+        wrapped by ``hold.wrapped_argv`` or starting with sm-debug-entrypoint (as on AWS).
+        ``image``: the TrainingImage (default a PyTorch DLC; see ecr.py for the images).
         """
         if isinstance(schedule, dict):
             schedule = Schedule(**schedule)
@@ -488,10 +523,17 @@ class StandIn:
         request = {
             "TrainingJobName": name,
             "AlgorithmSpecification": {
-                "TrainingImage": f"763104351884.dkr.ecr.{self.region}.amazonaws.com/"
-                "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker",
+                "TrainingImage": image or dlc_image(self.region),
                 "TrainingInputMode": "File",
-            },
+                **(
+                    {"ContainerEntrypoint": list(container_entrypoint)}
+                    if container_entrypoint
+                    else {}
+                ),
+                **(
+                    {"ContainerArguments": list(container_arguments)} if container_arguments else {}
+                ),
+            },  # fmt: skip
             "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/SageMakerExecutionRole",
             "InputDataConfig": [
                 {
@@ -673,6 +715,19 @@ class StandIn:
             "sshd_missing_hint": self.sshd_missing_hint,
             "jobs": jobs,
         }
+
+
+def dlc_image(region: str) -> str:
+    """The PyTorch Deep Learning Container the stand-in's jobs run by default."""
+    return (
+        f"{ecr.DLC_REGISTRY}.dkr.ecr.{region}.amazonaws.com/"
+        "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
+    )
+
+
+def byoc_image(region: str) -> str:
+    """The stand-in's bring-your-own-container image: only an ENTRYPOINT (see ecr.py)."""
+    return f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{ecr.BYOC_REPOSITORY}:latest"
 
 
 def is_loopback(address: str) -> bool:

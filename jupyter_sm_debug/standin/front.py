@@ -21,13 +21,15 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, sagemaker, sigv4
+from . import awsmodel, ecr, iam, sagemaker, sigv4
 from .errors import StandInError
 from .logs import streams_with_prefix
 
 log = logging.getLogger(__name__)
 
 SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
+ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
+ECR_ACTIONS = ("BatchGetImage", "GetDownloadUrlForLayer")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -122,16 +124,26 @@ class Front:
         path = environ.get("PATH_INFO", "")
         control = path == "/_standin" or path.startswith("/_standin/")
         try:
+            if path.startswith(ecr.BLOB_PATH):
+                # An ECR download URL: its random path is its credential, as with S3's.
+                return self._blob(start_response, path[len(ecr.BLOB_PATH) :])
             refused = self._authenticate(environ, start_response, control)
             if refused is not None:
                 return refused
             if control:
                 return self._control(environ, start_response, path)
             return self._aws(environ, start_response)
+        except NotImplementedError as missing:
+            # moto lacks this operation: say so as AWS says an action it does not know, in
+            # the service's own protocol, so botocore raises ClientError (never a parse error).
+            protocol = _protocol(environ)
+            code = "InvalidAction" if protocol == "query" else "UnknownOperationException"
+            message = f"The stand-in does not implement this operation ({missing})."
+            return self._error(start_response, protocol, StandInError(code, message, 400))
         except Exception:  # noqa: BLE001 - a bug must answer 500 like AWS, not drop the socket
             log.exception("stand-in failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = StandInError("InternalFailure", "The stand-in failed; see its log.", 500)
-            return self._error(start_response, "json", error)
+            return self._error(start_response, _protocol(environ), error)
 
     def _authenticate(self, environ: dict, start_response: Callable, control: bool):
         """None if the request is signed with the stand-in's credentials, else the refusal
@@ -193,6 +205,25 @@ class Front:
                 params = _json_params(body)
                 awsmodel.validate("ssm", action, params)
                 return self._json(start_response, handle(action, params, self.standin) or {})
+            elif prefix == ECR_TARGET and action in ECR_ACTIONS:
+                params = _json_params(body)
+                awsmodel.validate("ecr", action, params)
+                images = self.standin._ecr
+                if action == "BatchGetImage":
+                    answer = images.batch_get_image(params, self.standin.account_id)
+                else:
+                    base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
+                    answer = images.get_download_url_for_layer(
+                        params, self.standin.account_id, base
+                    )
+                return self._json(start_response, answer)
+            elif protocol == "query" and action == "SimulatePrincipalPolicy":
+                answer = iam.simulate_principal_policy(body, self.standin.account_id)
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "text/xml"), ("Content-Length", str(len(answer)))],
+                )
+                return [answer]
             elif target == "Logs_20140328.FilterLogEvents":
                 answer = self._filter_log_events(environ, body, region)
                 if answer is not None:
@@ -305,6 +336,19 @@ class Front:
     def _reset(self) -> dict:
         self.standin.reset()
         return {"reset": True, "jobs": len(self.standin._jobs.all())}
+
+    def _blob(self, start_response: Callable, token: str):
+        data = self.standin._ecr.blob(token)
+        if data is None:
+            start_response("403 Forbidden", [("Content-Type", "application/xml")])
+            return [
+                b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            ]
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
     # -- responses ------------------------------------------------------------------------------
 

@@ -141,6 +141,17 @@ def _install_entrypoint(bin_dir: Path) -> None:
     target.chmod(0o755)
 
 
+def _decoded(value: Optional[str]) -> Optional[str]:
+    """A hyperparameter as the toolkit reads it: the SDK JSON-encodes values ('"x.py"')."""
+    if value is None:
+        return None
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, str) else value
+
+
 def _has_children(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
@@ -387,7 +398,7 @@ class HostManager:
                 log.warning("stand-in host %s/%s: %s", host.job, host.spec.name, exc)
         with open(host.meta / "train.log", "ab") as output:
             host.train = subprocess.Popen(
-                ["/bin/bash", str(host.sandbox / ENTRYPOINT_BIN / "train")],
+                ["/bin/bash", str(host.sandbox / ENTRYPOINT_BIN / "init")],
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=host.env, cwd=host.cwd, start_new_session=True,
             )  # fmt: skip
@@ -437,12 +448,25 @@ class HostManager:
         bin_dir = sandbox / ENTRYPOINT_BIN
         bin_dir.mkdir(parents=True, exist_ok=True)
         _install_entrypoint(bin_dir)
-        # The container's python and its train (what SageMaker runs).
+        # The image's programs (python, a DLC's start script and toolkit, the BYOC's entry
+        # point) and the init that runs what SageMaker runs: the job's effective command.
         (bin_dir / "python").unlink(missing_ok=True)
         (bin_dir / "python").symlink_to(sys.executable)
-        argv = ["python", *trainlog.entry_point(hyperparameters)[1:]]
-        (bin_dir / "train").write_text(container.train_script(argv))
-        (bin_dir / "train").chmod(0o755)
+        script_args = trainlog.entry_point(hyperparameters)[2:]
+        program = _decoded(hyperparameters.get("sagemaker_program")) or "train.py"
+        if program != "train.py" and re.fullmatch(r"[\w.-]+\.py", program):
+            (optml / "code" / program).write_text(container.TRAIN_PY)
+        elif program != "train.py":
+            program = "train.py"
+        programs = {
+            "start_with_right_hostname.sh": container.START_WITH_RIGHT_HOSTNAME,
+            "train": container.toolkit_train(program, script_args),
+            "byoc_train.py": container.TRAIN_PY,
+            "init": container.init_script(job.command or ["python", "train.py", *script_args]),
+        }
+        for file_name, text in programs.items():
+            (bin_dir / file_name).write_text(text)
+            (bin_dir / file_name).chmod(0o755)
         user = self.ssh.user
         # The job's Environment reaches the container, as on SageMaker; the variables
         # SageMaker itself sets win.

@@ -18,12 +18,14 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Callable, Optional
 
+from .. import hold
 from . import awsmodel
 from .errors import StandInError, validation_error
 
@@ -224,6 +226,21 @@ def hold_seconds_of(request: dict) -> float:
     return seconds if seconds > 0 and math.isfinite(seconds) else 0.0
 
 
+def hold_window_of(command: Optional[list], request: dict) -> float:
+    """The hold window a failed container gets: only a container that runs a hold holds.
+    Our sh wrapper reads SM_DEBUG_HOLD_ON_FAILURE from the environment; sm-debug-entrypoint
+    reads it or the sm_debug_hold_on_failure hyperparameter. Anything else ends on failure,
+    whatever the job's environment says."""
+    if not command:
+        return 0.0
+    if hold.is_wrapped(command):
+        value = (request.get("Environment") or {}).get(HOLD_VARIABLE, "")
+        return float(value) if value.isdigit() else 0.0
+    if os.path.basename(command[0]) == "sm-debug-entrypoint":
+        return hold_seconds_of(request)
+    return 0.0
+
+
 def exit_code_of(reason: str) -> int:
     match = re.search(r"ExitCode (\d+)", reason) or re.search(r"exit code: (\d+)", reason)
     return int(match.group(1)) if match else 1
@@ -269,7 +286,8 @@ class Job:
     lost_reason: Optional[str] = None
     updated_at: Optional[float] = None
     tags: list = field(default_factory=list)
-    hold_seconds: float = 0.0  # sm-debug-entrypoint's hold window after a failure
+    command: Optional[list] = None  # what its containers run (None: an image ECR lacks)
+    hold_seconds: float = 0.0  # the hold window after a failure, if what it runs holds
     released_at: Optional[float] = None  # the hold ended early then ...
     release_why: Optional[str] = None  # ... for this reason
     _segments: Optional[list[Segment]] = None
@@ -429,9 +447,10 @@ def _echoed_members() -> tuple[str, ...]:
 class TrainingJobs:
     """All training jobs of one stand-in, keyed by (region, name)."""
 
-    def __init__(self, now: Callable[[], float], account_id: str):
+    def __init__(self, now: Callable[[], float], account_id: str, images: Any = None):
         self._now = now
         self.account_id = account_id
+        self.images = images  # the stand-in's ECR (ecr.Registry): what each image runs
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], Job] = {}
         self._seq = itertools.count()
@@ -531,10 +550,30 @@ class TrainingJobs:
             stop_after=stop_after,
             remote_debug=None if remote_debug is None else bool(remote_debug),
             tags=tags,
-            hold_seconds=hold_seconds_of(request),
+            command=self.command_of(algorithm),
         )
+        job.hold_seconds = hold_window_of(job.command, request)
         self._jobs[(region, name)] = job
         return {"TrainingJobArn": arn}
+
+    def command_of(self, algorithm: dict) -> Optional[list]:
+        """The argv SageMaker starts the containers with: the job's ContainerEntrypoint
+        (else the image's ENTRYPOINT, from the stand-in's ECR) + ContainerArguments (else
+        ``train``). None when the image is not in the stand-in's ECR."""
+        config = None
+        if not algorithm.get("ContainerEntrypoint") and self.images is not None:
+            try:
+                image = hold.parse_image(algorithm.get("TrainingImage", ""))
+            except hold.ImageUnreadable:
+                return None
+            config = self.images.config(
+                image["registry"], image["repository"], image["tag"] or "latest"
+            )
+        if config is None and not algorithm.get("ContainerEntrypoint"):
+            return None
+        entrypoint = list(algorithm.get("ContainerEntrypoint") or config.get("Entrypoint") or [])
+        default = [] if algorithm.get("ContainerEntrypoint") else ["train"]
+        return entrypoint + list(algorithm.get("ContainerArguments") or default)
 
     def _find(self, params: dict, region: str, code: str) -> Job:
         job = self._jobs.get((region, params["TrainingJobName"]))

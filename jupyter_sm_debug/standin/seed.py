@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 
+from .. import hold
+from . import ecr
+
 HOUR = 3600.0
 
 # The crashed-but-attachable job: its training command failed HELD_FAILED_AGO seconds ago and
-# sm-debug-entrypoint holds its containers for HELD_HOLD seconds (SM_DEBUG_HOLD_ON_FAILURE).
+# The hold wrapper (hold.py) holds its containers for HELD_HOLD seconds (SM_DEBUG_HOLD_ON_FAILURE).
 HELD_SCHEDULE = {
     "starting": 180,
     "downloading": 90,
@@ -89,8 +92,9 @@ def seed_demo(standin) -> dict[str, str]:
             },
         ),
         (
-            # Crashed at its first evaluation (no validation channel) and held for an hour
-            # by sm-debug-entrypoint: still Training, attachable over SSH and SSM.
+            # Crashed at its first evaluation (no validation channel) and held for an hour by
+            # the hold wrapper around the DLC's command: still Training, attachable over SSH
+            # and SSM.
             "gpt2-pretrain-ddp",
             sum(v for k, v in HELD_SCHEDULE.items() if k in ("starting", "downloading", "training"))
             + HELD_FAILED_AGO,
@@ -100,7 +104,11 @@ def seed_demo(standin) -> dict[str, str]:
                 "remote_debug": True,
                 "schedule": HELD_SCHEDULE,
                 "environment": {"SM_DEBUG_HOLD_ON_FAILURE": str(int(HELD_HOLD))},
-                "hyperparameters": {"eval-every": "2000"},
+                # It holds because it runs the hold wrapper around the DLC's own command, as
+                # a Debug a copy launches it; the variable alone would hold nothing.
+                "container_entrypoint": hold.wrapped_argv(ecr.DLC_ENTRYPOINT),
+                "container_arguments": ["train"],
+                "hyperparameters": {"eval-every": "2000", "sagemaker_program": '"train.py"'},
             },
         ),  # fmt: skip
         (

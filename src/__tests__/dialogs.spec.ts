@@ -1,6 +1,6 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
-import { formatDuration } from '../dialogs';
+import { describeHoldPlan, formatDuration } from '../dialogs';
 
 describe('formatDuration', () => {
   const trans = nullTranslator.load('jupyter_sm_debug');
@@ -20,5 +20,30 @@ describe('formatDuration', () => {
     expect(formatDuration(trans, -1)).toBe('');
     expect(formatDuration(trans, 1.5)).toBe('');
     expect(formatDuration(trans, 86401)).toBe('');
+  });
+});
+
+describe('describeHoldPlan', () => {
+  const trans = nullTranslator.load('jupyter_sm_debug');
+
+  it('names the command the copy wraps, or says plainly why none holds', () => {
+    expect(
+      describeHoldPlan(trans, {
+        mechanism: 'wrapper',
+        command: 'bash -m start_with_right_hostname.sh train',
+        possible: true,
+        reason: 'holds by wrapping `bash -m start_with_right_hostname.sh train`'
+      })
+    ).toBe('Holds by wrapping `bash -m start_with_right_hostname.sh train`.');
+    expect(
+      describeHoldPlan(trans, {
+        mechanism: 'none',
+        command: null,
+        possible: false,
+        reason:
+          "Cannot read the image's ENTRYPOINT from ECR: needs ecr:BatchGetImage."
+      })
+    ).toMatch(/^No hold is possible: .*ecr:BatchGetImage/);
+    expect(describeHoldPlan(trans, null)).toBe('');
   });
 });

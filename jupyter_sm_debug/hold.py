@@ -1,0 +1,296 @@
+"""The hold that needs no image change: a POSIX ``sh`` wrapper around a job's own command.
+
+A debug copy's container runs ``/bin/sh -c BOOT sm-debug-hold N CHUNK... COMMAND...``:
+``COMMAND`` is the job's *effective command* (what SageMaker would have run: its
+ContainerEntrypoint + ContainerArguments, else the image's ENTRYPOINT + ``train``), and the
+wrapper, like ``sm-debug-entrypoint``, runs it as a child, forwards SIGTERM/SIGINT, keeps its
+exit code, and when it fails holds the container (announced in the log; the hold ends at the
+release file, the window's end, or when the last authenticated SSM or SSH session closes).
+
+Why chunks: AWS limits ContainerEntrypoint and ContainerArguments to 100 items of at most 256
+characters each (botocore's model), and the wrapper is longer than 256 characters. So the
+wrapper travels in pieces of at most 256 characters; BOOT (one short item) joins the first
+N arguments and evals them, and the rest of the arguments are the command. The wrapper is
+written as lines that also make a valid one-line script when joined with spaces, because an
+item should not hold a newline (AWS's item pattern ``.*`` does not match one).
+
+Script mode: a DLC runs the SageMaker training toolkit, which runs ``sagemaker_program``.
+We wrap the whole effective command (toolkit included) rather than ``sagemaker_program``:
+the toolkit's own behaviour (distributed launchers, its error report, the exit code it
+writes to ``/opt/ml/output/failure``) stays as on the original job, and no tarball needs to
+be rewritten and uploaded to S3 (no s3:PutObject, nothing left behind).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from typing import Any, Callable, Optional
+
+# The name the wrapper runs under ($0): what `ps` shows, and what tells a wrapped job apart.
+WRAPPER_NAME = "sm-debug-hold"
+HOLD_VARIABLE = "SM_DEBUG_HOLD_ON_FAILURE"
+MAX_ITEMS = 100  # AlgorithmSpecification.ContainerEntrypoint/ContainerArguments, each
+MAX_ITEM_LENGTH = 256
+ECR_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+MANIFEST_TYPES = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+]
+
+# Joins the first $1 arguments after it and evals them; the rest are the command.
+BOOT = 'n=$1; shift; s=; while [ "$n" -gt 0 ]; do s="$s$1"; shift; n=$((n-1)); done; eval "$s"'
+
+# The wrapper, one statement per line; each line ends where a space may join the next
+# (after ';', 'then', 'do', 'else', '{', '&&' or '||'), so no comment can live in it: the
+# comments are here.
+# - settings: the window (whole seconds) and the release file, from the same variables as
+#   sm-debug-entrypoint; the host name from resourceconfig.json as the entrypoint reads it.
+# - the child: `env --default-signal` (coreutils 8.31+) undoes the SIGINT/SIGQUIT ignore
+#   that POSIX sh gives a background command, so a forwarded SIGINT reaches it; without
+#   such an env the child runs as is (SageMaker itself only sends SIGTERM).
+# - signals: SIGTERM/SIGINT are forwarded and mark the job as stopping (never hold after).
+#   A trap interrupts `wait`, so wait again until the child's own status comes back; a
+#   second wait that answers 127 means the first one already had it.
+# - sessions (same rule as entrypoint.session_count): an SSM session is a process named
+#   ssm-session-worker (the kernel cuts comm to 15 characters); an SSH session is an sshd
+#   connection with a process of the user under it: a non-sshd process whose sshd
+#   ancestors lead up to the listener; the connection is the sshd just below the listener,
+#   counted once. A port probe or a login in progress has only sshd processes: no session.
+# - hold: ends at the release file (a regular file, not a symlink), the window's end, a
+#   SIGTERM, or when sessions were seen and none is left.
+WRAPPER_LINES = [
+    "hold=${SM_DEBUG_HOLD_ON_FAILURE:-0};",
+    'case $hold in ""|*[!0-9]*) hold=0;; esac;',
+    "release=${SM_DEBUG_RELEASE_FILE:-/tmp/sm-debug-release};",
+    'say() { printf "[sm-debug] %s\\n" "$*" >&2; };',
+    "stopping=; sig=; code=;",
+    'if [ "$#" -eq 0 ]; then say "no command to run"; exit 2; fi;',
+    'case $1 in *=*) "$@" & ;; *) if env --default-signal=INT,QUIT true 2>/dev/null; then',
+    'env --default-signal=INT,QUIT "$@" & else "$@" & fi;; esac;',
+    "child=$!;",
+    "trap 'sig=1; stopping=1; kill -TERM $child 2>/dev/null' TERM;",
+    "trap 'sig=1; stopping=1; kill -INT $child 2>/dev/null' INT;",
+    'while :; do sig=; wait "$child"; c=$?;',
+    'if [ "$c" -eq 127 ] && [ -n "$code" ]; then break; fi;',
+    'code=$c; if [ -z "$sig" ]; then break; fi; done;',
+    'if [ "$code" -eq 0 ] || [ "$hold" -eq 0 ] || [ -n "$stopping" ]; then exit "$code"; fi;',
+    "trap 'stopping=1' TERM INT;",
+    "host=;",
+    "if [ -r /opt/ml/input/config/resourceconfig.json ]; then",
+    'host=$(sed -n \'s/.*"current_host" *: *"\\([^"]*\\)".*/\\1/p\' '
+    "/opt/ml/input/config/resourceconfig.json 2>/dev/null | head -n 1); fi;",
+    "host=${host:-${SM_CURRENT_HOST:-$(hostname 2>/dev/null || echo unknown)}};",
+    'if [ -d "$release" ] && [ ! -L "$release" ]; then',
+    'say "$release is a directory: the release file cannot end this hold (remove it).";',
+    'else rm -f "$release" 2>/dev/null; fi;',
+    'say "training command failed with exit code $code; holding this container for $hold s'
+    " so you can attach and inspect it. End the hold early with \\`touch $release\\`"
+    ' (or sm-debug-entrypoint --release).";',
+    'printf "SM_DEBUG_HOLD host=%s seconds=%s code=%s\\n" "$host" "$hold" "$code";',
+    "is_sshd() { case $1 in sshd|sshd-session|sshd-auth) return 0;; esac; return 1; };",
+    "stat_of() { line=; { read -r line < /proc/$1/stat; } 2>/dev/null || return 1;",
+    "comm=${line#*\\(}; comm=${comm%\\)*}; rest=${line##*\\) }; set -- $rest; ppid=$2; };",
+    "sessions() { n=0; seen=' ';",
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; stat_of "$p" || continue;',
+    "case $comm in ssm-session-wor|ssm-session-worker) n=$((n+1)); continue;; esac;",
+    'if is_sshd "$comm"; then continue; fi; below=; cur=$ppid;',
+    'while stat_of "$cur" && is_sshd "$comm"; do',
+    'parent=$ppid; if stat_of "$parent" && is_sshd "$comm"; then below=$cur; cur=$parent;',
+    "else break; fi; done;",
+    'if [ -n "$below" ]; then case $seen in *" $below "*) ;; *) seen="$seen$below ";',
+    "n=$((n+1));; esac; fi; done; echo $n; };",
+    'start=$(date +%s); why="hold window over"; had=;',
+    'while [ $(( $(date +%s) - start )) -lt "$hold" ]; do',
+    'if [ -n "$stopping" ]; then why=stopped; break; fi;',
+    'if [ -f "$release" ] && [ ! -L "$release" ]; then why=released; break; fi;',
+    'if [ "$(sessions)" -gt 0 ]; then had=1;',
+    'elif [ -n "$had" ]; then why="last session closed"; break; fi;',
+    "sleep 1 & wait $!; done;",
+    'say "hold ended ($why); exiting with $code";',
+    'exit "$code"',
+]
+
+
+def wrapper_script(one_line: bool = True) -> str:
+    """The wrapper's text: one line as it travels, or one statement a line to read."""
+    return (" " if one_line else "\n").join(WRAPPER_LINES)
+
+
+def chunks(text: str, size: int = MAX_ITEM_LENGTH) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def wrapped_argv(command: list[str]) -> list[str]:
+    """The whole argv the container runs: sh, BOOT, the wrapper in pieces, the command."""
+    pieces = chunks(wrapper_script())
+    return ["/bin/sh", "-c", BOOT, WRAPPER_NAME, str(len(pieces)), *pieces, *command]
+
+
+def is_wrapped(argv: list[str]) -> bool:
+    """Whether argv runs our hold wrapper unchanged (the stand-in asks this of every job)."""
+    if len(argv) < 5 or argv[:4] != ["/bin/sh", "-c", BOOT, WRAPPER_NAME]:
+        return False
+    try:
+        count = int(argv[4])
+    except ValueError:
+        return False
+    return "".join(argv[5 : 5 + count]) == wrapper_script() and len(argv) > 5 + count
+
+
+def unwrapped(argv: list[str]) -> list[str]:
+    """The command a wrapped argv runs (argv itself when it is not wrapped)."""
+    return argv[5 + int(argv[4]) :] if is_wrapped(argv) else argv
+
+
+def container_fields(command: list[str], arguments: list[str]) -> dict:
+    """ContainerEntrypoint/ContainerArguments that run ``command + arguments`` under the
+    wrapper, within AWS's limits; ValueError (with the reason) when they cannot fit."""
+    head = wrapped_argv(command)
+    for item in [*head, *arguments]:
+        if len(item) > MAX_ITEM_LENGTH:
+            raise ValueError(f"an argument is longer than AWS's {MAX_ITEM_LENGTH} characters")
+    if len(head) > MAX_ITEMS or len(arguments) > MAX_ITEMS:
+        raise ValueError(
+            f"the command and the wrapper need more than AWS's {MAX_ITEMS} entrypoint items"
+        )
+    fields = {"ContainerEntrypoint": head}
+    if arguments:
+        fields["ContainerArguments"] = list(arguments)
+    return fields
+
+
+# -- the effective command ---------------------------------------------------------------
+
+IMAGE_URI = re.compile(
+    r"(?P<registry>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?"
+    r"/(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::(?P<tag>[\w.-]{1,128})|@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+
+class ImageUnreadable(Exception):
+    """The image's ENTRYPOINT could not be read; the message says why and what to grant."""
+
+
+def parse_image(uri: str) -> dict:
+    match = IMAGE_URI.match(uri or "")
+    if not match:
+        raise ImageUnreadable(
+            f"{uri!r} is not an ECR image URI, so its ENTRYPOINT cannot be read from ECR."
+        )
+    return match.groupdict()
+
+
+def image_config(ecr_call: Callable[..., dict], uri: str, fetch: Optional[Callable] = None) -> dict:
+    """The image's config (``{"Entrypoint": [...], "Cmd": [...], ...}``) from ECR: BatchGetImage
+    for the manifest, then the config blob through GetDownloadUrlForLayer.
+
+    ``ecr_call(operation, **params)`` runs one ECR call and raises on failure."""
+    image = parse_image(uri)
+    image_id = (
+        {"imageDigest": image["digest"]}
+        if image["digest"]
+        else {"imageTag": image["tag"] or "latest"}
+    )
+    answer = ecr_call(
+        "batch_get_image",
+        registryId=image["registry"],
+        repositoryName=image["repository"],
+        imageIds=[image_id],
+        acceptedMediaTypes=MANIFEST_TYPES,
+    )
+    images = answer.get("images") or []
+    if not images:
+        failure = (answer.get("failures") or [{}])[0]
+        raise ImageUnreadable(
+            f"ECR has no image {uri} ({failure.get('failureCode', 'ImageNotFound')})."
+        )
+    try:
+        manifest = json.loads(images[0]["imageManifest"])
+        digest = manifest["config"]["digest"]
+    except (KeyError, TypeError, ValueError):
+        raise ImageUnreadable(f"the manifest of {uri} names no config blob.") from None
+    url = ecr_call(
+        "get_download_url_for_layer",
+        registryId=image["registry"],
+        repositoryName=image["repository"],
+        layerDigest=digest,
+    )["downloadUrl"]
+    if not url.startswith(("https://", "http://")):
+        raise ImageUnreadable(f"ECR gave no usable download URL for {uri}'s config.")
+    raw = (fetch or _fetch)(url)
+    try:
+        return json.loads(raw).get("config") or {}
+    except (ValueError, AttributeError):
+        raise ImageUnreadable(f"the config blob of {uri} is not JSON.") from None
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=20) as answer:  # noqa: S310 - http(s) only, above
+        return answer.read(1 << 20)
+
+
+def effective_command(algorithm: dict, config: Optional[dict]) -> tuple[list[str], list[str]]:
+    """(command, arguments) that SageMaker runs for this AlgorithmSpecification: the
+    job's ContainerEntrypoint, else the image's ENTRYPOINT; then the job's
+    ContainerArguments, else ``train`` (``docker run <image> train``)."""
+    arguments = list(algorithm.get("ContainerArguments") or [])
+    if algorithm.get("ContainerEntrypoint"):
+        command = list(algorithm["ContainerEntrypoint"])
+        if is_wrapped(command):
+            command = unwrapped(command)
+        return command, arguments
+    if config is None:
+        raise ImageUnreadable("the image's config is unknown.")
+    return list(config.get("Entrypoint") or []), arguments or ["train"]
+
+
+def plan(algorithm: dict, read_config: Callable[[str], dict]) -> dict:
+    """How a debug copy of a job with this AlgorithmSpecification holds:
+    ``{mechanism, command, possible, reason, fields}`` (``fields``: what the copy's
+    AlgorithmSpecification gets)."""
+    if algorithm.get("AlgorithmName"):
+        return _refused("Built-in algorithm and Marketplace containers cannot be wrapped.")
+    config = None
+    if not algorithm.get("ContainerEntrypoint"):
+        try:
+            config = read_config(algorithm.get("TrainingImage", ""))
+        except ImageUnreadable as why:
+            return _refused(
+                f"Cannot read the image's ENTRYPOINT from ECR: {why} The hold needs "
+                f"{' and '.join(ECR_ACTIONS)} on the image's repository."
+            )
+    command, arguments = effective_command(algorithm, config)
+    if not command and not arguments:
+        return _refused("The image has no ENTRYPOINT and the job no command to wrap.")
+    try:
+        fields = container_fields(command, arguments)
+    except ValueError as why:
+        return _refused(f"The wrapped command does not fit in AWS's limits: {why}.")
+    shown = " ".join(_shell_word(word) for word in [*command, *arguments])
+    if command and command[0].rsplit("/", 1)[-1] == "sm-debug-entrypoint":
+        # The image holds by itself (SM_DEBUG_HOLD_ON_FAILURE reaches it): wrapping it
+        # would hold a second time after its own hold.
+        return {
+            "mechanism": "entrypoint",
+            "command": shown,
+            "possible": True,
+            "reason": f"holds with the image's own sm-debug-entrypoint (`{shown}`)",
+            "fields": {},
+        }
+    return {
+        "mechanism": "wrapper",
+        "command": shown,
+        "possible": True,
+        "reason": f"holds by wrapping `{shown}`",
+        "fields": fields,
+    }
+
+
+def _refused(reason: str) -> dict[str, Any]:
+    return {"mechanism": "none", "command": None, "possible": False, "reason": reason}
+
+
+def _shell_word(word: str) -> str:
+    return word if re.fullmatch(r"[\w@%+=:,./-]+", word) else json.dumps(word)
