@@ -13,7 +13,7 @@ from tornado import web
 from . import hoststate, names, stacks
 from .errors import SMDebugError
 from .handlers import SMDebugHandler
-from .hostrun import choose_hosts, choose_timeout, choose_transport, run_on_hosts
+from .hostrun import ALL, choose_hosts, choose_timeout, choose_transport, run_on_hosts
 from .jobs import attach_state
 
 MAX_ARGS = 256
@@ -75,18 +75,20 @@ def command_argv(body: dict) -> list[str]:
 
 
 class HostsHandler(SMDebugHandler):
-    async def target(self, job: str, body_or_query: dict) -> tuple:
-        """(description, transport, timeout) once the job is known and reachable."""
+    async def target(self, job: str, given: dict) -> tuple:
+        """(description, transport, timeout) once the job is known and reachable. A field
+        that is present must be valid (null or "" is not "the default")."""
         state = self.settings["sm_debug"]
-        transport = choose_transport(
-            body_or_query.get("transport") or state.config.default_transport
-        )
-        timeout = choose_timeout(body_or_query.get("timeout"), state.config.run_timeout)
+        transport = choose_transport(given.get("transport", state.config.default_transport))
+        timeout = choose_timeout(given.get("timeout", state.config.run_timeout))
         description = await self.jobs.describe(job, fresh=True)
         reach = attach_state(description)[transport]
         if not reach["ok"]:
             raise SMDebugError(409, "not_attachable", reach["reason"], "Pick a running job.")
         return description, transport, timeout
+
+    def hosts(self, description: dict, given: dict) -> list[str]:
+        return choose_hosts(description, given.get("hosts", ALL))
 
 
 class StacksHandler(HostsHandler):
@@ -98,7 +100,7 @@ class StacksHandler(HostsHandler):
         check_keys(body, {"hosts", "transport", "timeout"})
         state = self.settings["sm_debug"]
         description, transport, timeout = await self.target(job, body)
-        hosts = choose_hosts(description, body.get("hosts"))
+        hosts = self.hosts(description, body)
         answer = await stacks.dump(
             self.jobs, state.config, job, description, hosts, transport, timeout
         )
@@ -111,7 +113,8 @@ class HostStateHandler(HostsHandler):
     async def get(self, job: str, host: str) -> None:
         job = names.job_name(job)
         names.host_index(host)
-        query = {"transport": self.query("transport"), "timeout": None}
+        transport = self.query("transport")
+        query = {} if transport is None else {"transport": transport}
         state = self.settings["sm_debug"]
         description, transport, timeout = await self.target(job, query)
         (host,) = choose_hosts(description, [host])
@@ -131,7 +134,7 @@ class RunHandler(HostsHandler):
         argv = command_argv(body)
         state = self.settings["sm_debug"]
         description, transport, timeout = await self.target(job, body)
-        hosts = choose_hosts(description, body.get("hosts"))
+        hosts = self.hosts(description, body)
         results = await run_on_hosts(
             self.jobs, state.config, job, description, hosts, transport, argv, timeout
         )

@@ -36,11 +36,14 @@ def choose_transport(name) -> str:
     return name
 
 
-def choose_hosts(description: dict, requested) -> list[str]:
+ALL = object()  # no "hosts" given: every host of the job
+
+
+def choose_hosts(description: dict, requested=ALL) -> list[str]:
     """The job's hosts, or the requested subset (validated names, each in range, no repeats)."""
     count = len(hosts_of(description))
     every = [f"algo-{n}" for n in range(1, count + 1)]
-    if requested is None:
+    if requested is ALL:
         return every
     if not isinstance(requested, list) or not requested or len(requested) > count:
         raise SMDebugError(
@@ -61,9 +64,7 @@ def choose_hosts(description: dict, requested) -> list[str]:
     return chosen
 
 
-def choose_timeout(value, default: float) -> float:
-    if value is None:
-        return default
+def choose_timeout(value) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))

@@ -138,6 +138,11 @@ HOSTILE_RUN_BODIES = [
     {"argv": ["id"], "transport": ["ssh"]},
     {"argv": ["id"], "transport": "telnet"},
     {"argv": ["id"], "user": "root"},
+    {"argv": ["id"], "hosts": None},
+    {"argv": ["id"], "timeout": None},
+    {"argv": ["id"], "transport": None},
+    {"argv": ["id"], "transport": ""},
+    {"argv": None},
 ]
 
 
