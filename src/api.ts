@@ -1,3 +1,9 @@
+import {
+  IHostState,
+  IRunResponse,
+  IStacksResponse,
+  RunCommand
+} from './hosttypes';
 import { requestAPI } from './request';
 import {
   IEnvironment,
@@ -30,6 +36,20 @@ export interface ISMDebugAPI {
     transport: Transport
   ): Promise<ITerminalResponse>;
   environment(): Promise<IEnvironment>;
+  stacks(
+    job: string,
+    options?: { hosts?: string[]; transport?: Transport }
+  ): Promise<IStacksResponse>;
+  runOnHosts(
+    job: string,
+    command: RunCommand,
+    options?: { hosts?: string[]; transport?: Transport; timeout?: number }
+  ): Promise<IRunResponse>;
+  hostState(
+    job: string,
+    host: string,
+    transport?: Transport
+  ): Promise<IHostState>;
 }
 
 /**
@@ -93,6 +113,51 @@ export class SMDebugAPI implements ISMDebugAPI {
 
   environment(): Promise<IEnvironment> {
     return this._request<IEnvironment>('environment');
+  }
+
+  /**
+   * Python stacks of the training on every host (or `hosts`), grouped, the
+   * outlier marked.
+   */
+  stacks(
+    job: string,
+    options: { hosts?: string[]; transport?: Transport } = {}
+  ): Promise<IStacksResponse> {
+    return this._request<IStacksResponse>(
+      `jobs/${encodeURIComponent(job)}/stacks`,
+      { method: 'POST', body: JSON.stringify(options) }
+    );
+  }
+
+  /**
+   * One command on every host (or `hosts`) at once; per host its exit code
+   * and output.
+   */
+  runOnHosts(
+    job: string,
+    command: RunCommand,
+    options: { hosts?: string[]; transport?: Transport; timeout?: number } = {}
+  ): Promise<IRunResponse> {
+    return this._request<IRunResponse>(`jobs/${encodeURIComponent(job)}/run`, {
+      method: 'POST',
+      body: JSON.stringify({ ...command, ...options })
+    });
+  }
+
+  /**
+   * A host's GPUs, load, memory, disk and top processes.
+   */
+  hostState(
+    job: string,
+    host: string,
+    transport?: Transport
+  ): Promise<IHostState> {
+    const query = transport
+      ? `?${new URLSearchParams({ transport }).toString()}`
+      : '';
+    return this._request<IHostState>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/state${query}`
+    );
   }
 
   private _request: RequestFunction;

@@ -24,6 +24,9 @@ export namespace CommandIDs {
   export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
   export const debugCopy = 'sm-debug:debug-copy';
   export const open = 'sm-debug:open';
+  export const stacks = 'sm-debug:stacks';
+  export const runOnHosts = 'sm-debug:run-on-hosts';
+  export const hostState = 'sm-debug:host-state';
 }
 
 export interface ICommandContext {

@@ -11,6 +11,7 @@ import { ITranslator } from '@jupyterlab/translation';
 import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
+import { addHostCommands } from './hostcommands';
 import { JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
@@ -90,7 +91,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       translator,
       actions: {
         debugCopy: job =>
-          void app.commands.execute(CommandIDs.debugCopy, { job })
+          void app.commands.execute(CommandIDs.debugCopy, { job }),
+        allHosts: (job, view, options) =>
+          void app.commands.execute(
+            {
+              stacks: CommandIDs.stacks,
+              run: CommandIDs.runOnHosts,
+              state: CommandIDs.hostState
+            }[view],
+            { job, ...options }
+          )
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -99,6 +109,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     addCommands({ app, model, attach, trans, panelId: PANEL_ID });
+    addHostCommands({ app, api, model, trans });
     if (palette) {
       const category = trans.__('SageMaker Debug');
       for (const command of [
