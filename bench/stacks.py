@@ -52,7 +52,7 @@ async def measure(jobs, config, job, hosts, transport, samples) -> dict:
         started = time.perf_counter()
         answer = await stacks.dump(jobs, config, job, description, names, transport, 60)
         times.append(time.perf_counter() - started)
-    errors = [h for h, a in answer["hosts"].items() if a.get("error")]
+    errors = {h: a["error"]["message"][:200] for h, a in answer["hosts"].items() if a.get("error")}
     return {
         "hosts": hosts,
         "transport": transport,

@@ -51,8 +51,10 @@ skip() {
   return 1
 }
 queue=1
-while [ -n "$queue" ]; do
-  set -- $queue; p=$1; shift; queue="$*"
+while :; do
+  set -- $queue
+  [ $# -eq 0 ] && break
+  p=$1; shift; queue="$*"
   comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
   skip "$comm" && continue
   stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue

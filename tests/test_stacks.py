@@ -46,6 +46,7 @@ async def test_the_hanging_rank_stands_apart_from_the_waiting_ones(api, standin,
     assert not waiting["outlier"]
     # Only the training's processes (launcher + 4 ranks per host), nothing of the sessions.
     for host in ("algo-1", "algo-2", "algo-3"):
+        assert "error" not in answer["hosts"][host], answer["hosts"][host]
         processes = answer["hosts"][host]["processes"]
         assert len(processes) == 5, processes
         assert all(p["command"].startswith("python train.py") for p in processes)
@@ -64,7 +65,7 @@ async def test_py_spy_is_sent_when_the_container_lacks_it_and_kept(
     pushed_in = time.monotonic() - started
     assert status == 200, first
     assert {h["py_spy"] for h in first["hosts"].values()} == {"pushed"}, first["hosts"]
-    assert all(h["processes"] for h in first["hosts"].values())
+    assert all(h["processes"] and "error" not in h for h in first["hosts"].values()), first
     started = time.monotonic()
     status, second = await api("POST", "jobs", job, "stacks", body={"transport": transport})
     assert {h["py_spy"] for h in second["hosts"].values()} == {"cached"}
