@@ -111,3 +111,17 @@ class SMDebug(Configurable):
         '{"my-job": {"algo-1": "10.0.1.7:22", "algo-2": {"address": "10.0.1.8:22", '
         '"host_key": "ssh-ed25519 AAAA..."}}}.',
     )
+    stacks_py_spy = Enum(
+        ["auto", "push"],
+        "auto",
+        config=True,
+        help="Stack dumps: 'auto' uses the container's py-spy when it has one, else sends the "
+        "one installed beside this extension; 'push' always sends ours (e.g. when the image's "
+        "py-spy is too old for its Python).",
+    )
+    run_timeout = Float(
+        30.0,
+        config=True,
+        help="Default seconds a command on a host (stacks, host state, run) may take before "
+        "the host is reported as not answering.",
+    )

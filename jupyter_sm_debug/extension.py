@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from jupyter_server.utils import url_path_join
 
-from . import handlers
+from . import handlers, hosthandlers
 from .config import SMDebug
 from .jobs import JobsService
 from .terminals import TerminalSessions
@@ -38,6 +38,12 @@ def route_table(base_url: str) -> list[tuple]:
         (
             url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "terminals") + "/?",
             handlers.TerminalsHandler,
+        ),
+        (url_path_join(base, "jobs", JOB, "stacks") + "/?", hosthandlers.StacksHandler),
+        (url_path_join(base, "jobs", JOB, "run") + "/?", hosthandlers.RunHandler),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "state") + "/?",
+            hosthandlers.HostStateHandler,
         ),
         (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
         (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),

@@ -1,3 +1,9 @@
+import {
+  IHostState,
+  IRunResponse,
+  IStacksResponse,
+  RunCommand
+} from './hosttypes';
 import { requestAPI } from './request';
 import {
   IEnvironment,
@@ -42,6 +48,20 @@ export interface ISMDebugAPI {
     nextToken?: string | null,
     limit?: number
   ): Promise<ILogPage>;
+  stacks(
+    job: string,
+    options?: { hosts?: string[]; transport?: Transport }
+  ): Promise<IStacksResponse>;
+  runOnHosts(
+    job: string,
+    command: RunCommand,
+    options?: { hosts?: string[]; transport?: Transport; timeout?: number }
+  ): Promise<IRunResponse>;
+  hostState(
+    job: string,
+    host: string,
+    transport?: Transport
+  ): Promise<IHostState>;
 }
 
 /**
@@ -127,6 +147,35 @@ export class SMDebugAPI implements ISMDebugAPI {
   }
 
   /**
+   * Python stacks of the training on every host (or `hosts`), grouped, the
+   * outlier marked.
+   */
+  stacks(
+    job: string,
+    options: { hosts?: string[]; transport?: Transport } = {}
+  ): Promise<IStacksResponse> {
+    return this._request<IStacksResponse>(
+      `jobs/${encodeURIComponent(job)}/stacks`,
+      { method: 'POST', body: JSON.stringify(options) }
+    );
+  }
+
+  /**
+   * One command on every host (or `hosts`) at once; per host its exit code
+   * and output.
+   */
+  runOnHosts(
+    job: string,
+    command: RunCommand,
+    options: { hosts?: string[]; transport?: Transport; timeout?: number } = {}
+  ): Promise<IRunResponse> {
+    return this._request<IRunResponse>(`jobs/${encodeURIComponent(job)}/run`, {
+      method: 'POST',
+      body: JSON.stringify({ ...command, ...options })
+    });
+  }
+
+  /**
    * A page of a host's log: from the start, or after `nextToken`.
    */
   hostLogs(
@@ -145,6 +194,22 @@ export class SMDebugAPI implements ISMDebugAPI {
     }
     return this._request<ILogPage>(
       `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/logs?${params}`
+    );
+  }
+
+  /**
+   * A host's GPUs, load, memory, disk and top processes.
+   */
+  hostState(
+    job: string,
+    host: string,
+    transport?: Transport
+  ): Promise<IHostState> {
+    const query = transport
+      ? `?${new URLSearchParams({ transport }).toString()}`
+      : '';
+    return this._request<IHostState>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/state${query}`
     );
   }
 

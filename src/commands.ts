@@ -27,6 +27,9 @@ export namespace CommandIDs {
   export const open = 'sm-debug:open';
   export const stopJob = 'sm-debug:stop-job';
   export const openLogs = 'sm-debug:open-logs';
+  export const stacks = 'sm-debug:stacks';
+  export const runOnHosts = 'sm-debug:run-on-hosts';
+  export const hostState = 'sm-debug:host-state';
 }
 
 export interface ICommandContext {

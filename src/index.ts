@@ -12,6 +12,7 @@ import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
 import { LogsWidget } from './logsWidget';
+import { addHostCommands } from './hostcommands';
 import { JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
@@ -122,7 +123,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
           void app.commands.execute(CommandIDs.debugCopy, { job }),
         stopJob: job => void app.commands.execute(CommandIDs.stopJob, { job }),
         openLogs: (job, host) =>
-          void app.commands.execute(CommandIDs.openLogs, { job, host })
+          void app.commands.execute(CommandIDs.openLogs, { job, host }),
+        allHosts: (job, view, options) =>
+          void app.commands.execute(
+            {
+              stacks: CommandIDs.stacks,
+              run: CommandIDs.runOnHosts,
+              state: CommandIDs.hostState
+            }[view],
+            { job, ...options }
+          )
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -131,6 +141,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     addCommands({ app, model, attach, trans, panelId: PANEL_ID, openLogs });
+    addHostCommands({ app, api, model, trans });
     if (palette) {
       const category = trans.__('SageMaker Debug');
       for (const command of [

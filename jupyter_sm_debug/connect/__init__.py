@@ -70,3 +70,44 @@ def transports() -> dict[str, Transport]:
     from . import ssh, ssm
 
     return {"ssh": ssh.SSHTransport(), "ssm": ssm.SSMTransport()}
+
+
+# -- running one command on a host (stacks, host state, run on all hosts) ----------------------
+
+RUN_OUTPUT_LIMIT = 16 * 1024 * 1024  # bytes kept of each of stdout and stderr
+
+
+@dataclass
+class RunResult:
+    """One command on one host. `exit_code` is None when it did not finish: `timed_out`,
+    or `error` says why it could not run at all (a host that cannot be reached)."""
+
+    exit_code: Optional[int]
+    stdout: bytes = b""
+    stderr: bytes = b""
+    timed_out: bool = False
+    error: Optional[dict] = None  # {code, message, hint}
+    truncated: bool = False  # more output than RUN_OUTPUT_LIMIT was dropped
+    seconds: float = 0.0
+
+    def as_json(self) -> dict:
+        return {
+            "exit_code": self.exit_code,
+            "stdout": self.stdout.decode(errors="replace"),
+            "stderr": self.stderr.decode(errors="replace"),
+            "timed_out": self.timed_out,
+            "error": self.error,
+            "truncated": self.truncated,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Runner(Protocol):
+    """A transport's non-interactive verb: argv (never a shell string built from names) on
+    one host, with bytes for its stdin, ended after `timeout` seconds."""
+
+    name: str
+
+    async def run(
+        self, request: AttachRequest, argv: list[str], timeout: float, stdin: bytes = b""
+    ) -> RunResult: ...

@@ -23,14 +23,23 @@ import hashlib
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import socket
 import struct
 import tempfile
+import time
 from dataclasses import dataclass
 
 from ..jobs import attach_state
-from . import AttachRequest, CannotAttach, Session, base_environment
+from . import (
+    RUN_OUTPUT_LIMIT,
+    AttachRequest,
+    CannotAttach,
+    RunResult,
+    Session,
+    base_environment,
+)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 HOST_KEY_TYPES = frozenset({
@@ -510,3 +519,77 @@ class SSHTransport:
             info={"host_key": host_key},
             pin=" ".join(host_key["fingerprints"]),
         )
+
+    async def run(
+        self, request: AttachRequest, argv: list[str], timeout: float, stdin: bytes = b""
+    ) -> RunResult:
+        """`ssh ... -- addr 'argv'` with the attach's pinned key and options, no PTY. sshd
+        hands the remote side one string, so the argv is quoted for its shell here."""
+        started = time.monotonic()
+        session = await self.prepare(request)
+        try:
+            ssh_argv = ["-T" if a == "-t" else a for a in session.argv[:-2]]
+            command = [*ssh_argv, "-o", "BatchMode=yes", "--", session.argv[-1], shlex.join(argv)]
+            left = max(0.1, timeout - (time.monotonic() - started))
+            result = await capture(command, stdin, left, session.env)
+        finally:
+            if session.on_end is not None:
+                await session.on_end()
+        result.seconds = time.monotonic() - started
+        if result.exit_code == 255 and not result.timed_out:
+            # ssh's own failure (connection, authentication), not the command's exit code.
+            last = (result.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+            result.error = {
+                "code": "ssh_failed",
+                "message": f"ssh to {session.target} failed: {last[:300]}",
+                "hint": "Check that the host is up and that the key is accepted.",
+            }
+        return result
+
+
+async def _read_capped(stream, limit: int) -> tuple[bytes, bool]:
+    """All of a stream, keeping at most `limit` bytes (the rest is read and dropped so the
+    writer never blocks)."""
+    kept, dropped = bytearray(), False
+    while True:
+        chunk = await stream.read(256 * 1024)
+        if not chunk:
+            return bytes(kept), dropped
+        room = limit - len(kept)
+        if len(chunk) > room:
+            dropped = True
+        kept += chunk[: max(0, room)]
+
+
+async def capture(argv: list[str], stdin: bytes, timeout: float, env: dict) -> RunResult:
+    """Run a local process (the ssh client) with `stdin`, capped output and a deadline."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+    )  # fmt: skip
+
+    async def feed() -> None:
+        try:
+            if stdin:
+                process.stdin.write(stdin)
+                await process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            process.stdin.close()
+
+    async def everything():
+        _, (out, cut_out), (err, cut_err) = await asyncio.gather(
+            feed(),
+            _read_capped(process.stdout, RUN_OUTPUT_LIMIT),
+            _read_capped(process.stderr, RUN_OUTPUT_LIMIT),
+        )
+        return out, err, cut_out or cut_err, await process.wait()
+
+    try:
+        out, err, cut, code = await asyncio.wait_for(everything(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        return RunResult(None, timed_out=True)
+    return RunResult(code, out, err, truncated=cut)

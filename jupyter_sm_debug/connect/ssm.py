@@ -10,6 +10,7 @@ variable (1.2.536.0 and later), else the built-in one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -17,12 +18,13 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SMDebugError
 from ..jobs import attach_state
-from . import AttachRequest, CannotAttach, Session, base_environment
+from . import AttachRequest, CannotAttach, RunResult, Session, base_environment
 
 SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts
 PLUGIN = "session-manager-plugin"
@@ -150,6 +152,10 @@ def client_report(preference: str) -> tuple[dict, list[dict]]:
 
 # ---------------------------------------------------------------------------- transport
 
+# Each command over SSM holds a thread for its session (the built-in client blocks); the
+# number of hosts run at once is bounded by the caller (c.SMDebug.max_concurrency).
+_run_threads = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="sm-debug-ssm-run")
+
 
 class SSMTransport:
     name = "ssm"
@@ -234,3 +240,60 @@ class SSMTransport:
             if request.config.profile:
                 argv += ["--profile", request.config.profile]
         return Session(argv=argv, env=env, target=f"{target} ({choice.kind})", on_end=terminate)
+
+    async def run(
+        self, request: AttachRequest, argv: list[str], timeout: float, stdin: bytes = b""
+    ) -> RunResult:
+        """StartSession, the command typed into the session's shell by the built-in client
+        (ssm/run.py: marker protocol, no echo), TerminateSession always."""
+        from ..ssm.run import run_in_session
+
+        started = time.monotonic()
+        state = attach_state(request.description)["ssm"]
+        if not state["ok"]:
+            raise CannotAttach("not_attachable", state["reason"], "Pick a running job.")
+        target = target_id(request.job, request.host)
+        params = {"Target": target}
+        if request.config.ssm_document:
+            params["DocumentName"] = request.config.ssm_document
+        try:
+            response = await request.jobs.call("ssm", "start_session", **params)
+        except SMDebugError as error:
+            if "TargetNotConnected" in error.message or "not connected" in error.message:
+                raise CannotAttach(
+                    "target_not_connected",
+                    f"SSM cannot reach {request.host} of {request.job} yet.",
+                    "SSM registers a host a minute or two after training starts: wait and retry.",
+                ) from None
+            raise
+        session_id = response.get("SessionId")
+        ssm = request.jobs.client("ssm")
+
+        def resume(sid: str) -> dict:
+            answer = ssm.resume_session(SessionId=sid)
+            return {"SessionId": sid, "TokenValue": answer.get("TokenValue", ""),
+                    "StreamUrl": answer.get("StreamUrl", "")}  # fmt: skip
+
+        def data_key(key_id: str, context: dict) -> tuple:
+            answer = request.jobs.client("kms").generate_data_key(
+                KeyId=key_id, KeySpec="AES_256", EncryptionContext=context
+            )
+            return answer["CiphertextBlob"], answer["Plaintext"]
+
+        left = max(0.5, timeout - (time.monotonic() - started))
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                _run_threads,
+                lambda: run_in_session(
+                    response, argv, left, stdin, target=target,
+                    generate_data_key=data_key, resume=resume,
+                ),
+            )  # fmt: skip
+        finally:
+            try:
+                await request.jobs.call("ssm", "terminate_session", SessionId=session_id)
+            except SMDebugError as error:
+                request.jobs.log.info("sm-debug: TerminateSession %s: %s", session_id, error.code)
+        result.seconds = time.monotonic() - started
+        return result

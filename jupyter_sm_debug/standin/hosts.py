@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import entrypoint
-from . import container, procs, trainlog
+from . import container, ddp, procs, trainlog
 from .logs import LogWriter
 from .sagemaker import (
     DEFAULT_FAILURE_REASON,
@@ -443,7 +443,7 @@ class HostManager:
         (config_dir / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
         (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         (config_dir / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
-        (optml / "code" / "train.py").write_text(container.TRAIN_PY)
+        (optml / "code" / "train.py").write_text(ddp.TRAIN_PY)
         (sandbox / RELEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
         bin_dir = sandbox / ENTRYPOINT_BIN
         bin_dir.mkdir(parents=True, exist_ok=True)
@@ -455,18 +455,22 @@ class HostManager:
         script_args = trainlog.entry_point(hyperparameters)[2:]
         program = _decoded(hyperparameters.get("sagemaker_program")) or "train.py"
         if program != "train.py" and re.fullmatch(r"[\w.-]+\.py", program):
-            (optml / "code" / program).write_text(container.TRAIN_PY)
+            (optml / "code" / program).write_text(ddp.TRAIN_PY)
         elif program != "train.py":
             program = "train.py"
         programs = {
             "start_with_right_hostname.sh": container.START_WITH_RIGHT_HOSTNAME,
             "train": container.toolkit_train(program, script_args),
-            "byoc_train.py": container.TRAIN_PY,
+            "byoc_train.py": ddp.TRAIN_PY,
             "init": container.init_script(job.command or ["python", "train.py", *script_args]),
         }
         for file_name, text in programs.items():
             (bin_dir / file_name).write_text(text)
             (bin_dir / file_name).chmod(0o755)
+        smi = ddp.nvidia_smi(spec.instance_type, spec.name)
+        if smi:
+            (bin_dir / "nvidia-smi").write_text(smi)
+            (bin_dir / "nvidia-smi").chmod(0o755)
         user = self.ssh.user
         # The job's Environment reaches the container, as on SageMaker; the variables
         # SageMaker itself sets win.
@@ -503,10 +507,16 @@ class HostManager:
             "SM_RESOURCE_CONFIG": json.dumps(resource),
             "SM_INPUT_DATA_CONFIG": json.dumps(channels),
             "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_NUM_GPUS": "0",
+            "SM_NUM_GPUS": str(ddp.gpus(spec.instance_type)[0]),
             "SM_NUM_NEURONS": "0",
             "SM_LOG_LEVEL": "20",
         }
+        hang = {t.get("Key"): t.get("Value") for t in job.tags or []}.get(
+            "standin:" + ddp.HANG_RANK_TAG
+        )
+        stall = ddp.parse_hang_rank(hang)
+        if stall:
+            base["SM_STANDIN_HANG_RANK"] = f"{stall[0]}@{stall[1]}"
         for key, value in hyperparameters.items():
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 base["SM_HP_" + key.upper()] = value

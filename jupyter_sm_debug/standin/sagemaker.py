@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 
 from .. import hold
 from . import awsmodel
+from .ddp import parse_hang_rank
 from .errors import StandInError, validation_error
 
 ACTIONS = (
@@ -104,6 +105,8 @@ class Schedule:
     }
     # Tags that place the job in time rather than shape its phases.
     TIME_TAGS = ("started-ago", "stop-after")
+    # Tags that shape what the hosts run (ddp.py), not the job's phases.
+    HOST_TAGS = ("hang-rank",)
 
     @classmethod
     def from_tags(cls, tags: list[dict]) -> tuple[Schedule, float, Optional[float]]:
@@ -120,6 +123,12 @@ class Schedule:
                 schedule.outcome = value
             elif short == "failure-reason":
                 schedule.failure_reason = value
+            elif short == "hang-rank":
+                if parse_hang_rank(value) is None:
+                    raise validation_error(
+                        f"Tag {key} must be a rank, optionally @step (e.g. 13 or 13@4), "
+                        f"not {value!r}."
+                    )
             elif short in cls.TAGS or short in cls.TIME_TAGS:
                 seconds = _seconds(key, value)
                 if short == "started-ago":
@@ -129,7 +138,9 @@ class Schedule:
                 else:
                     setattr(schedule, cls.TAGS[short], seconds)
             else:
-                valid = ", ".join(TAG_PREFIX + k for k in [*cls.TAGS, *cls.TIME_TAGS])
+                valid = ", ".join(
+                    TAG_PREFIX + k for k in [*cls.TAGS, *cls.TIME_TAGS, *cls.HOST_TAGS]
+                )
                 raise validation_error(f"Unknown stand-in tag {key}; valid: {valid}.")
         if schedule.failure_reason and schedule.outcome != "Failed":
             schedule.outcome = "Failed"

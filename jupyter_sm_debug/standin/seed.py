@@ -79,6 +79,9 @@ def seed_demo(standin) -> dict[str, str]:
                 "remote_debug": False,
                 "schedule": {"starting": 420, "downloading": 300, "training": 14 * HOUR},
                 "hyperparameters": {"epochs": "90", "batch-size": "256", "backend": "nccl"},
+                # Rank 13 (algo-2's sixth GPU) stalls in its data loader; the other 31 ranks
+                # wait for it in all_reduce: "Stacks of all hosts" finds it.
+                "tags": [{"Key": "standin:hang-rank", "Value": "13"}],
             },
         ),
         (

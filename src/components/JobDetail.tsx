@@ -20,6 +20,7 @@ import {
   Transport,
   TRANSPORTS
 } from '../types';
+import { AllHostsActions, AllHostsView } from './AllHosts';
 import { ErrorMessage } from './Messages';
 
 /**
@@ -33,6 +34,12 @@ export interface IJobActions {
   stopJob(job: string): void;
   /** Open the tab with a host's log. */
   openLogs(job: string, host: string): void;
+  /** Open a tab that looks inside every host (or `hosts`) of the job. */
+  allHosts?(
+    job: string,
+    view: AllHostsView,
+    options: { transport: Transport; hosts?: string[] }
+  ): void;
 }
 
 export interface IJobDetailProps {
@@ -459,6 +466,16 @@ function Hosts(props: IJobDetailProps & { detail: IJob }): JSX.Element {
         <div id={reasonId} className="jp-SMDebug-attachReason">
           {check.reason}
         </div>
+      ) : null}
+      {check.ok && props.actions.allHosts ? (
+        <AllHostsActions
+          job={detail.name}
+          transport={transport}
+          trans={trans}
+          open={(view, t) =>
+            props.actions.allHosts?.(detail.name, view, { transport: t })
+          }
+        />
       ) : null}
       <ul className="jp-SMDebug-hostList" aria-label={trans.__('Hosts')}>
         {hosts.map(host => (

@@ -1,0 +1,190 @@
+import { Clipboard, ReactWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { copyIcon, refreshIcon } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { ISMDebugAPI } from './api';
+import { ErrorMessage } from './components/Messages';
+import { useSignals } from './components/hooks';
+import { IStackGroup, IStacksResponse } from './hosttypes';
+import { RequestModel } from './hostviews';
+import { Transport } from './types';
+
+/**
+ * A main-area tab with the Python stacks of every host of a job: identical
+ * stacks grouped across hosts, the outlier first and highlighted.
+ */
+export class StacksWidget extends ReactWidget {
+  constructor(options: StacksWidget.IOptions) {
+    super();
+    const { api, job, hosts, transport, trans } = options;
+    this.model = new RequestModel(() =>
+      api.stacks(job, { ...(hosts ? { hosts } : {}), transport })
+    );
+    this._job = job;
+    this._trans = trans;
+    this.id = `jp-SMDebug-stacks-${job}${hosts ? '-' + hosts.join('-') : ''}`;
+    this.title.label = trans.__('Stacks: %1', job);
+    this.title.caption = trans.__('Python stacks of the hosts of %1', job);
+    this.title.closable = true;
+    this.addClass('jp-SMDebug-hostView');
+    void this.model.load();
+  }
+
+  readonly model: RequestModel<IStacksResponse>;
+
+  render(): JSX.Element {
+    return (
+      <StacksView model={this.model} job={this._job} trans={this._trans} />
+    );
+  }
+
+  private _job: string;
+  private _trans: TranslationBundle;
+}
+
+export namespace StacksWidget {
+  export interface IOptions {
+    api: ISMDebugAPI;
+    job: string;
+    hosts?: string[];
+    transport: Transport;
+    trans: TranslationBundle;
+  }
+}
+
+function StacksView(props: {
+  model: RequestModel<IStacksResponse>;
+  job: string;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { model, job, trans } = props;
+  useSignals(model.changed);
+  const result = model.result;
+  return (
+    <div className="jp-SMDebug-hostViewBody">
+      <div className="jp-SMDebug-hostViewToolbar">
+        <h2 className="jp-SMDebug-hostViewTitle">
+          {trans.__('Python stacks of %1', job)}
+        </h2>
+        <button
+          type="button"
+          className="jp-SMDebug-secondaryButton"
+          onClick={() => void model.load()}
+          aria-busy={model.pending}
+          disabled={model.pending}
+        >
+          <refreshIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+          {model.pending ? trans.__('Dumping…') : trans.__('Dump again')}
+        </button>
+        <button
+          type="button"
+          className="jp-SMDebug-secondaryButton"
+          disabled={!result}
+          onClick={() => result && Clipboard.copyToSystem(result.text)}
+        >
+          <copyIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+          {trans.__('Copy as text')}
+        </button>
+      </div>
+      {model.error ? (
+        <ErrorMessage
+          error={model.error}
+          trans={trans}
+          onRetry={() => void model.load()}
+        />
+      ) : null}
+      {!result && model.pending ? (
+        <p className="jp-SMDebug-empty" role="status">
+          {trans.__('Reading the stacks of every host…')}
+        </p>
+      ) : null}
+      {result ? <StacksResult result={result} trans={trans} /> : null}
+    </div>
+  );
+}
+
+function StacksResult(props: {
+  result: IStacksResponse;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { result, trans } = props;
+  const failed = Object.entries(result.hosts).filter(([, h]) => h.error);
+  const pushed = Object.entries(result.hosts)
+    .filter(([, h]) => h.py_spy === 'pushed')
+    .map(([host]) => host);
+  return (
+    <>
+      <p className="jp-SMDebug-stacksSummary" role="status">
+        {result.outliers.length
+          ? trans.__('Stands apart: %1', result.outliers.join('; '))
+          : trans.__('No host stands apart.')}
+        {pushed.length
+          ? ' ' + trans.__('(py-spy was sent to %1)', pushed.join(', '))
+          : ''}
+      </p>
+      {failed.map(([host, h]) => (
+        <div
+          key={host}
+          className="jp-SMDebug-message jp-mod-error"
+          role="alert"
+          data-host={host}
+        >
+          <div className="jp-SMDebug-messageText">
+            {host}: {h.error?.message}
+          </div>
+          {h.error?.hint ? (
+            <div className="jp-SMDebug-messageHint">{h.error.hint}</div>
+          ) : null}
+        </div>
+      ))}
+      <ul className="jp-SMDebug-stackGroups" aria-label={trans.__('Stacks')}>
+        {result.groups.map((group, i) => (
+          <StackGroup key={i} group={group} trans={trans} />
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function StackGroup(props: {
+  group: IStackGroup;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { group, trans } = props;
+  const [open, setOpen] = React.useState(group.outlier);
+  return (
+    <li
+      className={`jp-SMDebug-stackGroup${group.outlier ? ' jp-mod-outlier' : ''}`}
+      data-outlier={group.outlier ? 'true' : 'false'}
+      aria-label={`${group.hosts_text}: ${group.headline}`}
+    >
+      <button
+        type="button"
+        className="jp-SMDebug-stackGroupHeader"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+      >
+        <span className="jp-SMDebug-stackHosts">{group.hosts_text}</span>
+        <span className="jp-SMDebug-stackCount">
+          {trans._n('%1 thread', '%1 threads', group.count)}
+        </span>
+        <span className="jp-SMDebug-stackHeadline">{group.headline}</span>
+        {group.outlier ? (
+          <span className="jp-SMDebug-outlierBadge">{trans.__('outlier')}</span>
+        ) : null}
+      </button>
+      {open ? (
+        <ol className="jp-SMDebug-stackFrames">
+          {group.frames.map((frame, i) => (
+            <li key={i}>
+              <code>
+                {frame.name} ({frame.file}:{frame.line})
+              </code>
+            </li>
+          ))}
+        </ol>
+      ) : null}
+    </li>
+  );
+}

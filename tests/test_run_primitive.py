@@ -1,0 +1,102 @@
+"""The run-a-command primitive of each transport, through the extension's own services
+against the stand-in's hosts (real sshd, real SSM sessions)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from jupyter_sm_debug.hostrun import run_on_hosts
+from jupyter_sm_debug.standin import ssm as standin_ssm
+
+pytestmark = pytest.mark.usefixtures("standin")
+
+
+@pytest.fixture
+def run_job(standin):
+    name = f"run-{uuid.uuid4().hex[:8]}"
+    standin.create_job(name, instance_count=3, remote_debug=True, started_ago=600)
+    return name
+
+
+@pytest.fixture
+def services(jp_serverapp):
+    return jp_serverapp.web_app.settings["sm_debug"]
+
+
+async def run(services, job, argv, transport, timeout=20.0, hosts=None, stdin=b""):
+    description = await services.jobs.describe(job, fresh=True)
+    hosts = hosts or ["algo-1", "algo-2", "algo-3"]
+    return await run_on_hosts(
+        services.jobs, services.config, job, description, hosts, transport, argv, timeout, stdin
+    )
+
+
+def sessions_of(standin, job) -> dict:
+    """The stand-in's SSM sessions to this job's hosts: {session id: status}."""
+    found = standin_ssm.registry(standin).sessions
+    return {sid: s.status for sid, s in list(found.items()) if job in str(getattr(s, "target", ""))}
+
+
+@pytest.mark.parametrize("transport", ["ssh", "ssm"])
+async def test_exit_code_stdout_and_stderr_come_apart(services, run_job, transport):
+    script = 'echo "out on $SM_CURRENT_HOST"; echo "err $1" >&2; exit 3'
+    results = await run(services, run_job, ["sh", "-c", script, "sh", "a b;$(x)"], transport)
+    for host, result in results.items():
+        assert result.error is None and not result.timed_out, result
+        assert result.exit_code == 3
+        assert result.stdout == f"out on {host}\n".encode()
+        # The argument arrives as one word, never run by a shell; no PTY echo, no prompt.
+        assert result.stderr == b"err a b;$(x)\n"
+
+
+@pytest.mark.parametrize("transport", ["ssh", "ssm"])
+async def test_stdin_and_more_than_a_mib_of_output_arrive_intact(services, run_job, transport):
+    data = os.urandom(300 * 1024)
+    results = await run(
+        services, run_job, ["sh", "-c", "cat; head -c 1200000 /dev/zero | tr '\\0' x"],
+        transport, timeout=60, hosts=["algo-2"], stdin=data,
+    )  # fmt: skip
+    result = results["algo-2"]
+    assert result.exit_code == 0, result
+    assert result.stdout[: len(data)] == data
+    assert result.stdout[len(data) :] == b"x" * 1200000
+
+
+@pytest.mark.parametrize("transport", ["ssh", "ssm"])
+async def test_a_command_past_its_timeout_is_reported_and_does_not_hold_the_others(
+    services, run_job, transport
+):
+    script = '[ "$SM_CURRENT_HOST" = algo-2 ] && sleep 60; echo done'
+    started = time.monotonic()
+    results = await run(services, run_job, ["sh", "-c", script], transport, timeout=4)
+    assert time.monotonic() - started < 12
+    assert results["algo-2"].timed_out and results["algo-2"].exit_code is None
+    for host in ("algo-1", "algo-3"):
+        assert results[host].exit_code == 0 and results[host].stdout == b"done\n"
+
+
+async def test_every_ssm_session_is_terminated(services, run_job, standin):
+    await run(services, run_job, ["true"], "ssm")
+    await run(services, run_job, ["sleep", "30"], "ssm", timeout=2, hosts=["algo-1"])
+    statuses = sessions_of(standin, run_job)
+    assert len(statuses) == 4
+    assert set(statuses.values()) == {"Terminated"}
+
+
+async def test_a_dead_host_is_reported_while_the_others_answer(services, run_job, standin):
+    host = standin._hosts.get(standin.region, run_job, "algo-3")
+    os.kill(host.sshd.pid, signal.SIGSTOP)  # accepts nothing: the connection never answers
+    try:
+        started = time.monotonic()
+        results = await run(services, run_job, ["echo", "hi"], "ssh", timeout=4)
+        assert time.monotonic() - started < 12
+    finally:
+        os.kill(host.sshd.pid, signal.SIGCONT)
+    assert results["algo-1"].stdout == b"hi\n" and results["algo-2"].stdout == b"hi\n"
+    dead = results["algo-3"]
+    assert dead.exit_code is None and (dead.timed_out or dead.error), dead
