@@ -111,3 +111,11 @@ class SMDebug(Configurable):
         '{"my-job": {"algo-1": "10.0.1.7:22", "algo-2": {"address": "10.0.1.8:22", '
         '"host_key": "ssh-ed25519 AAAA..."}}}.',
     )
+    forward_idle_seconds = Float(
+        600.0,
+        min=0.0,
+        config=True,
+        help="A port forward nothing used (no proxied request, no open websocket) for this "
+        "many seconds ends: the browser never says reliably that its last tab closed. "
+        "0 keeps forwards until DELETE or the job ends.",
+    )

@@ -70,3 +70,40 @@ def transports() -> dict[str, Transport]:
     from . import ssh, ssm
 
     return {"ssh": ssh.SSHTransport(), "ssm": ssm.SSMTransport()}
+
+
+# -- forward-a-port: the second verb of a transport -------------------------------------------
+
+
+@dataclass
+class Tunnel:
+    """A listener on this server's loopback (`local_port`) whose connections reach
+    127.0.0.1:`remote_port` inside the host. `close` ends it and everything it started."""
+
+    local_port: int
+    remote_port: int
+    target: str
+    close: Callable[[], Awaitable[None]]
+    alive: Callable[[], bool]
+    # Process ids the tunnel runs (for tests and the forwards list); may be empty.
+    pids: list[int] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Forwarder(Protocol):
+    name: str
+
+    async def forward(self, request: AttachRequest, remote_port: int) -> Tunnel: ...
+
+
+def forwarders() -> dict[str, Forwarder]:
+    from . import ssh
+
+    found: dict[str, Forwarder] = {"ssh": ssh.SSHForwarder()}
+    try:
+        from . import ssm_forward
+
+        found["ssm"] = ssm_forward.SSMForwarder()
+    except ImportError:  # pragma: no cover - SSM forwarding is optional
+        pass
+    return found
