@@ -15,7 +15,7 @@ from forward_apps import BIG_SAMPLE, HostApp, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-TRANSPORTS = ["ssh"]
+TRANSPORTS = ["ssh", "ssm"]
 
 
 def alive(pid: int) -> bool:
