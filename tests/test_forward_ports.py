@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 import uuid
 
 import pytest
 from forward_apps import BIG_SAMPLE, HostApp, free_port
+from ssm_judge import SKIP_REASON, real_plugin
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 TRANSPORTS = ["ssh", "ssm"]
+PLUGIN = real_plugin()
 
 
 def alive(pid: int) -> bool:
@@ -229,3 +232,58 @@ async def test_bad_names_and_hosts(close_port, api, job, proxy, jp_base_url):
     assert status == 400
     code, _, page = await proxy(f"{jp_base_url}sm-debug/proxy/{job}/algo-1/70000/")
     assert code == 400 and json.loads(page)["error"]["code"] == "invalid_port"
+
+
+async def test_delete_terminates_the_ssm_session(close_port, api, jp_serverapp, standin, job, app):
+    from jupyter_sm_debug.standin import ssm as standin_ssm
+
+    status, body = await open_port(api, job, "algo-1", app.port, "ssm")
+    assert status == 201, body
+    forward = jp_serverapp.web_app.settings["sm_debug"].forwards.get(job, "algo-1", app.port)
+    session_id = forward.tunnel.info["session_id"]
+    assert standin_ssm.registry(standin).get(session_id).status == "Connected"
+    status, _ = await close_port(job, "algo-1", app.port)
+    assert status == 204
+    assert standin_ssm.registry(standin).get(session_id).status == "Terminated"
+
+
+@pytest.mark.skipif(PLUGIN is None, reason=SKIP_REASON)
+async def test_ssm_through_aws_plugin_when_chosen(
+    close_port, api, jp_serverapp, proxy, standin, job, app, monkeypatch
+):
+    from jupyter_sm_debug.standin import ssm as standin_ssm
+
+    monkeypatch.setenv("PATH", f"{os.path.dirname(PLUGIN)}:{os.environ['PATH']}")
+    jp_serverapp.web_app.settings["sm_debug"].config.ssm_client = "plugin"
+    status, body = await open_port(api, job, "algo-1", app.port, "ssm")
+    assert status == 201, body
+    assert "(plugin," in body["target"]
+    code, _, page = await proxy(body["url"] + "via-plugin")
+    assert (code, page) == (200, b"hello from algo-1 /via-plugin")
+    forward = jp_serverapp.web_app.settings["sm_debug"].forwards.get(job, "algo-1", app.port)
+    pids, session_id = forward.tunnel.pids, forward.tunnel.info["session_id"]
+    assert pids and all(alive(pid) for pid in pids)
+    status, _ = await close_port(job, "algo-1", app.port)
+    assert status == 204
+    assert not any(alive(pid) for pid in pids)
+    assert standin_ssm.registry(standin).get(session_id).status == "Terminated"
+
+
+async def test_a_forward_ends_with_its_job(close_port, api, jp_serverapp, standin, sagemaker):
+    name = f"ports-end-{uuid.uuid4().hex[:6]}"
+    standin.create_job(name, instance_count=1, remote_debug=True, started_ago=600)
+    running = HostApp(standin, name, "algo-1", big_bytes=256)
+    try:
+        status, body = await open_port(api, name, "algo-1", running.port, "ssh")
+        assert status == 201, body
+        registry = jp_serverapp.web_app.settings["sm_debug"].forwards
+        pids = registry.get(name, "algo-1", running.port).tunnel.pids
+        sagemaker.stop_training_job(TrainingJobName=name)
+        deadline = time.monotonic() + 30
+        while registry.get(name, "algo-1", running.port) and time.monotonic() < deadline:
+            await registry.reap()
+            await asyncio.sleep(0.5)
+        assert registry.get(name, "algo-1", running.port) is None
+        assert not any(alive(pid) for pid in pids)
+    finally:
+        running.stop()

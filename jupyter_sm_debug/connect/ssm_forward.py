@@ -32,13 +32,14 @@ PORT_DOCUMENT = "AWS-StartPortForwardingSession"
 PLUGIN_READY_TIMEOUT = 30.0
 
 
-async def start_port_session(request: AttachRequest, port: int) -> dict:
+async def start_port_session(request: AttachRequest, port: int, local_port: int = 0) -> dict:
+    """StartSession of the port document. localPortNumber goes in the session itself: the
+    agent hands the document's properties to the client, and the plugin listens there."""
     target = target_id(request.job, request.host)
-    params = {
-        "Target": target,
-        "DocumentName": PORT_DOCUMENT,
-        "Parameters": {"portNumber": [str(port)]},
-    }
+    parameters = {"portNumber": [str(port)]}
+    if local_port:
+        parameters["localPortNumber"] = [str(local_port)]
+    params = {"Target": target, "DocumentName": PORT_DOCUMENT, "Parameters": parameters}
     try:
         response = await request.jobs.call("ssm", "start_session", **params)
     except SMDebugError as error:
@@ -64,7 +65,8 @@ class SSMForwarder:
         choice = await loop.run_in_executor(None, choose_client, request.config.ssm_client)
         if choice.kind is None:
             raise plugin_missing()
-        started = await start_port_session(request, remote_port)
+        local_port = free_local_port() if choice.kind == "plugin" else 0
+        started = await start_port_session(request, remote_port, local_port)
         response, target = started["response"], started["target"]
         session_id = response["SessionId"]
 
@@ -73,7 +75,7 @@ class SSMForwarder:
                 await request.jobs.call("ssm", "terminate_session", SessionId=session_id)
 
         if choice.kind == "plugin":
-            return await self._plugin(request, remote_port, choice, started, terminate)
+            return await self._plugin(request, remote_port, local_port, choice, started, terminate)
         client = PortForwardClient(response, target=target, log=request.jobs.log)
         try:
             local_port = await client.start()
@@ -98,14 +100,11 @@ class SSMForwarder:
             info={"session_id": session_id, "client": "builtin"},
         )
 
-    async def _plugin(self, request, remote_port, choice, started, terminate) -> Tunnel:
+    async def _plugin(
+        self, request, remote_port, local_port, choice, started, terminate
+    ) -> Tunnel:  # fmt: skip
         ssm = request.jobs.client("ssm")
-        params = dict(started["params"])
-        local_port = free_local_port()
-        params["Parameters"] = {
-            "portNumber": [str(remote_port)],
-            "localPortNumber": [str(local_port)],
-        }
+        params = started["params"]
         env = {
             **base_environment(),
             **aws_environment(),

@@ -105,6 +105,7 @@ class SsmSession:
     document: str = SHELL_DOCUMENT
     inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
     port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (ssm_port.py)
+    local_port: str = ""  # its localPortNumber: the agent passes it on to the client
 
     @property
     def kms_key_id(self) -> str:
@@ -200,6 +201,7 @@ def start_session(params: dict, standin: Any) -> dict:
     port = None
     if document == PORT_DOCUMENT:
         inputs, port = {}, port_parameter(params.get("Parameters"))
+        local_port = local_port_parameter(params.get("Parameters"))
     else:
         inputs = session_document_inputs(standin, document)
     match = TARGET.fullmatch(target)
@@ -219,6 +221,8 @@ def start_session(params: dict, standin: Any) -> dict:
     session = SsmSession(session_id, token, target, job, host, url, document=document)
     session.inputs = inputs
     session.port = port
+    if port is not None:
+        session.local_port = local_port
     reg = registry(standin)
     with reg.lock:
         reg.sessions[session_id] = session
@@ -237,6 +241,20 @@ def port_parameter(parameters: Any) -> int:
     if int(value) > 65535:
         raise StandInError("InvalidParameters", "portNumber must be from 1 to 65535.")
     return int(value)
+
+
+def local_port_parameter(parameters: dict) -> str:
+    """localPortNumber, "" when not given: the document's properties carry it to the
+    client (the plugin listens where the handshake says, not where its argv says)."""
+    values = parameters.get("localPortNumber")
+    if values is None:
+        return ""
+    value = values[0] if isinstance(values, list) and len(values) == 1 else None
+    if not isinstance(value, str) or not re.fullmatch(r"0|[1-9][0-9]{0,4}", value):
+        raise StandInError("InvalidParameters", "localPortNumber must be a port number.")
+    if int(value) > 65535:
+        raise StandInError("InvalidParameters", "localPortNumber must be from 0 to 65535.")
+    return value
 
 
 def session_document_inputs(standin: Any, name: str) -> dict:

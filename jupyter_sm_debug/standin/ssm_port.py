@@ -69,7 +69,10 @@ class PortAgent:
             self._started = True
             self._timer = tornado.ioloop.PeriodicCallback(self._tick, RESEND_INTERVAL * 1000)
             self._timer.start()
+            # The document's properties with the session's parameters, as the agent sends them.
             properties = {"portNumber": str(self.session.port), "type": "LocalPortForwarding"}
+            if self.session.local_port:
+                properties["localPortNumber"] = self.session.local_port
             self.channel.request_handshake("Port", properties=properties)
         else:
             self.channel.resend_all()
