@@ -19,10 +19,3 @@ def _load_jupyter_server_extension(server_app):
     from .extension import load
 
     load(server_app)
-
-
-async def _unload_jupyter_server_extension(server_app):
-    """End every port forward (their ssh processes and SSM sessions) with the server."""
-    state = server_app.web_app.settings.get("sm_debug")
-    if state is not None:
-        await state.forwards.close_all()

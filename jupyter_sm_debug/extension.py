@@ -39,8 +39,12 @@ def route_table(base_url: str) -> list[tuple]:
         ),
         (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
         (
-            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports") + r"(?:/(?P<port>[^/]+))?/?",
+            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports") + "/?",
             forward_handlers.PortsHandler,
+        ),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports", r"(?P<port>[^/]+)") + "/?",
+            forward_handlers.PortHandler,
         ),
         (url_path_join(base, "forwards") + "/?", forward_handlers.ForwardsHandler),
         (

@@ -56,12 +56,7 @@ class PortsHandler(SMDebugHandler):
 
     @web.authenticated
     @authorized
-    async def post(self, job: str, host: str, port: str | None = None) -> None:
-        if port is not None:
-            raise SMDebugError(
-                405, "method_not_allowed", "POST goes to .../ports, with the port in the body.",
-                'Send {"port": 6006} to /sm-debug/jobs/{job}/hosts/{host}/ports.',
-            )  # fmt: skip
+    async def post(self, job: str, host: str) -> None:
         body = self.json_body()
         port = remote_port(body.get("port"))
         state = self.settings["sm_debug"]
@@ -78,15 +73,15 @@ class PortsHandler(SMDebugHandler):
         self.set_status(200 if reused else 201)
         self.finish(json.dumps({**forward.to_json(self.base_url), "reused": reused}))
 
+
+class PortHandler(SMDebugHandler):
     @web.authenticated
     @authorized
-    async def delete(self, job: str, host: str, port: str | None = None) -> None:
+    async def delete(self, job: str, host: str, port: str) -> None:
         job = names.job_name(job)
         names.host_index(host)
-        if port is None:
-            port = self.query("port")
         number = remote_port(port, from_url=True)
-        if not await self.forwards.close(job, host, number):
+        if not await self.settings["sm_debug"].forwards.close(job, host, number):
             raise SMDebugError(
                 404,
                 "forward_not_found",
