@@ -90,6 +90,8 @@ class PortForwardClient:
             self.ws = await websocket_connect(request, max_message_size=64 << 20)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
             raise PortForwardError(f"Cannot open the session's data channel: {exc}") from None
+        with contextlib.suppress(AttributeError):  # small messages (acks) go out at once
+            self.ws.protocol.stream.set_nodelay(True)
         opening = p.open_data_channel_message(
             self.info["TokenValue"], str(uuid.uuid4()), CLIENT_VERSION
         )

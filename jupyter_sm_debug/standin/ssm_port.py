@@ -56,6 +56,7 @@ class PortAgent:
         self._pending = bytearray()  # smux bytes not yet sent as messages
         self._room = asyncio.Event()
         self._room.set()
+        self._batch: Optional[list[bytes]] = None  # frames of one read, written together
 
     # -- connections, as Agent ----------------------------------------------------------------
 
@@ -90,7 +91,9 @@ class PortAgent:
         return True
 
     def _send_frame(self, frame: bytes) -> None:
-        if self.handler is not None:
+        if self._batch is not None:
+            self._batch.append(frame)
+        elif self.handler is not None:
             self.handler.write_frames([frame])
 
     # -- frames in ------------------------------------------------------------------------------
@@ -127,10 +130,16 @@ class PortAgent:
         self._flush()
 
     def _flush(self) -> None:
-        while self._pending and not self._ended:
-            chunk = bytes(self._pending[:STREAM_DATA_PAYLOAD_SIZE])
-            del self._pending[:STREAM_DATA_PAYLOAD_SIZE]
-            self.channel.send_data(chunk)
+        self._batch = []
+        try:
+            while self._pending and not self._ended:
+                chunk = bytes(self._pending[:STREAM_DATA_PAYLOAD_SIZE])
+                del self._pending[:STREAM_DATA_PAYLOAD_SIZE]
+                self.channel.send_data(chunk)
+        finally:
+            frames, self._batch = self._batch, None
+            if frames and self.handler is not None:
+                self.handler.write_frames(frames)
         self._update_room()
 
     def _update_room(self) -> None:
@@ -145,7 +154,7 @@ class PortAgent:
         except OSError:
             stream.close()  # nothing listens: the client sees the connection end
             return
-        await smux.splice(stream, _Paced(reader, self._room), writer, STREAM_DATA_PAYLOAD_SIZE)
+        await smux.splice(stream, _Paced(reader, self._room), writer)
 
     # -- timers and ending --------------------------------------------------------------------
 
