@@ -90,7 +90,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       translator,
       actions: {
         debugCopy: job =>
-          void app.commands.execute(CommandIDs.debugCopy, { job })
+          void app.commands.execute(CommandIDs.debugCopy, { job }),
+        openPort: (job, host, transport) =>
+          void app.commands.execute(CommandIDs.openPort, {
+            job,
+            host,
+            transport
+          })
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -106,7 +112,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.refresh,
         CommandIDs.attach,
         CommandIDs.toggleRemoteDebug,
-        CommandIDs.debugCopy
+        CommandIDs.debugCopy,
+        CommandIDs.openPort
       ]) {
         palette.addItem({ command, category });
       }

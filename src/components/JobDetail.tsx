@@ -23,6 +23,8 @@ import { ErrorMessage } from './Messages';
 export interface IJobActions {
   /** Ask for the hold window, then start a debug copy of the job. */
   debugCopy(job: string): void;
+  /** Ask for a port, then show that port of the host in a tab. */
+  openPort?(job: string, host: string, transport: Transport): void;
 }
 
 export interface IJobDetailProps {
@@ -326,6 +328,7 @@ function Hosts(props: IJobDetailProps & { detail: IJob }): JSX.Element {
             reason={check.reason}
             reasonId={reasonId}
             attach={attach}
+            openPort={props.actions.openPort}
             trans={trans}
           />
         ))}
@@ -342,9 +345,11 @@ function HostRow(props: {
   reason: string;
   reasonId: string;
   attach: AttachManager;
+  openPort?: IJobActions['openPort'];
   trans: TranslationBundle;
 }): JSX.Element {
   const { host, detail, transport, ok, reason, attach, trans } = props;
+  const openPort = props.openPort;
   const session = attach.session(detail.name, host.name, transport);
   const attaching = session?.status === 'attaching';
   // A shell open over the other transport shows too (e.g. after a reload,
@@ -385,6 +390,29 @@ function HostRow(props: {
           <terminalIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
           {attaching ? trans.__('Attaching…') : trans.__('Attach')}
         </button>
+        {openPort ? (
+          <button
+            type="button"
+            className="jp-SMDebug-openPort"
+            aria-disabled={!ok}
+            aria-label={trans.__(
+              'Open a port of %1 of %2 over %3',
+              host.name,
+              detail.name,
+              transportLabel(trans, transport)
+            )}
+            title={
+              ok ? trans.__('Show a web UI of this host in a tab') : reason
+            }
+            onClick={() => {
+              if (ok) {
+                openPort(detail.name, host.name, transport);
+              }
+            }}
+          >
+            {trans.__('Open port…')}
+          </button>
+        ) : null}
       </div>
       {session?.status === 'failed' && session.error ? (
         <ErrorMessage error={session.error} trans={trans} />
