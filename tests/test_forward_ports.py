@@ -287,3 +287,16 @@ async def test_a_forward_ends_with_its_job(close_port, api, jp_serverapp, standi
         assert not any(alive(pid) for pid in pids)
     finally:
         running.stop()
+
+
+async def test_tunnel_processes_end_with_the_server(close_port, api, jp_serverapp, job, app):
+    registry = jp_serverapp.web_app.settings["sm_debug"].forwards
+    status, body = await open_port(api, job, "algo-1", app.port, "ssh")
+    assert status == 201, body
+    pids = registry.get(job, "algo-1", app.port).tunnel.pids
+    registry._kill_processes()  # what atexit runs when the server process ends
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)
+    assert registry.get(job, "algo-1", app.port) is None  # a dead tunnel is no forward
