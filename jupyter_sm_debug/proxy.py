@@ -45,6 +45,20 @@ CONNECT_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 3600.0  # a profiler trace over a slow tunnel takes its time
 
 
+def _forwarding():
+    """A new decorated method per HTTP verb: @authorized settles its action (read or
+    write) at its first call, so one function shared by OPTIONS and POST would ask the
+    authorizer about whichever came first (see handlers._no_such_route)."""
+
+    @web.authenticated
+    @authorized
+    async def method(self, job: str, host: str, port: str, path: str | None) -> None:
+        forward = self.resolve(job, host, port)
+        await self.proxy_http(forward, self.upstream_path(forward))
+
+    return method
+
+
 class ProxyHandler(JupyterHandler):
     auth_resource = "sm_debug"
 
@@ -119,20 +133,25 @@ class ProxyHandler(JupyterHandler):
             return self.redirect(self.request.path + "/" + query)
         forward = self.resolve(job, host, port)
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self.pass_websocket(forward, path)
-        await self.proxy_http(forward, path)
+            return await self.pass_websocket(forward, self.upstream_path(forward))
+        await self.proxy_http(forward, self.upstream_path(forward))
 
-    @web.authenticated
-    @authorized
-    async def post(self, job, host, port, path) -> None:
-        await self.proxy_http(self.resolve(job, host, port), path or "/")
+    post = _forwarding()
+    put = _forwarding()
+    patch = _forwarding()
+    delete = _forwarding()
+    options = _forwarding()
+    head = _forwarding()
 
-    put = patch = delete = options = post
-
-    @web.authenticated
-    @authorized
-    async def head(self, job, host, port, path) -> None:
-        await self.proxy_http(self.resolve(job, host, port), path or "/")
+    def upstream_path(self, forward) -> str:
+        """The request's path below the prefix as the browser sent it (still
+        percent-encoded: tornado's path arguments are decoded, and a decoded %3F or
+        space would change or break the app's URL)."""
+        prefix = proxy_url(self.base_url, forward.job, forward.host, forward.port)
+        raw = self.request.path
+        if raw.startswith(prefix):
+            return "/" + raw[len(prefix) :]
+        return "/"
 
     def upstream_headers(self, forward) -> dict:
         headers = {

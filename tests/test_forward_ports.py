@@ -90,6 +90,9 @@ async def test_a_page_of_the_host_through_the_proxy(
     code, _, page = await proxy(body["url"] + "some/page?x=1")
     assert code == 200, page
     assert page == b"hello from algo-1 /some/page"
+    # the path reaches the app as the browser encoded it
+    code, _, page = await proxy(body["url"] + "a%20b/c%3Fd")
+    assert (code, page) == (200, b"hello from algo-1 /a%20b/c%3Fd")
     # one per job/host/port: the second POST reuses it
     status, again = await open_port(api, job, "algo-1", app.port, transport)
     assert status == 200 and again["reused"] is True and again["local_port"] == body["local_port"]
