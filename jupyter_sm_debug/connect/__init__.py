@@ -97,13 +97,6 @@ class Forwarder(Protocol):
 
 
 def forwarders() -> dict[str, Forwarder]:
-    from . import ssh
+    from . import ssh, ssm_forward
 
-    found: dict[str, Forwarder] = {"ssh": ssh.SSHForwarder()}
-    try:
-        from . import ssm_forward
-
-        found["ssm"] = ssm_forward.SSMForwarder()
-    except ImportError:  # pragma: no cover - SSM forwarding is optional
-        pass
-    return found
+    return {"ssh": ssh.SSHForwarder(), "ssm": ssm_forward.SSMForwarder()}
