@@ -125,3 +125,11 @@ class SMDebug(Configurable):
         help="Default seconds a command on a host (stacks, host state, run) may take before "
         "the host is reported as not answering.",
     )
+    forward_idle_seconds = Float(
+        600.0,
+        min=0.0,
+        config=True,
+        help="A port forward nothing used (no proxied request, no open websocket) for this "
+        "many seconds ends: the browser never says reliably that its last tab closed. "
+        "0 keeps forwards until DELETE or the job ends.",
+    )

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from jupyter_server.utils import url_path_join
 
-from . import handlers, hosthandlers
+from . import forward_handlers, handlers, hosthandlers, proxy
 from .config import SMDebug
+from .forwards import ForwardRegistry
 from .jobs import JobsService
 from .terminals import TerminalSessions
 
 JOB = r"(?P<job>[^/]+)"
+HOST = r"(?P<host>[^/]+)"
 
 
 @dataclass
@@ -21,6 +23,7 @@ class State:
     config: SMDebug
     jobs: JobsService
     terminals: TerminalSessions
+    forwards: ForwardRegistry
 
 
 def route_table(base_url: str) -> list[tuple]:
@@ -46,6 +49,19 @@ def route_table(base_url: str) -> list[tuple]:
             hosthandlers.HostStateHandler,
         ),
         (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports") + "/?",
+            forward_handlers.PortsHandler,
+        ),
+        (
+            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports", r"(?P<port>[^/]+)") + "/?",
+            forward_handlers.PortHandler,
+        ),
+        (url_path_join(base, "forwards") + "/?", forward_handlers.ForwardsHandler),
+        (
+            url_path_join(base, "proxy", JOB, HOST, r"(?P<port>[^/]+)") + r"(?P<path>/.*)?",
+            proxy.ProxyHandler,
+        ),
         (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
     ]
 
@@ -53,10 +69,12 @@ def route_table(base_url: str) -> list[tuple]:
 def load(server_app) -> None:
     config = SMDebug(parent=server_app)
     web_app = server_app.web_app
+    jobs = JobsService(config, server_app.log)
     state = State(
         config=config,
-        jobs=JobsService(config, server_app.log),
+        jobs=jobs,
         terminals=TerminalSessions(web_app, server_app.log),
+        forwards=ForwardRegistry(config, jobs, server_app.log),
     )
     web_app.settings["sm_debug"] = state
     web_app.add_handlers(".*$", route_table(web_app.settings["base_url"]))

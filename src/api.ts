@@ -4,6 +4,7 @@ import {
   IStacksResponse,
   RunCommand
 } from './hosttypes';
+import { IForward } from './forward';
 import { requestAPI } from './request';
 import {
   IEnvironment,
@@ -65,9 +66,23 @@ export interface ISMDebugAPI {
 }
 
 /**
+ * Port forwards: open one to a port of a host, end it, list them.
+ */
+export interface IForwardsAPI {
+  openPort(
+    job: string,
+    host: string,
+    port: number,
+    transport?: Transport
+  ): Promise<IForward>;
+  closePort(job: string, host: string, port: number): Promise<void>;
+  forwards(): Promise<{ forwards: IForward[] }>;
+}
+
+/**
  * The REST client. Every method throws `SMDebugError` on failure.
  */
-export class SMDebugAPI implements ISMDebugAPI {
+export class SMDebugAPI implements ISMDebugAPI, IForwardsAPI {
   constructor(request: RequestFunction = requestAPI) {
     this._request = request;
   }
@@ -131,6 +146,29 @@ export class SMDebugAPI implements ISMDebugAPI {
       `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/terminals`,
       { method: 'POST', body: JSON.stringify({ transport }) }
     );
+  }
+
+  openPort(
+    job: string,
+    host: string,
+    port: number,
+    transport?: Transport
+  ): Promise<IForward> {
+    return this._request<IForward>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/ports`,
+      { method: 'POST', body: JSON.stringify({ port, transport }) }
+    );
+  }
+
+  async closePort(job: string, host: string, port: number): Promise<void> {
+    await this._request<unknown>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/ports/${port}`,
+      { method: 'DELETE' }
+    );
+  }
+
+  forwards(): Promise<{ forwards: IForward[] }> {
+    return this._request<{ forwards: IForward[] }>('forwards');
   }
 
   environment(): Promise<IEnvironment> {

@@ -3,8 +3,10 @@ import { InputDialog, Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
 
+import { SMDebugAPI } from './api';
 import { AttachManager } from './attach';
 import { askHoldSeconds, confirmStop } from './dialogs';
+import { askPort, parsePort, showForward } from './forward';
 import { JobsModel } from './model';
 import { SMDebugError } from './request';
 import {
@@ -30,6 +32,7 @@ export namespace CommandIDs {
   export const stacks = 'sm-debug:stacks';
   export const runOnHosts = 'sm-debug:run-on-hosts';
   export const hostState = 'sm-debug:host-state';
+  export const openPort = 'sm-debug:open-port';
 }
 
 export interface ICommandContext {
@@ -215,6 +218,94 @@ export function addCommands(context: ICommandContext): void {
         notify(session.error);
       }
       return session.tab;
+    }
+  });
+
+  const forwards = new SMDebugAPI();
+  commands.addCommand(CommandIDs.openPort, {
+    label: args =>
+      args.job && args.host
+        ? trans.__(
+            'Open a Port of %1 of %2…',
+            args.host as string,
+            args.job as string
+          )
+        : trans.__('Open a Port of a SageMaker Training Host…'),
+    caption: trans.__(
+      'Show a web UI of a training container (TensorBoard, the profiler) in a tab'
+    ),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          job: { type: 'string', description: trans.__('Training job name') },
+          host: {
+            type: 'string',
+            description: trans.__('Host name, e.g. algo-1')
+          },
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          transport: { type: 'string', enum: ['ssm', 'ssh'] },
+          where: {
+            type: 'string',
+            enum: ['tab', 'browser'],
+            description: trans.__('A JupyterLab tab or a new browser tab')
+          }
+        }
+      }
+    },
+    execute: async args => {
+      let job = args.job as string | undefined;
+      let host = args.host as string | undefined;
+      const transport =
+        (args.transport as Transport | undefined) ?? model.defaultTransport;
+      if (!job) {
+        job =
+          (await pickRunningJob(
+            trans.__('Open a port of which training job?')
+          )) ?? undefined;
+        if (!job) {
+          return null;
+        }
+      }
+      if (!host) {
+        const detail = await model.loadDetail(job);
+        if (!detail) {
+          notify(model.detail(job)?.error);
+          return null;
+        }
+        const hosts = detail.hosts.map(h => h.name);
+        const answer =
+          hosts.length === 1
+            ? null
+            : await InputDialog.getItem({
+                title: trans.__('Open a port of which host of %1?', job),
+                items: hosts,
+                label: trans.__('Host')
+              });
+        host = answer === null ? hosts[0] : (answer.value ?? undefined);
+        if (!host || (answer && !answer.button.accept)) {
+          return null;
+        }
+      }
+      const port =
+        args.port !== undefined
+          ? parsePort(String(args.port))
+          : await askPort(trans, host, job);
+      if (port === null) {
+        return null;
+      }
+      try {
+        const forward = await forwards.openPort(job, host, port, transport);
+        return showForward(
+          app,
+          forward,
+          trans,
+          args.where === 'browser' ? 'browser' : 'tab'
+        );
+      } catch (reason) {
+        notify(reason instanceof SMDebugError ? reason : null);
+        return null;
+      }
     }
   });
 

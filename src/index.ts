@@ -132,7 +132,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
               state: CommandIDs.hostState
             }[view],
             { job, ...options }
-          )
+          ),
+        openPort: (job, host, transport) =>
+          void app.commands.execute(CommandIDs.openPort, {
+            job,
+            host,
+            transport
+          })
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -150,7 +156,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.attach,
         CommandIDs.toggleRemoteDebug,
         CommandIDs.debugCopy,
-        CommandIDs.stopJob
+        CommandIDs.stopJob,
+        CommandIDs.openPort
       ]) {
         palette.addItem({ command, category });
       }

@@ -111,3 +111,33 @@ class Runner(Protocol):
     async def run(
         self, request: AttachRequest, argv: list[str], timeout: float, stdin: bytes = b""
     ) -> RunResult: ...
+
+
+# -- forward-a-port: the second verb of a transport -------------------------------------------
+
+
+@dataclass
+class Tunnel:
+    """A listener on this server's loopback (`local_port`) whose connections reach
+    127.0.0.1:`remote_port` inside the host. `close` ends it and everything it started."""
+
+    local_port: int
+    remote_port: int
+    target: str
+    close: Callable[[], Awaitable[None]]
+    alive: Callable[[], bool]
+    # Process ids the tunnel runs (for tests and the forwards list); may be empty.
+    pids: list[int] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Forwarder(Protocol):
+    name: str
+
+    async def forward(self, request: AttachRequest, remote_port: int) -> Tunnel: ...
+
+
+def forwarders() -> dict[str, Forwarder]:
+    from . import ssh, ssm_forward
+
+    return {"ssh": ssh.SSHForwarder(), "ssm": ssm_forward.SSMForwarder()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -593,3 +594,109 @@ async def capture(argv: list[str], stdin: bytes, timeout: float, env: dict) -> R
         await process.wait()
         return RunResult(None, timed_out=True)
     return RunResult(code, out, err, truncated=cut)
+
+
+# -- forward-a-port: ssh -N -L over the same pinned, hardened connection -------------------------
+
+FORWARD_READY_TIMEOUT = 20.0
+
+
+def free_local_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def forward_argv(attach_argv: list[str], local_port: int, remote_port: int) -> list[str]:
+    """The Attach argv (pinned key, hardened options, identity, user, address) turned into a
+    forward: no terminal, no command, one -L on loopback. ClearAllForwardings=yes clears
+    command-line forwards too, so it becomes =no here (ssh keeps an option's first value,
+    hence replaced, not appended); -F still reads only c.SMDebug.ssh_config or nothing."""
+    argv = list(attach_argv)
+    argv[argv.index("-t")] = "-N"
+    argv[argv.index("ClearAllForwardings=yes")] = "ClearAllForwardings=no"
+    end = argv.index("--")
+    argv[end:end] = [
+        "-o", "ExitOnForwardFailure=yes",
+        "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}",
+    ]  # fmt: skip
+    return argv
+
+
+async def wait_listening(port: int, process, timeout: float) -> bool:
+    """Until ssh listens on the local port (after its login), or it exits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline and process.returncode is None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return True
+    return False
+
+
+async def end_process(process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except asyncio.TimeoutError:
+            os.killpg(process.pid, 9)
+            await process.wait()
+
+
+class SSHForwarder:
+    name = "ssh"
+
+    async def forward(self, request: AttachRequest, remote_port: int):
+        from . import Tunnel
+
+        session = await SSHTransport().prepare(request)  # checks, pins the host key
+        errors = b""
+        for _ in range(3):  # another process may take the free port before ssh binds it
+            local_port = free_local_port()
+            process = await asyncio.create_subprocess_exec(
+                *forward_argv(session.argv, local_port, remote_port),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, env=session.env, start_new_session=True,
+            )  # fmt: skip
+            if await wait_listening(local_port, process, FORWARD_READY_TIMEOUT):
+                break
+            await end_process(process)
+            errors = await process.stderr.read(4096)
+            if b"Address already in use" not in errors:
+                break
+        else:
+            process = None
+        if process is None or process.returncode is not None:
+            await session.on_end()
+            last = (errors.decode(errors="replace").strip().splitlines() or ["no answer"])[-1]
+            raise CannotAttach(
+                "forward_failed",
+                f"ssh could not forward port {remote_port} of {request.host}: {last[:300]}",
+                "Check that the container's sshd allows TCP forwarding (AllowTcpForwarding).",
+            )
+
+        async def drain() -> None:  # 'open failed' lines per refused connection; unread
+            while await process.stderr.read(65536):
+                pass
+
+        drainer = asyncio.ensure_future(drain())
+
+        async def close() -> None:
+            await end_process(process)
+            drainer.cancel()
+            await session.on_end()
+
+        return Tunnel(
+            local_port=local_port,
+            remote_port=remote_port,
+            target=f"{session.target} → 127.0.0.1:{remote_port}",
+            close=close,
+            alive=lambda: process.returncode is None,
+            pids=[process.pid],
+            info=session.info,
+        )

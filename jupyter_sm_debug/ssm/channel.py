@@ -156,6 +156,7 @@ class DataChannel:
         target_id: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,
         decrypt_data_key: Optional[encryption.DecryptDataKey] = None,
+        port_forwarding: bool = False,
     ) -> None:
         if role == CLIENT:
             self.outgoing_type = p.MessageType.INPUT_STREAM
@@ -175,6 +176,9 @@ class DataChannel:
         self.target_id = target_id
         self.generate_data_key = generate_data_key
         self.decrypt_data_key = decrypt_data_key
+        # Client side: accept the agent's "Port" session type (ssm/portforward.py).
+        self.port_forwarding = port_forwarding
+        self.session_properties: Any = None
         self.cipher: Optional[encryption.BlockCipher] = None
         self._kms_key_id: Optional[str] = None
         self._challenge = b""
@@ -390,6 +394,10 @@ class DataChannel:
             if stype in p.SHELL_SESSION_TYPES:
                 self.session_type = p.SHELL_SESSION_TYPES[0]  # all run as a shell, as in Go
                 return p.ActionStatus.SUCCESS, "", None
+            if stype == p.PORT_SESSION_TYPE and self.port_forwarding:
+                self.session_type = p.PORT_SESSION_TYPE
+                self.session_properties = params.get("Properties")
+                return p.ActionStatus.SUCCESS, "", None
             if stype == p.PORT_SESSION_TYPE:
                 return p.ActionStatus.FAILED, (
                     "Failed to process action SessionType: port forwarding sessions are not "
@@ -461,10 +469,14 @@ class DataChannel:
         return EncryptionConfirmed(answer == self._challenge)
 
     def request_handshake(
-        self, session_type: str = "Standard_Stream", kms_key_id: Optional[str] = None
+        self,
+        session_type: str = "Standard_Stream",
+        kms_key_id: Optional[str] = None,
+        properties: Any = None,
     ) -> int:
-        """Agent side: open the handshake, as the agent does before starting a shell."""
-        actions: Sequence[p.RequestedAction] = [p.session_type_action(session_type)]
+        """Agent side: open the handshake, as the agent does before starting a shell (or a
+        port session, whose properties carry portNumber and type)."""
+        actions: Sequence[p.RequestedAction] = [p.session_type_action(session_type, properties)]
         if kms_key_id:
             actions = [*actions, p.kms_action(kms_key_id)]
             self._kms_key_id = kms_key_id

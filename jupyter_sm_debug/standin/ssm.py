@@ -27,7 +27,8 @@ against the stand-in's KMS, the encryption challenge, AES-GCM output), and its
 session as the service does. ``runAsEnabled``/``runAsDefaultUser`` are not applied: the SSM
 agent in a SageMaker container runs in container mode, where it ignores them too.
 
-Not done: port forwarding and the other session types.
+Port forwarding (AWS-StartPortForwardingSession, smux inside the data channel) is served by
+``ssm_port.PortAgent``. Not done: the other session types.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from ..ssm.channel import (
     StreamData,
 )
 from .errors import StandInError
+from .ssm_port import PORT_DOCUMENT, PortAgent
 
 TARGET = re.compile(
     r"sagemaker-training-job:(?P<job>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})_(?P<host>algo-[1-9][0-9]{0,4})"
@@ -102,6 +104,8 @@ class SsmSession:
     agent: Optional[Agent] = None
     document: str = SHELL_DOCUMENT
     inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
+    port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (ssm_port.py)
+    local_port: str = ""  # its localPortNumber: the agent passes it on to the client
 
     @property
     def kms_key_id(self) -> str:
@@ -194,7 +198,12 @@ def start_session(params: dict, standin: Any) -> dict:
     if not isinstance(target, str) or not target:
         raise StandInError("ValidationException", "Target is required.")
     document = params.get("DocumentName") or SHELL_DOCUMENT
-    inputs = session_document_inputs(standin, document)
+    port = None
+    if document == PORT_DOCUMENT:
+        inputs, port = {}, port_parameter(params.get("Parameters"))
+        local_port = local_port_parameter(params.get("Parameters"))
+    else:
+        inputs = session_document_inputs(standin, document)
     match = TARGET.fullmatch(target)
     if not match:
         raise _not_connected(target)
@@ -211,10 +220,41 @@ def start_session(params: dict, standin: Any) -> dict:
     )
     session = SsmSession(session_id, token, target, job, host, url, document=document)
     session.inputs = inputs
+    session.port = port
+    if port is not None:
+        session.local_port = local_port
     reg = registry(standin)
     with reg.lock:
         reg.sessions[session_id] = session
     return {"SessionId": session_id, "TokenValue": token, "StreamUrl": url}
+
+
+def port_parameter(parameters: Any) -> int:
+    """portNumber of AWS-StartPortForwardingSession ({"portNumber": ["6006"]}): 1-65535;
+    localPortNumber is the client's business."""
+    values = parameters.get("portNumber") if isinstance(parameters, dict) else None
+    value = values[0] if isinstance(values, list) and len(values) == 1 else None
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]{0,4}", value):
+        raise StandInError(
+            "InvalidParameters", "portNumber must be one port number from 1 to 65535."
+        )
+    if int(value) > 65535:
+        raise StandInError("InvalidParameters", "portNumber must be from 1 to 65535.")
+    return int(value)
+
+
+def local_port_parameter(parameters: dict) -> str:
+    """localPortNumber, "" when not given: the document's properties carry it to the
+    client (the plugin listens where the handshake says, not where its argv says)."""
+    values = parameters.get("localPortNumber")
+    if values is None:
+        return ""
+    value = values[0] if isinstance(values, list) and len(values) == 1 else None
+    if not isinstance(value, str) or not re.fullmatch(r"0|[1-9][0-9]{0,4}", value):
+        raise StandInError("InvalidParameters", "localPortNumber must be a port number.")
+    if int(value) > 65535:
+        raise StandInError("InvalidParameters", "localPortNumber must be from 0 to 65535.")
+    return value
 
 
 def session_document_inputs(standin: Any, name: str) -> dict:
@@ -442,7 +482,9 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             if ok:
                 session.token_used = True
                 session.status = "Connected"
-                if session.agent is None:
+                if session.agent is None and session.port is not None:
+                    session.agent = PortAgent(self.standin, session, self.loop)
+                elif session.agent is None:
                     session.agent = Agent(self.standin, session, self.loop)
                 agent = session.agent
         if not ok:

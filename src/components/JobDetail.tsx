@@ -40,6 +40,8 @@ export interface IJobActions {
     view: AllHostsView,
     options: { transport: Transport; hosts?: string[] }
   ): void;
+  /** Ask for a port, then show that port of the host in a tab. */
+  openPort?(job: string, host: string, transport: Transport): void;
 }
 
 export interface IJobDetailProps {
@@ -509,6 +511,7 @@ function HostRow(props: {
   trans: TranslationBundle;
 }): JSX.Element {
   const { host, detail, transport, ok, reason, attach, actions, trans } = props;
+  const openPort = actions.openPort;
   const session = attach.session(detail.name, host.name, transport);
   const attaching = session?.status === 'attaching';
   // A shell open over the other transport shows too (e.g. after a reload,
@@ -560,6 +563,29 @@ function HostRow(props: {
             <terminalIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
             {attaching ? trans.__('Attaching…') : trans.__('Attach')}
           </button>
+          {openPort ? (
+            <button
+              type="button"
+              className="jp-SMDebug-openPort"
+              aria-disabled={!ok}
+              aria-label={trans.__(
+                'Open a port of %1 of %2 over %3',
+                host.name,
+                detail.name,
+                transportLabel(trans, transport)
+              )}
+              title={
+                ok ? trans.__('Show a web UI of this host in a tab') : reason
+              }
+              onClick={() => {
+                if (ok) {
+                  openPort(detail.name, host.name, transport);
+                }
+              }}
+            >
+              {trans.__('Open port…')}
+            </button>
+          ) : null}
         </span>
       </div>
       {session?.status === 'failed' && session.error ? (

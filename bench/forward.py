@@ -1,0 +1,160 @@
+"""Port forwards: throughput and added latency per request of a forwarded HTTP app, against
+a direct local connection to the same app.
+
+    python bench/forward.py [--quick] [--latency MS] [--mib N] [--ssm-mib N] [--requests N]
+
+A real `jupyter server` with the extension and the stand-in (its hosts' network is this
+machine's loopback, so the app runs here and the tunnels reach it from inside the host).
+For each transport (SSH: `ssh -N -L` into the host's sshd; SSM: the built-in client's smux
+session through the stand-in's wss:// gateway): the tunnel's local port itself, and the
+browser's path through the Jupyter server's proxy (/sm-debug/proxy/...). Latency: median of
+sequential small GETs on one keep-alive connection; throughput: one streamed GET.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from _common import (
+    Cleanup,
+    JupyterServer,
+    StandInProcess,
+    footer,
+    free_port,
+    header,
+    parser,
+    ratio,
+    server_environment,
+    stop_process,
+    table,
+    write_json,
+)
+
+JOB = "bench-forward"
+APP = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+BIG = bytes(range(256)) * (int(sys.argv[2]) // 256)
+class App(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def do_GET(self):
+        body = BIG if self.path.startswith("/big") else b"hello, forward"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), App).serve_forever()
+"""
+
+
+def latency(session, url: str, count: int) -> float:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = session.get(url, timeout=60)
+        assert response.status_code == 200, (url, response.status_code, response.text[:200])
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def throughput(session, url: str, wanted: int) -> float:
+    """MiB/s of the first `wanted` bytes of one streamed GET (over SSM less than the whole
+    body, which would take long)."""
+    started = time.perf_counter()
+    got = 0
+    with session.get(url, stream=True, timeout=600) as response:
+        assert response.status_code == 200, (url, response.status_code)
+        for chunk in response.iter_content(1 << 20):
+            got += len(chunk)
+            if got >= wanted:
+                break
+    assert got >= wanted, (url, got, wanted)
+    return got / (time.perf_counter() - started) / (1 << 20)
+
+
+def main() -> int:
+    import requests
+
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--mib", type=int, default=None, help="download size, direct and SSH (64)")
+    ap.add_argument("--ssm-mib", type=int, default=None, help="download size over SSM (16)")
+    ap.add_argument("--requests", type=int, default=None, help="small GETs per path (100)")
+    args = ap.parse_args()
+    mib = args.mib or (4 if args.quick else 64)
+    ssm_mib = args.ssm_mib or (2 if args.quick else 16)
+    count = args.requests or (10 if args.quick else 100)
+    header("forward: an HTTP app through a port forward", args)
+    results: dict = {}
+    with Cleanup() as stack:
+        standin = StandInProcess(stack, clock="manual")
+        if standin.client_key_path is None:
+            print(f"cannot run: {standin.sshd_missing_hint}")
+            return 1
+        standin.create_job(JOB, instance_count=1, remote_debug=True, started_ago=600)
+        port = free_port()
+        app = subprocess.Popen([sys.executable, "-c", APP, str(port), str(mib << 20)])
+        stack.callback(stop_process, app)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            time.sleep(0.05)
+        server = JupyterServer(
+            stack, server_environment(standin),
+            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
+                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+        )  # fmt: skip
+        server.wait_ready()
+        http = server.http()
+        http.ok("GET", f"sm-debug/jobs/{JOB}")
+        standin.set_faults(latency=args.latency / 1000)
+        time.sleep(0.5)
+        rows: list = []
+        base: dict = {}
+
+        def measure(label: str, url: str, size: int) -> None:
+            print(f"measuring {label}", flush=True)
+            session = requests.Session()
+            session.headers["Authorization"] = f"token {server.token}"
+            latency(session, url + "warm", 3)
+            median = latency(session, url + "small", count)
+            rate = throughput(session, url + "big", size << 20)
+            base.setdefault("latency", median)
+            base.setdefault("rate", rate)
+            added = (median - base["latency"]) * 1000
+            results[label] = {"latency_ms": median * 1000, "added_ms": added, "mib_s": rate}
+            rows.append([label, f"{median * 1000:.2f} ms", f"+{added:.2f} ms",
+                         f"{rate:.1f} MiB/s", ratio(rate, base["rate"])])  # fmt: skip
+
+        measure("direct", f"http://127.0.0.1:{port}/", mib)
+        # One forward per job/host/port: each transport in turn (opening one ends the other).
+        for transport in ("ssh", "ssm"):
+            started = time.perf_counter()
+            forward = http.ok(
+                "POST", f"sm-debug/jobs/{JOB}/hosts/algo-1/ports",
+                {"port": port, "transport": transport},
+            )  # fmt: skip
+            results[f"{transport}_open_seconds"] = time.perf_counter() - started
+            size = mib if transport == "ssh" else ssm_mib
+            measure(f"{transport} tunnel", f"http://127.0.0.1:{forward['local_port']}/", size)
+            measure(f"{transport} via proxy", f"{server.url}{forward['url']}", size)
+            http.session.delete(f"{server.url}/sm-debug/jobs/{JOB}/hosts/algo-1/ports/{port}")
+        print(f"forward opened: ssh {results['ssh_open_seconds'] * 1000:.0f} ms, "
+              f"ssm {results['ssm_open_seconds'] * 1000:.0f} ms")  # fmt: skip
+        table(["path", "median GET", "added", "download", "vs direct"], rows)
+    footer()
+    write_json(args, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The built-in client of Session Manager port forwarding (AWS-StartPortForwardingSession):
+a listener on this machine's loopback whose every connection becomes one smux stream of
+one session, as the plugin's MuxPortForwarding does (agents 3.0.222.0 and later), so many
+browser connections share one session. In-process and asyncio: the Jupyter server runs it
+next to its proxy; the session's token never leaves the process.
+
+    forward = PortForwardClient(start_session_response)
+    local_port = await forward.start()
+    ...
+    await forward.close()
+
+Older agents (one TCP connection per session, no smux) are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from typing import Any, Dict, Optional
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from . import protocol as p
+from . import smux
+from .channel import (
+    CLIENT,
+    CLIENT_VERSION,
+    RESEND_INTERVAL,
+    ChannelClosedEvent,
+    DataChannel,
+    HandshakeCompleted,
+    HandshakeRequested,
+    ResendTimeout,
+    StreamData,
+)
+
+MUX_SINCE = (3, 0, 222, 0)  # the plugin's DoesAgentSupportTCPMultiplexing
+STREAM_DATA_PAYLOAD_SIZE = 1024  # the plugin's config.StreamDataPayloadSize
+SEND_WINDOW = 10000
+HANDSHAKE_TIMEOUT = 30.0
+
+
+class PortForwardError(Exception):
+    pass
+
+
+def version_tuple(text: str) -> tuple:
+    parts = []
+    for part in (text or "").split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+class PortForwardClient:
+    def __init__(self, info: Dict[str, str], target: str = "", log: Any = None):
+        self.info = info
+        self.target = target
+        self.log = log
+        self.channel = DataChannel(
+            CLIENT,
+            self._send_frame,
+            session_id=info.get("SessionId", ""),
+            target_id=target,
+            port_forwarding=True,
+        )
+        self.mux = smux.Session(self._send_mux, client=True)
+        self.ws: Any = None
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.local_port = 0
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._pending = bytearray()
+        self._tasks: list[asyncio.Task] = []
+        self._connections: set[asyncio.Task] = set()
+
+    # -- the data channel ----------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        bundle = os.environ.get("AWS_CA_BUNDLE")
+        request = HTTPRequest(self.info["StreamUrl"], ca_certs=bundle, connect_timeout=15)
+        try:
+            self.ws = await websocket_connect(request, max_message_size=64 << 20)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
+            raise PortForwardError(f"Cannot open the session's data channel: {exc}") from None
+        with contextlib.suppress(AttributeError):  # small messages (acks) go out at once
+            self.ws.protocol.stream.set_nodelay(True)
+        opening = p.open_data_channel_message(
+            self.info["TokenValue"], str(uuid.uuid4()), CLIENT_VERSION
+        )
+        await self.ws.write_message(opening)
+        self._tasks = [
+            asyncio.ensure_future(self._read_loop()),
+            asyncio.ensure_future(self._tick_loop()),
+        ]
+        try:
+            await asyncio.wait_for(self._ready.wait(), HANDSHAKE_TIMEOUT)
+        except asyncio.TimeoutError:
+            await self.close()
+            raise PortForwardError(
+                self.close_reason or "The agent did not start the port session."
+            ) from None
+        if self.closed.is_set():
+            raise PortForwardError(self.close_reason or "The session ended at once.")
+        if version_tuple(self.channel.agent_version) < MUX_SINCE:
+            await self.close()
+            raise PortForwardError(
+                f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is older "
+                "than 3.0.222.0 and forwards one connection per session; the built-in client "
+                "needs its multiplexed mode."
+            )
+        self.server = await asyncio.start_server(self._on_connection, host, port)
+        self.local_port = self.server.sockets[0].getsockname()[1]
+        return self.local_port
+
+    def _send_frame(self, frame: bytes) -> None:
+        if self.ws is not None and not self.closed.is_set():
+            with contextlib.suppress(Exception):
+                self.ws.write_message(frame, binary=True)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                message = await self.ws.read_message()
+                if message is None:
+                    self._finish("The data channel closed.")
+                    return
+                if isinstance(message, str):
+                    continue
+                try:
+                    events = self.channel.receive(message)
+                except p.ProtocolError:
+                    continue  # log-and-drop, as the plugin
+                for event in events:
+                    self._on_event(event)
+                self._update_room()
+        except asyncio.CancelledError:
+            pass
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, HandshakeRequested):
+            errors = [a.error for a in event.response.actions if a.error]
+            if errors:
+                self._finish("; ".join(errors))
+        elif isinstance(event, HandshakeCompleted):
+            self._ready.set()
+        elif isinstance(event, StreamData):
+            if event.payload_type == p.PayloadType.OUTPUT:
+                try:
+                    self.mux.feed(event.payload)
+                except smux.SmuxError as exc:
+                    self._finish(str(exc))
+            elif event.payload_type == p.PayloadType.FLAG:
+                with contextlib.suppress(p.ProtocolError):
+                    flag = p.parse_flag(event.payload)
+                    if flag == p.PayloadTypeFlag.CONNECT_TO_PORT_ERROR and self.log:
+                        self.log.info("sm-debug: the agent could not connect to the port")
+        elif isinstance(event, ChannelClosedEvent):
+            self._finish(event.closed.output or "The session ended.")
+
+    async def _tick_loop(self) -> None:
+        while not self.closed.is_set():
+            await asyncio.sleep(RESEND_INTERVAL)
+            try:
+                self.channel.tick()
+            except ResendTimeout:
+                self._finish("The agent stopped acknowledging.")
+            self._update_room()
+
+    def _finish(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason
+            self.closed.set()
+            self._ready.set()
+            self.mux.close()
+            if self.server is not None:
+                self.server.close()
+
+    # -- smux over the channel -------------------------------------------------------------------
+
+    def _send_mux(self, data: bytes) -> None:
+        self._pending += data
+        while self._pending and not self.closed.is_set():
+            chunk = bytes(self._pending[:STREAM_DATA_PAYLOAD_SIZE])
+            del self._pending[:STREAM_DATA_PAYLOAD_SIZE]
+            self.channel.send_data(chunk)
+        self._update_room()
+
+    def _update_room(self) -> None:
+        if self.channel.unacked < SEND_WINDOW:
+            self._room.set()
+        else:
+            self._room.clear()
+
+    async def _on_connection(self, reader, writer) -> None:
+        if self.closed.is_set():
+            writer.close()
+            return
+        task = asyncio.current_task()
+        self._connections.add(task)
+        try:
+            stream = self.mux.open_stream()
+            await smux.splice(stream, _Paced(reader, self._room), writer)
+        except smux.SmuxError:
+            writer.close()
+        finally:
+            self._connections.discard(task)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return not self.closed.is_set()
+
+    async def close(self) -> None:
+        """TerminateSession flag to the agent, then everything local ends."""
+        if not self.closed.is_set() and self.ws is not None:
+            self.channel.send_stream(
+                p.PayloadType.FLAG, p.flag_payload(p.PayloadTypeFlag.TERMINATE_SESSION)
+            )
+        self._finish("closed")
+        for task in [*self._tasks, *self._connections]:
+            task.cancel()
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+        if self.ws is not None:
+            self.ws.close()
+
+
+class _Paced:
+    def __init__(self, reader: asyncio.StreamReader, room: asyncio.Event):
+        self.reader = reader
+        self.room = room
+
+    async def read(self, n: int) -> bytes:
+        await self.room.wait()
+        return await self.reader.read(n)
