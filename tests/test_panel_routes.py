@@ -7,6 +7,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from test_api import assert_error, unique
+from test_standin_hold import WRAPPED
 
 from jupyter_sm_debug.jobs import console_url
 
@@ -101,6 +102,7 @@ async def test_a_held_job_says_since_when_until_when_and_why(api, standin):
         schedule=FAILING,
         started_ago=90 + 60,  # failed a minute ago
         environment={"SM_DEBUG_HOLD_ON_FAILURE": "1800"},
+        **WRAPPED,  # only a container that runs something that holds holds
     )
     standin.reconcile()
     status, job = await api("GET", "jobs", name)
@@ -151,7 +153,7 @@ async def test_stop_a_running_job_then_again(api, standin):
 async def test_stop_ends_a_hold(api, standin):
     name = unique("stopheld")
     standin.create_job(name, schedule=FAILING, started_ago=100,
-                       environment={"SM_DEBUG_HOLD_ON_FAILURE": "1800"})  # fmt: skip
+                       environment={"SM_DEBUG_HOLD_ON_FAILURE": "1800"}, **WRAPPED)  # fmt: skip
     standin.reconcile()
     _, job = await api("GET", "jobs", name)
     assert job["hold"] is not None
