@@ -683,7 +683,8 @@ class JobsService:
         request = debug_copy_request(description, new_name or copy_name(name), hold_seconds, plan)
         await self.call("sagemaker", "create_training_job", **request)
         copy = detail(await self.describe(request["TrainingJobName"], fresh=True))
-        return {**copy, "hold": public_plan(plan)}
+        # `hold` stays the job's live hold (none yet); how the copy holds is `hold_plan`.
+        return {**copy, "hold_plan": public_plan(plan)}
 
     # -- environment -----------------------------------------------------------------
 

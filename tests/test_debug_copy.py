@@ -155,7 +155,7 @@ async def test_a_failed_job_ends_but_its_debug_copy_holds_until_the_last_session
     status, job = await api("POST", "jobs", original, "debug-copy",
                             body={"hold_seconds": 600, "name": copy})  # fmt: skip
     assert status == 201, job
-    assert job["hold"] == expected
+    assert job["hold_plan"] == expected
     described = sagemaker.describe_training_job(TrainingJobName=copy)
     algorithm = described["AlgorithmSpecification"]
     argv = algorithm["ContainerEntrypoint"] + algorithm.get("ContainerArguments", [])
@@ -200,7 +200,7 @@ async def test_a_job_whose_image_cannot_be_read_says_why(api, standin, sagemaker
     assert "RepositoryNotFoundException" in preview["hold"]["reason"]
     assert "ecr:BatchGetImage and ecr:GetDownloadUrlForLayer" in preview["hold"]["reason"]
     status, job = await api("POST", "jobs", name, "debug-copy", body={"name": f"{name}-c"})
-    assert status == 201 and job["hold"] == preview["hold"]
+    assert status == 201 and job["hold_plan"] == preview["hold"]
     described = sagemaker.describe_training_job(TrainingJobName=f"{name}-c")
     assert "ContainerEntrypoint" not in described["AlgorithmSpecification"]
     tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
@@ -221,7 +221,7 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
         name, schedule=FAILING, started_ago=FAILS_AFTER + 5, container_entrypoint=own
     )
     status, job = await api("POST", "jobs", name, "debug-copy", body={"name": f"{name}-c"})
-    assert status == 201 and job["hold"]["mechanism"] == "entrypoint", job
+    assert status == 201 and job["hold_plan"]["mechanism"] == "entrypoint", job
     described = sagemaker.describe_training_job(TrainingJobName=f"{name}-c")
     assert described["AlgorithmSpecification"]["ContainerEntrypoint"] == own  # not wrapped
     tags = sagemaker.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
