@@ -91,6 +91,30 @@ def version_text(version: tuple[int, ...] | None) -> str:
     return ".".join(map(str, version)) if version else "unknown"
 
 
+async def start_session(request: AttachRequest, params: dict) -> dict:
+    """StartSession for any SSM verb (attach, run, forward), its refusals said plainly."""
+    try:
+        return await request.jobs.call("ssm", "start_session", **params)
+    except SMDebugError as error:
+        if "TargetNotConnected" in error.message or "not connected" in error.message:
+            raise CannotAttach(
+                "target_not_connected",
+                f"SSM cannot reach {request.host} of {request.job} yet.",
+                "SSM registers a host a minute or two after training starts: wait and "
+                "retry. If it persists, check that the job's role allows ssmmessages:*.",
+            ) from None
+        if "(InvalidDocument)" in error.message:
+            raise CannotAttach(
+                "invalid_document",
+                f"SSM cannot start a session with document {params.get('DocumentName')}: "
+                f"{error.message}",
+                "Name a SessionManagerRunShell-type (Standard_Stream) session document that "
+                "exists in this account and region, or leave c.SMDebug.ssm_document unset.",
+                status=400,
+            ) from None
+        raise
+
+
 @dataclass
 class ClientChoice:
     kind: str | None  # "plugin", "builtin", or None (none usable)
@@ -180,25 +204,7 @@ class SSMTransport:
         document = request.options.get("document") or request.config.ssm_document
         if document:
             params["DocumentName"] = document
-        try:
-            response = await request.jobs.call("ssm", "start_session", **params)
-        except SMDebugError as error:
-            if "TargetNotConnected" in error.message or "not connected" in error.message:
-                raise CannotAttach(
-                    "target_not_connected",
-                    f"SSM cannot reach {request.host} of {request.job} yet.",
-                    "SSM registers a host a minute or two after training starts: wait and "
-                    "retry. If it persists, check that the job's role allows ssmmessages:*.",
-                ) from None
-            if "(InvalidDocument)" in error.message:
-                raise CannotAttach(
-                    "invalid_document",
-                    f"SSM cannot start a session with document {document}: {error.message}",
-                    "Name a SessionManagerRunShell-type (Standard_Stream) session document that "
-                    "exists in this account and region, or leave c.SMDebug.ssm_document unset.",
-                    status=400,
-                ) from None
-            raise
+        response = await start_session(request, params)
         response.pop("ResponseMetadata", None)
         session_id = response.get("SessionId")
 
@@ -256,16 +262,7 @@ class SSMTransport:
         params = {"Target": target}
         if request.config.ssm_document:
             params["DocumentName"] = request.config.ssm_document
-        try:
-            response = await request.jobs.call("ssm", "start_session", **params)
-        except SMDebugError as error:
-            if "TargetNotConnected" in error.message or "not connected" in error.message:
-                raise CannotAttach(
-                    "target_not_connected",
-                    f"SSM cannot reach {request.host} of {request.job} yet.",
-                    "SSM registers a host a minute or two after training starts: wait and retry.",
-                ) from None
-            raise
+        response = await start_session(request, params)
         session_id = response.get("SessionId")
         ssm = request.jobs.client("ssm")
 

@@ -25,6 +25,7 @@ from .ssm import (
     aws_environment,
     choose_client,
     plugin_missing,
+    start_session,
     target_id,
 )
 
@@ -40,16 +41,7 @@ async def start_port_session(request: AttachRequest, port: int, local_port: int 
     if local_port:
         parameters["localPortNumber"] = [str(local_port)]
     params = {"Target": target, "DocumentName": PORT_DOCUMENT, "Parameters": parameters}
-    try:
-        response = await request.jobs.call("ssm", "start_session", **params)
-    except SMDebugError as error:
-        if "TargetNotConnected" in error.message or "not connected" in error.message:
-            raise CannotAttach(
-                "target_not_connected",
-                f"SSM cannot reach {request.host} of {request.job} yet.",
-                "SSM registers a host a minute or two after training starts: wait and retry.",
-            ) from None
-        raise
+    response = await start_session(request, params)
     response.pop("ResponseMetadata", None)
     return {"response": response, "params": params, "target": target}
 
