@@ -83,46 +83,6 @@ def toolkit_train(program: str, arguments: list[str]) -> str:
     )
 
 
-# The job's entry point, standard library only: one process per rank. Today one rank in the
-# process itself; a launcher with several ranks (one of them hanging) can be built on run_rank.
-TRAIN_PY = '''\
-"""Entry point of a stand-in training job: prints training steps until the host ends."""
-
-import json
-import os
-import random
-import sys
-import time
-
-
-def run_rank(rank: int, world: int, step_seconds: float) -> None:
-    rng = random.Random(f"{os.environ.get('SM_CURRENT_HOST', '')}/{rank}")
-    loss = 2.6 + rng.random()
-    step = 0
-    while True:
-        time.sleep(step_seconds)
-        step += 50
-        loss *= 0.97 + rng.random() * 0.02
-        print(
-            f"[rank{rank}] step {step} loss {loss:.4f} lr 2.0e-05 "
-            f"grad_norm {0.4 + rng.random():.3f} samples/s {180 + rng.random() * 20:.1f}",
-            flush=True,
-        )
-
-
-def main() -> None:
-    # argv: the job's hyperparameters, as the toolkit passes them (--name value ...)
-    step_seconds = float(os.environ.get("SM_STANDIN_STEP_SECONDS", "5"))
-    env = json.loads(os.environ.get("SM_TRAINING_ENV", "{}"))
-    print(f"training on {env.get('current_host')} of {env.get('hosts')}", flush=True)
-    run_rank(0, 1, step_seconds)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-
 def init_script(argv: list[str]) -> str:
     """The container's init: runs what SageMaker runs (the job's effective command), then
     waits. As the namespace's PID 1 it also reaps orphans and passes SIGTERM on."""
