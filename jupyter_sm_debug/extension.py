@@ -40,6 +40,7 @@ def route_table(base_url: str) -> list[tuple]:
             handlers.TerminalsHandler,
         ),
         (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
+        (url_path_join(base, "descriptions") + "/?", handlers.DescriptionsHandler),
         (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
     ]
 
