@@ -36,8 +36,8 @@ TRAINING = {"starting": 20, "downloading": 20, "training": 600, "uploading": 20}
 async def test_first_rows_need_only_list_training_jobs(api, standin, aws_calls):
     prefix = unique("rows")
     standin.create_job(f"{prefix}-run", instance_count=3, started_ago=60, schedule=TRAINING)
-    standin.create_job(f"{prefix}-done", instance_count=2, started_ago=10,
-                       schedule={"starting": 1, "downloading": 1, "training": 1, "uploading": 1})  # fmt: skip
+    done = {"starting": 1, "downloading": 1, "training": 1, "uploading": 1}
+    standin.create_job(f"{prefix}-done", instance_count=2, started_ago=10, schedule=done)
     status, page = await api("GET", "jobs", name_contains=prefix, describe="false")
     assert status == 200, page
     assert aws_calls == ["list_training_jobs"]
