@@ -281,6 +281,8 @@ class JobsService:
         self._lock = threading.Lock()
         self._finished: OrderedDict[str, dict] = OrderedDict()
         self._running: dict[str, tuple[float, dict]] = {}
+        # Fresh describes in flight, by job: the list starts them, the sidebar joins them.
+        self._inflight: dict[str, asyncio.Future] = {}
         # When the list last saw a running job's cached description still current.
         self._confirmed: dict[str, float] = {}
         self._account: tuple[float, dict] | None = None
@@ -416,6 +418,11 @@ class JobsService:
             rows = []
             for item in items:
                 known = self._current(item)
+                if known is None:
+                    # Describe it now, so the sidebar's descriptions request that follows
+                    # finds the answer on its way: the page costs two round trips, not
+                    # two plus the browser's.
+                    self._prefetch(item["TrainingJobName"])
                 rows.append(summary(known) if known is not None else listed_row(item))
             return {"jobs": rows, "next_token": page.get("NextToken")}
         # ListTrainingJobs has no instance count or remote-debug state: describe the jobs
@@ -472,14 +479,36 @@ class JobsService:
                 return hit[1], True
         return await self.describe(name, fresh=True), False
 
+    def _prefetch(self, name: str) -> asyncio.Future:
+        """One fresh describe of `name` in flight at a time; later askers share it."""
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self.describe(name, fresh=True))
+            self._inflight[name] = task
+
+            def done(finished: asyncio.Future) -> None:
+                if self._inflight.get(name) is finished:
+                    del self._inflight[name]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved here; the askers get it too
+
+            task.add_done_callback(done)
+        return task
+
     async def describe_many(self, names: list[str]) -> dict:
-        """The sidebar's rows for these jobs, described in one wave (bounded by the pool):
+        """The sidebar's rows for these jobs, described in one wave (bounded by the pool;
+        those a `describe=false` list started are joined, or taken from the cache):
         `{"jobs": [row...], "errors": [{"name", "error"}]}` in the order asked; a job that
         cannot be described is an error entry, not a failure of the others."""
 
         async def one(name: str):
             try:
-                return summary(await self.describe(name, fresh=True))
+                # The list's own describe if still in flight (shielded: a browser that goes
+                # away does not cancel it), else the description it left in the cache.
+                task = self._inflight.get(name)
+                if task is not None:
+                    return summary(await asyncio.shield(task))
+                return summary(await self.describe(name))
             except SMDebugError as error:
                 return {"name": name, "error": error.to_json()["error"]}
 

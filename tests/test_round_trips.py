@@ -40,7 +40,7 @@ async def test_first_rows_need_only_list_training_jobs(api, standin, aws_calls):
     standin.create_job(f"{prefix}-done", instance_count=2, started_ago=10, schedule=done)
     status, page = await api("GET", "jobs", name_contains=prefix, describe="false")
     assert status == 200, page
-    assert aws_calls == ["list_training_jobs"]
+    assert aws_calls[0] == "list_training_jobs"
     rows = {row["name"]: row for row in page["jobs"]}
     assert set(rows) == {f"{prefix}-run", f"{prefix}-done"}
     run = rows[f"{prefix}-run"]
@@ -48,11 +48,11 @@ async def test_first_rows_need_only_list_training_jobs(api, standin, aws_calls):
     assert run["status"] == "InProgress" and run["secondary_status"] == "Training"
     assert run["created"] and run["instances"] is None and run["remote_debug"] is None
 
-    # The rows' descriptions, in one request.
-    aws_calls.clear()
+    # The rows' descriptions, in one request: it joins the describes the list started,
+    # so each job is described once in all.
     status, filled = await api("GET", "descriptions", names=",".join(rows))
     assert status == 200, filled
-    assert sorted(aws_calls) == ["describe_training_job"] * 2
+    assert sorted(aws_calls) == ["describe_training_job"] * 2 + ["list_training_jobs"]
     described = {row["name"]: row for row in filled["jobs"]}
     assert described[f"{prefix}-run"]["instance_count"] == 3
     assert described[f"{prefix}-run"]["instances"][0]["count"] == 3
