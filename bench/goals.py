@@ -133,7 +133,7 @@ def attach_goals(data: Optional[dict], latency: float) -> list[Goal]:
         goals.append(Goal(name, "< 20 ms", ms(ext - base), ext - base < 0.020,
                           f"extension {ms(ext)}, baseline {ms(base)}"))  # fmt: skip
     name = "SSH attach with a known announcement makes no AWS call"
-    calls = calls_of("ssh")
+    calls = calls_of("ssh, announcement known")
     if calls is None:
         goals.append(unmeasured(name, "0 calls", "attach_latency did not run"))
     else:
@@ -263,6 +263,7 @@ def run(bench: str, args, scratch: Path) -> tuple[Optional[dict], dict]:
 def main() -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--only", help=f"comma-separated benchmarks (of {', '.join(BENCHES)})")
+    ap.add_argument("--keep", metavar="DIR", help="keep each benchmark's JSON and log in DIR")
     args = ap.parse_args()
     chosen = args.only.split(",") if args.only else list(BENCHES)
     unknown = set(chosen) - set(BENCHES)
@@ -271,6 +272,9 @@ def main() -> int:
     latency = args.latency / 1000
     goals, runs = [], {}
     with tempfile.TemporaryDirectory(prefix="sm-goals-") as scratch:
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            scratch = args.keep
         for bench in BENCHES:
             if bench not in chosen:
                 continue
