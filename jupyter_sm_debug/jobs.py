@@ -382,6 +382,7 @@ class JobsService:
     def _remember(self, name: str, description: dict) -> None:
         if description.get("TrainingJobStatus") in FINISHED:
             self._running.pop(name, None)
+            self._confirmed.pop(name, None)
             for key in [key for key in self.ssh_targets if key[0] == name]:
                 self.ssh_targets.pop(key, None)
             self._finished[name] = description

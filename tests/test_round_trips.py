@@ -134,3 +134,16 @@ async def test_a_stale_cache_never_attaches_to_a_finished_job(api, standin, aws_
         assert status == 409, body
         assert body["error"]["code"] == "not_attachable"
         assert "Completed" in body["error"]["message"], body
+
+
+async def test_max_attempts_counts_the_first_attempt(api, standin, demo_jobs, jp_serverapp):
+    attempts = jp_serverapp.web_app.settings["sm_debug"].jobs.config.max_attempts
+    job = demo_jobs["llama-finetune"]
+    standin.set_faults(throttle=attempts, throttle_action="DescribeTrainingJob")
+    try:
+        status, body = await api("GET", "jobs", job)
+    finally:
+        standin.set_faults(throttle=0, throttle_action=None)
+    assert status == 429, body  # every attempt throttled: one more would have succeeded
+    status, body = await api("GET", "jobs", job)
+    assert status == 200, body
