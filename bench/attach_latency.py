@@ -56,9 +56,10 @@ async def attach_once(server, http, counter, host: str, transport: str, body: di
     ws = await terminal_websocket(server, name)
     connected = time.perf_counter()
     try:
-        prompt_at, _ = await read_until(ws, PROMPT, timeout=60)
+        prompt_at, _ = await read_until(ws, PROMPT, timeout=20)
     except asyncio.TimeoutError:
-        raise RuntimeError(f"no prompt from {host} over {transport} in 60 s: {answer}") from None
+        ws.close()
+        raise NoPrompt(answer["terminal"]["name"]) from None
     ws.close()
     return {
         "name": name,
@@ -69,6 +70,10 @@ async def attach_once(server, http, counter, host: str, transport: str, body: di
         # A TerminateSession here comes from the previous SSM session's client, ending.
         "calls": {k: v for k, v in calls.items() if k != "TerminateSession"},
     }
+
+
+class NoPrompt(Exception):
+    """An attach that answered 201 but whose terminal showed no prompt in 20 s."""
 
 
 def close_terminal(http, name: str) -> None:
@@ -111,14 +116,20 @@ async def measure(args, standin, server, http) -> dict:
     ]
     results: dict = {}
     for label, transport, with_address, same_host in variants:
-        ext, base, first = [], [], None
+        ext, base, first, no_prompt = [], [], None, []
         for index in range(samples + 1):  # the first attach of a kind warms the server up
             host = "algo-1" if same_host else f"algo-{index % HOSTS + 1}"
             body = {}
             if with_address:
                 address = standin.host_address(JOB, host)
                 body = {"address": f"{address[0]}:{address[1]}"}
-            sample = await attach_once(server, http, standin, host, transport, body)
+            try:
+                sample = await attach_once(server, http, standin, host, transport, body)
+            except NoPrompt as lost:  # counted and reported, not measured
+                print(f"{label}: no prompt from {host} within 20 s", flush=True)
+                close_terminal(http, str(lost))
+                no_prompt.append(host)
+                continue
             argv, env, _ = session_process(
                 server, "ssh" if transport == "ssh" else "jupyter_sm_debug.ssm.client"
             )
@@ -134,7 +145,8 @@ async def measure(args, standin, server, http) -> dict:
             base.append(await asyncio.to_thread(baseline, argv, env, ssm, target))
             close_terminal(http, sample["name"])
             await asyncio.sleep(0.2)  # let the closed session wind down
-        results[label] = {"first": first, "extension": ext, "baseline": base}
+        results[label] = {"first": first, "extension": ext, "baseline": base,
+                          "no_prompt": no_prompt}  # fmt: skip
     return results
 
 
@@ -192,7 +204,7 @@ def main() -> int:
         trips = f"{extra} extra AWS round trip(s) = {ms(extra * latency)}"
         print(f"goal '{label}' adds < 50 ms: {verdict} (adds {ms(added)}, min {ms(added_min)}; "
               f"{trips}, rest {ms(local)})")  # fmt: skip
-    firsts = {label: ms(result["first"]["total"]) for label, result in results.items()}
+    firsts = {label: ms(r["first"]["total"]) if r["first"] else "-" for label, r in results.items()}
     print(f"first attach of the server's life (creates boto3 clients): {firsts}")
     footer()
     write_json(args, {"results": results})
