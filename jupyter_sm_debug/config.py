@@ -35,22 +35,25 @@ class SMDebug(Configurable):
         "Default: boto3's own (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, or AWS).",
     )
     max_concurrency = Int(
-        8,
+        20,
         config=True,
-        help="Most AWS calls in flight at once; keeps a refresh under SageMaker's "
-        "Describe* throttling limits.",
+        help="Most AWS calls in flight at once. The default covers the sidebar's page of 20, "
+        "so a page's descriptions go out in one wave; botocore's standard retry mode backs "
+        "off if SageMaker throttles Describe* calls.",
     )
     api_timeout = Float(10.0, config=True, help="Connect and read timeout of one AWS call (s).")
     max_attempts = Int(
         4,
         config=True,
-        help="Attempts per AWS call, with botocore's standard retry backoff on throttling.",
+        help="Attempts per AWS call, the first one included, with botocore's standard retry "
+        "backoff on throttling.",
     )
     running_cache_ttl = Float(
         5.0,
         config=True,
         help="Seconds a running job's description is reused. Finished jobs never change "
-        "and are cached for good.",
+        "and are cached for good. The job list reuses a running job's description beyond "
+        "this (at most 60 s) while ListTrainingJobs shows the job unchanged.",
     )
     default_transport = Enum(
         ["ssm", "ssh"], "ssm", config=True, help="Transport used when a request names none."

@@ -62,6 +62,7 @@ def route_table(base_url: str) -> list[tuple]:
             url_path_join(base, "proxy", JOB, HOST, r"(?P<port>[^/]+)") + r"(?P<path>/.*)?",
             proxy.ProxyHandler,
         ),
+        (url_path_join(base, "descriptions") + "/?", handlers.DescriptionsHandler),
         (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
     ]
 

@@ -15,9 +15,9 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from . import logs, names
-from .connect import AttachRequest, transports
+from .connect import AttachRequest, CannotAttach, transports
 from .errors import SMDebugError
-from .jobs import JobsService, hosts_of
+from .jobs import JobsService, attach_state, hosts_of
 from .terminals import terminal_name
 
 AUTH_RESOURCE = "sm_debug"
@@ -107,7 +107,22 @@ class SMDebugHandler(APIHandler):
             ) from None
 
 
-LIST_QUERY = ("status", "name_contains", "max_results", "next_token")
+LIST_QUERY = ("status", "name_contains", "max_results", "next_token", "describe")
+BOOLEANS = {"true": True, "false": False}
+
+
+def boolean_query(handler: SMDebugHandler, name: str, default: bool) -> bool:
+    raw = handler.query(name)
+    if raw is None:
+        return default
+    if raw not in BOOLEANS:
+        raise SMDebugError(
+            400,
+            "invalid_query",
+            f"{name} must be true or false.",
+            f"Send {name}=false or leave it out.",
+        )
+    return BOOLEANS[raw]
 
 
 class JobsHandler(SMDebugHandler):
@@ -170,8 +185,44 @@ class JobsHandler(SMDebugHandler):
             name_contains=name_contains or None,
             max_results=int(raw_max),
             next_token=next_token,
+            describe=boolean_query(self, "describe", True),
         )
         self.finish(json.dumps(page))
+
+
+MAX_DESCRIBE = 100  # a page of the list at most
+
+
+class DescriptionsHandler(SMDebugHandler):
+    """The rows a `describe=false` list left undescribed, filled in one wave:
+    `GET /sm-debug/descriptions?names=a,b,c`."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        unknown = {
+            name
+            for name in set(self.request.query_arguments) - {"names", "token", "_xsrf"}
+            if not name.isascii() or not name.isdigit()
+        }
+        if unknown:
+            raise SMDebugError(
+                400,
+                "invalid_query",
+                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
+                "Use only names.",
+            )
+        raw = self.query("names")
+        wanted = raw.split(",") if raw else []
+        if not 1 <= len(wanted) <= MAX_DESCRIBE:
+            raise SMDebugError(
+                400,
+                "invalid_names",
+                f"names must list 1 to {MAX_DESCRIBE} job names, comma-separated.",
+                "Send the names of the rows the list left undescribed.",
+            )
+        jobs = [names.job_name(name) for name in dict.fromkeys(wanted)]
+        self.finish(json.dumps(await self.jobs.describe_many(jobs)))
 
 
 class JobHandler(SMDebugHandler):
@@ -342,7 +393,9 @@ class TerminalsHandler(SMDebugHandler):
                 'Send {"document": "My-Session-Document"} (3-128 of A-Z a-z 0-9 _ - . : /) '
                 "or leave it out.",
             )
-        description = await self.jobs.describe(job, fresh=True)
+        # From the cache the list filled when it says the job is attachable (no round trip);
+        # a stale one is caught below, when the transport's own call fails.
+        description, cached = await self.jobs.attach_description(job, transport_name)
         count = len(hosts_of(description))
         if index > count:
             raise SMDebugError(
@@ -362,7 +415,27 @@ class TerminalsHandler(SMDebugHandler):
                 **({"document": document} if document else {}),
             },
         )
-        session = await available[transport_name].prepare(request)
+        transport = available[transport_name]
+        try:
+            session = await transport.prepare(request)
+        except CannotAttach:
+            if not cached:
+                raise
+            # The cached description may be out of date (the job ended, remote debug went
+            # off): say so from a current one, or try once more if it changed.
+            stale = request.description
+            request.description = await self.jobs.describe(job, fresh=True)
+            if not changed(stale, request.description):
+                raise
+            now = attach_state(request.description)[transport_name]
+            if not now["ok"]:
+                hint = (
+                    "Flip the Remote debug switch on this job, then Attach."
+                    if "Remote debug" in now["reason"]
+                    else "Pick a running job (Downloading or Training)."
+                )
+                raise CannotAttach("not_attachable", now["reason"], hint) from None
+            session = await transport.prepare(request)
         name, reused, live = await state.terminals.open(
             terminal_name(job, host, transport_name), session, replace=replace
         )
@@ -374,6 +447,12 @@ class TerminalsHandler(SMDebugHandler):
             "reused": reused,
         }
         self.finish(json.dumps({**live.info, **answer}))
+
+
+def changed(before: dict, after: dict) -> bool:
+    """Whether a job moved on between two descriptions (status, remote debug, an update)."""
+    keys = ("TrainingJobStatus", "SecondaryStatus", "LastModifiedTime", "RemoteDebugConfig")
+    return any(before.get(key) != after.get(key) for key in keys)
 
 
 class EnvironmentHandler(SMDebugHandler):

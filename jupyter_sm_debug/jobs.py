@@ -139,6 +139,30 @@ def summary(description: dict) -> dict:
         "billable_seconds": description.get("BillableTimeInSeconds"),
         "console_url": console_url(description),
         "remote_debug": {"enabled": remote_debug_enabled(description)},
+        "described": True,
+    }
+
+
+def listed_row(item: dict) -> dict:
+    """A row from a ListTrainingJobs summary alone, for the sidebar's first paint: what the
+    summary lacks (instances, remote debug, times only a description has) is null, and
+    `described` is false until a description fills it (`JobsService.describe_many`)."""
+    return {
+        "name": item["TrainingJobName"],
+        "arn": item.get("TrainingJobArn"),
+        "status": item.get("TrainingJobStatus"),
+        "secondary_status": item.get("SecondaryStatus"),
+        "created": iso(item.get("CreationTime")),
+        "started": None,
+        "ended": iso(item.get("TrainingEndTime")),
+        "last_modified": iso(item.get("LastModifiedTime")),
+        "instance_count": None,
+        "instances": None,
+        "training_seconds": None,
+        "billable_seconds": None,
+        "console_url": console_url(item),
+        "remote_debug": None,
+        "described": False,
     }
 
 
@@ -307,7 +331,14 @@ class JobsService:
         self._lock = threading.Lock()
         self._finished: OrderedDict[str, dict] = OrderedDict()
         self._running: dict[str, tuple[float, dict]] = {}
+        # Fresh describes in flight, by job: the list starts them, the sidebar joins them.
+        self._inflight: dict[str, asyncio.Future] = {}
+        # When the list last saw a running job's cached description still current.
+        self._confirmed: dict[str, float] = {}
         self._account: tuple[float, dict] | None = None
+        # SSH targets hosts announced in their logs, by (job, host): a later attach to the
+        # same container needs no log lookup. Dropped when the job ends or the target fails.
+        self.ssh_targets: dict[tuple[str, str], Any] = {}
 
     # -- boto3 plumbing ---------------------------------------------------------------
 
@@ -334,7 +365,9 @@ class JobsService:
         config = Config(
             connect_timeout=self.config.api_timeout,
             read_timeout=self.config.api_timeout,
-            retries={"mode": "standard", "max_attempts": self.config.max_attempts},
+            # total_max_attempts counts the first attempt; botocore's max_attempts counts
+            # retries only, which made 4 "attempts" 5.
+            retries={"mode": "standard", "total_max_attempts": self.config.max_attempts},
             max_pool_connections=max(10, self.config.max_concurrency),
             user_agent_extra=f"jupyter-sm-debug/{__version__}",
         )
@@ -399,6 +432,9 @@ class JobsService:
     def _remember(self, name: str, description: dict) -> None:
         if description.get("TrainingJobStatus") in FINISHED:
             self._running.pop(name, None)
+            self._confirmed.pop(name, None)
+            for key in [key for key in self.ssh_targets if key[0] == name]:
+                self.ssh_targets.pop(key, None)
             self._finished[name] = description
             while len(self._finished) > FINISHED_CACHE_SIZE:
                 self._finished.popitem(last=False)
@@ -411,7 +447,11 @@ class JobsService:
         name_contains: str | None = None,
         max_results: int = 20,
         next_token: str | None = None,
+        describe: bool = True,
     ) -> dict:
+        """One page of jobs, newest first. With ``describe=False`` the answer comes as soon
+        as ListTrainingJobs does: jobs whose current description is at hand are whole, the
+        others are rows from the summary (`described: false`) for `describe_many`."""
         params: dict[str, Any] = {
             "SortBy": "CreationTime",
             "SortOrder": "Descending",
@@ -424,12 +464,22 @@ class JobsService:
         if next_token:
             params["NextToken"] = next_token
         page = await self.call("sagemaker", "list_training_jobs", **params)
+        items = page.get("TrainingJobSummaries", [])
+        if not describe:
+            rows = []
+            for item in items:
+                known = self._current(item)
+                if known is None:
+                    # Describe it now, so the sidebar's descriptions request that follows
+                    # finds the answer on its way: the page costs two round trips, not
+                    # two plus the browser's.
+                    self._prefetch(item["TrainingJobName"])
+                rows.append(summary(known) if known is not None else listed_row(item))
+            return {"jobs": rows, "next_token": page.get("NextToken")}
         # ListTrainingJobs has no instance count or remote-debug state: describe the jobs
         # (concurrently, bounded by the pool) unless a description that is still current
         # is at hand.
-        descriptions = await asyncio.gather(
-            *(self._listed(item) for item in page.get("TrainingJobSummaries", []))
-        )
+        descriptions = await asyncio.gather(*(self._listed(item) for item in items))
         return {
             "jobs": [summary(description) for description in descriptions],
             "next_token": page.get("NextToken"),
@@ -440,6 +490,13 @@ class JobsService:
         finished jobs come from the cache; a running job's cached description serves while
         the summary agrees with it (no status change, LastModifiedTime unchanged, so no
         UpdateTrainingJob either) and it is younger than RUNNING_REVALIDATE."""
+        known = self._current(item)
+        if known is not None:
+            return known
+        return await self.describe(item["TrainingJobName"], fresh=True)
+
+    def _current(self, item: dict) -> dict | None:
+        """The cached description a ListTrainingJobs summary proves current, or None."""
         name = item["TrainingJobName"]
         cached = self._finished.get(name)
         if cached is not None:
@@ -451,8 +508,66 @@ class JobsService:
             and all(item.get(key) == hit[1].get(key) for key in SUMMARY_KEYS)
             and time.monotonic() - hit[0] < max(RUNNING_REVALIDATE, self.config.running_cache_ttl)
         ):
+            self._confirmed[name] = time.monotonic()
             return hit[1]
-        return await self.describe(name, fresh=True)
+        return None
+
+    async def attach_description(self, name: str, transport: str) -> tuple[dict, bool]:
+        """The description an attach decides on, and whether it came from the cache.
+
+        A running job's description that a describe or the list confirmed within
+        RUNNING_REVALIDATE seconds, and that says the transport can attach, serves without a
+        DescribeTrainingJob: the attach's own AWS call (StartSession, the SSH probe) fails on
+        a job that ended since, and the caller then asks again with `fresh=True` to say why.
+        Anything else (unknown, stale, or not attachable by the cache) is described now."""
+        hit = self._running.get(name)
+        if hit is not None:
+            seen = max(hit[0], self._confirmed.get(name, 0.0))
+            fresh_enough = time.monotonic() - seen < max(
+                RUNNING_REVALIDATE, self.config.running_cache_ttl
+            )
+            if fresh_enough and attach_state(hit[1])[transport]["ok"]:
+                return hit[1], True
+        return await self.describe(name, fresh=True), False
+
+    def _prefetch(self, name: str) -> asyncio.Future:
+        """One fresh describe of `name` in flight at a time; later askers share it."""
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self.describe(name, fresh=True))
+            self._inflight[name] = task
+
+            def done(finished: asyncio.Future) -> None:
+                if self._inflight.get(name) is finished:
+                    del self._inflight[name]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved here; the askers get it too
+
+            task.add_done_callback(done)
+        return task
+
+    async def describe_many(self, names: list[str]) -> dict:
+        """The sidebar's rows for these jobs, described in one wave (bounded by the pool;
+        those a `describe=false` list started are joined, or taken from the cache):
+        `{"jobs": [row...], "errors": [{"name", "error"}]}` in the order asked; a job that
+        cannot be described is an error entry, not a failure of the others."""
+
+        async def one(name: str):
+            try:
+                # The list's own describe if still in flight (shielded: a browser that goes
+                # away does not cancel it), else the description it left in the cache.
+                task = self._inflight.get(name)
+                if task is not None:
+                    return summary(await asyncio.shield(task))
+                return summary(await self.describe(name))
+            except SMDebugError as error:
+                return {"name": name, "error": error.to_json()["error"]}
+
+        rows = await asyncio.gather(*map(one, names))
+        return {
+            "jobs": [row for row in rows if "error" not in row],
+            "errors": [row for row in rows if "error" in row],
+        }
 
     async def job(self, name: str) -> dict:
         # The detail view is what a user acts on: always current, never from the TTL cache.

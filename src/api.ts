@@ -7,6 +7,7 @@ import {
 import { IForward } from './forward';
 import { requestAPI } from './request';
 import {
+  IDescriptions,
   IEnvironment,
   IHoldPlan,
   IJob,
@@ -31,6 +32,7 @@ export type RequestFunction = <T>(
  */
 export interface ISMDebugAPI {
   listJobs(query?: IJobQuery): Promise<IJobPage>;
+  describeJobs(names: string[]): Promise<IDescriptions>;
   getJob(job: string): Promise<IJob>;
   setRemoteDebug(job: string, enabled: boolean): Promise<IJob>;
   debugCopy(job: string, holdSeconds: number): Promise<IJob>;
@@ -101,8 +103,16 @@ export class SMDebugAPI implements ISMDebugAPI, IForwardsAPI {
     if (query.nextToken) {
       params.set('next_token', query.nextToken);
     }
+    if (query.describe === false) {
+      params.set('describe', 'false');
+    }
     const search = params.toString();
     return this._request<IJobPage>(search ? `jobs?${search}` : 'jobs');
+  }
+
+  describeJobs(names: string[]): Promise<IDescriptions> {
+    const params = new URLSearchParams({ names: names.join(',') });
+    return this._request<IDescriptions>(`descriptions?${params.toString()}`);
   }
 
   getJob(job: string): Promise<IJob> {

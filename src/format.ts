@@ -11,6 +11,9 @@ export function instancesLabel(
   job: IJobSummary
 ): string {
   const groups = (job.instances ?? []).filter(group => group.type);
+  if (job.instance_count === null) {
+    return ''; // not described yet: the row fills in when its description arrives
+  }
   if (groups.length === 0) {
     return trans._n('%1 instance', '%1 instances', job.instance_count);
   }

@@ -303,7 +303,8 @@ export class JobsModel implements IDisposable {
         status: this._statusFilter,
         nameContains: this._nameFilter,
         maxResults: this._pageSize,
-        nextToken: this._nextToken
+        nextToken: this._nextToken,
+        describe: false
       });
       if (generation !== this._generation) {
         return; // the list was reloaded meanwhile: this page belongs to an old one
@@ -324,6 +325,7 @@ export class JobsModel implements IDisposable {
       this._loadingMore = false;
       this._emit();
     }
+    await this._fillRows(generation);
   }
 
   /**
@@ -691,7 +693,8 @@ export class JobsModel implements IDisposable {
           created,
           started: job.started,
           instance_count,
-          remote_debug: { ...job.remote_debug }
+          remote_debug: job.remote_debug && { ...job.remote_debug },
+          described: job.described
         },
         ...this._jobs
       ];
@@ -775,12 +778,18 @@ export class JobsModel implements IDisposable {
       const page = await this._api.listJobs({
         status: this._statusFilter,
         nameContains: this._nameFilter,
-        maxResults: Math.min(MAX_PAGE_SIZE, this._rowsWanted)
+        maxResults: Math.min(MAX_PAGE_SIZE, this._rowsWanted),
+        describe: false
       });
       if (generation !== this._generation || this._isDisposed) {
         return; // superseded by a newer request
       }
-      this._jobs = page.jobs;
+      // The rows show as soon as ListTrainingJobs answers; a row the server has
+      // not described keeps what an earlier description said until its own arrives.
+      const before = new Map(this._jobs.map(job => [job.name, job]));
+      this._jobs = page.jobs.map(job =>
+        keepDescribed(job, before.get(job.name))
+      );
       this._nextToken = page.next_token || null;
       this._error = null;
       this._loaded = true;
@@ -799,6 +808,42 @@ export class JobsModel implements IDisposable {
         this._emit();
       }
     }
+    await this._fillRows(generation);
+  }
+
+  /**
+   * Describe the rows the list left undescribed, in one request per 100: the
+   * server sends the descriptions out in one wave. A failure leaves the rows as
+   * listed (the next poll asks again).
+   */
+  private async _fillRows(generation: number): Promise<void> {
+    const names = this._jobs
+      .filter(job => job.described === false)
+      .map(job => job.name);
+    const chunks: string[][] = [];
+    for (let i = 0; i < names.length; i += MAX_PAGE_SIZE) {
+      chunks.push(names.slice(i, i + MAX_PAGE_SIZE));
+    }
+    const answers = await Promise.all(
+      chunks.map(chunk => this._api.describeJobs(chunk).catch(() => null))
+    );
+    if (generation !== this._generation || this._isDisposed) {
+      return; // the list was reloaded meanwhile
+    }
+    const filled = new Map<string, IJobSummary>();
+    for (const answer of answers) {
+      answer?.jobs.forEach(job => filled.set(job.name, job));
+    }
+    if (filled.size === 0) {
+      return;
+    }
+    this._jobs = this._jobs.map(job => {
+      const described = filled.get(job.name);
+      return job.described === false && described
+        ? { ...job, ...described }
+        : job;
+    });
+    this._emit();
   }
 
   /**
@@ -902,4 +947,25 @@ export namespace JobsModel {
     const interval = Math.round(seconds * 1000);
     return { interval, backoff: true, max: Math.max(300 * 1000, interval) };
   }
+}
+
+/**
+ * A listed row, with the description-only fields of the row it replaces while
+ * its own description is on its way (no flicker between polls). It stays
+ * `described: false`, so it is described again.
+ */
+export function keepDescribed(
+  row: IJobSummary,
+  previous: IJobSummary | undefined
+): IJobSummary {
+  if (row.described !== false || !previous || previous.described === false) {
+    return row;
+  }
+  return {
+    ...row,
+    instance_count: previous.instance_count,
+    instances: previous.instances,
+    remote_debug: previous.remote_debug,
+    started: row.started ?? previous.started
+  };
 }

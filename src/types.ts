@@ -37,16 +37,34 @@ export interface IJobSummary {
   created: string | null;
   started?: string | null;
   ended?: string | null;
-  instance_count: number;
-  /** What the job runs on, one item per instance group. */
-  instances?: IInstances[];
+  /** Null in a row not yet described (`described` false). */
+  instance_count: number | null;
+  /** What the job runs on, one item per instance group; null until described. */
+  instances?: IInstances[] | null;
   /** Set once the job has finished. */
   training_seconds?: number | null;
   /** Set once the job has finished (less than training time with spot). */
   billable_seconds?: number | null;
   /** The job's page in the AWS console. */
   console_url?: string | null;
-  remote_debug: { enabled: boolean };
+  /** Null in a row not yet described. */
+  remote_debug: { enabled: boolean } | null;
+  /**
+   * False in a row made from ListTrainingJobs alone: instances, remote debug and
+   * the times arrive with its description (`ISMDebugAPI.describeJobs`).
+   */
+  described?: boolean;
+}
+
+/**
+ * Rows for the jobs a `describe: false` list left undescribed.
+ */
+export interface IDescriptions {
+  jobs: IJobSummary[];
+  errors: {
+    name: string;
+    error: { code: string; message: string; hint: string };
+  }[];
 }
 
 /**
@@ -112,6 +130,9 @@ export interface IHoldPlan {
 }
 
 export interface IJob extends IJobSummary {
+  /** A description always says these. */
+  instance_count: number;
+  remote_debug: { enabled: boolean };
   hosts: IHost[];
   network_isolation: boolean;
   vpc: { subnets?: string[]; security_groups?: string[] } | null;
@@ -209,6 +230,8 @@ export interface IJobQuery {
   nameContains?: string;
   maxResults?: number;
   nextToken?: string | null;
+  /** False: answer as soon as ListTrainingJobs does (rows may be undescribed). */
+  describe?: boolean;
 }
 
 /**

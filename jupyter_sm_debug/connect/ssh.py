@@ -288,6 +288,9 @@ async def resolve_target(request: AttachRequest) -> Target:
     configured = configured_target(request)
     if configured:
         return configured
+    known = request.jobs.ssh_targets.get((request.job, request.host))
+    if known is not None:  # announced by this container before: no log lookup
+        return known
     try:
         found = await announced_target(request)
     except CannotAttach:
@@ -295,6 +298,7 @@ async def resolve_target(request: AttachRequest) -> Target:
     except Exception:  # noqa: BLE001 - no log access is the same as no announcement
         found = None
     if found:
+        request.jobs.ssh_targets[(request.job, request.host)] = found
         return found
     raise CannotAttach(
         "no_ssh_address",
@@ -455,7 +459,19 @@ class SSHTransport:
                 )
             # Only this key is offered (an agent may still hold it, passphrase-protected).
             identity = ["-o", "IdentitiesOnly=yes", "-i", key]
+        remembered = request.jobs.ssh_targets.get((request.job, request.host))
         target = await resolve_target(request)
+        try:
+            return await self._connect(request, ssh, identity, target)
+        except CannotAttach:
+            if remembered is None or target is not remembered:
+                raise
+            # A remembered announcement may be an earlier container's: read the log again.
+            request.jobs.ssh_targets.pop((request.job, request.host), None)
+        return await self._connect(request, ssh, identity, await resolve_target(request))
+
+    async def _connect(self, request: AttachRequest, ssh: str, identity: list, target) -> Session:
+        config = request.config
         if target.host_key is None and config.ssh_strict_host_key_checking:
             raise CannotAttach(
                 "host_key_required",

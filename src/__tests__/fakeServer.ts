@@ -1,6 +1,6 @@
 import { RequestFunction } from '../api';
 import { SMDebugError } from '../request';
-import { IJob, IJobPage, JobStatus } from '../types';
+import { IJob, IJobPage, IJobSummary, JobStatus } from '../types';
 
 /**
  * An in-memory `/sm-debug` server behind a fake `requestAPI`: it answers like
@@ -27,6 +27,11 @@ export class FakeServer {
   hold = false;
   /** Jobs created by a debug copy stay out of the list (AWS listing lags). */
   listLag = false;
+  /**
+   * Jobs this server has no description of yet: a `describe=false` list gives
+   * them as undescribed rows until `descriptions` describes them.
+   */
+  undescribed = new Set<string>();
   /** Log lines by `job/host/stream`. */
   logs = new Map<string, { timestamp: number; message: string }[]>();
 
@@ -93,6 +98,15 @@ export class FakeServer {
         problems: []
       };
     }
+    if (parts[0] === 'descriptions') {
+      const names = (url.searchParams.get('names') ?? '').split(',');
+      const rows = this.jobs.filter(job => names.includes(job.name));
+      rows.forEach(job => this.undescribed.delete(job.name));
+      return {
+        jobs: rows.map(job => ({ ...summaryOf(job), described: true })),
+        errors: []
+      };
+    }
     if (parts[0] !== 'jobs') {
       throw notFound('route');
     }
@@ -109,23 +123,18 @@ export class FakeServer {
       const end = start + max;
       const next = end < jobs.length ? String(end) : null;
       jobs = jobs.slice(start, end);
+      const partial = q.get('describe') === 'false';
       const page: IJobPage = {
-        jobs: jobs.map(
-          ({
-            name,
-            status,
-            secondary_status,
-            created,
-            instance_count,
-            remote_debug
-          }) => ({
-            name,
-            status,
-            secondary_status,
-            created,
-            instance_count,
-            remote_debug: { ...remote_debug }
-          })
+        jobs: jobs.map(job =>
+          partial && this.undescribed.has(job.name)
+            ? {
+                ...summaryOf(job),
+                instance_count: null,
+                instances: null,
+                remote_debug: null,
+                described: false
+              }
+            : summaryOf(job)
         ),
         next_token: next
       };
@@ -259,4 +268,16 @@ function notFound(what: string): SMDebugError {
     message: `No such ${what}.`,
     hint: 'Check the name.'
   });
+}
+
+function summaryOf(job: IJob): IJobSummary {
+  const { name, status, secondary_status, created, instance_count } = job;
+  return {
+    name,
+    status,
+    secondary_status,
+    created,
+    instance_count,
+    remote_debug: { ...job.remote_debug }
+  };
 }

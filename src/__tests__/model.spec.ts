@@ -53,7 +53,68 @@ describe('JobsModel', () => {
       expect(model.jobs[0].name).toBe('job-044');
       expect(model.hasMore).toBe(true);
       expect(model.environment?.region).toBe('us-east-1');
-      expect(server.lastCall('jobs').path).toBe('jobs?max_results=20');
+      expect(server.lastCall('jobs').path).toBe(
+        'jobs?max_results=20&describe=false'
+      );
+    });
+
+    it('shows the listed rows first and fills them from one descriptions request', async () => {
+      server.jobs.slice(0, 20).forEach(job => server.undescribed.add(job.name));
+      server.hold = true;
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      server.release(); // the list answers; the descriptions are still held
+      await jest.advanceTimersByTimeAsync(0);
+      expect(model.jobs).toHaveLength(20);
+      expect(model.jobs[0].name).toBe('job-044');
+      expect(model.jobs[0].described).toBe(false);
+      expect(model.jobs[0].instance_count).toBeNull();
+      expect(model.loaded).toBe(true);
+      const asks = server.calls.filter(call =>
+        call.path.startsWith('descriptions')
+      );
+      expect(asks).toHaveLength(1);
+      expect(decodeURIComponent(asks[0].path)).toBe(
+        `descriptions?names=${model.jobs.map(job => job.name).join(',')}`
+      );
+      server.release();
+      await jest.advanceTimersByTimeAsync(0);
+      server.release();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(model.jobs.every(job => job.described !== false)).toBe(true);
+      expect(model.jobs[0].instance_count).toBe(server.jobs[0].instance_count);
+      expect(model.jobs[0].remote_debug).toEqual(server.jobs[0].remote_debug);
+    });
+
+    it('asks for no descriptions when every listed row is whole', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      expect(server.callsTo('descriptions')).toBe(0);
+    });
+
+    it('keeps a described row whole while a poll lists it undescribed', async () => {
+      model = makeModel(server);
+      model.isVisible = true;
+      await jest.advanceTimersByTimeAsync(0);
+      const count = model.jobs[0].instance_count;
+      server.undescribed.add(model.jobs[0].name);
+      server.failures.push({
+        prefix: 'descriptions',
+        error: new SMDebugError({
+          status: 503,
+          code: 'aws_unavailable',
+          message: 'down',
+          hint: 'later'
+        })
+      });
+      await model.refresh();
+      expect(model.jobs[0].described).toBe(false);
+      expect(model.jobs[0].instance_count).toBe(count);
+      expect(model.error).toBeNull(); // a failed fill leaves the listed rows
+      await model.refresh();
+      expect(model.jobs[0].described).toBe(true);
     });
 
     it('appends pages with Load more until there are no more', async () => {
@@ -63,7 +124,9 @@ describe('JobsModel', () => {
 
       await model.loadMore();
       expect(model.jobs).toHaveLength(40);
-      expect(server.lastCall().path).toBe('jobs?max_results=20&next_token=20');
+      expect(server.lastCall().path).toBe(
+        'jobs?max_results=20&next_token=20&describe=false'
+      );
       await model.loadMore();
       expect(model.jobs).toHaveLength(45);
       expect(model.hasMore).toBe(false);
@@ -80,7 +143,9 @@ describe('JobsModel', () => {
       await jest.advanceTimersByTimeAsync(0);
       await model.loadMore();
       await model.refresh();
-      expect(server.lastCall('jobs?').path).toBe('jobs?max_results=40');
+      expect(server.lastCall('jobs?').path).toBe(
+        'jobs?max_results=40&describe=false'
+      );
       expect(model.jobs).toHaveLength(40);
       expect(model.hasMore).toBe(true);
     });
@@ -176,7 +241,7 @@ describe('JobsModel', () => {
       await jest.advanceTimersByTimeAsync(1);
       expect(server.callsTo('jobs?')).toBe(2);
       expect(server.lastCall('jobs?').path).toBe(
-        'jobs?name_contains=job-012&max_results=20'
+        'jobs?name_contains=job-012&max_results=20&describe=false'
       );
       expect(model.jobs.map(job => job.name)).toEqual(['job-012']);
     });
@@ -199,7 +264,7 @@ describe('JobsModel', () => {
       model.setStatusFilter('Completed');
       await jest.advanceTimersByTimeAsync(0);
       expect(server.lastCall('jobs?').path).toBe(
-        'jobs?status=Completed&max_results=20'
+        'jobs?status=Completed&max_results=20&describe=false'
       );
       expect(model.jobs.every(job => job.status === 'Completed')).toBe(true);
       expect(model.jobs).toHaveLength(9);
@@ -221,7 +286,9 @@ describe('JobsModel', () => {
       expect(model.nameFilter).toBe('');
       expect(model.statusFilter).toBe('');
       expect(server.callsTo('jobs?')).toBe(before + 1);
-      expect(server.lastCall('jobs?').path).toBe('jobs?max_results=20');
+      expect(server.lastCall('jobs?').path).toBe(
+        'jobs?max_results=20&describe=false'
+      );
       expect(model.jobs).toHaveLength(20);
     });
 
@@ -290,7 +357,7 @@ describe('JobsModel', () => {
       await settle();
       expect(model.remoteDebug('job-044').pending).toBe(true);
       expect(model.detail('job-044')?.job?.remote_debug.enabled).toBe(false);
-      expect(model.jobs[0].remote_debug.enabled).toBe(false);
+      expect(model.jobs[0].remote_debug?.enabled).toBe(false);
 
       // A second click while in flight sends nothing.
       expect(await model.setRemoteDebug('job-044', true)).toBe(false);
@@ -304,7 +371,7 @@ describe('JobsModel', () => {
         error: null
       });
       expect(model.detail('job-044')?.job?.remote_debug.enabled).toBe(true);
-      expect(model.jobs[0].remote_debug.enabled).toBe(true); // the list row too
+      expect(model.jobs[0].remote_debug?.enabled).toBe(true); // the list row too
       expect(server.lastCall()).toEqual({
         method: 'PUT',
         path: 'jobs/job-044/remote-debug',
@@ -349,9 +416,11 @@ describe('JobsModel', () => {
       expect(copy?.name).toBe('job-042-debug-0001');
       expect(copy?.remote_debug.enabled).toBe(true);
       // The list was reloaded: the copy is the newest job.
-      expect(server.lastCall('jobs?').path).toBe('jobs?max_results=20');
+      expect(server.lastCall('jobs?').path).toBe(
+        'jobs?max_results=20&describe=false'
+      );
       expect(model.jobs[0].name).toBe('job-042-debug-0001');
-      expect(model.jobs[0].remote_debug.enabled).toBe(true);
+      expect(model.jobs[0].remote_debug?.enabled).toBe(true);
       expect(model.isExpanded('job-042-debug-0001')).toBe(true);
       expect(model.selected).toBe('job-042-debug-0001');
       expect(revealed).toEqual(['job-042-debug-0001']);
