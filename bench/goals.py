@@ -93,7 +93,8 @@ def list_goals(data: Optional[dict], latency: float) -> list[Goal]:
                 f"<= {ms(target)}",
                 ms(full),
                 full <= target,
-                f"describe calls in flight: {dig(ext, 'full_page', 'detail')}",
+                f"calls: {dig(ext, 'full_page', 'detail')}; the floor here, plain boto3's "
+                f"list then one wave of threads: {ms(naive.get('list_then_wave'))}",
             )
         )
     refresh = ext.get("refresh")
