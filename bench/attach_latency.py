@@ -115,6 +115,10 @@ async def measure(args, standin, server, http) -> dict:
         ("ssm (built-in client)", "ssm", False, False),
     ]
     results: dict = {}
+    # One boto3 client for every baseline, warmed like the server's: a StartSession costs
+    # its round trip, not a client's creation and first connection.
+    ssm_warm = ssm_client(standin)
+    ssm_warm.terminate_session(SessionId="bench-warm-up")  # answered for a gone session
     for label, transport, with_address, same_host in variants:
         ext, base, first, no_prompt = [], [], None, []
         for index in range(samples + 1):  # the first attach of a kind warms the server up
@@ -139,7 +143,7 @@ async def measure(args, standin, server, http) -> dict:
                 continue
             ext.append(sample)
             target = f"sagemaker-training-job:{JOB}_{host}"
-            ssm = ssm_client(standin) if transport == "ssm" else None
+            ssm = ssm_warm if transport == "ssm" else None
             # The session stays open meanwhile: ssh's argv names the pinned host keys,
             # which go away with the session.
             base.append(await asyncio.to_thread(baseline, argv, env, ssm, target))

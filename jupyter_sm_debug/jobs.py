@@ -339,6 +339,10 @@ class JobsService:
         # SSH targets hosts announced in their logs, by (job, host): a later attach to the
         # same container needs no log lookup. Dropped when the job ends or the target fails.
         self.ssh_targets: dict[tuple[str, str], Any] = {}
+        # (job, host, target) whose sshd proved the pinned key in this server's life: a later
+        # session pins the same key (its ssh still refuses any other) without the check's
+        # extra handshake. Dropped with the job, and when a session's ssh finds a mismatch.
+        self.ssh_verified: set[tuple[str, str, Any]] = set()
 
     # -- boto3 plumbing ---------------------------------------------------------------
 
@@ -435,6 +439,7 @@ class JobsService:
             self._confirmed.pop(name, None)
             for key in [key for key in self.ssh_targets if key[0] == name]:
                 self.ssh_targets.pop(key, None)
+            self.ssh_verified = {entry for entry in self.ssh_verified if entry[0] != name}
             self._finished[name] = description
             while len(self._finished) > FINISHED_CACHE_SIZE:
                 self._finished.popitem(last=False)

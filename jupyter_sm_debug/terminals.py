@@ -37,6 +37,7 @@ class TerminalSessions:
         self._sessions: dict[str, Session] = {}
         # Per terminal object: what to run once its process has ended (Session.on_end).
         self._on_end: dict[object, object] = {}
+        self._on_exit: dict[object, object] = {}  # Session.on_exit, likewise
         self._watched: object = None
         self._tasks: set = set()
 
@@ -64,6 +65,12 @@ class TerminalSessions:
             try:
                 original(ptywclients)
             finally:
+                told = self._on_exit.pop(ptywclients, None)
+                if told is not None:
+                    try:
+                        told(getattr(ptywclients.ptyproc, "exitstatus", None))
+                    except Exception:  # noqa: BLE001 - bookkeeping must not break terminado
+                        self.log.warning("sm-debug: on_exit failed", exc_info=True)
                 callback = self._on_end.pop(ptywclients, None)
                 if callback is not None:
                     task = asyncio.ensure_future(callback())
@@ -148,5 +155,7 @@ class TerminalSessions:
             self._sessions[name] = session
             if session.on_end is not None:
                 self._on_end[self._ours[name]] = session.on_end
+            if session.on_exit is not None:
+                self._on_exit[self._ours[name]] = session.on_exit
             self.log.info("sm-debug: terminal %s → %s", name, session.target)
             return name, False, session

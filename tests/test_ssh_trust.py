@@ -405,6 +405,60 @@ async def test_a_reattach_to_another_address_never_reports_a_false_target(
     assert addr == "127.0.0.1"
 
 
+async def closed(terminal_manager, name: str) -> None:
+    """Until terminado has read the end of the terminal's process (on_eof ran)."""
+    import asyncio
+
+    for _ in range(200):
+        if name not in terminal_manager.terminals:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} did not end")
+
+
+@needs_sshd
+async def test_a_host_that_proved_its_key_is_not_asked_again_until_its_ssh_fails(
+    api, standin, tmp_path, terminal_manager, monkeypatch
+):
+    """Issue 15: a re-attach to a host whose sshd proved the announced key skips the check's
+    extra handshake (the terminal's ssh still pins the key). When that ssh then fails, the
+    host is trusted no longer: the next attach reads the log and checks again."""
+    from jupyter_sm_debug.connect import ssh
+
+    checks = []
+    real_check = ssh.check_host_key
+
+    async def counted(argv, target):
+        checks.append(target)
+        return await real_check(argv, target)
+
+    monkeypatch.setattr(ssh, "check_host_key", counted)
+    job = running_job(standin, "proven")
+    status, body = await attach(api, job)
+    assert status == 201, body
+    name = body["terminal"]["name"]
+    await close(terminal_manager, name)
+    await closed(terminal_manager, name)
+    status, again = await attach(api, job)
+    assert status == 201 and again["host_key"] == body["host_key"], again
+    assert len(checks) == 1
+    await close(terminal_manager, name)
+    await closed(terminal_manager, name)
+
+    impostor = take_over(standin, tmp_path, job)
+    try:
+        status, trusted = await attach(api, job)  # not checked: its own ssh refuses
+        assert status == 201, trusted
+        await closed(terminal_manager, name)  # ssh ended with 255
+        assert len(checks) == 1
+        status, refused = await attach(api, job)
+        assert status == 409 and refused["error"]["code"] == "host_key_mismatch", refused
+        assert len(checks) == 2
+        assert not impostor.logged_in(), impostor.text()
+    finally:
+        impostor.stop()
+
+
 # -- the hold ends only when an authenticated session closes (finding 4) --------------------------
 
 

@@ -173,7 +173,7 @@ def host_key_from_text(text, source: str) -> HostKey:
 # -- where to connect ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
     addr: str
     port: int
@@ -497,14 +497,25 @@ class SSHTransport:
         with open(known_hosts, "w") as handle:
             handle.writelines(key.known_hosts_line(alias) for key in keys)
         options = client_options(config, known_hosts, alias, target.port)
-        try:
-            await check_host_key([ssh, *options], target)
-        except BaseException:
-            shutil.rmtree(pins, ignore_errors=True)
-            raise
+        proven = (request.job, request.host, target)
+        if target.host_key is None or proven not in request.jobs.ssh_verified:
+            try:
+                await check_host_key([ssh, *options], target)
+            except BaseException:
+                shutil.rmtree(pins, ignore_errors=True)
+                request.jobs.ssh_verified.discard(proven)
+                raise
+            if target.host_key is not None:
+                request.jobs.ssh_verified.add(proven)
 
         async def forget_pins() -> None:
             shutil.rmtree(pins, ignore_errors=True)
+
+        def on_exit(status: int | None) -> None:
+            if status == 255:  # ssh's own failure: trust nothing remembered about this host
+                request.jobs.ssh_verified.discard(proven)
+                if request.jobs.ssh_targets.get((request.job, request.host)) == target:
+                    request.jobs.ssh_targets.pop((request.job, request.host), None)
 
         argv = [
             ssh, "-t", *options, *identity,
@@ -533,6 +544,7 @@ class SSHTransport:
             env=env,
             target=f"{config.ssh_user}@{target.addr}:{target.port}",
             on_end=forget_pins,
+            on_exit=on_exit,
             info={"host_key": host_key},
             pin=" ".join(host_key["fingerprints"]),
         )
@@ -552,6 +564,8 @@ class SSHTransport:
         finally:
             if session.on_end is not None:
                 await session.on_end()
+        if session.on_exit is not None and not result.timed_out:
+            session.on_exit(result.exit_code)
         result.seconds = time.monotonic() - started
         if result.exit_code == 255 and not result.timed_out:
             # ssh's own failure (connection, authentication), not the command's exit code.
