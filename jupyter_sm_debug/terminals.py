@@ -68,7 +68,8 @@ class TerminalSessions:
                 told = self._on_exit.pop(ptywclients, None)
                 if told is not None:
                     try:
-                        told(getattr(ptywclients.ptyproc, "exitstatus", None))
+                        tail = "".join(list(ptywclients.read_buffer)[-20:])[-2000:]
+                        told(getattr(ptywclients.ptyproc, "exitstatus", None), tail)
                     except Exception:  # noqa: BLE001 - bookkeeping must not break terminado
                         self.log.warning("sm-debug: on_exit failed", exc_info=True)
                 callback = self._on_end.pop(ptywclients, None)

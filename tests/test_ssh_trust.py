@@ -416,6 +416,19 @@ async def closed(terminal_manager, name: str) -> None:
     raise AssertionError(f"{name} did not end")
 
 
+async def prompted(terminal_manager, name: str) -> None:
+    """Until the remote shell's prompt shows: closing then ends ssh with 255, as a user's
+    close does."""
+    import asyncio
+
+    for _ in range(400):
+        term = terminal_manager.terminals[name]
+        if "@algo-1" in "".join(term.read_buffer):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no prompt in {name}: {''.join(term.read_buffer)[-300:]!r}")
+
+
 @needs_sshd
 async def test_a_host_that_proved_its_key_is_not_asked_again_until_its_ssh_fails(
     api, standin, tmp_path, terminal_manager, monkeypatch
@@ -437,6 +450,7 @@ async def test_a_host_that_proved_its_key_is_not_asked_again_until_its_ssh_fails
     status, body = await attach(api, job)
     assert status == 201, body
     name = body["terminal"]["name"]
+    await prompted(terminal_manager, name)
     await close(terminal_manager, name)
     await closed(terminal_manager, name)
     status, again = await attach(api, job)

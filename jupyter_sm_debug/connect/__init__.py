@@ -39,9 +39,9 @@ class Session:
     # Run once the session's process has ended, however it ended (e.g. to release what
     # the transport opened for it on the AWS side).
     on_end: Optional[Callable[[], Awaitable[None]]] = None
-    # Told the session process's exit status once it has ended (None when unknown): SSH
-    # forgets a host it trusted when its ssh failed (255) there.
-    on_exit: Optional[Callable[[Optional[int]], None]] = None
+    # Told the session process's exit status (None when unknown) and the end of its output
+    # once it has ended: SSH forgets a host it trusted when its ssh refused that host's key.
+    on_exit: Optional[Callable[[Optional[int], str], None]] = None
     # Transport-specific fields of the answer (SSH: how the host key was verified).
     info: dict[str, Any] = field(default_factory=dict)
     # What besides `target` tells two sessions' destinations apart (SSH: the pinned host

@@ -309,6 +309,9 @@ async def resolve_target(request: AttachRequest) -> Target:
     )
 
 
+# What OpenSSH says when the pinned key is not the one the host shows.
+KEY_REFUSED = ("Host key verification failed", "HOST IDENTIFICATION HAS CHANGED")
+
 # -- checking who answers ----------------------------------------------------------------------
 
 
@@ -368,7 +371,7 @@ async def check_host_key(argv: list[str], target: Target) -> None:
         "-o", "PreferredAuthentications=publickey", "-o", "ConnectTimeout=5", "--", target.addr,
         "true",
     ])  # fmt: skip
-    if "Host key verification failed" in err or "HOST IDENTIFICATION HAS CHANGED" in err:
+    if any(words in err for words in KEY_REFUSED):
         pinned = target.host_key.fingerprint if target.host_key else "the scanned key"
         raise CannotAttach(
             "host_key_mismatch",
@@ -511,8 +514,10 @@ class SSHTransport:
         async def forget_pins() -> None:
             shutil.rmtree(pins, ignore_errors=True)
 
-        def on_exit(status: int | None) -> None:
-            if status == 255:  # ssh's own failure: trust nothing remembered about this host
+        def on_exit(status: int | None, output: str) -> None:
+            # The session's ssh refused the host's key: trust nothing remembered about it
+            # (a remote shell printing these words only costs the next attach its check).
+            if status == 255 and any(words in output[-600:] for words in KEY_REFUSED):
                 request.jobs.ssh_verified.discard(proven)
                 if request.jobs.ssh_targets.get((request.job, request.host)) == target:
                     request.jobs.ssh_targets.pop((request.job, request.host), None)
@@ -565,7 +570,7 @@ class SSHTransport:
             if session.on_end is not None:
                 await session.on_end()
         if session.on_exit is not None and not result.timed_out:
-            session.on_exit(result.exit_code)
+            session.on_exit(result.exit_code, result.stderr.decode(errors="replace"))
         result.seconds = time.monotonic() - started
         if result.exit_code == 255 and not result.timed_out:
             # ssh's own failure (connection, authentication), not the command's exit code.
