@@ -106,6 +106,23 @@ class SMDebugHandler(APIHandler):
                 400, "invalid_query", f"{name} is not UTF-8.", f"Send {name} as UTF-8."
             ) from None
 
+    def only_query(self, allowed: tuple[str, ...]) -> None:
+        """Refuse query parameters a route does not take. jupyter_server's own token/xsrf
+        are not ours to refuse, nor the bare timestamp JupyterLab's ServerConnection
+        appends to GETs to defeat caches."""
+        unknown = {
+            name
+            for name in set(self.request.query_arguments) - {*allowed, "token", "_xsrf"}
+            if not name.isascii() or not name.isdigit()
+        }
+        if unknown:
+            raise SMDebugError(
+                400,
+                "invalid_query",
+                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
+                f"Use only {', '.join(allowed)}.",
+            )
+
 
 LIST_QUERY = ("status", "name_contains", "max_results", "next_token", "describe")
 BOOLEANS = {"true": True, "false": False}
@@ -129,20 +146,7 @@ class JobsHandler(SMDebugHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        # jupyter_server's own token/xsrf arguments are not ours to refuse, nor the bare
-        # timestamp JupyterLab's ServerConnection appends to GETs to defeat caches.
-        unknown = {
-            name
-            for name in set(self.request.query_arguments) - {*LIST_QUERY, "token", "_xsrf"}
-            if not name.isascii() or not name.isdigit()
-        }
-        if unknown:
-            raise SMDebugError(
-                400,
-                "invalid_query",
-                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
-                f"Use only {', '.join(LIST_QUERY)}.",
-            )
+        self.only_query(LIST_QUERY)
         status = self.query("status")
         if status is not None and status not in names.STATUSES:
             raise SMDebugError(
@@ -200,18 +204,7 @@ class DescriptionsHandler(SMDebugHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        unknown = {
-            name
-            for name in set(self.request.query_arguments) - {"names", "token", "_xsrf"}
-            if not name.isascii() or not name.isdigit()
-        }
-        if unknown:
-            raise SMDebugError(
-                400,
-                "invalid_query",
-                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
-                "Use only names.",
-            )
+        self.only_query(("names",))
         raw = self.query("names")
         wanted = raw.split(",") if raw else []
         if not 1 <= len(wanted) <= MAX_DESCRIBE:
@@ -296,18 +289,7 @@ class HostLogsHandler(SMDebugHandler):
     async def get(self, job: str, host: str) -> None:
         job = names.job_name(job)
         index = names.host_index(host)
-        unknown = {
-            name
-            for name in set(self.request.query_arguments) - {*LOGS_QUERY, "token", "_xsrf"}
-            if not name.isascii() or not name.isdigit()  # JupyterLab's cache-busting stamp
-        }
-        if unknown:
-            raise SMDebugError(
-                400,
-                "invalid_query",
-                f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}.",
-                f"Use only {', '.join(LOGS_QUERY)}.",
-            )
+        self.only_query(LOGS_QUERY)
         stream = self.query("stream") or "training"
         if stream not in logs.STREAMS:
             raise SMDebugError(
