@@ -343,6 +343,7 @@ class JobsService:
         # session pins the same key (its ssh still refuses any other) without the check's
         # extra handshake. Dropped with the job, and when a session's ssh finds a mismatch.
         self.ssh_verified: set[tuple[str, str, Any]] = set()
+        self._warmed = False  # the attach's client is being or has been created
 
     # -- boto3 plumbing ---------------------------------------------------------------
 
@@ -383,6 +384,24 @@ class JobsService:
             client = self._clients.get(service) or session.client(service, **kwargs)
             self._clients[service] = client
         return client
+
+    def _warm_attach_client(self) -> None:
+        """Once the sidebar lists jobs, create the client an Attach calls first (SSM's
+        StartSession, or CloudWatch Logs for an SSH announcement) on a worker thread: a
+        boto3 client takes a few hundred ms to load its model, which the first Attach
+        would otherwise wait for."""
+        if self._warmed:
+            return
+        self._warmed = True
+        service = "ssm" if self.config.default_transport == "ssm" else "logs"
+
+        def warm() -> None:
+            try:
+                self.client(service)
+            except Exception as error:  # noqa: BLE001 - the attach itself reports it
+                self.log.debug("sm-debug: no %s client yet: %s", service, type(error).__name__)
+
+        self._executor.submit(warm)
 
     async def call(self, service: str, operation: str, **params) -> dict:
         """Run one AWS API call off the event loop; failures become SMDebugError."""
@@ -469,6 +488,7 @@ class JobsService:
         if next_token:
             params["NextToken"] = next_token
         page = await self.call("sagemaker", "list_training_jobs", **params)
+        self._warm_attach_client()
         items = page.get("TrainingJobSummaries", [])
         if not describe:
             rows = []

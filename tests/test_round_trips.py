@@ -3,6 +3,7 @@ descriptions in one request, and attaches that reuse what the list already knows
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -99,6 +100,21 @@ async def test_ssm_attach_after_the_list_makes_one_aws_call(api, standin, aws_ca
     )
     assert status == 201, body
     assert aws_calls == ["start_session"]
+
+
+async def test_the_list_readies_the_client_attach_calls_first(jp_serverapp, api):
+    """The first Attach of a server's life need not load a boto3 model: the list has the
+    SSM client (the default transport's) created on a worker thread."""
+    jobs = jp_serverapp.web_app.settings["sm_debug"].jobs
+    jobs._clients.pop("ssm", None)
+    jobs._warmed = False
+    status, _ = await api("GET", "jobs", name_contains=unique("warm"), describe="false")
+    assert status == 200
+    for _ in range(200):
+        if "ssm" in jobs._clients:
+            break
+        await asyncio.sleep(0.05)
+    assert "ssm" in jobs._clients
 
 
 async def test_ssh_attach_with_a_known_announcement_makes_no_aws_call(
