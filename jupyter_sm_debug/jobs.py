@@ -421,7 +421,12 @@ class JobsService:
             raise error from None
 
     def close(self) -> None:
+        """Stop the worker threads and close every client's connection pool."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     # -- jobs ----------------------------------------------------------------------
 

@@ -56,6 +56,16 @@ def end_sessions(serverapp) -> None:
 
 
 @pytest.fixture
+def jp_serverapp(jp_serverapp):
+    """The in-process server, whose AWS clients' connection pools close with it: a real
+    server's close with its process, but the test session runs hundreds of servers."""
+    yield jp_serverapp
+    state = jp_serverapp.web_app.settings.get("sm_debug")
+    if state is not None:
+        state.jobs.close()
+
+
+@pytest.fixture
 def terminal_manager(jp_serverapp):
     yield jp_serverapp.web_app.settings["terminal_manager"]
     end_sessions(jp_serverapp)
