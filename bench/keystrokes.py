@@ -5,7 +5,8 @@
 Against a stand-in host (the built-in SSM client and ssh, each in a raw PTY, as the
 extension runs them):
 - echo latency: one character typed at the shell's prompt until its echo is read, through
-  the built-in SSM client (and, for comparison, ssh), against a local bash in a raw PTY
+  the built-in SSM client (and, for comparison, ssh and AWS's session-manager-plugin when
+  present: the floor of the stand-in's own data path), against a local bash in a raw PTY
   (median of --samples), at 0 ms and at --latency;
 - paste: 100 KiB of text lines into `head -c N | sha256sum` on the host, until the right
   digest shows (whole and in order);
@@ -39,7 +40,7 @@ from _common import (
     table,
     write_json,
 )
-from throughput import BUILTIN, ssm_client_process, upload
+from throughput import BUILTIN, PLUGIN, find_plugin, ssm_client_process, upload
 
 JOB = "bench-keys"
 
@@ -173,14 +174,21 @@ def main() -> int:
         # One host per kind of measurement: a session killed mid-paste leaves nothing behind.
         standin.create_job(JOB, instance_count=3, remote_debug=True, started_ago=600)
         results: dict = {"echo": {}, "paste": [], "interrupt": {"ssh": [], "ssm": []}}
+        plugin = find_plugin()
         for faults in (0.0, latency):
             standin.set_faults(latency=faults, channel_latency=faults)
-            raw, ssm, ssh = [], [], []
+            echo: dict = {"raw": [], "ssm": [], "ssh": [], **({"plugin": []} if plugin else {})}
             for _ in range(rounds):  # alternated, so all see the same machine load
-                raw += echo_times(*local_shell(), samples)
-                ssm += echo_times(*ssm_client_process(BUILTIN, standin, target, None), samples)
-                ssh += echo_times(*ssh_argv(standin, stack, faults / 2), samples)
-            results["echo"][f"{faults * 1000:g}"] = {"raw": raw, "ssm": ssm, "ssh": ssh}
+                echo["raw"] += echo_times(*local_shell(), samples)
+                echo["ssm"] += echo_times(
+                    *ssm_client_process(BUILTIN, standin, target, None), samples
+                )
+                echo["ssh"] += echo_times(*ssh_argv(standin, stack, faults / 2), samples)
+                if plugin:
+                    echo["plugin"] += echo_times(
+                        *ssm_client_process(PLUGIN, standin, target, plugin), samples
+                    )
+            results["echo"][f"{faults * 1000:g}"] = echo
         standin.set_faults(latency=latency, channel_latency=latency)
         for _ in range(rounds):
             results["interrupt"]["ssm"].append(
@@ -201,7 +209,8 @@ def main() -> int:
     table(["", "median", "p90", "raw PTY median"], [
         [f"{kind} echo, {label}", ms(med(data[key])), ms(p90(data[key])), ms(med(data["raw"]))]
         for label, data in (("0 ms", zero), (f"{args.latency:g} ms round trip", at))
-        for kind, key in (("SSM", "ssm"), ("SSH", "ssh"))
+        for kind, key in (("SSM", "ssm"), ("SSM (AWS's plugin)", "plugin"), ("SSH", "ssh"))
+        if key in data
     ])  # fmt: skip
     print(
         f"100 KiB paste over SSM (worst of {rounds}): {paste:.2f} s; "
