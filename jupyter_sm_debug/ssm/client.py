@@ -48,6 +48,7 @@ import json
 import os
 import select
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -382,10 +383,16 @@ class FrameReader:
     websocket-client makes three small reads per frame; with one acknowledgement owed per
     1 KiB of shell output that capped throughput, so after its handshake the incoming
     side is read here (RFC 6455 5.2: server frames are never masked).
+
+    With ``lock`` (the websocket's send lock), every read runs under it, without blocking:
+    an SSL object must never read in one thread while another writes on it (OpenSSL does
+    not allow it, and a write that fails that way leaves the session without input). The
+    wait for data happens outside the lock, on the socket itself.
     """
 
-    def __init__(self, sock):
+    def __init__(self, sock, lock=None):
         self.sock = sock
+        self.lock = lock
         self.buffer = bytearray()
         self._fragments: List[bytes] = []
         self._fragment_opcode = 0
@@ -396,10 +403,32 @@ class FrameReader:
             messages = self._parse()
             if messages:
                 return messages
-            data = self.sock.recv(RECV_SIZE)
+            data = self._recv() if self.lock is not None else self.sock.recv(RECV_SIZE)
             if not data:
                 raise ConnectionError("Connection to remote host was lost.")
             self.buffer += data
+
+    def _recv(self) -> bytes:
+        import ssl
+
+        sock = self.sock
+        pending = getattr(sock, "pending", None)  # bytes OpenSSL decrypted and holds
+        wait_for = "read"
+        while True:
+            if wait_for == "write":
+                select.select([], [sock], [])
+            elif not (pending and pending()):
+                select.select([sock], [], [])
+            with self.lock:
+                sock.setblocking(False)
+                try:
+                    return sock.recv(RECV_SIZE)
+                except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                    wait_for = "read"  # a record not yet whole: wait for the rest
+                except ssl.SSLWantWriteError:
+                    wait_for = "write"  # TLS itself must send first (a key update)
+                finally:
+                    sock.setblocking(True)
 
     def _parse(self) -> List[tuple]:
         buf = self.buffer
@@ -499,8 +528,19 @@ class Session:
         elif self.connected:
             try:
                 self.ws.send_bytes(frame)
-            except Exception:  # noqa: BLE001 - the reader notices the loss and reconnects
-                self.connected = False  # the frame stays unacknowledged: resent later
+            except Exception:  # noqa: BLE001 - the frame stays unacknowledged: resent later
+                self._send_failed()
+
+    def _send_failed(self) -> None:
+        """A connection we cannot write to is lost, even if it still reads: shut it down,
+        so that the reader notices and resumes the session (a new connection, where what
+        was not acknowledged is sent again). Left as it was, the session would read on
+        with no way to send a keystroke or an acknowledgement."""
+        self.connected = False
+        with contextlib.suppress(Exception):
+            # socket.socket's own shutdown: SSLSocket's would drop its SSL object under
+            # the reader's feet.
+            socket.socket.shutdown(self.ws.sock, socket.SHUT_RDWR)
 
     def _send_batch(self, frames: List[bytes]) -> None:
         """Many websocket messages in one write: a 1 KiB output message costs one
@@ -515,7 +555,7 @@ class Session:
             with self.ws.lock:  # websocket-client's own send lock (send_close, ping use it)
                 self.ws.sock.sendall(data)
         except OSError:
-            self.connected = False
+            self._send_failed()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full pipe: already awake
@@ -541,7 +581,7 @@ class Session:
                     return
 
     def _read_connection(self) -> None:
-        reader = FrameReader(self.ws.sock)
+        reader = FrameReader(self.ws.sock, self.ws.lock)
         while self.exit_code is None:
             # Every message that has already arrived, answered together.
             frames = []
@@ -711,8 +751,8 @@ class Session:
                             self.ws.ping(b"keepalive")
                 except ResendTimeout:
                     self._finish(1, "The target stopped acknowledging input; ending the session.")
-                except Exception:  # noqa: BLE001 - the reader notices the loss and resumes
-                    self.connected = False
+                except Exception:  # noqa: BLE001 - the ping could not be sent
+                    self._send_failed()
         return self.exit_code
 
     def _on_wake(self, data: bytes) -> None:
