@@ -197,6 +197,15 @@ def die_with_us() -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
+def default_signals() -> None:  # runs in the child, before exec
+    """SIGINT, SIGQUIT and SIGHUP back to their defaults. A benchmark started in the
+    background (`cmd &` in a script, nohup) runs with them ignored, and ignored signals are
+    inherited through exec: the stand-in's host shells would then ignore them too, and ^C
+    could not stop `yes` there, as it does in a real container."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -308,7 +317,7 @@ class StandInProcess:
             [*die_with_us(), sys.executable, str(Path(__file__).with_name("_standin_proc.py")),
              options],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=default_signals,
         )  # fmt: skip
         stack.callback(self.close)
         info = self._read()
