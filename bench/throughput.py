@@ -8,6 +8,9 @@ SSM session clients, in the same run: the built-in client and AWS's session-mana
 (when it is installed: $SM_DEBUG_SSM_PLUGIN, ../shared/tools/session-manager-plugin/ beside
 the clone, or PATH), each in a raw PTY on its own session over the stand-in's wss:// data
 channel: download (`cat` of a 32 MiB file) and upload (a 1 MiB paste into `head -c | sha256sum`).
+--latency is also the data channel's round trip (the stand-in's channel_latency fault); SSH's
+TCP has none here (a delaying proxy would cost CPU the plain terminal does not pay, on the
+same cores: the SSH ratio would measure the proxy).
 
 A real `jupyter server` with the extension and a stand-in host (a local shell behind a real
 sshd, or behind the stand-in's SSM data channel). Baselines, in the same run: a plain
@@ -184,6 +187,21 @@ async def attach(http, host: str, transport: str) -> str:
     return answer["terminal"]["name"]
 
 
+def keep_pins(argv: list[str], directory: Path, index: int) -> list[str]:
+    """The ssh argv with a copy of its session's known_hosts (the pinned, announced host
+    key): the extension removes the original with the terminal."""
+    import shutil
+
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg.startswith("UserKnownHostsFile="):
+            copy = directory / f"known_hosts-{index}"
+            shutil.copyfile(arg.split("=", 1)[1], copy)
+            out[i] = f"UserKnownHostsFile={copy}"
+            return out
+    raise RuntimeError(f"no UserKnownHostsFile in the extension's ssh argv: {argv}")
+
+
 async def one_round(server, http, standin, path: Path, round_index: int) -> dict:
     out = {}
     # A plain JupyterLab terminal: the server's own local shell.
@@ -195,6 +213,8 @@ async def one_round(server, http, standin, path: Path, round_index: int) -> dict
     for transport, hint in (("ssh", "ssh"), ("ssm", "jupyter_sm_debug.ssm.client")):
         name = await attach(http, host, transport)
         argv, env, pid = session_process(server, hint)
+        if transport == "ssh":
+            argv = keep_pins(argv, path.parent, round_index)
         meter = CpuMeter(server, pid, standin)
         out[f"attached over {transport}"] = await over_websocket(server, name, path, PROMPT, meter)
         http.request("DELETE", f"api/terminals/{name}")
@@ -373,7 +393,7 @@ def main() -> int:
         )  # fmt: skip
         server.wait_ready()
         http = server.http()
-        standin.set_faults(latency=args.latency / 1000)
+        standin.set_faults(latency=args.latency / 1000, channel_latency=args.latency / 1000)
         runs: dict[str, list[dict]] = {}
 
         async def all_rounds():
@@ -436,7 +456,7 @@ def ssm_only(args, mib: int, kib: int) -> int:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-tput-")))
         standin = StandInProcess(stack, clock="manual")
         standin.create_job(JOB, instance_count=1, remote_debug=True, started_ago=600)
-        standin.set_faults(latency=args.latency / 1000)
+        standin.set_faults(latency=args.latency / 1000, channel_latency=args.latency / 1000)
         results = ssm_clients(standin, directory, mib, kib, rounds)
     ssm_table(results, mib, kib)
     footer()

@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     standin.add_argument(
         "--latency", type=float, default=0.0, help="Seconds added to every API call."
     )
+    standin.add_argument(
+        "--channel-latency",
+        type=float,
+        default=0.0,
+        help="Seconds of round trip on the SSM data channel (half each way).",
+    )
 
     args = parser.parse_args(argv)
     missing = missing_modules(args.command)
@@ -107,6 +113,7 @@ def run_standin(args) -> int:
         seed=None if args.no_seed else "demo",
         hosts=not args.no_hosts,
         latency=args.latency,
+        channel_latency=args.channel_latency,
     )
     url = server.start(port=args.port, address=args.address, allow_remote=args.allow_remote)
     print(f"SageMaker stand-in listening on {url}", flush=True)

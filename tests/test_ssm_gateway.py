@@ -180,3 +180,52 @@ def test_a_session_gone_while_disconnected_ends_the_client_with_the_reason(
     term.expect(rb"reconnecting\.\.\.")
     term.expect(rb"attempts to resume it failed", timeout=30)
     assert term.wait() == 1
+
+
+# -- the data channel's latency -------------------------------------------------------------
+
+
+@pytest.fixture
+def channel_latency(standin):
+    def set_to(seconds: float) -> dict:
+        # Through the control route, as benchmarks and the demo's users set faults.
+        return standin.control("faults", {"channel_latency": seconds})
+
+    yield set_to
+    standin.set_faults(channel_latency=0.0)
+
+
+def test_channel_latency_delays_every_message_each_way_and_keeps_the_order(
+    standin, run_client, target, channel_latency
+):
+    """A round trip of 0.3 s: an echo takes at least that long (0.15 s out, 0.15 s back),
+    and a paste arrives whole and in order."""
+    assert channel_latency(0.3)["channel_latency"] == 0.3
+    term = run_client("--target", target)
+    term.expect(PROMPT)
+    term.send("stty -echo; echo READY\r")
+    term.expect(rb"READY\r\n")
+    term.expect(PROMPT)
+    echoes = []
+    for word in ("one", "two", "three"):
+        started = time.monotonic()
+        term.send(f"echo {word.upper()}-X\r")
+        term.expect(f"{word.upper()}-X\r\n".encode())
+        echoes.append(time.monotonic() - started)
+        term.expect(PROMPT)
+    assert min(echoes) >= 0.3, f"round trips {echoes} are shorter than the channel's latency"
+    text = "".join(f"{n:05d}\n" for n in range(3000))  # 18 KB in many input messages
+    term.send(f"head -c {len(text)} | md5sum\r")
+    term.send(text)
+    import hashlib
+
+    term.expect(hashlib.md5(text.encode()).hexdigest().encode(), timeout=30)  # noqa: S324
+    term.send("exit\r")
+    assert term.wait() == 0
+
+
+def test_channel_latency_is_a_fault_like_the_api_latency(standin):
+    with pytest.raises(ValueError, match="channel_latency"):
+        standin.set_faults(channel_latency=-1)
+    assert standin.set_faults(channel_latency=0.05)["channel_latency"] == 0.05
+    assert standin.clear_faults()["channel_latency"] == 0.0

@@ -249,6 +249,32 @@ def test_inherited_session_from_an_environment_variable(standin, run_client, tar
     assert term.wait() == 0
 
 
+def test_boto3_loads_for_the_exit_only_once_the_user_stops_typing(standin, run_client, target):
+    """An inherited session needs boto3 only for TerminateSession at exit; its import (half a
+    second of CPU and GIL) waits until the shell has been quiet, not at the first prompt,
+    where it would hold up the first keystrokes' echoes."""
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    env = client_env(standin)
+    env["SM_DEBUG_SSM_SESSION"] = json.dumps(started)
+    env["PYTHONPROFILEIMPORTTIME"] = "1"  # every import is reported on the terminal
+    boto3 = re.compile(rb"\|\s+boto3\b")
+    term = run_client("--session-env", "SM_DEBUG_SSM_SESSION", env=env)
+    term.expect(PROMPT)
+    typing_until = time.monotonic() + 3.0
+    while time.monotonic() < typing_until:  # a key every 0.1 s: never quiet for long
+        term.send("x")
+        pause = time.monotonic() + 0.1
+        while term._fill(pause):  # the buffer keeps everything since the prompt
+            pass
+        assert not boto3.search(term.buffer), "boto3 was imported while the user typed"
+    assert term.buffer.count(b"x") >= 20  # the keys were echoed: the shell was there
+    term.send("\x15")  # Ctrl-U: the line is dropped
+    term.expect(rb"\|\s+boto3\b", timeout=20)  # quiet now: the warm-up runs
+    term.send("exit\r")
+    term.expect(f"Exiting session with sessionId: {started['SessionId']}".encode())
+    assert term.wait() == 0
+
+
 @pytest.mark.parametrize("how", ["fd", "plugin-arguments"])
 def test_inherited_session_from_an_fd_or_the_plugins_arguments(standin, target, how):
     """The two other ways to hand over a started session: an inherited pipe, and

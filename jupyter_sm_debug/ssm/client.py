@@ -21,8 +21,10 @@ Exit status: 0 when the remote end closed the session, 1 on errors, 2 on bad usa
 ``--no-terminate``.
 
 boto3 is imported only when an API call is needed (it costs half a second); with an
-inherited session it is imported in the background once the shell is up, so that the
-TerminateSession at exit is quick.
+inherited session it is imported in the background once the shell is up and has been quiet
+for a second (no keystroke, no output), so that the TerminateSession at exit is quick. Not
+at once: the import takes half a second of CPU and of the GIL, and the first keystrokes
+typed at the new prompt would wait for it.
 
 Where this differs from session-manager-plugin (shell sessions):
 
@@ -46,6 +48,7 @@ import json
 import os
 import select
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -75,6 +78,7 @@ RECV_SIZE = 256 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024  # far above any data-channel message; stops a runaway
 STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
 PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
+IDLE_WARM_UP = 1.0  # seconds without keystrokes or output before on_idle (boto3's import)
 # Reconnecting (the plugin's config.go): 5 attempts, 100 ms doubling up to 5 s.
 RETRY_ATTEMPTS = 5
 RETRY_INITIAL_DELAY = 0.1
@@ -379,10 +383,16 @@ class FrameReader:
     websocket-client makes three small reads per frame; with one acknowledgement owed per
     1 KiB of shell output that capped throughput, so after its handshake the incoming
     side is read here (RFC 6455 5.2: server frames are never masked).
+
+    With ``lock`` (the websocket's send lock), every read runs under it, without blocking:
+    an SSL object must never read in one thread while another writes on it (OpenSSL does
+    not allow it, and a write that fails that way leaves the session without input). The
+    wait for data happens outside the lock, on the socket itself.
     """
 
-    def __init__(self, sock):
+    def __init__(self, sock, lock=None):
         self.sock = sock
+        self.lock = lock
         self.buffer = bytearray()
         self._fragments: List[bytes] = []
         self._fragment_opcode = 0
@@ -393,10 +403,32 @@ class FrameReader:
             messages = self._parse()
             if messages:
                 return messages
-            data = self.sock.recv(RECV_SIZE)
+            data = self._recv() if self.lock is not None else self.sock.recv(RECV_SIZE)
             if not data:
                 raise ConnectionError("Connection to remote host was lost.")
             self.buffer += data
+
+    def _recv(self) -> bytes:
+        import ssl
+
+        sock = self.sock
+        pending = getattr(sock, "pending", None)  # bytes OpenSSL decrypted and holds
+        wait_for = "read"
+        while True:
+            if wait_for == "write":
+                select.select([], [sock], [])
+            elif not (pending and pending()):
+                select.select([sock], [], [])
+            with self.lock:
+                sock.setblocking(False)
+                try:
+                    return sock.recv(RECV_SIZE)
+                except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                    wait_for = "read"  # a record not yet whole: wait for the rest
+                except ssl.SSLWantWriteError:
+                    wait_for = "write"  # TLS itself must send first (a key update)
+                finally:
+                    sock.setblocking(True)
 
     def _parse(self) -> List[tuple]:
         buf = self.buffer
@@ -454,6 +486,7 @@ class Session:
         resume: Optional[Callable[[str], Dict[str, str]]] = None,
         target: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,
+        on_idle: Optional[Callable[[], None]] = None,
     ):
         self.ws = ws
         self.connect_timeout = connect_timeout
@@ -463,6 +496,10 @@ class Session:
         self.stream_url = info["StreamUrl"]
         self._resumes_without_data = 0  # a connection that is refused at once counts too
         self.on_ready = on_ready
+        # Called once, from the main thread, when the shell is up and has been quiet (no
+        # keystroke, no output) for IDLE_WARM_UP seconds.
+        self.on_idle = on_idle
+        self._last_activity: Optional[float] = None
         self.session_id = info["SessionId"]
         self.terminal = terminal
         self.lock = threading.Lock()  # guards the channel and orders our websocket sends
@@ -491,8 +528,19 @@ class Session:
         elif self.connected:
             try:
                 self.ws.send_bytes(frame)
-            except Exception:  # noqa: BLE001 - the reader notices the loss and reconnects
-                self.connected = False  # the frame stays unacknowledged: resent later
+            except Exception:  # noqa: BLE001 - the frame stays unacknowledged: resent later
+                self._send_failed()
+
+    def _send_failed(self) -> None:
+        """A connection we cannot write to is lost, even if it still reads: shut it down,
+        so that the reader notices and resumes the session (a new connection, where what
+        was not acknowledged is sent again). Left as it was, the session would read on
+        with no way to send a keystroke or an acknowledgement."""
+        self.connected = False
+        with contextlib.suppress(Exception):
+            # socket.socket's own shutdown: SSLSocket's would drop its SSL object under
+            # the reader's feet.
+            socket.socket.shutdown(self.ws.sock, socket.SHUT_RDWR)
 
     def _send_batch(self, frames: List[bytes]) -> None:
         """Many websocket messages in one write: a 1 KiB output message costs one
@@ -507,7 +555,7 @@ class Session:
             with self.ws.lock:  # websocket-client's own send lock (send_close, ping use it)
                 self.ws.sock.sendall(data)
         except OSError:
-            self.connected = False
+            self._send_failed()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full pipe: already awake
@@ -533,7 +581,7 @@ class Session:
                     return
 
     def _read_connection(self) -> None:
-        reader = FrameReader(self.ws.sock)
+        reader = FrameReader(self.ws.sock, self.ws.lock)
         while self.exit_code is None:
             # Every message that has already arrived, answered together.
             frames = []
@@ -605,6 +653,7 @@ class Session:
                 if not self.ready:  # an agent without handshake starts with shell output
                     self._set_ready()
                 output += event.payload
+                self._last_activity = self.channel.clock()
                 continue
             if output:
                 self._output(self.terminal.out_fd, bytes(output))
@@ -674,11 +723,18 @@ class Session:
                 except OSError:
                     data = b""
                 if data:
+                    self._last_activity = self.channel.clock()
                     with self.lock:
                         self.channel.send_data(data)
                 else:
                     stdin_open = False  # keep showing output until the remote closes
             now = self.channel.clock()
+            if self.on_idle is not None and self.ready:
+                if self._last_activity is None:
+                    self._last_activity = now
+                elif now - self._last_activity >= IDLE_WARM_UP:
+                    on_idle, self.on_idle = self.on_idle, None
+                    on_idle()
             if (
                 not self.ready
                 and self.connect_timeout is not None
@@ -695,8 +751,8 @@ class Session:
                             self.ws.ping(b"keepalive")
                 except ResendTimeout:
                     self._finish(1, "The target stopped acknowledging input; ending the session.")
-                except Exception:  # noqa: BLE001 - the reader notices the loss and resumes
-                    self.connected = False
+                except Exception:  # noqa: BLE001 - the ping could not be sent
+                    self._send_failed()
         return self.exit_code
 
     def _on_wake(self, data: bytes) -> None:
@@ -798,11 +854,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
     code, message = 1, ""
     try:
-        # With an inherited session boto3 is not loaded yet: load it once the shell is up.
+        # With an inherited session boto3 is not loaded yet: load it once the shell is up
+        # and quiet.
         warm_up = None if args.no_terminate or api.loaded else api.warm_up
         code, message = run_session(
             info,
-            on_ready=warm_up,
+            on_idle=warm_up,
             connect_timeout=args.connect_timeout,
             resume=api.resume_session,
             target=args.target or "",
@@ -829,12 +886,21 @@ def run_session(
     resume: Optional[Callable[[str], Dict[str, str]]] = None,
     target: str = "",
     generate_data_key: Optional[encryption.GenerateDataKey] = None,
+    on_idle: Optional[Callable[[], None]] = None,
 ) -> tuple:
     """Connect and run the session until it ends; (exit status, message to print)."""
     ws = connect(info, connect_timeout or 30)
     terminal = Terminal()
     session = Session(
-        ws, info, terminal, on_ready, connect_timeout, resume, target, generate_data_key
+        ws,
+        info,
+        terminal,
+        on_ready,
+        connect_timeout,
+        resume,
+        target,
+        generate_data_key,
+        on_idle,
     )
     undo = session.install_signals()
     try:

@@ -71,6 +71,7 @@ class StandIn:
         hosts: bool = True,
         latency: float = 0.0,
         region: str = "us-east-1",
+        channel_latency: float = 0.0,
     ):
         if seed not in (None, "demo"):
             raise ValueError(f'seed must be None or "demo", not {seed!r}')
@@ -83,8 +84,8 @@ class StandIn:
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._internal = self.root / "_standin"
-        self._faults = Faults(latency)
-        self._faults.update(latency=latency)  # validates it
+        self._faults = Faults(latency, channel_latency)
+        self._faults.update(latency=latency, channel_latency=channel_latency)  # validates them
         self._ecr = ecr.Registry(ACCOUNT_ID)
         self._jobs = TrainingJobs(self.now, ACCOUNT_ID, self._ecr)
         self._logs = LogWriter(ACCOUNT_ID)
@@ -350,14 +351,17 @@ class StandIn:
         throttle: Any = _UNSET,
         throttle_action: Any = _UNSET,
         down: Any = _UNSET,
+        channel_latency: Any = _UNSET,
     ) -> dict:
-        """Change only the faults given: latency (s per AWS call), throttle (the next N calls
-        answer ThrottlingException), throttle_action (only calls of that action count), down
-        (every AWS call answers 503). Returns all faults."""
+        """Change only the faults given: latency (s per AWS call), channel_latency (s of round
+        trip on the SSM data channel: every websocket message waits half of it, in order),
+        throttle (the next N calls answer ThrottlingException), throttle_action (only calls
+        of that action count), down (every AWS call answers 503). Returns all faults."""
         changes = {
             key: value
             for key, value in (
                 ("latency", latency),
+                ("channel_latency", channel_latency),
                 ("throttle", throttle),
                 ("throttle_action", throttle_action),
                 ("down", down),
@@ -368,7 +372,7 @@ class StandIn:
 
     def clear_faults(self) -> dict:
         self._faults.reset()
-        self._faults.update(latency=0.0)
+        self._faults.update(latency=0.0, channel_latency=0.0)
         return self._faults.snapshot()
 
     @property

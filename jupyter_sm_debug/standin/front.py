@@ -34,27 +34,32 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
 class Faults:
-    """Latency on every AWS call, throttling of the next N calls, the whole API down, or
-    the caller's credentials expired (every call answers ExpiredToken)."""
+    """Latency on every AWS call, a round trip on the SSM data channel (channel_latency:
+    each websocket message waits half of it in each direction), throttling of the next N
+    calls, the whole API down, or the caller's credentials expired (every call answers
+    ExpiredToken)."""
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, channel_latency: float = 0.0):
         self._lock = threading.Lock()
         self.initial_latency = latency
+        self.initial_channel_latency = channel_latency
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self.latency = float(self.initial_latency)
+            self.channel_latency = float(self.initial_channel_latency)
             self.throttle = 0
             self.throttle_action: Optional[str] = None
             self.down = False
             self.expired = False
 
     def update(self, **changes: Any) -> dict:
-        if "latency" in changes:
-            latency = changes["latency"]
-            if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
-                raise ValueError("latency must be a number of seconds >= 0")
+        for key in ("latency", "channel_latency"):
+            if key in changes:
+                value = changes[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"{key} must be a number of seconds >= 0")
         if "throttle" in changes:
             throttle = changes["throttle"]
             if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 0:
@@ -66,20 +71,22 @@ class Faults:
         for flag in ("down", "expired"):
             if flag in changes and not isinstance(changes[flag], bool):
                 raise ValueError(f"{flag} must be true or false")
-        unknown = set(changes) - {"latency", "throttle", "throttle_action", "down", "expired"}
+        known = {"latency", "channel_latency", "throttle", "throttle_action", "down", "expired"}
+        unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
         with self._lock:
             for key, value in changes.items():
                 if key == "throttle_action" and value:
                     value = value.rsplit(".", 1)[-1]  # "SageMaker.ListTrainingJobs" works too
-                setattr(self, key, float(value) if key == "latency" else value)
+                setattr(self, key, float(value) if "latency" in key else value)
         return self.snapshot()
 
     def snapshot(self) -> dict:
         with self._lock:
             return {
                 "latency": self.latency,
+                "channel_latency": self.channel_latency,
                 "throttle": self.throttle,
                 "throttle_action": self.throttle_action,
                 "down": self.down,

@@ -16,6 +16,11 @@ reading stops while ``pause_publication`` is in force and resumes on start_publi
 any incoming data or acknowledgement. Unlike the agent, a full outgoing buffer stops the
 reading instead of dropping the oldest message.
 
+The network between client and agent is loopback, unless the stand-in's ``channel_latency``
+fault (seconds of round trip) is set: then every websocket message, and the close, waits
+half of it on its way in and half on its way out, in order (``OneWay``), as over a link with
+that round trip and no bandwidth limit.
+
 Session documents come from the stand-in's SSM (moto: CreateDocument/UpdateDocument):
 StartSession's DocumentName, else the account's ``SSM-SessionManagerRunShell`` (where Session
 Manager keeps its preferences) when it exists. A Standard_Stream document's ``kmsKeyId``
@@ -48,8 +53,9 @@ import termios
 import threading
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import tornado.ioloop
 import tornado.iostream
@@ -390,9 +396,51 @@ def set_winsize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+class OneWay:
+    """One direction of the data channel's network: what is pushed is delivered after
+    ``delay()`` seconds, in order (a lower delay never overtakes), at once when the delay is
+    0 and nothing is in flight. Items due together are delivered in one call."""
+
+    def __init__(self, loop: Any, delay: Callable[[], float], deliver: Callable[[list], None]):
+        self.loop = loop
+        self.delay = delay
+        self.deliver = deliver
+        self.queue: deque = deque()  # (due, item)
+        self._timer: Optional[object] = None
+
+    def push(self, item: Any) -> None:
+        delay = self.delay()
+        if delay <= 0 and not self.queue:
+            self.deliver([item])
+            return
+        due = self.loop.time() + max(0.0, delay)
+        if self.queue:
+            due = max(due, self.queue[-1][0])
+        self.queue.append((due, item))
+        if self._timer is None:
+            self._timer = self.loop.call_at(due, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        items = [self.queue.popleft()[1]]  # the one this timer was set for
+        while self.queue and self.queue[0][0] <= now:
+            items.append(self.queue.popleft()[1])
+        if self.queue:
+            self._timer = self.loop.call_at(self.queue[0][0], self._due)
+        self.deliver(items)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self.loop.remove_timeout(self._timer)
+            self._timer = None
+        self.queue.clear()
+
+
 class DataChannelHandler(tornado.websocket.WebSocketHandler):
     """One client connection of one session: the gateway. It checks the token message,
-    then carries frames between the client and the session's agent."""
+    then carries frames between the client and the session's agent, each way after half the
+    ``channel_latency`` fault."""
 
     def initialize(self, standin: Any) -> None:
         self.standin = standin
@@ -402,6 +450,12 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         self.loop = tornado.ioloop.IOLoop.current()
         self._token_deadline: Optional[object] = None
         self._ended = False
+        self._closed = False  # the client's close (or the connection's loss) has arrived
+        self._inbound = OneWay(self.loop, self._one_way, self._arrive)
+        self._outbound = OneWay(self.loop, self._one_way, self._depart)
+
+    def _one_way(self) -> float:
+        return self.standin._faults.channel_latency / 2
 
     def check_origin(self, origin: str) -> bool:
         return True  # clients are programs, not browsers; the token is the authentication
@@ -423,6 +477,19 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
         )
 
     def on_message(self, message) -> None:
+        self._inbound.push(message)
+
+    def on_close(self) -> None:
+        self._inbound.push(None)  # the close travels behind the messages sent before it
+
+    def _arrive(self, messages: list) -> None:
+        for message in messages:
+            if message is None:
+                self._on_close_arrived()
+            else:
+                self._on_message_arrived(message)
+
+    def _on_message_arrived(self, message) -> None:
         if self._ended:
             return
         if self.agent is None:
@@ -444,9 +511,10 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
             return False
         return self.registry.lose("ack", seq)
 
-    def on_close(self) -> None:
-        self._ended = True
+    def _on_close_arrived(self) -> None:
+        self._ended = self._closed = True
         self._cancel_deadline()
+        self._outbound.cancel()  # nobody to receive it
         if self.agent is not None:
             self.agent.detach(self)
 
@@ -497,10 +565,15 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
     # ------------------------------------------------------------ frames out
 
     def write_frames(self, frames: list[bytes]) -> None:
+        if frames and not self._closed:
+            self._outbound.push(frames)
+
+    def _depart(self, batches: List[list]) -> None:
+        frames = [frame for batch in batches for frame in batch]
         # A closed socket is noticed by on_close; the frames have nowhere to go (the agent
         # keeps them until they are acknowledged).
         conn = self.ws_connection
-        if self._ended or conn is None or conn.is_closing() or not frames:
+        if self._closed or conn is None or conn.is_closing() or not frames:
             return
         stream = getattr(conn, "stream", None)
         if len(frames) == 1 or stream is None or getattr(conn, "_compressor", None):
@@ -515,6 +588,7 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
 
     def drop(self) -> None:
         """Cut the TCP connection without a close frame (the network-failure fault)."""
+        self._outbound.cancel()
         conn = self.ws_connection
         stream = getattr(conn, "stream", None)
         if stream is not None:
@@ -524,7 +598,8 @@ class DataChannelHandler(tornado.websocket.WebSocketHandler):
 
     def finish_later(self, delay: float) -> None:
         self._ended = True
-        self.loop.call_later(delay, self.close)
+        # After what is still on its way out (channel_closed) has arrived.
+        self.loop.call_later(delay + self._one_way(), self.close)
 
 
 class Agent:

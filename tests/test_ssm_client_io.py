@@ -1,0 +1,73 @@
+"""The built-in SSM client's socket discipline: reads never overlap sends on the SSL object,
+and a connection it can no longer write to is given up (so the session resumes) instead of
+read on without input."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+
+from jupyter_sm_debug.ssm import client
+
+
+def test_the_reader_does_not_read_while_a_send_holds_the_lock():
+    ours, theirs = socket.socketpair()
+    try:
+        lock = threading.Lock()
+        reader = client.FrameReader(ours, lock)
+        got: list = []
+        with lock:  # a send in progress
+            theirs.sendall(bytes([0x82, 3]) + b"abc")  # one binary websocket frame
+            thread = threading.Thread(target=lambda: got.append(reader.read()), daemon=True)
+            thread.start()
+            thread.join(0.5)
+            assert got == [], "the reader read while a send held the lock"
+        thread.join(5)
+        assert got == [[(client.OPCODE_BINARY, b"abc")]]
+        # ...and it waits for data without holding the lock.
+        thread = threading.Thread(target=lambda: got.append(reader.read()), daemon=True)
+        thread.start()
+        thread.join(0.3)
+        assert lock.acquire(timeout=1), "the reader held the lock while waiting for data"
+        lock.release()
+        theirs.sendall(bytes([0x82, 1]) + b"d")
+        thread.join(5)
+        assert got[-1] == [(client.OPCODE_BINARY, b"d")]
+    finally:
+        ours.close()
+        theirs.close()
+
+
+class UnwritableWs:
+    """A websocket whose writes fail (as an SSL write does when something broke it) while
+    its socket still reads."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send_bytes(self, frame):
+        raise ssl.SSLError("bad write retry")
+
+
+def test_a_connection_that_cannot_send_is_shut_down_so_the_reader_resumes():
+    ours, theirs = socket.socketpair()
+    session = client.Session(
+        UnwritableWs(ours), {"StreamUrl": "wss://example.invalid/x", "SessionId": "s-1"}, None
+    )
+    try:
+        with session.lock:
+            session.channel.send_data(b"\x03")  # a keystroke that cannot be sent
+        assert not session.connected
+        ours.settimeout(2)
+        # The reader's next read ends at once (it then resumes the session), instead of
+        # waiting on a connection that will never carry a keystroke again.
+        assert ours.recv(1) == b""
+        assert session.channel.unacked == 1  # the keystroke is kept, to send again
+    finally:
+        for fd in (session._wake_r, session._wake_w):
+            os.close(fd)
+        ours.close()
+        theirs.close()
