@@ -284,3 +284,32 @@ def _cmdline(pid: int) -> str:
             return cmdline.read().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def ignored_signals(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+
+
+def test_host_processes_take_signals_like_a_containers(standin):
+    """A stand-in started in the background (nohup, `cmd &`) has SIGINT, SIGQUIT and SIGHUP
+    ignored, and ignored signals survive exec: its hosts' shells ignored ^C."""
+    import signal
+
+    wanted = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in wanted}
+    try:
+        name = unique("signals")
+        standin.create_job(name, started_ago=60)
+        live = standin._hosts.get(standin.region, name, "algo-1")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    init = live.init or live.train.pid
+    pids = [int(pid) for pid in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+    if live.sshd is not None:
+        pids.append(live.sshd.pid)
+    assert pids
+    for pid in pids:
+        mask = ignored_signals(pid)
+        assert not [sig for sig in wanted if mask & (1 << (sig - 1))], (pid, hex(mask))

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import procs
+
 ISOLATION_VARIABLE = "SM_STANDIN_ISOLATION"  # "none": hosts without namespaces
 INSIDE_ML = "/opt/ml"
 INSIDE_HELPERS = "/opt/sm-debug"  # the stand-in's helpers inside a host
@@ -158,7 +160,7 @@ def start(
             [shutil.which("unshare") or "unshare", *NAMESPACES, "--fork", "--mount-proc",
              "--kill-child", "--", "/bin/bash", str(init)],
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
-            cwd="/", start_new_session=True,
+            cwd="/", start_new_session=True, preexec_fn=procs.default_signals,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
