@@ -20,13 +20,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Optional
-
-from . import procs
 
 ISOLATION_VARIABLE = "SM_STANDIN_ISOLATION"  # "none": hosts without namespaces
 INSIDE_ML = "/opt/ml"
@@ -36,6 +35,14 @@ NAMESPACES = ("--uts", "--pid", "--mount", "--ipc")
 
 _probe_lock = threading.Lock()
 _probed: dict[str, Optional[str]] = {}
+
+
+def default_signals() -> None:  # pragma: no cover - runs in the child, before exec
+    """SIGINT, SIGQUIT and SIGHUP at their defaults, as in a container's processes. A
+    stand-in started in the background (`cmd &` in a script, nohup) has them ignored, and
+    ignored signals survive exec: a host's shell would ignore ^C."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def unavailable() -> Optional[str]:
@@ -160,7 +167,7 @@ def start(
             [shutil.which("unshare") or "unshare", *NAMESPACES, "--fork", "--mount-proc",
              "--kill-child", "--", "/bin/bash", str(init)],
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
-            cwd="/", start_new_session=True, preexec_fn=procs.default_signals,
+            cwd="/", start_new_session=True, preexec_fn=default_signals,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -401,7 +401,7 @@ class HostManager:
                 ["/bin/bash", str(host.sandbox / ENTRYPOINT_BIN / "init")],
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=host.env, cwd=host.cwd, start_new_session=True,
-                preexec_fn=procs.default_signals,
+                preexec_fn=container.default_signals,
             )  # fmt: skip
 
     def _build_sandbox(self, job: Job, spec: HostSpec, sandbox: Path) -> tuple[dict, str, dict]:
@@ -698,7 +698,7 @@ class HostManager:
                     [self.ssh.sshd, "-D", "-e", "-f", str(config)],
                     stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                     start_new_session=True, env={"PATH": "/usr/bin:/bin" + os.pathsep + _SBIN},
-                    preexec_fn=procs.default_signals,
+                    preexec_fn=container.default_signals,
                 )  # fmt: skip
             finally:
                 logfile.close()

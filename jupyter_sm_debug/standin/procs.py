@@ -18,14 +18,6 @@ from collections.abc import Iterable
 TOKEN_VARIABLE = "SM_STANDIN_HOST_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
-def default_signals() -> None:  # pragma: no cover - runs in the child, before exec
-    """SIGINT, SIGQUIT and SIGHUP at their defaults, as in a container's processes. A
-    stand-in started in the background (`cmd &` in a script, nohup) has them ignored, and
-    ignored signals survive exec: a host's shell would ignore ^C."""
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def _pids() -> list[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]

@@ -72,7 +72,7 @@ from ..ssm.channel import (
     ResendTimeout,
     StreamData,
 )
-from . import procs
+from . import container
 from .errors import StandInError
 from .ssm_port import PORT_DOCUMENT, PortAgent
 
@@ -391,7 +391,7 @@ def _make_controlling_tty() -> None:  # pragma: no cover - runs in the child
     # After setsid (start_new_session) the PTY becomes the shell's controlling terminal,
     # so job control, ^C and SIGWINCH work like in a real session.
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    procs.default_signals()
+    container.default_signals()
 
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
