@@ -249,6 +249,27 @@ def test_inherited_session_from_an_environment_variable(standin, run_client, tar
     assert term.wait() == 0
 
 
+def test_an_inherited_session_holds_no_boto3_while_the_shell_is_up(
+    standin, run_client, target, api_calls
+):
+    """The extension's way (a session it started): boto3 and a client of it are 28 MiB per
+    session, loaded only for the TerminateSession at exit, not while the shell runs (it
+    was loaded once the shell was up: 32 sessions held 900 MiB more)."""
+    started = standin_ssm.handle("StartSession", {"Target": target}, standin)
+    env = client_env(standin)
+    env["SM_DEBUG_SSM_SESSION"] = json.dumps(started)
+    term = run_client("--session-env", "SM_DEBUG_SSM_SESSION", env=env)
+    term.expect(PROMPT)
+    time.sleep(3)  # what a warm-up in the background would have loaded by now
+    with open(f"/proc/{term.proc.pid}/status") as handle:
+        rss_kib = int(handle.read().split("VmRSS:")[1].split()[0])
+    assert rss_kib < 36 * 1024, f"{rss_kib / 1024:.1f} MiB"
+    term.send("exit\r")
+    term.expect(f"Exiting session with sessionId: {started['SessionId']}".encode())
+    assert term.wait(timeout=30) == 0
+    assert api_calls == [("TerminateSession", started["SessionId"])]
+
+
 @pytest.mark.parametrize("how", ["fd", "plugin-arguments"])
 def test_inherited_session_from_an_fd_or_the_plugins_arguments(standin, target, how):
     """The two other ways to hand over a started session: an inherited pipe, and

@@ -20,9 +20,11 @@ Exit status: 0 when the remote end closed the session, 1 on errors, 2 on bad usa
 128+n when ended by signal n. TerminateSession is called on the way out unless
 ``--no-terminate``.
 
-boto3 is imported only when an API call is needed (it costs half a second); with an
-inherited session it is imported in the background once the shell is up, so that the
-TerminateSession at exit is quick.
+boto3 is imported only when an API call is needed (it costs half a second and 28 MiB of
+memory); with an inherited session, only at exit (TerminateSession), on a lost connection
+(ResumeSession) or for KMS. It is not loaded in advance: 32 sessions would hold 900 MiB for
+a quicker exit. A client killed before its TerminateSession leaves that to whoever started
+the session (the extension terminates every session when its terminal ends).
 
 Where this differs from session-manager-plugin (shell sessions):
 
@@ -199,18 +201,6 @@ class Api:
                     config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
                 )
             return self._client
-
-    @property
-    def loaded(self) -> bool:
-        return self._client is not None
-
-    def warm_up(self) -> None:
-        threading.Thread(target=self._quiet_client, daemon=True).start()
-
-    def _quiet_client(self) -> None:
-        # Only a warm-up: the real call reports any error.
-        with contextlib.suppress(Exception):
-            self.client()
 
     def start_session(self, target: str) -> Dict[str, Any]:
         params: Dict[str, Any] = {"Target": target}
@@ -798,11 +788,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
     code, message = 1, ""
     try:
-        # With an inherited session boto3 is not loaded yet: load it once the shell is up.
-        warm_up = None if args.no_terminate or api.loaded else api.warm_up
         code, message = run_session(
             info,
-            on_ready=warm_up,
             connect_timeout=args.connect_timeout,
             resume=api.resume_session,
             target=args.target or "",
