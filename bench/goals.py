@@ -297,7 +297,8 @@ def growth_goals(data: Optional[dict], latency: float) -> list[Goal]:
         name = f"{label}: one more attach with {most - 1} sessions open is flat"
         target = "<= 1.25 x with none open"
         if not per_count or len(counts) < 2:
-            goals.append(unmeasured(name, target, "growth (attach) did not run"))
+            why = "growth (attach) did not run" if not results else f"no {label} sample"
+            goals.append(unmeasured(name, target, why))
             continue
         one = median(per_count[str(counts[0])]["one_more"])
         many = median(per_count[str(most)]["one_more"])

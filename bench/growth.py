@@ -242,10 +242,9 @@ def measure_list(args, sizes: list[int], samples: int) -> dict:
                         entry["all_pages"] = page_through(http)
                         time.sleep(0.5)
                         entry["rss_all_kib"] = server.rss_kib()
-                        # The pages again: every row from the cache (only the lists).
-                        again = page_through(http)
-                        entry["all_pages_again"] = again
-                        entry["rss_all_again_kib"] = server.rss_kib()
+                        if not args.quick:  # the pages again: rows from the cache
+                            entry["all_pages_again"] = page_through(http)
+                            entry["rss_all_again_kib"] = server.rss_kib()
                     result["samples"].append(entry)
             keys = ("first_rows", "full_page", "refresh", "filter_no_match",
                     "filter_common_first_rows", "filter_common_full_page", "rss_start_kib",
@@ -291,8 +290,9 @@ def list_table(data: dict) -> list[dict]:
         series[-1]["shape"] = "-"  # a fixed cost over few jobs: no shape to read
         add("paging through every job, with descriptions",
             [p["median"]["all_pages"]["seconds"] for p in per], "time")  # fmt: skip
-        add("  again (rows from the cache)",
-            [p["median"]["all_pages_again"]["seconds"] for p in per], "time")  # fmt: skip
+        if "all_pages_again" in per[0]["median"]:
+            add("  again (rows from the cache)",
+                [p["median"]["all_pages_again"]["seconds"] for p in per], "time")  # fmt: skip
     rows = []
     for s in series:
         cells = []
@@ -404,23 +404,31 @@ async def measure_attach_async(server, http, counts: list[int], transports: list
     return out
 
 
-def measure_attach(args, counts: list[int], transports: list[str], again: int) -> dict:
-    with Cleanup() as stack:
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            return {"skipped": standin.sshd_missing_hint}
-        standin.create_job(ATTACH_JOB, instance_count=max(counts), remote_debug=True,
-                           started_ago=600)  # fmt: skip
-        server = JupyterServer(
-            stack, server_environment(standin),
-            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
-        )  # fmt: skip
-        server.wait_ready()
-        http = server.http()
-        http.ok("GET", f"sm-debug/jobs/{ATTACH_JOB}")  # the boto3 client exists
-        standin.set_faults(latency=args.latency / 1000)
-        results = asyncio.run(measure_attach_async(server, http, counts, transports, again))
+def hosts_setup(stack, args, hosts: int):
+    """One stand-in with hosts and one Jupyter server for parts b and c: the attach job
+    (`hosts` hosts) and the CPU job (1 host). None when the stand-in has no sshd."""
+    standin = StandInProcess(stack, clock="manual")
+    if standin.client_key_path is None:
+        return None, standin.sshd_missing_hint
+    standin.create_job(ATTACH_JOB, instance_count=hosts, remote_debug=True, started_ago=600)
+    standin.create_job(CPU_JOB, instance_count=1, remote_debug=True, started_ago=600)
+    env = server_environment(standin)
+    env["SHELL"] = "/bin/bash"  # the plain terminal's shell
+    server = JupyterServer(
+        stack, env,
+        args=[f"--SMDebug.ssh_key={standin.client_key_path}",
+              f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+    )  # fmt: skip
+    server.wait_ready()
+    http = server.http()
+    http.ok("GET", f"sm-debug/jobs/{ATTACH_JOB}")  # the boto3 client exists
+    standin.set_faults(latency=args.latency / 1000)
+    return (standin, server, http), None
+
+
+def measure_attach(setup, counts: list[int], transports: list[str], again: int) -> dict:
+    _, server, http = setup
+    results = asyncio.run(measure_attach_async(server, http, counts, transports, again))
     return {"counts": counts, "results": results}
 
 
@@ -542,26 +550,11 @@ class _Closed:
         pass
 
 
-def measure_cpu(args, sizes_mib: list[float], rounds: int) -> dict:
-    with Cleanup() as stack:
-        scratch = tempfile.TemporaryDirectory(prefix="sm-growth-", dir=Path(__file__).parent)
-        directory = Path(stack.enter_context(scratch))
-        payloads = {int(m * 1024): make_payload(directory, int(m * 1024)) for m in sizes_mib}
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            return {"skipped": standin.sshd_missing_hint}
-        standin.create_job(CPU_JOB, instance_count=1, remote_debug=True, started_ago=600)
-        env = server_environment(standin)
-        env["SHELL"] = "/bin/bash"
-        server = JupyterServer(
-            stack, env,
-            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
-        )  # fmt: skip
-        server.wait_ready()
-        http = server.http()
-        http.ok("GET", f"sm-debug/jobs/{CPU_JOB}")
-        standin.set_faults(latency=args.latency / 1000)
+def measure_cpu(setup, sizes_mib: list[float], rounds: int) -> dict:
+    _, server, http = setup
+    # Not under /tmp: a stand-in host in namespaces has a /tmp of its own.
+    with tempfile.TemporaryDirectory(prefix="sm-growth-", dir=Path(__file__).parent) as scratch:
+        payloads = {int(m * 1024): make_payload(Path(scratch), int(m * 1024)) for m in sizes_mib}
         runs = asyncio.run(measure_cpu_async(server, http, payloads, rounds))
         sizes = {str(kib): path.stat().st_size for kib, path in payloads.items()}
     return {"sizes_kib": list(payloads), "bytes": sizes, "runs": runs}
@@ -637,23 +630,26 @@ def main() -> int:
         results["list"]["seconds"] = time.perf_counter() - started
         results["list"]["series"] = list_table(results["list"])
         print(f"list part: {time.perf_counter() - started:.0f} s, load {load()}", flush=True)
-    if "attach" in parts:
-        started = time.perf_counter()
-        transports = (args.transports or ("ssm" if args.quick else "ssm,ssh")).split(",")
-        results["attach"] = measure_attach(args, counts, transports, 1 if args.quick else 3)
-        if "skipped" in results["attach"]:
-            print(f"attach: skipped ({results['attach']['skipped']})")
-        else:
-            results["attach"]["series"] = attach_table(results["attach"])
-        print(f"attach part: {time.perf_counter() - started:.0f} s, load {load()}", flush=True)
-    if "cpu" in parts:
-        started = time.perf_counter()
-        results["cpu"] = measure_cpu(args, sizes_mib, rounds)
-        if "skipped" in results["cpu"]:
-            print(f"cpu: skipped ({results['cpu']['skipped']})")
-        else:
-            results["cpu"]["series"] = cpu_table(results["cpu"])
-        print(f"cpu part: {time.perf_counter() - started:.0f} s, load {load()}", flush=True)
+    if "attach" in parts or "cpu" in parts:
+        with Cleanup() as stack:
+            setup, skipped = hosts_setup(stack, args, max(counts))
+            if setup is None:
+                print(f"attach and cpu: skipped ({skipped})")
+                results.update({part: {"skipped": skipped} for part in ("attach", "cpu")})
+            if setup is not None and "attach" in parts:
+                started = time.perf_counter()
+                transports = (args.transports or ("ssm" if args.quick else "ssm,ssh")).split(",")
+                again = 1 if args.quick else 3
+                results["attach"] = measure_attach(setup, counts, transports, again)
+                results["attach"]["series"] = attach_table(results["attach"])
+                print(f"attach part: {time.perf_counter() - started:.0f} s, load {load()}",
+                      flush=True)  # fmt: skip
+            if setup is not None and "cpu" in parts:
+                started = time.perf_counter()
+                results["cpu"] = measure_cpu(setup, sizes_mib, rounds)
+                results["cpu"]["series"] = cpu_table(results["cpu"])
+                print(f"cpu part: {time.perf_counter() - started:.0f} s, load {load()}",
+                      flush=True)  # fmt: skip
     footer()
     write_json(args, results)
     return 0
