@@ -371,6 +371,7 @@ async def measure_attach_async(server, http, counts: list[int], transports: list
                 *(attach(server, http, f"algo-{i + 1}", transport) for i in range(count))
             )
             burst = time.perf_counter() - started
+            latencies = sorted(round(x["seconds"], 4) for x in sessions)
             await asyncio.sleep(1)
             rss_open = server.rss_kib()
             procs, procs_kib = clients(server, transport)
@@ -384,9 +385,7 @@ async def measure_attach_async(server, http, counts: list[int], transports: list
             result = {
                 "count": count,
                 "burst_seconds": burst,
-                # Each session of the burst (algo-1's first attach is the burst's own time,
-                # algo-1 having been attached again since).
-                "latencies": sorted(round(x["seconds"], 4) for x in sessions[1:]),
+                "latencies": latencies,  # each session of the burst
                 "one_more": one_more,
                 "rss_before_kib": rss_before,
                 "rss_open_kib": rss_open,
@@ -438,12 +437,6 @@ def attach_table(data: dict) -> list[dict]:
     for transport, per in data["results"].items():
         items = [per[str(c)] for c in counts]
 
-        def burst_median(item):
-            # Every session of the burst; the first one was re-attached, its burst value
-            # is the burst's own time.
-            return median([*item["latencies"], item["burst_seconds"]]) if item["latencies"] \
-                else item["burst_seconds"]  # fmt: skip
-
         def entry(label, values, kind, base_first=True, transport=transport):
             s = {"label": f"{transport}: {label}", "values": values, "kind": kind,
                  "shape": shape_words(counts, values)}  # fmt: skip
@@ -457,7 +450,7 @@ def attach_table(data: dict) -> list[dict]:
                     cells.append(mib(v))
             rows.append([s["label"], *cells, s["shape"]])
 
-        entry("attach, all at once (median)", [burst_median(i) for i in items], "time")
+        entry("attach, all at once (median)", [median(i["latencies"]) for i in items], "time")
         entry("attach, all at once (slowest)", [i["burst_seconds"] for i in items], "time")
         entry("one more attach, the others open", [median(i["one_more"]) for i in items], "time")
         entry("server RSS with the sessions open", [i["rss_open_kib"] for i in items], "rss")
