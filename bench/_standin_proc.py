@@ -4,7 +4,8 @@ object a line), so that its CPU never shares a GIL with the process that measure
     python bench/_standin_proc.py '{"clock": "manual", "hosts": false}'
 
 First line out: {"url", "env", "ssh_user", "ssh_key", "sshd_missing_hint"}. Then one answer
-per command in: {"op": "create_jobs", "jobs": [{"name": ..., **create_job kwargs}]},
+per command in: {"op": "create_jobs", "jobs": [{"name": ..., **create_job kwargs}]} (through
+the API), {"op": "seed_jobs", "jobs": [...]} (the same, without HTTP: StandIn.create_jobs),
 {"op": "calls"} (AWS API calls so far, by action, set-up calls excluded), {"op": "faults",
 ...set_faults kwargs}, {"op": "host_address", "job", "host"}, {"op": "quit"}. Ends, and
 ends every host, on "quit", on EOF (the benchmark died) and on SIGTERM/SIGINT.
@@ -75,6 +76,10 @@ def main() -> int:
                 reply({"address": standin.host_address(command["job"], command["host"])})
             elif op == "create_jobs":
                 reply(create_jobs(standin, command["jobs"]))
+            elif op == "seed_jobs":  # without HTTP: StandIn.create_jobs
+                started = time.perf_counter()
+                standin.create_jobs(command["jobs"])
+                reply({"created": len(command["jobs"]), "seconds": time.perf_counter() - started})
             else:
                 reply({"error": f"unknown op {op}"})
     except KeyboardInterrupt:

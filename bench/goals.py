@@ -13,6 +13,7 @@ are computed; their numbers are no measurement.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from _common import load, machine, parser
 
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.
-BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput")
+BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "growth")
 ARGS: dict[str, list[str]] = {}  # extra arguments per benchmark
 
 
@@ -231,12 +232,118 @@ def throughput_goals(data: Optional[dict], latency: float) -> list[Goal]:
     return goals
 
 
+def growth_goals(data: Optional[dict], latency: float) -> list[Goal]:
+    """Goal 6, how cost grows: list time flat in the account's size (a page is 20 whatever
+    the account holds), server memory bounded, attach and memory per concurrent session,
+    CPU per MiB of terminal output per transport."""
+    data = data or {}
+    goals: list[Goal] = []
+
+    def series(part: str, label: str) -> Optional[dict]:
+        return next((s for s in dig(data, part, "series", default=[]) if s["label"] == label),
+                    None)  # fmt: skip
+
+    # -- list ---------------------------------------------------------------------------
+    sizes = dig(data, "list", "sizes") or []
+    per = dig(data, "list", "per_size", default={})
+    small, large = (str(sizes[0]), str(sizes[-1])) if sizes else (None, None)
+    span = f"{sizes[0]:,} to {sizes[-1]:,} jobs" if sizes else "100 to 10,000 jobs"
+    for key, what in (("first_rows", "first rows"), ("full_page", "full page")):
+        name = f"list {what} flat from {span}"
+        target = "at the largest <= 1.25 x at the smallest (a page is 20)"
+        a, b = dig(per, small, "median", key), dig(per, large, "median", key)
+        if a is None or b is None or len(sizes) < 2:
+            goals.append(unmeasured(name, target, "growth (list) did not run"))
+            continue
+        goals.append(Goal(name, target, f"{ms(a)} -> {ms(b)} ({b / a:.2f}x)", b <= 1.25 * a))
+    name = f"name filter at {int(large or 10000):,} jobs costs the backend's scan only"
+    a = dig(per, large, "median", "filter_no_match")
+    base = dig(per, large, "baseline_no_match")
+    if a is None or base is None:
+        goals.append(unmeasured(name, "<= 1.2 x plain ListTrainingJobs + 20 ms", "no sample"))
+    else:
+        target = base * 1.2 + 0.020
+        goals.append(Goal(name, f"<= {ms(target)} (plain list with the filter {ms(base)})",
+                          ms(a), a <= target))  # fmt: skip
+    name = f"server RSS after the first page flat from {span}"
+    grown = [
+        dig(per, size, "median", "rss_page_kib", default=0)
+        - dig(per, size, "median", "rss_start_kib", default=0)
+        for size in (small, large)
+    ]
+    if not sizes or dig(per, large, "median", "rss_page_kib") is None:
+        goals.append(unmeasured(name, "within 5 MiB", "no sample"))
+    else:
+        goals.append(Goal(name, "growth within 5 MiB of the smallest account's",
+                          f"+{grown[0] / 1024:.1f} MiB -> +{grown[1] / 1024:.1f} MiB",
+                          grown[1] - grown[0] <= 5 * 1024))  # fmt: skip
+    name = f"server RSS after all {int(large or 10000):,} jobs described is bounded"
+    start, after = dig(per, large, "median", "rss_start_kib"), dig(per, large, "median",
+                                                                  "rss_all_kib")  # fmt: skip
+    if start is None or after is None:
+        goals.append(unmeasured(name, "< 4 KiB per job", "not paged through"))
+    else:
+        per_job = (after - start) * 1024 / int(large)
+        goals.append(Goal(name, "< 4 KiB per job (the cache keeps rows, not descriptions)",
+                          f"+{(after - start) / 1024:.1f} MiB, {per_job / 1024:.1f} KiB per job",
+                          per_job < 4096))  # fmt: skip
+
+    # -- attach -------------------------------------------------------------------------
+    counts = dig(data, "attach", "counts") or []
+    results = dig(data, "attach", "results", default={})
+    most = counts[-1] if counts else 32
+    for transport in ("ssm", "ssh"):
+        per_count = results.get(transport)
+        label = "SSM (built-in client)" if transport == "ssm" else "SSH"
+        name = f"{label}: one more attach with {most - 1} sessions open is flat"
+        target = "<= 1.25 x with none open"
+        if not per_count or len(counts) < 2:
+            why = "growth (attach) did not run" if not results else f"no {label} sample"
+            goals.append(unmeasured(name, target, why))
+            continue
+        one = median(per_count[str(counts[0])]["one_more"])
+        many = median(per_count[str(most)]["one_more"])
+        goals.append(Goal(name, target, f"{ms(one)} -> {ms(many)} ({many / one:.2f}x)",
+                          many <= 1.25 * one))  # fmt: skip
+        first = per_count[str(counts[0])]["burst_seconds"]
+        burst = per_count[str(most)]["burst_seconds"]
+        target = f"<= {most} x one attach ({ms(most * first)}): no worse than in turn"
+        measured = f"{ms(burst)} ({burst / first:.1f}x one)"
+        goals.append(Goal(f"{label}: {most} attaches at once, the slowest", target, measured,
+                          burst <= most * first))  # fmt: skip
+        grown = per_count[str(most)]["rss_open_kib"] - per_count[str(counts[0])]["rss_before_kib"]
+        goals.append(Goal(f"{label}: server RSS at {most} concurrent sessions",
+                          "< 256 KiB per session",
+                          f"+{grown / 1024:.1f} MiB ({grown / most:.0f} KiB per session)",
+                          grown / most < 256))  # fmt: skip
+
+    # -- CPU per MiB --------------------------------------------------------------------
+    cpu = {s["label"]: s for s in dig(data, "cpu", "series", default=[])}
+    plain = cpu.get("JupyterLab terminal")
+    for label in ("SSH", "SSM (built-in client)"):
+        name = f"CPU per MiB of terminal output over {label} grows linearly, no worse"
+        target = "growth exponent <= 1.1"
+        s = cpu.get(label)
+        if s is None or plain is None:
+            goals.append(unmeasured(name, target, "growth (cpu) did not run"))
+            continue
+        sizes_mib = [round(b / 2**20, 1) for b in dig(data, "cpu", "bytes").values()]
+        exponent = (math.log(s["values"][-1] / s["values"][0]) / math.log(sizes_mib[-1]
+                    / sizes_mib[0]) if s["values"][0] > 0 else None)  # fmt: skip
+        ratio = s["per_mib"] / plain["per_mib"]
+        measured = (f"{s['per_mib'] * 1000:.0f} ms/MiB ({ratio:.1f}x a JupyterLab terminal's "
+                    f"{plain['per_mib'] * 1000:.0f} ms), {s['shape']}")  # fmt: skip
+        goals.append(Goal(name, target, measured, exponent is not None and exponent <= 1.1))
+    return goals
+
+
 JUDGES: dict[str, Callable[[Optional[dict], float], list[Goal]]] = {
     "footprint": footprint_goals,
     "list_jobs": list_goals,
     "attach_latency": attach_goals,
     "keystrokes": keystroke_goals,
     "throughput": throughput_goals,
+    "growth": growth_goals,
 }
 
 

@@ -36,7 +36,12 @@ FINISHED = {"Completed", "Failed", "Stopped"}
 REMOTE_DEBUG_UPDATABLE = {"Downloading", "Training"}
 # Secondary states in which the training containers exist.
 CONTAINERS_UP = {"Downloading", "Training", "Uploading"}
-FINISHED_CACHE_SIZE = 10_000
+# A finished job never changes. The list needs its sidebar row only (about 1.5 KiB in
+# Python); the detail, attach and debug copy need the whole description (13 KiB and up: a
+# real job's hyperparameters, environment and metrics make it larger). So many rows are
+# kept, and few descriptions: browsing 10,000 jobs does not keep 10,000 descriptions.
+FINISHED_ROWS = 10_000
+FINISHED_DESCRIPTIONS = 200
 # The list reuses a running job's description while its summary is unchanged, but describes
 # it again at least this often (seconds), in case a change did not move LastModifiedTime.
 RUNNING_REVALIDATE = 60.0
@@ -329,8 +334,11 @@ class JobsService:
         self._clients: dict[str, Any] = {}
         self._session: boto3.session.Session | None = None
         self._lock = threading.Lock()
+        # Finished jobs, least recently used first: whole descriptions and sidebar rows.
         self._finished: OrderedDict[str, dict] = OrderedDict()
+        self._finished_rows: OrderedDict[str, dict] = OrderedDict()
         self._running: dict[str, tuple[float, dict]] = {}
+        self._running_pruned = 50  # _running's size after the last pruning (at least 50)
         # Fresh describes in flight, by job: the list starts them, the sidebar joins them.
         self._inflight: dict[str, asyncio.Future] = {}
         # When the list last saw a running job's cached description still current.
@@ -433,6 +441,7 @@ class JobsService:
     async def describe(self, name: str, fresh: bool = False) -> dict:
         cached = self._finished.get(name)
         if cached is not None:
+            self._finished.move_to_end(name)
             return cached
         if not fresh:
             hit = self._running.get(name)
@@ -465,10 +474,29 @@ class JobsService:
                 self.ssh_targets.pop(key, None)
             self.ssh_verified = {entry for entry in self.ssh_verified if entry[0] != name}
             self._finished[name] = description
-            while len(self._finished) > FINISHED_CACHE_SIZE:
+            self._finished.move_to_end(name)
+            self._finished_rows[name] = summary(description)
+            self._finished_rows.move_to_end(name)
+            while len(self._finished) > FINISHED_DESCRIPTIONS:
                 self._finished.popitem(last=False)
+            while len(self._finished_rows) > FINISHED_ROWS:
+                self._finished_rows.popitem(last=False)
         else:
-            self._running[name] = (time.monotonic(), description)
+            now = time.monotonic()
+            self._running[name] = (now, description)
+            if len(self._running) > 2 * self._running_pruned:
+                self._prune_running(now)
+
+    def _prune_running(self, now: float) -> None:
+        """Drop running descriptions too old to serve anyone (_current, describe and
+        attach_description use them for at most the window): a job that finished or went out
+        of view is never described again, and its entry would stay for the server's life."""
+        window = max(RUNNING_REVALIDATE, self.config.running_cache_ttl)
+        for name in [n for n, (seen, _) in self._running.items() if now - seen >= window]:
+            if now - self._confirmed.get(name, 0.0) >= window:
+                self._running.pop(name, None)
+                self._confirmed.pop(name, None)
+        self._running_pruned = max(50, len(self._running))
 
     async def list_jobs(
         self,
@@ -498,39 +526,48 @@ class JobsService:
         if not describe:
             rows = []
             for item in items:
-                known = self._current(item)
+                known = self._current_row(item)
                 if known is None:
                     # Describe it now, so the sidebar's descriptions request that follows
                     # finds the answer on its way: the page costs two round trips, not
                     # two plus the browser's.
                     self._prefetch(item["TrainingJobName"])
-                rows.append(summary(known) if known is not None else listed_row(item))
+                rows.append(known if known is not None else listed_row(item))
             return {"jobs": rows, "next_token": page.get("NextToken")}
         # ListTrainingJobs has no instance count or remote-debug state: describe the jobs
         # (concurrently, bounded by the pool) unless a description that is still current
         # is at hand.
-        descriptions = await asyncio.gather(*(self._listed(item) for item in items))
-        return {
-            "jobs": [summary(description) for description in descriptions],
-            "next_token": page.get("NextToken"),
-        }
+        rows = await asyncio.gather(*(self._listed(item) for item in items))
+        return {"jobs": list(rows), "next_token": page.get("NextToken")}
 
     async def _listed(self, item: dict) -> dict:
-        """The description behind one ListTrainingJobs summary, described only if needed:
+        """The sidebar row of one ListTrainingJobs summary, described only if needed:
         finished jobs come from the cache; a running job's cached description serves while
         the summary agrees with it (no status change, LastModifiedTime unchanged, so no
         UpdateTrainingJob either) and it is younger than RUNNING_REVALIDATE."""
-        known = self._current(item)
+        known = self._current_row(item)
         if known is not None:
             return known
-        return await self.describe(item["TrainingJobName"], fresh=True)
+        return summary(await self.describe(item["TrainingJobName"], fresh=True))
+
+    def _finished_row(self, name: str) -> dict | None:
+        row = self._finished_rows.get(name)
+        if row is not None:
+            self._finished_rows.move_to_end(name)
+        return row
+
+    def _current_row(self, item: dict) -> dict | None:
+        """The sidebar row a ListTrainingJobs summary proves current, or None."""
+        row = self._finished_row(item["TrainingJobName"])
+        if row is not None:
+            return row
+        running = self._current(item)
+        return None if running is None else summary(running)
 
     def _current(self, item: dict) -> dict | None:
-        """The cached description a ListTrainingJobs summary proves current, or None."""
+        """The cached description of a running job that its ListTrainingJobs summary
+        proves current, or None."""
         name = item["TrainingJobName"]
-        cached = self._finished.get(name)
-        if cached is not None:
-            return cached
         hit = self._running.get(name)
         if (
             hit is not None
@@ -589,7 +626,7 @@ class JobsService:
                 task = self._inflight.get(name)
                 if task is not None:
                     return summary(await asyncio.shield(task))
-                return summary(await self.describe(name))
+                return self._finished_row(name) or summary(await self.describe(name))
             except SMDebugError as error:
                 return {"name": name, "error": error.to_json()["error"]}
 

@@ -163,3 +163,64 @@ async def test_max_attempts_counts_the_first_attempt(api, standin, demo_jobs, jp
     assert status == 429, body  # every attempt throttled: one more would have succeeded
     status, body = await api("GET", "jobs", job)
     assert status == 200, body
+
+
+async def test_browsing_many_finished_jobs_keeps_their_rows_not_descriptions(
+    api, standin, aws_calls, monkeypatch, jp_serverapp
+):
+    """Paging through an account describes every job once; the server then keeps each
+    finished job's sidebar row (about 1.5 KiB), not its whole description (13 KiB here,
+    more on AWS): the memory a server keeps grows by rows, and paging again costs the
+    ListTrainingJobs calls alone."""
+    import gc
+    import tracemalloc
+
+    from jupyter_sm_debug import jobs
+
+    monkeypatch.setattr(jobs, "FINISHED_DESCRIPTIONS", 20, raising=False)
+    prefix = unique("browse")
+    done = {"starting": 1, "downloading": 1, "training": 1, "uploading": 1}
+    count = 600
+    OLD = 400 * 86400  # the oldest jobs of the session's account: other tests list the newest
+    standin.create_jobs(
+        [{"name": f"{prefix}-{i:03d}", "started_ago": OLD + i, "schedule": done}
+         for i in range(count)]
+    )  # fmt: skip
+    await api("GET", "jobs", name_contains="nothing-matches")  # the boto3 client exists
+    service = jp_serverapp.web_app.settings["sm_debug"].jobs
+    for _ in range(200):  # and the one the list readies for Attach, outside the measure
+        if "ssm" in service._clients:
+            break
+        await asyncio.sleep(0.05)
+
+    async def browse() -> int:
+        token, rows = None, 0
+        while True:
+            status, page = await api(
+                "GET", "jobs", name_contains=prefix, max_results=100, describe="false",
+                next_token=token,
+            )  # fmt: skip
+            assert status == 200, page
+            names = [row["name"] for row in page["jobs"]]
+            status, filled = await api("GET", "descriptions", names=",".join(names))
+            assert status == 200 and not filled["errors"], filled
+            rows += len(filled["jobs"])
+            token = page["next_token"]
+            if not token:
+                return rows
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert await browse() == count
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert aws_calls.count("describe_training_job") == count
+    assert kept < count * 4096, f"{kept / count:.0f} bytes kept per job"
+
+    aws_calls.clear()
+    assert await browse() == count
+    assert set(aws_calls) == {"list_training_jobs"}

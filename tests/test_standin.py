@@ -382,6 +382,83 @@ def test_list_pages_sorts_and_filters_hundreds_of_jobs(crowd):
     assert time.perf_counter() - started < 5
 
 
+def test_a_list_by_creation_time_agrees_with_the_full_sort(crowd):
+    """The creation-time index answers exactly what sorting every job answers (the
+    LastModifiedTimeAfter filter, matching every job, takes the sorting path)."""
+    import datetime
+
+    sm = client(crowd)
+    epoch = datetime.datetime(1970, 1, 2, tzinfo=datetime.timezone.utc)
+    cut = sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"][50]["CreationTime"]
+    for query in (
+        {},
+        {"SortOrder": "Descending"},
+        {"SortOrder": "Descending", "NameContains": "CROWD-1"},
+        {"NameContains": "9"},
+        {"SortOrder": "Descending", "CreationTimeAfter": cut.replace(microsecond=0)},
+        {"CreationTimeBefore": cut.replace(microsecond=0)},
+    ):
+        for size in (7, 100):
+            config = {"PaginationConfig": {"PageSize": size}}
+            indexed = pages(sm, **query, **config)[0]
+            assert indexed == pages(sm, **query, **config, LastModifiedTimeAfter=epoch)[0], query
+            assert indexed, query
+
+
+def test_a_page_by_creation_time_looks_at_the_page_only(tmp_path, monkeypatch):
+    """ListTrainingJobs' first page costs the same with 2,000 jobs as with 20: only the
+    page's jobs are brought to the clock's time (it sorted all of them before)."""
+    from jupyter_sm_debug.standin import sagemaker
+
+    server = StandIn(root=tmp_path, clock="manual", hosts=False)
+    server.start()
+    try:
+        server.control("jobs", {"jobs": [
+            {"name": f"many-{i:04d}", "started_ago": 600 + i, "schedule": {"training": 300}}
+            for i in range(2000)
+        ]})  # fmt: skip
+        looked = []
+        at = sagemaker.Job.at
+        monkeypatch.setattr(sagemaker.Job, "at", lambda job, t: looked.append(job) or at(job, t))
+        sm = client(server)
+        first = sm.list_training_jobs(MaxResults=20, SortOrder="Descending")
+        assert [s["TrainingJobName"] for s in first["TrainingJobSummaries"]] == [
+            f"many-{i:04d}" for i in range(20)
+        ]
+        second = sm.list_training_jobs(
+            MaxResults=20, SortOrder="Descending", NextToken=first["NextToken"]
+        )
+        assert second["TrainingJobSummaries"][0]["TrainingJobName"] == "many-0020"
+        assert len(looked) == 40
+    finally:
+        server.stop()
+
+
+def test_the_jobs_route_seeds_jobs_as_create_training_job_does(tmp_path):
+    server = StandIn(root=tmp_path, clock="manual", hosts=False)
+    server.start()
+    try:
+        spec = {"instance_count": 2, "remote_debug": True, "schedule": {"training": 900},
+                "started_ago": 400}  # fmt: skip
+        server.create_job("through-the-api", **spec)
+        assert control(server, "jobs", {"jobs": [{"name": "seeded", **spec}]}) == {"created": 1}
+        sm = client(server)
+        api, seeded = (
+            sm.describe_training_job(TrainingJobName=name) for name in ("through-the-api", "seeded")
+        )
+        api.pop("ResponseMetadata"), seeded.pop("ResponseMetadata")
+        renamed = json.loads(json.dumps(api, default=str).replace("through-the-api", "seeded"))
+        assert renamed == json.loads(json.dumps(seeded, default=str))
+        assert seeded["TrainingJobStatus"] == "InProgress"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            control(server, "jobs", {"jobs": [{"name": "bad", "instance_count": 0}]})
+        assert refused.value.code == 400
+        with pytest.raises(urllib.error.HTTPError):
+            control(server, "jobs", {"jobs": "many"})
+    finally:
+        server.stop()
+
+
 # -- wire shapes ------------------------------------------------------------------------------
 
 

@@ -20,11 +20,11 @@ Exit status: 0 when the remote end closed the session, 1 on errors, 2 on bad usa
 128+n when ended by signal n. TerminateSession is called on the way out unless
 ``--no-terminate``.
 
-boto3 is imported only when an API call is needed (it costs half a second); with an
-inherited session it is imported in the background once the shell is up and has been quiet
-for a second (no keystroke, no output), so that the TerminateSession at exit is quick. Not
-at once: the import takes half a second of CPU and of the GIL, and the first keystrokes
-typed at the new prompt would wait for it.
+boto3 is imported only when an API call is needed (it costs half a second and 28 MiB of
+memory); with an inherited session, only at exit (TerminateSession), on a lost connection
+(ResumeSession) or for KMS. It is not loaded in advance: 32 sessions would hold 900 MiB for
+a quicker exit. A client killed before its TerminateSession leaves that to whoever started
+the session (the extension terminates every session when its terminal ends).
 
 Where this differs from session-manager-plugin (shell sessions):
 
@@ -78,7 +78,6 @@ RECV_SIZE = 256 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024  # far above any data-channel message; stops a runaway
 STDIN_WINDOW = 1000  # unacknowledged keystroke messages before we stop reading stdin
 PING_INTERVAL = 300.0  # the plugin pings every 5 minutes to keep the websocket alive
-IDLE_WARM_UP = 1.0  # seconds without keystrokes or output before on_idle (boto3's import)
 # Reconnecting (the plugin's config.go): 5 attempts, 100 ms doubling up to 5 s.
 RETRY_ATTEMPTS = 5
 RETRY_INITIAL_DELAY = 0.1
@@ -203,18 +202,6 @@ class Api:
                     config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
                 )
             return self._client
-
-    @property
-    def loaded(self) -> bool:
-        return self._client is not None
-
-    def warm_up(self) -> None:
-        threading.Thread(target=self._quiet_client, daemon=True).start()
-
-    def _quiet_client(self) -> None:
-        # Only a warm-up: the real call reports any error.
-        with contextlib.suppress(Exception):
-            self.client()
 
     def start_session(self, target: str) -> Dict[str, Any]:
         params: Dict[str, Any] = {"Target": target}
@@ -486,7 +473,6 @@ class Session:
         resume: Optional[Callable[[str], Dict[str, str]]] = None,
         target: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,
-        on_idle: Optional[Callable[[], None]] = None,
     ):
         self.ws = ws
         self.connect_timeout = connect_timeout
@@ -496,10 +482,6 @@ class Session:
         self.stream_url = info["StreamUrl"]
         self._resumes_without_data = 0  # a connection that is refused at once counts too
         self.on_ready = on_ready
-        # Called once, from the main thread, when the shell is up and has been quiet (no
-        # keystroke, no output) for IDLE_WARM_UP seconds.
-        self.on_idle = on_idle
-        self._last_activity: Optional[float] = None
         self.session_id = info["SessionId"]
         self.terminal = terminal
         self.lock = threading.Lock()  # guards the channel and orders our websocket sends
@@ -653,7 +635,6 @@ class Session:
                 if not self.ready:  # an agent without handshake starts with shell output
                     self._set_ready()
                 output += event.payload
-                self._last_activity = self.channel.clock()
                 continue
             if output:
                 self._output(self.terminal.out_fd, bytes(output))
@@ -723,18 +704,11 @@ class Session:
                 except OSError:
                     data = b""
                 if data:
-                    self._last_activity = self.channel.clock()
                     with self.lock:
                         self.channel.send_data(data)
                 else:
                     stdin_open = False  # keep showing output until the remote closes
             now = self.channel.clock()
-            if self.on_idle is not None and self.ready:
-                if self._last_activity is None:
-                    self._last_activity = now
-                elif now - self._last_activity >= IDLE_WARM_UP:
-                    on_idle, self.on_idle = self.on_idle, None
-                    on_idle()
             if (
                 not self.ready
                 and self.connect_timeout is not None
@@ -854,12 +828,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\nStarting session with SessionId: {info['SessionId']}", flush=True)
     code, message = 1, ""
     try:
-        # With an inherited session boto3 is not loaded yet: load it once the shell is up
-        # and quiet.
-        warm_up = None if args.no_terminate or api.loaded else api.warm_up
         code, message = run_session(
             info,
-            on_idle=warm_up,
             connect_timeout=args.connect_timeout,
             resume=api.resume_session,
             target=args.target or "",
@@ -886,7 +856,6 @@ def run_session(
     resume: Optional[Callable[[str], Dict[str, str]]] = None,
     target: str = "",
     generate_data_key: Optional[encryption.GenerateDataKey] = None,
-    on_idle: Optional[Callable[[], None]] = None,
 ) -> tuple:
     """Connect and run the session until it ends; (exit status, message to print)."""
     ws = connect(info, connect_timeout or 30)
@@ -900,7 +869,6 @@ def run_session(
         resume,
         target,
         generate_data_key,
-        on_idle,
     )
     undo = session.install_signals()
     try:

@@ -465,7 +465,13 @@ class StandIn:
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own URL
             return json.loads(answer.read())
 
-    def create_job(
+    def create_job(self, name: str, *args: Any, **kwargs: Any) -> str:
+        """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
+        The arguments are ``_job_request``'s."""
+        request = self._job_request(name, *args, **kwargs)
+        return self.client("sagemaker").create_training_job(**request)["TrainingJobArn"]
+
+    def _job_request(
         self,
         name: str,
         instance_count: int = 1,
@@ -483,8 +489,8 @@ class StandIn:
         image: Optional[str] = None,
         container_entrypoint: Optional[list] = None,
         container_arguments: Optional[list] = None,
-    ) -> str:
-        """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
+    ) -> dict:
+        """The CreateTrainingJob request of a stand-in job.
 
         ``schedule``: seconds per phase and outcome, e.g. {"training": 600, "outcome":
         "Failed", "failure_reason": "..."} (keys: starting, downloading, training, uploading,
@@ -564,7 +570,26 @@ class StandIn:
             request["RemoteDebugConfig"] = {"EnableRemoteDebug": bool(remote_debug)}
         if environment:
             request["Environment"] = {k: str(v) for k, v in environment.items()}
-        return self.client("sagemaker").create_training_job(**request)["TrainingJobArn"]
+        return request
+
+    def create_jobs(self, specs: list[dict]) -> list[str]:
+        """Many jobs at once, cheaply (benchmarks seed 10,000): each spec is ``create_job``'s
+        keyword arguments plus ``name``. The same CreateTrainingJob request, validated
+        against botocore's model and handled as the API does, only without HTTP, signing
+        and botocore's serialization; ListTrainingJobs and the rest see no difference.
+        Running jobs get their hosts as through the API (use hosts=False for none)."""
+        from . import awsmodel
+
+        arns = []
+        for spec in specs:
+            spec = dict(spec)
+            request = self._job_request(spec.pop("name"), **spec)
+            awsmodel.validate("sagemaker", "CreateTrainingJob", request)
+            with self._jobs._lock:
+                arns.append(self._jobs.create(request, self.region)["TrainingJobArn"])
+        if self._hosts is not None:
+            self.reconcile(only=[(self.region, spec["name"]) for spec in specs])
+        return arns
 
     # -- called by the front for SageMaker actions ------------------------------------------
 

@@ -286,6 +286,7 @@ class Front:
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
             "ssm-drop": ("POST", self._ssm_drop),
+            "jobs": ("POST", self._create_jobs),
         }
         if route == "faults" and method == "GET":
             return self._plain(start_response, 200, self.standin.faults)
@@ -339,6 +340,18 @@ class Front:
         from . import ssm
 
         return {"dropped": ssm.drop_connections(self.standin, session_id)}
+
+    def _create_jobs(self, body: dict) -> dict:
+        """Seed many jobs in one call: {"jobs": [{"name", ...create_job's arguments}]}."""
+        specs = body.get("jobs")
+        if not isinstance(specs, list) or not all(
+            isinstance(spec, dict) and isinstance(spec.get("name"), str) for spec in specs
+        ):
+            raise ValueError('give the jobs as {"jobs": [{"name": "...", ...}, ...]}')
+        try:
+            return {"created": len(self.standin.create_jobs(specs))}
+        except StandInError as error:
+            raise ValueError(error.message) from None
 
     def _reset(self) -> dict:
         self.standin.reset()

@@ -464,6 +464,10 @@ class TrainingJobs:
         self.images = images  # the stand-in's ECR (ecr.Registry): what each image runs
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], Job] = {}
+        # Per region, (created, seq, name) ascending: a list by creation time (the default,
+        # and the sidebar's) reads its page from here instead of sorting every job, so its
+        # cost does not grow with the account, as on AWS.
+        self._by_created: dict[str, list[tuple[float, int, str]]] = {}
         self._seq = itertools.count()
 
     # -- access for the rest of the stand-in ------------------------------------------------
@@ -479,6 +483,7 @@ class TrainingJobs:
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
+            self._by_created.clear()
 
     def arn(self, name: str, region: str) -> str:
         from moto.sagemaker.utils import arn_formatter
@@ -565,6 +570,7 @@ class TrainingJobs:
         )
         job.hold_seconds = hold_window_of(job.command, request)
         self._jobs[(region, name)] = job
+        bisect.insort(self._by_created.setdefault(region, []), (job.created, job.seq, name))
         return {"TrainingJobArn": arn}
 
     def command_of(self, algorithm: dict) -> Optional[list]:
@@ -673,6 +679,8 @@ class TrainingJobs:
         # Nothing here has warm pools or training plans: such filters match no job.
         if params.get("WarmPoolStatusEquals") or params.get("TrainingPlanArnEquals"):
             return {"TrainingJobSummaries": []}
+        if sort_by == "CreationTime" and not status and bounds[1][:2] == (None, None):
+            return self._list_by_created(params, region, t, max_results, descending, contains)
         rows = []
         for (job_region, _), job in self._jobs.items():
             if job_region != region or (contains and contains not in job.name.lower()):
@@ -706,6 +714,41 @@ class TrainingJobs:
         out: dict[str, Any] = {"TrainingJobSummaries": [self.summary(job, t) for _, job in page]}
         if start + max_results < len(rows):
             out["NextToken"] = _encode_token(sort_by, page[-1][0])
+        return out
+
+    def _list_by_created(
+        self, params: dict, region: str, t: float, max_results: int, descending: bool, contains: str
+    ) -> dict:
+        """`list` sorted by creation time with no filter that needs a job's state: walks the
+        creation index from the token's place and stops after the page (a name filter still
+        looks at every name it passes, as a scan must)."""
+        index = self._by_created.get(region, [])
+        after = len(index) if descending else 0
+        if params.get("NextToken"):
+            key = _decode_token(params["NextToken"], "CreationTime")
+            # Descending: keys below the token's; ascending: keys above it (seq is an int).
+            after = bisect.bisect_left(index, (key[0], key[1]) if descending else
+                                       (key[0], key[1] + 1))  # fmt: skip
+        positions = range(after - 1, -1, -1) if descending else range(after, len(index))
+        created_after, created_before = (
+            params.get("CreationTimeAfter"),
+            params.get("CreationTimeBefore"),
+        )
+        page: list[Job] = []
+        more = False
+        for position in positions:
+            created, _, name = index[position]
+            if contains and contains not in name.lower():
+                continue
+            if not _within(created, created_after, created_before):
+                continue
+            if len(page) == max_results:
+                more = True
+                break
+            page.append(self._jobs[(region, name)])
+        out: dict[str, Any] = {"TrainingJobSummaries": [self.summary(job, t) for job in page]}
+        if more:
+            out["NextToken"] = _encode_token("CreationTime", (page[-1].created, page[-1].seq))
         return out
 
     def update(self, params: dict, region: str) -> dict:
