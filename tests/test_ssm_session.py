@@ -443,3 +443,24 @@ def test_start_and_resume_session_answer_like_ssm(standin, target):
     assert ssm.terminate_session(SessionId="nope-123")["SessionId"] == "nope-123"
     with pytest.raises(ssm.exceptions.DoesNotExistException):
         ssm.resume_session(SessionId=started["SessionId"])
+
+
+def test_the_client_waits_on_fds_above_1024():
+    """The client's loop also runs inside the Jupyter server (commands over SSM), whose fds
+    can be numbered above 1024, where select() raised "filedescriptor out of range"."""
+    import resource
+
+    from jupyter_sm_debug.ssm.client import wait_fds
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= 2000:
+        pytest.skip("this process may not open fds above 2000")
+    read, write = os.pipe()
+    high_read, high_write = os.dup2(read, 1500), os.dup2(write, 1501)
+    os.close(read), os.close(write)
+    try:
+        assert wait_fds([high_read], 0.05) == []
+        assert wait_fds([high_write], 0.05, select.POLLOUT) == [high_write]
+        os.write(high_write, b"x")
+        assert wait_fds([high_read], 1.0) == [high_read]
+    finally:
+        os.close(high_read), os.close(high_write)

@@ -347,13 +347,23 @@ class Terminal:
         return FALLBACK_SIZE
 
 
+def wait_fds(fds: List[int], timeout: Optional[float], events: int = select.POLLIN) -> List[int]:
+    """The fds among ``fds`` that are ready (hung up or in error counts as ready), waiting at
+    most ``timeout`` seconds (None: for ever). poll, not select: the client also runs inside
+    the Jupyter server (ssm/run.py), whose fds can be numbered above select's 1024."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, events | select.POLLHUP | select.POLLERR)
+    return [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
             n = os.write(fd, view)
         except BlockingIOError:
-            select.select([], [fd], [])
+            wait_fds([fd], None, select.POLLOUT)
             continue
         view = view[n:]
 
@@ -689,7 +699,7 @@ class Session:
             if stdin_open and self.ready and self.channel.unacked < STDIN_WINDOW:
                 watch.append(self.terminal.in_fd)
             try:
-                readable, _, _ = select.select(watch, [], [], RESEND_INTERVAL)
+                readable = wait_fds(watch, RESEND_INTERVAL)
             except InterruptedError:
                 readable = []
             if self._wake_r in readable:
