@@ -125,6 +125,7 @@ class SMDebugHandler(APIHandler):
 
 
 LIST_QUERY = ("status", "name_contains", "max_results", "next_token", "describe")
+LIST_TOKEN = re.compile(r"[\x20-\x7e]{1,8192}")
 BOOLEANS = {"true": True, "false": False}
 
 
@@ -177,7 +178,9 @@ class JobsHandler(SMDebugHandler):
                 "SageMaker returns at most 100 jobs a page.",
             )
         next_token = self.query("next_token")
-        if next_token is not None and not 0 < len(next_token) <= 8192:
+        # AWS's tokens are printable ASCII; 8192 of anything else would not fit in a URL
+        # that tornado reads (64 KiB of headers), so the request would get no answer at all.
+        if next_token is not None and not LIST_TOKEN.fullmatch(next_token):
             raise SMDebugError(
                 400,
                 "invalid_next_token",
