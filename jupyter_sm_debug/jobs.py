@@ -12,6 +12,7 @@ unchanged list costs the ListTrainingJobs call alone; other callers reuse it for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import shutil
@@ -322,6 +323,11 @@ def create_training_job_fields() -> frozenset:
     return frozenset(model.operation_model("CreateTrainingJob").input_shape.members)
 
 
+# Seconds after the first list before the attach's client is created: the sidebar's first
+# page (rows, then its describes) is done by then, and a user has not clicked Attach yet.
+WARM_AFTER = 2.0
+
+
 class JobsService:
     """Async facade over boto3 for the handlers. One per server."""
 
@@ -397,7 +403,8 @@ class JobsService:
         """Once the sidebar lists jobs, create the client an Attach calls first (SSM's
         StartSession, or CloudWatch Logs for an SSH announcement) on a worker thread: a
         boto3 client takes a few hundred ms to load its model, which the first Attach
-        would otherwise wait for."""
+        would otherwise wait for. Not at once: loading the model holds the GIL, and the
+        page's describes and its answer come first."""
         if self._warmed:
             return
         self._warmed = True
@@ -409,7 +416,11 @@ class JobsService:
             except Exception as error:  # noqa: BLE001 - the attach itself reports it
                 self.log.debug("sm-debug: no %s client yet: %s", service, type(error).__name__)
 
-        self._executor.submit(warm)
+        def start() -> None:
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile
+                self._executor.submit(warm)
+
+        asyncio.get_running_loop().call_later(WARM_AFTER, start)
 
     async def call(self, service: str, operation: str, **params) -> dict:
         """Run one AWS API call off the event loop; failures become SMDebugError."""
