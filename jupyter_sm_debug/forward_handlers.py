@@ -10,8 +10,7 @@ from tornado import web
 from . import names
 from .connect import AttachRequest
 from .errors import SMDebugError
-from .handlers import SMDebugHandler
-from .jobs import hosts_of
+from .handlers import SMDebugHandler, require_host
 
 
 def remote_port(value, from_url: bool = False) -> int:
@@ -38,14 +37,7 @@ async def checked_host(handler: SMDebugHandler, job: str, host: str) -> tuple[st
     job = names.job_name(job)
     index = names.host_index(host)
     description = await handler.jobs.describe(job, fresh=True)
-    count = len(hosts_of(description))
-    if index > count:
-        raise SMDebugError(
-            404,
-            "host_not_found",
-            f"{job} has no host {host}.",
-            f"It runs {count} host(s): algo-1 to algo-{count}.",
-        )
+    require_host(description, job, host, index)
     return job, description
 
 

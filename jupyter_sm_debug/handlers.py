@@ -124,6 +124,18 @@ class SMDebugHandler(APIHandler):
             )
 
 
+def require_host(description: dict, job: str, host: str, index: int) -> None:
+    """404 unless the job runs host algo-<index>."""
+    count = len(hosts_of(description))
+    if index > count:
+        raise SMDebugError(
+            404,
+            "host_not_found",
+            f"{job} has no host {host}.",
+            f"It runs {count} host(s): algo-1 to algo-{count}.",
+        )
+
+
 LIST_QUERY = ("status", "name_contains", "max_results", "next_token", "describe")
 LIST_TOKEN = re.compile(r"[\x20-\x7e]{1,8192}")
 BOOLEANS = {"true": True, "false": False}
@@ -312,15 +324,7 @@ class HostLogsHandler(SMDebugHandler):
         next_token = self.query("next_token") or None  # empty: from the start
         if next_token is not None:
             logs.parse_token(next_token)  # malformed: 400 before any AWS call
-        description = await self.jobs.describe(job)
-        count = len(hosts_of(description))
-        if index > count:
-            raise SMDebugError(
-                404,
-                "host_not_found",
-                f"{job} has no host {host}.",
-                f"It runs {count} host(s): algo-1 to algo-{count}.",
-            )
+        require_host(await self.jobs.describe(job), job, host, index)
         page = await self.jobs.host_logs(job, host, stream, next_token, int(raw_limit))
         self.finish(json.dumps(page))
 
@@ -381,14 +385,7 @@ class TerminalsHandler(SMDebugHandler):
         # From the cache the list filled when it says the job is attachable (no round trip);
         # a stale one is caught below, when the transport's own call fails.
         description, cached = await self.jobs.attach_description(job, transport_name)
-        count = len(hosts_of(description))
-        if index > count:
-            raise SMDebugError(
-                404,
-                "host_not_found",
-                f"{job} has no host {host}.",
-                f"It runs {count} host(s): algo-1 to algo-{count}.",
-            )
+        require_host(description, job, host, index)
         request = AttachRequest(
             job=job,
             host=host,
