@@ -486,6 +486,25 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+# What a session client's command line holds, per transport.
+CLIENT_HINTS = {"ssh": "ssh -t", "ssm": "jupyter_sm_debug.ssm.client"}
+
+
+def clients_rss(server, hint: str) -> tuple[int, int]:
+    """(count, total RSS KiB) of the session client processes under the server."""
+    count = total = 0
+    for pid in children_of(server.proc.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().replace(b"\0", b" ").decode()
+            if hint in argv:
+                count += 1
+                total += rss_kib(pid)
+        except OSError:
+            continue
+    return count, total
+
+
 class Http:
     """A keep-alive HTTP client for one Jupyter server (token auth, JSON)."""
 

@@ -22,19 +22,19 @@ import tempfile
 import time
 
 from _common import (
+    CLIENT_HINTS,
     PROMPT,
     REPO,
     Cleanup,
     JupyterServer,
     StandInProcess,
-    children_of,
+    clients_rss,
     cpu_seconds,
     footer,
     free_port,
     header,
     parser,
     read_until,
-    rss_kib,
     server_environment,
     table,
     terminal_websocket,
@@ -154,21 +154,6 @@ async def open_sessions(server, http, standin, count: int, transport: str) -> li
     return sockets
 
 
-def clients_rss(server, hint: str) -> tuple[int, int]:
-    """(count, total RSS KiB) of the session client processes under the server."""
-    count = total = 0
-    for pid in children_of(server.proc.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().replace(b"\0", b" ").decode()
-            if hint in argv:
-                count += 1
-                total += rss_kib(pid)
-        except OSError:
-            continue
-    return count, total
-
-
 def measure_sessions(stack, env: dict, count: int, starts: dict) -> dict:
     """Sessions on a fresh server with the extension (its start counts as one more start
     sample when `starts` is given)."""
@@ -201,7 +186,7 @@ def measure_sessions(stack, env: dict, count: int, starts: dict) -> dict:
         await asyncio.sleep(2)
         base = server.rss_kib()
         out["server_before_kib"] = base
-        for transport, hint in (("ssh", "ssh -t"), ("ssm", "jupyter_sm_debug.ssm.client")):
+        for transport, hint in CLIENT_HINTS.items():
             before = server.rss_kib()
             sockets = await open_sessions(server, http, standin, count, transport)
             await asyncio.sleep(1)

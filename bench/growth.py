@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Optional
 
 from _common import (
+    CLIENT_HINTS,
     PROMPT,
     Cleanup,
     JupyterServer,
     StandInProcess,
-    children_of,
+    clients_rss,
     cpu_seconds,
     footer,
     header,
@@ -58,7 +59,6 @@ from _common import (
     ms,
     parser,
     read_until,
-    rss_kib,
     server_environment,
     table,
     terminal_websocket,
@@ -341,21 +341,6 @@ async def detach(http, session: dict) -> None:
         await asyncio.sleep(0.05)
 
 
-def clients(server, transport: str) -> tuple[int, int]:
-    hint = "ssh -t" if transport == "ssh" else "jupyter_sm_debug.ssm.client"
-    count = total = 0
-    for pid in children_of(server.proc.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().replace(b"\0", b" ").decode()
-            if hint in argv:
-                count += 1
-                total += rss_kib(pid)
-        except OSError:
-            continue
-    return count, total
-
-
 async def measure_attach_async(server, http, counts: list[int], transports: list[str],
                                again: int) -> dict:  # fmt: skip
     out: dict = {}
@@ -374,7 +359,7 @@ async def measure_attach_async(server, http, counts: list[int], transports: list
             latencies = sorted(round(x["seconds"], 4) for x in sessions)
             await asyncio.sleep(1)
             rss_open = server.rss_kib()
-            procs, procs_kib = clients(server, transport)
+            procs, procs_kib = clients_rss(server, CLIENT_HINTS[transport])
             # One more attach with the others open: algo-1 detached and attached again.
             one_more = []
             for _ in range(again):
