@@ -486,6 +486,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def attach_args(standin) -> list[str]:
+    """The server options every attaching benchmark runs with: the stand-in's SSH user and
+    key, and the built-in SSM client (the extension's own, measured everywhere)."""
+    return [f"--SMDebug.ssh_key={standin.client_key_path}",
+            f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"]  # fmt: skip
+
+
 # What a session client's command line holds, per transport.
 CLIENT_HINTS = {"ssh": "ssh -t", "ssm": "jupyter_sm_debug.ssm.client"}
 

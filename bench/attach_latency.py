@@ -21,6 +21,7 @@ from _common import (
     Cleanup,
     JupyterServer,
     StandInProcess,
+    attach_args,
     end_pty,
     footer,
     fresh_ssm_session,
@@ -169,8 +170,7 @@ def main() -> int:
         env = server_environment(standin)
         server = JupyterServer(
             stack, env,
-            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+            args=attach_args(standin),
         )  # fmt: skip
         server.wait_ready()
         http = server.http()

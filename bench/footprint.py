@@ -28,6 +28,7 @@ from _common import (
     Cleanup,
     JupyterServer,
     StandInProcess,
+    attach_args,
     clients_rss,
     cpu_seconds,
     footer,
@@ -162,8 +163,7 @@ def measure_sessions(stack, env: dict, count: int, starts: dict) -> dict:
         return {"skipped": standin.sshd_missing_hint}
     standin.create_job(JOB, instance_count=count, remote_debug=True, started_ago=600)
     env = {**env, **standin.client_env()}
-    args = [f"--SMDebug.ssh_key={standin.client_key_path}",
-            f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"]  # fmt: skip
+    args = attach_args(standin)
     result, server = start_once(stack, env, True, args)
     if starts is not None:
         starts[True].append(result)

@@ -24,6 +24,7 @@ from _common import (
     Cleanup,
     JupyterServer,
     StandInProcess,
+    attach_args,
     footer,
     free_port,
     header,
@@ -110,8 +111,7 @@ def main() -> int:
             time.sleep(0.05)
         server = JupyterServer(
             stack, server_environment(standin),
-            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+            args=attach_args(standin),
         )  # fmt: skip
         server.wait_ready()
         http = server.http()

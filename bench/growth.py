@@ -51,6 +51,7 @@ from _common import (
     Cleanup,
     JupyterServer,
     StandInProcess,
+    attach_args,
     clients_rss,
     cpu_seconds,
     footer,
@@ -400,8 +401,7 @@ def hosts_setup(stack, args, hosts: int):
     env["SHELL"] = "/bin/bash"  # the plain terminal's shell
     server = JupyterServer(
         stack, env,
-        args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-              f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+        args=attach_args(standin),
     )  # fmt: skip
     server.wait_ready()
     http = server.http()

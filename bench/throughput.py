@@ -36,6 +36,7 @@ from _common import (
     Cleanup,
     JupyterServer,
     StandInProcess,
+    attach_args,
     cpu_seconds,
     end_pty,
     footer,
@@ -388,8 +389,7 @@ def main() -> int:
         env["SHELL"] = "/bin/bash"
         server = JupyterServer(
             stack, env,
-            args=[f"--SMDebug.ssh_key={standin.client_key_path}",
-                  f"--SMDebug.ssh_user={standin.ssh_user}", "--SMDebug.ssm_client=builtin"],
+            args=attach_args(standin),
         )  # fmt: skip
         server.wait_ready()
         http = server.http()
