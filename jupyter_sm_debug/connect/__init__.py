@@ -50,19 +50,41 @@ class Session:
 
 
 @dataclass
-class AttachRequest:
+class HostTarget:
+    """One host of one job, checked once by the request layer (the job exists and runs the
+    host, the transport is known) and handed to every verb of every transport."""
+
     job: str
     host: str
     description: dict
     config: SMDebug
     jobs: JobsService
     options: dict[str, Any] = field(default_factory=dict)
+    transport: str = ""
+
+    @property
+    def index(self) -> int:
+        return int(self.host.rsplit("-", 1)[1])
+
+
+# The old name, until every caller builds a HostTarget.
+AttachRequest = HostTarget
 
 
 class Transport(Protocol):
-    name: str
+    """How to reach a host. Every transport has the same verbs; `capabilities` names the
+    ones it can do (a registry answers 400 for a verb a transport lacks)."""
 
-    async def prepare(self, request: AttachRequest) -> Session: ...
+    name: str
+    capabilities: frozenset[str]  # of "attach", "run", "forward"
+
+    async def attach(self, target: HostTarget) -> Session: ...
+
+    async def run(
+        self, target: HostTarget, argv: list[str], timeout: float, stdin: bytes = b""
+    ) -> RunResult: ...
+
+    async def forward(self, target: HostTarget, remote_port: int) -> Tunnel: ...
 
 
 def base_environment() -> dict[str, str]:
@@ -129,6 +151,9 @@ class Tunnel:
     target: str
     close: Callable[[], Awaitable[None]]
     alive: Callable[[], bool]
+    # A new byte stream to remote_port inside the host; the proxy uses only this (a
+    # transport may reach the host with no local listener at all).
+    connect: Optional[Callable[[], Awaitable[tuple[Any, Any]]]] = None
     # Process ids the tunnel runs (for tests and the forwards list); may be empty.
     pids: list[int] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
@@ -144,3 +169,54 @@ def forwarders() -> dict[str, Forwarder]:
     from . import ssh, ssm_forward
 
     return {"ssh": ssh.SSHForwarder(), "ssm": ssm_forward.SSMForwarder()}
+
+
+async def open_stream(tunnel: Tunnel) -> tuple[Any, Any]:
+    """A new (reader, writer) to the tunnel's remote port."""
+    if tunnel.connect is not None:
+        return await tunnel.connect()
+    import asyncio
+
+    return await asyncio.open_connection("127.0.0.1", tunnel.local_port)
+
+
+# -- the one registry ---------------------------------------------------------------------------
+
+
+class _Joined:
+    """Interim: one Transport made of the per-verb objects (to be replaced by one class per
+    transport)."""
+
+    capabilities = frozenset({"attach", "run", "forward"})
+
+    def __init__(self, name: str, attacher, forwarder):
+        self.name = name
+        self._attacher = attacher
+        self._forwarder = forwarder
+
+    async def attach(self, target: HostTarget) -> Session:
+        return await self._attacher.prepare(target)
+
+    async def run(self, target, argv, timeout, stdin=b""):
+        return await self._attacher.run(target, argv, timeout, stdin)
+
+    async def forward(self, target, remote_port):
+        return await self._forwarder.forward(target, remote_port)
+
+
+def registry() -> dict[str, Transport]:
+    attachers, forwarders_ = transports(), forwarders()
+    return {name: _Joined(name, attachers[name], forwarders_[name]) for name in attachers}
+
+
+def get_transport(name: Any, verb: str = "attach") -> Transport:
+    """The transport called `name` that can do `verb`, or a 400 that lists the choices."""
+    available = {n: t for n, t in registry().items() if verb in t.capabilities}
+    if not isinstance(name, str) or name not in available:
+        raise SMDebugError(
+            400,
+            "invalid_transport",
+            f"Unknown transport {name!r}.",
+            f"Use one of: {', '.join(sorted(available))}.",
+        )
+    return available[name]
