@@ -10,12 +10,25 @@ from __future__ import annotations
 class SMDebugError(Exception):
     """An error with an HTTP status, a stable code, a message and a hint for the user."""
 
-    def __init__(self, status: int, code: str, message: str, hint: str = ""):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        hint: str = "",
+        *,
+        aws_code: str = "",
+        operation: str = "",
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.hint = hint
+        # What AWS said (e.g. "TargetNotConnected") and to which call: callers decide by
+        # these, never by the message's words.
+        self.aws_code = aws_code
+        self.operation = operation
 
     def to_json(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
