@@ -12,6 +12,10 @@ whatever the stream's creator wrote. A container whose role may create log strea
 usual SageMaker execution role may) could name one ``<job>/algo-1-99999999999`` and be
 "newest" by name for good, even after the host's real container restarts; by creationTime
 a later real start wins again.
+
+Log lines are the container's words: the training code writes to the same streams as our
+wrapper. Only whole lines in our own exact format count (the hold line here, the SSH
+announcement in connect/ssh.py), and every number in them is checked and bounded.
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from .errors import NOT_FOUND_CODES, SMDebugError
+from .hold import MAX_HOLD_SECONDS
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 STREAMS = ("training", "ssm")
 STREAM_PAGES = 5  # DescribeLogStreams pages: a host has one stream per container start
-# sm-debug-entrypoint's machine-readable line as it starts holding a failed container.
-HOLD_LINE = re.compile(r"SM_DEBUG_HOLD host=(?P<host>algo-\d+) seconds=(?P<seconds>[0-9.]+)")
+# The hold line as hold.WRAPPER_LINES and entrypoint.main print it, whole: the host, whole
+# seconds (the wrapper takes digits only; the entrypoint prints `{seconds:g}`, digits for a
+# whole number of seconds under a million) and the failed command's exit code (1-255).
+HOLD_LINE = re.compile(
+    r"SM_DEBUG_HOLD host=(?P<host>algo-[1-9][0-9]{0,4}) seconds=(?P<seconds>[0-9]{1,6})"
+    r" code=(?P<code>[0-9]{1,3})"
+)
 HOLD_ENDED = re.compile(r"^\[sm-debug\] hold ended")
 # Our token: "<stream epoch>:<CloudWatch forward token>".
 TOKEN = re.compile(r"(?P<epoch>[0-9]{1,20}):(?P<cw>[A-Za-z0-9/+=_\-]{1,4096})")
-# How many of the failure's last lines the held job shows.
+# How many of the failure's last lines the held job shows, and how much of each.
 FAILURE_LINES = 12
+LINE_CHARS = 2000
 
 
 class Caller(Protocol):
@@ -78,26 +89,51 @@ def event_json(event: dict) -> dict:
     return {"timestamp": event.get("timestamp"), "message": event.get("message", "")}
 
 
+def whole_line(event: Any) -> str:
+    """An event's message as one line (without the newline CloudWatch may keep)."""
+    message = event.get("message", "") if isinstance(event, dict) else ""
+    message = message if isinstance(message, str) else ""
+    return message[:-1] if message.endswith("\n") else message
+
+
+def hold_line(line: str, host: str) -> int | None:
+    """The seconds of our hold line for `host`, or None: the whole line in our format,
+    whole seconds from 1 to the longest hold the project allows, a failed exit code."""
+    match = HOLD_LINE.fullmatch(line)
+    if not match or match.group("host") != host:
+        return None
+    seconds, code = int(match.group("seconds")), int(match.group("code"))
+    if not 1 <= seconds <= MAX_HOLD_SECONDS or not 1 <= code <= 255:
+        return None
+    return seconds
+
+
 def hold_of(events: list[dict], host: str) -> dict | None:
     """The hold a host's log tells of, if it has not ended: when it started, how long it
-    lasts, and the failure's last lines before it."""
+    lasts, and the failure's last lines before it. A line that is not exactly ours, or an
+    event without a usable timestamp, tells of no hold."""
     for position in range(len(events) - 1, -1, -1):
-        match = HOLD_LINE.search(events[position].get("message", ""))
-        if not match or match.group("host") != host:
+        seconds = hold_line(whole_line(events[position]), host)
+        if seconds is None:
             continue
-        if any(HOLD_ENDED.search(e.get("message", "")) for e in events[position + 1 :]):
+        if any(HOLD_ENDED.search(whole_line(e)) for e in events[position + 1 :]):
             return None
-        started_ms = events[position].get("timestamp") or 0
-        seconds = float(match.group("seconds"))
+        started_ms = events[position].get("timestamp")
+        if isinstance(started_ms, bool) or not isinstance(started_ms, int):
+            return None
+        try:
+            since, until = iso_ms(started_ms), iso_ms(started_ms + seconds * 1000)
+        except (ValueError, OverflowError, OSError):
+            return None
         before = [
-            e.get("message", "")
+            whole_line(e)[:LINE_CHARS]
             for e in events[:position]
-            if not e.get("message", "").startswith("[sm-debug]")
+            if not whole_line(e).startswith("[sm-debug]")
         ]
         return {
             "host": host,
-            "since": iso_ms(started_ms),
-            "until": iso_ms(started_ms + seconds * 1000),
+            "since": since,
+            "until": until,
             "seconds": seconds,
             "last_lines": before[-FAILURE_LINES:],
         }
