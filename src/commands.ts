@@ -1,130 +1,152 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { InputDialog, Notification } from '@jupyterlab/apputils';
+import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
-
-import { SMDebugAPI } from './api';
-import { AttachManager } from './attach';
-import { askHoldSeconds, confirmStop } from './dialogs';
-import { askPort, parsePort, showForward } from './forward';
-import { JobsModel } from './model';
-import { SMDebugError } from './request';
 import {
-  isFinished,
+  ReadonlyJSONObject,
+  ReadonlyPartialJSONObject
+} from '@lumino/coreutils';
+
+import { AttachManager } from './attach';
+import { askHoldSeconds, askPort, confirmStop } from './dialogs';
+import { ForwardTab, forwardURL, parsePort } from './forward';
+import { HostStateWidget } from './hoststate';
+import { LogsWidget } from './logsWidget';
+import { ISMDebugModel } from './model';
+import { hostsOf, JobChoice, notifyError, pickHost, pickJob } from './pickers';
+import { SMDebugError } from './request';
+import { RunOutputWidget } from './runoutput';
+import { StacksWidget } from './stacks';
+import { TabManager } from './tabs';
+import {
+  isTransport,
   isValidHold,
   MAX_HOLD_SECONDS,
-  LogStream,
   Transport,
   TRANSPORTS
 } from './types';
 
 /**
- * The command ids of the extension.
+ * The command ids of the extension; every one is in the command palette.
  */
 export namespace CommandIDs {
+  export const open = 'sm-debug:open';
   export const refresh = 'sm-debug:refresh';
   export const attach = 'sm-debug:attach';
-  export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
-  export const debugCopy = 'sm-debug:debug-copy';
-  export const open = 'sm-debug:open';
-  export const stopJob = 'sm-debug:stop-job';
+  export const openPort = 'sm-debug:open-port';
   export const openLogs = 'sm-debug:open-logs';
   export const stacks = 'sm-debug:stacks';
   export const runOnHosts = 'sm-debug:run-on-hosts';
   export const hostState = 'sm-debug:host-state';
-  export const openPort = 'sm-debug:open-port';
-}
-
-export interface ICommandContext {
-  app: JupyterFrontEnd;
-  model: JobsModel;
-  attach: AttachManager;
-  trans: TranslationBundle;
-  panelId: string;
-  /** Open (or show) the logs tab of a host. */
-  openLogs: (job: string, host: string, stream: LogStream) => Promise<unknown>;
+  export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
+  export const debugCopy = 'sm-debug:debug-copy';
+  export const stopJob = 'sm-debug:stop-job';
 }
 
 /**
- * Add the palette commands: refresh, attach, toggle remote debug, debug a
- * copy, open the panel.
+ * What every command works with.
  */
-export function addCommands(context: ICommandContext): void {
-  const { app, model, attach, trans, panelId, openLogs } = context;
+export interface ICommandContext {
+  app: JupyterFrontEnd;
+  model: ISMDebugModel;
+  attach: AttachManager;
+  tabs: TabManager;
+  trans: TranslationBundle;
+  panelId: string;
+}
+
+type Args = ReadonlyPartialJSONObject;
+
+/**
+ * Add every command of the extension.
+ *
+ * @returns their ids, for the palette
+ */
+export function addCommands(context: ICommandContext): string[] {
+  const { app, model, attach, tabs, trans, panelId } = context;
   const { commands } = app;
+  const api = model.api;
 
-  const notify = (error: SMDebugError | null | undefined) => {
-    if (error) {
-      Notification.error(
-        error.hint ? `${error.message} ${error.hint}` : error.message,
-        { autoClose: false }
-      );
+  tabs.addKind('logs', CommandIDs.openLogs);
+  tabs.addKind('stacks', CommandIDs.stacks);
+  tabs.addKind('state', CommandIDs.hostState);
+  tabs.addKind('run', CommandIDs.runOnHosts);
+  tabs.addKind('forward', CommandIDs.openPort);
+
+  // The arguments the commands share, described once.
+  const jobArg = { type: 'string', description: trans.__('Training job name') };
+  const hostArg = {
+    type: 'string',
+    description: trans.__('Host name, e.g. algo-1')
+  };
+  const transportArg = {
+    type: 'string',
+    enum: [...TRANSPORTS],
+    description: trans.__('How to reach the host')
+  };
+  const hostsArg = {
+    type: 'array',
+    items: { type: 'string' },
+    description: trans.__('Hosts, e.g. ["algo-2"]; all when left out')
+  };
+  const described = (properties: ReadonlyJSONObject) => ({
+    args: { type: 'object', properties }
+  });
+
+  /**
+   * The transport a command was given, the default one when none; null (and
+   * said) when it names no transport.
+   */
+  const transportOf = (args: Args): Transport | null => {
+    const transport = args.transport ?? model.defaultTransport;
+    if (isTransport(transport)) {
+      return transport;
     }
+    Notification.error(
+      trans.__(
+        'Unknown transport "%1": use one of %2.',
+        String(transport),
+        TRANSPORTS.join(', ')
+      )
+    );
+    return null;
   };
 
   /**
-   * Ask for a running job when the command was not given one.
+   * The job a command was given, or one the user picks.
    */
-  const pickRunningJob = async (title: string): Promise<string | null> => {
-    model.start();
-    if (!model.loaded) {
-      await model.refresh();
-    }
-    notify(model.error);
-    const running = model.jobs
-      .filter(job => job.status === 'InProgress')
-      .map(job => job.name);
-    if (running.length === 0) {
-      if (!model.error) {
-        Notification.warning(
-          trans.__('No running training job is listed in the sidebar.')
-        );
-      }
-      return null;
-    }
-    const answer = await InputDialog.getItem({
-      title,
-      items: running,
-      label: trans.__('Training job')
-    });
-    return answer.button.accept && answer.value ? answer.value : null;
-  };
+  const jobOf = async (
+    args: Args,
+    title: string,
+    choice: JobChoice = 'running'
+  ): Promise<string | null> =>
+    typeof args.job === 'string' && args.job
+      ? args.job
+      : pickJob(model, trans, title, choice);
 
   /**
-   * Ask for any listed job, finished ones first (the usual reason to debug a
-   * copy is a run that failed).
+   * The job and host a command was given, or ones the user picks.
    */
-  const pickAnyJob = async (title: string): Promise<string | null> => {
-    model.start();
-    if (!model.loaded) {
-      await model.refresh();
-    }
-    notify(model.error);
-    const jobs = model.jobs.filter(job => job.status !== 'Deleting');
-    const names = [
-      ...jobs.filter(job => isFinished(job.status)),
-      ...jobs.filter(job => !isFinished(job.status))
-    ].map(job => job.name);
-    if (names.length === 0) {
-      if (!model.error) {
-        Notification.warning(
-          trans.__('No training job is listed in the sidebar.')
-        );
-      }
+  const hostOf = async (
+    args: Args,
+    what: { job: string; host: (job: string) => string },
+    choice: JobChoice = 'running'
+  ): Promise<{ job: string; host: string } | null> => {
+    const job = await jobOf(args, what.job, choice);
+    if (!job) {
       return null;
     }
-    const answer = await InputDialog.getItem({
-      title,
-      items: names,
-      label: trans.__('Training job')
-    });
-    return answer.button.accept && answer.value ? answer.value : null;
+    const host =
+      typeof args.host === 'string' && args.host
+        ? args.host
+        : await pickHost(model, trans, job, what.host(job));
+    return host ? { job, host } : null;
   };
 
   commands.addCommand(CommandIDs.open, {
     label: trans.__('Show SageMaker Debug'),
     caption: trans.__('Show the SageMaker Debug sidebar'),
-    describedBy: { args: { type: 'object', properties: {} } },
+    describedBy: described({}),
     execute: () => {
       app.shell.activateById(panelId);
     }
@@ -136,7 +158,7 @@ export function addCommands(context: ICommandContext): void {
       'Reload the training jobs in the SageMaker Debug sidebar'
     ),
     icon: refreshIcon,
-    describedBy: { args: { type: 'object', properties: {} } },
+    describedBy: described({}),
     execute: async () => {
       model.start();
       await model.refresh();
@@ -156,72 +178,30 @@ export function addCommands(context: ICommandContext): void {
       'Open a terminal with a shell inside a running training container'
     ),
     icon: terminalIcon,
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: {
-            type: 'string',
-            description: trans.__('Host name, e.g. algo-1')
-          },
-          transport: {
-            type: 'string',
-            enum: ['ssm', 'ssh'],
-            description: trans.__('How to reach the host')
-          }
-        }
-      }
-    },
+    describedBy: described({
+      job: jobArg,
+      host: hostArg,
+      transport: transportArg
+    }),
     execute: async args => {
-      let job = args.job as string | undefined;
-      let host = args.host as string | undefined;
-      const transport =
-        (args.transport as Transport | undefined) ?? model.defaultTransport;
-      if (!TRANSPORTS.includes(transport)) {
-        Notification.error(
-          trans.__('Unknown transport "%1": use ssm or ssh.', String(transport))
-        );
+      const transport = transportOf(args);
+      const where =
+        transport &&
+        (await hostOf(args, {
+          job: trans.__('Attach to which training job?'),
+          host: job => trans.__('Attach to which host of %1?', job)
+        }));
+      if (!transport || !where) {
         return null;
       }
-      if (!job) {
-        job =
-          (await pickRunningJob(trans.__('Attach to which training job?'))) ??
-          undefined;
-        if (!job) {
-          return null;
-        }
-      }
-      if (!host) {
-        const detail = await model.loadDetail(job);
-        if (!detail) {
-          notify(model.detail(job)?.error);
-          return null;
-        }
-        const hosts = detail.hosts.map(h => h.name);
-        if (hosts.length === 1) {
-          host = hosts[0];
-        } else {
-          const answer = await InputDialog.getItem({
-            title: trans.__('Attach to which host of %1?', job),
-            items: hosts,
-            label: trans.__('Host')
-          });
-          if (!answer.button.accept || !answer.value) {
-            return null;
-          }
-          host = answer.value;
-        }
-      }
-      const session = await attach.attach(job, host, transport);
+      const session = await attach.attach(where.job, where.host, transport);
       if (session.status === 'failed') {
-        notify(session.error);
+        notifyError(session.error);
       }
       return session.tab;
     }
   });
 
-  const forwards = new SMDebugAPI();
   commands.addCommand(CommandIDs.openPort, {
     label: args =>
       args.job && args.host
@@ -234,78 +214,195 @@ export function addCommands(context: ICommandContext): void {
     caption: trans.__(
       'Show a web UI of a training container (TensorBoard, the profiler) in a tab'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: {
-            type: 'string',
-            description: trans.__('Host name, e.g. algo-1')
-          },
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
-          transport: { type: 'string', enum: ['ssm', 'ssh'] },
-          where: {
-            type: 'string',
-            enum: ['tab', 'browser'],
-            description: trans.__('A JupyterLab tab or a new browser tab')
-          }
-        }
+    describedBy: described({
+      job: jobArg,
+      host: hostArg,
+      port: { type: 'integer', minimum: 1, maximum: 65535 },
+      transport: transportArg,
+      where: {
+        type: 'string',
+        enum: ['tab', 'browser'],
+        description: trans.__('A JupyterLab tab or a new browser tab')
       }
-    },
+    }),
     execute: async args => {
-      let job = args.job as string | undefined;
-      let host = args.host as string | undefined;
-      const transport =
-        (args.transport as Transport | undefined) ?? model.defaultTransport;
-      if (!job) {
-        job =
-          (await pickRunningJob(
-            trans.__('Open a port of which training job?')
-          )) ?? undefined;
-        if (!job) {
-          return null;
+      const transport = transportOf(args);
+      const where =
+        transport &&
+        (await hostOf(args, {
+          job: trans.__('Open a port of which training job?'),
+          host: job => trans.__('Open a port of which host of %1?', job)
+        }));
+      if (!transport || !where) {
+        return null;
+      }
+      const { job, host } = where;
+      let port: number | null;
+      if (args.port === undefined) {
+        port = await askPort(trans, host, job);
+      } else {
+        port = parsePort(String(args.port));
+        if (port === null) {
+          Notification.error(
+            trans.__('"%1" is not a port: give 1 to 65535.', String(args.port))
+          );
         }
       }
-      if (!host) {
-        const detail = await model.loadDetail(job);
-        if (!detail) {
-          notify(model.detail(job)?.error);
-          return null;
-        }
-        const hosts = detail.hosts.map(h => h.name);
-        const answer =
-          hosts.length === 1
-            ? null
-            : await InputDialog.getItem({
-                title: trans.__('Open a port of which host of %1?', job),
-                items: hosts,
-                label: trans.__('Host')
-              });
-        host = answer === null ? hosts[0] : (answer.value ?? undefined);
-        if (!host || (answer && !answer.button.accept)) {
-          return null;
-        }
-      }
-      const port =
-        args.port !== undefined
-          ? parsePort(String(args.port))
-          : await askPort(trans, host, job);
       if (port === null) {
         return null;
       }
+      let forward;
       try {
-        const forward = await forwards.openPort(job, host, port, transport);
-        return showForward(
-          app,
-          forward,
-          trans,
-          args.where === 'browser' ? 'browser' : 'tab'
-        );
+        forward = await api.openPort(job, host, port, transport);
       } catch (reason) {
-        notify(reason instanceof SMDebugError ? reason : null);
+        notifyError(SMDebugError.from(reason));
         return null;
       }
+      if (args.where === 'browser') {
+        window.open(forwardURL(forward), '_blank', 'noopener');
+        return null;
+      }
+      return tabs.open(
+        'forward',
+        ForwardTab.idOf(forward),
+        () => new ForwardTab(forward, trans)
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.openLogs, {
+    label: args =>
+      args.host
+        ? trans.__('Logs of %1', args.host as string)
+        : trans.__('Open Training Host Logs…'),
+    caption: trans.__("Follow a training host's CloudWatch log in a tab"),
+    describedBy: described({
+      job: jobArg,
+      host: hostArg,
+      stream: {
+        type: 'string',
+        enum: ['training', 'ssm'],
+        description: trans.__('training (default) or ssm')
+      }
+    }),
+    execute: async args => {
+      const where = await hostOf(
+        args,
+        {
+          job: trans.__('Logs of which training job?'),
+          host: job => trans.__('Logs of which host of %1?', job)
+        },
+        'any'
+      );
+      if (!where) {
+        return null;
+      }
+      const { job, host } = where;
+      const stream = args.stream === 'ssm' ? 'ssm' : 'training';
+      return tabs.open(
+        'logs',
+        LogsWidget.idFor(job, host),
+        () => new LogsWidget({ api, job, host, stream, trans }),
+        tab => tab.model.setStream(stream)
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.stacks, {
+    label: args =>
+      args.job
+        ? trans.__('Stacks of All Hosts of %1', args.job as string)
+        : trans.__('Stacks of All Hosts of a Training Job…'),
+    caption: trans.__(
+      'Python stacks of every host of a training job, identical ones grouped'
+    ),
+    describedBy: described({
+      job: jobArg,
+      hosts: hostsArg,
+      transport: transportArg
+    }),
+    execute: async args => {
+      const transport = transportOf(args);
+      const job =
+        transport &&
+        (await jobOf(args, trans.__('Stacks of which training job?')));
+      if (!transport || !job) {
+        return null;
+      }
+      const hosts = args.hosts as string[] | undefined;
+      return tabs.open(
+        'stacks',
+        StacksWidget.idFor(job, transport, hosts),
+        () => new StacksWidget({ api, job, hosts, transport, trans }),
+        tab => void tab.model.load()
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.runOnHosts, {
+    label: args =>
+      args.job
+        ? trans.__('Run a Command on All Hosts of %1', args.job as string)
+        : trans.__('Run a Command on All Hosts of a Training Job…'),
+    caption: trans.__(
+      'One command on every host of a job, output side by side'
+    ),
+    describedBy: described({
+      job: jobArg,
+      transport: transportArg,
+      shell: { type: 'string', description: trans.__('Command for sh -c') },
+      draft: {
+        type: 'string',
+        description: trans.__('A command to offer, not run')
+      }
+    }),
+    execute: async args => {
+      const transport = transportOf(args);
+      const job =
+        transport &&
+        (await jobOf(args, trans.__('Run a command on which training job?')));
+      if (!transport || !job) {
+        return null;
+      }
+      const shell = args.shell as string | undefined;
+      const draft = args.draft as string | undefined;
+      return tabs.open(
+        'run',
+        RunOutputWidget.idFor(job, transport),
+        () => new RunOutputWidget({ api, job, transport, trans, shell, draft }),
+        tab => void (shell && tab.run(shell))
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.hostState, {
+    label: args =>
+      args.job
+        ? trans.__('State of the Hosts of %1', args.job as string)
+        : trans.__('State of the Hosts of a Training Job…'),
+    caption: trans.__('GPUs, load, memory, disk and top process of each host'),
+    describedBy: described({
+      job: jobArg,
+      hosts: hostsArg,
+      transport: transportArg
+    }),
+    execute: async args => {
+      const transport = transportOf(args);
+      const job =
+        transport &&
+        (await jobOf(args, trans.__('State of the hosts of which job?')));
+      const hosts =
+        job &&
+        ((args.hosts as string[] | undefined) ?? (await hostsOf(model, job)));
+      if (!transport || !job || !hosts) {
+        return null;
+      }
+      return tabs.open(
+        'state',
+        HostStateWidget.idFor(job, transport),
+        () => new HostStateWidget({ api, job, hosts, transport, trans }),
+        tab => tab.refresh()
+      );
     }
   });
 
@@ -317,34 +414,28 @@ export function addCommands(context: ICommandContext): void {
     caption: trans.__(
       'Start a copy of a training job with remote debug on, whose containers stay up for a while if it fails'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: {
-            type: 'string',
-            description: trans.__('The training job to copy')
-          },
-          holdSeconds: {
-            type: 'integer',
-            minimum: 0,
-            maximum: MAX_HOLD_SECONDS,
-            description: trans.__(
-              'Seconds a failed container stays up; asked for when left out'
-            )
-          }
-        }
+    describedBy: described({
+      job: {
+        type: 'string',
+        description: trans.__('The training job to copy')
+      },
+      holdSeconds: {
+        type: 'integer',
+        minimum: 0,
+        maximum: MAX_HOLD_SECONDS,
+        description: trans.__(
+          'Seconds a failed container stays up; asked for when left out'
+        )
       }
-    },
+    }),
     execute: async args => {
-      let job = args.job as string | undefined;
+      const job = await jobOf(
+        args,
+        trans.__('Debug a copy of which training job?'),
+        'any'
+      );
       if (!job) {
-        job =
-          (await pickAnyJob(trans.__('Debug a copy of which training job?'))) ??
-          undefined;
-        if (!job) {
-          return null;
-        }
+        return null;
       }
       let hold = args.holdSeconds as number | undefined;
       if (hold === undefined) {
@@ -377,7 +468,7 @@ export function addCommands(context: ICommandContext): void {
       const copy = await model.debugCopy(job, hold);
       if (!copy) {
         if (!inPanel) {
-          notify(model.debugCopyState(job).error);
+          notifyError(model.debugCopyState(job).error);
         }
         return null;
       }
@@ -398,34 +489,26 @@ export function addCommands(context: ICommandContext): void {
     caption: trans.__(
       'Turn SageMaker remote debug on or off for a running training job'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          enabled: {
-            type: 'boolean',
-            description: trans.__('On or off; toggles when left out')
-          }
-        }
+    describedBy: described({
+      job: jobArg,
+      enabled: {
+        type: 'boolean',
+        description: trans.__('On or off; toggles when left out')
       }
-    },
+    }),
     execute: async args => {
-      let job = args.job as string | undefined;
+      const job = await jobOf(
+        args,
+        trans.__('Toggle remote debug on which training job?')
+      );
       if (!job) {
-        job =
-          (await pickRunningJob(
-            trans.__('Toggle remote debug on which training job?')
-          )) ?? undefined;
-        if (!job) {
-          return false;
-        }
+        return false;
       }
       let enabled = args.enabled as boolean | undefined;
       if (typeof enabled !== 'boolean') {
         const detail = await model.loadDetail(job, true);
         if (!detail) {
-          notify(model.detail(job)?.error);
+          notifyError(model.detail(job)?.error);
           return false;
         }
         enabled = !detail.remote_debug?.enabled;
@@ -439,7 +522,7 @@ export function addCommands(context: ICommandContext): void {
           { autoClose: 4000 }
         );
       } else {
-        notify(model.remoteDebug(job).error);
+        notifyError(model.remoteDebug(job).error);
       }
       return done;
     }
@@ -448,23 +531,11 @@ export function addCommands(context: ICommandContext): void {
   commands.addCommand(CommandIDs.stopJob, {
     label: trans.__('Stop a SageMaker Training Job…'),
     caption: trans.__('Stop a training job in progress (asks first)'),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') }
-        }
-      }
-    },
+    describedBy: described({ job: jobArg }),
     execute: async args => {
-      let job = args.job as string | undefined;
+      const job = await jobOf(args, trans.__('Stop which training job?'));
       if (!job) {
-        job =
-          (await pickRunningJob(trans.__('Stop which training job?'))) ??
-          undefined;
-        if (!job) {
-          return false;
-        }
+        return false;
       }
       const held = !!model.detail(job)?.job?.hold;
       if (!(await confirmStop(trans, job, held))) {
@@ -477,42 +548,11 @@ export function addCommands(context: ICommandContext): void {
           autoClose: 4000
         });
       } else if (!inPanel) {
-        notify(model.stopState(job).error);
+        notifyError(model.stopState(job).error);
       }
       return done;
     }
   });
 
-  commands.addCommand(CommandIDs.openLogs, {
-    label: args =>
-      args.host
-        ? trans.__('Logs of %1', args.host as string)
-        : trans.__('Open Training Host Logs'),
-    caption: trans.__("Follow a training host's CloudWatch log in a tab"),
-    describedBy: {
-      args: {
-        type: 'object',
-        required: ['job', 'host'],
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: { type: 'string', description: trans.__('Host: algo-1 …') },
-          stream: {
-            type: 'string',
-            enum: ['training', 'ssm'],
-            description: trans.__('training (default) or ssm')
-          }
-        }
-      }
-    },
-    execute: args => {
-      const job = args.job as string | undefined;
-      const host = args.host as string | undefined;
-      if (!job || !host) {
-        Notification.error(trans.__('Give the job and the host.'));
-        return null;
-      }
-      const stream = args.stream === 'ssm' ? 'ssm' : 'training';
-      return openLogs(job, host, stream);
-    }
-  });
+  return Object.values(CommandIDs);
 }
