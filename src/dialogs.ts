@@ -154,7 +154,7 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
       const seconds = Number(this._input.value);
       const invalid = this._input.value === '' || !isValidHold(seconds);
       this._input.setAttribute('aria-invalid', String(invalid));
-      help.classList.toggle('jp-mod-error', invalid);
+      help.classList.toggle('jp-mod-invalid', invalid);
       help.textContent = invalid
         ? problem ||
           trans.__(
@@ -166,7 +166,7 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
     this._input.addEventListener('input', describe);
     describe();
     if (problem) {
-      help.classList.add('jp-mod-error');
+      help.classList.add('jp-mod-invalid');
       help.textContent = problem;
     }
 
@@ -246,8 +246,9 @@ export function portProblem(trans: TranslationBundle, text: string): string {
 /**
  * The body of the Open port dialog: the port, checked as it is typed. While
  * it is not a port the message says why and the dialog's Open button is
- * disabled (the dialog disables accepting while its body has an element
- * marked `jp-mod-error`).
+ * disabled: the dialog disables accepting while its body has an `:invalid`
+ * input. (Not `jp-mod-error`: the dialog looks before this body's listener
+ * updates it, so a stale mark would keep Open disabled for a valid port.)
  */
 export class PortBody
   extends Widget
@@ -261,9 +262,14 @@ export class PortBody
     label.textContent = trans.__(
       'Port the app listens on in the container (6006: TensorBoard)'
     );
+    // Native constraints too: the dialog checks `:invalid` as soon as the
+    // value changes, before this body's own listener runs.
     this.input = document.createElement('input');
-    this.input.type = 'text';
-    this.input.inputMode = 'numeric';
+    this.input.type = 'number';
+    this.input.min = '1';
+    this.input.max = '65535';
+    this.input.step = '1';
+    this.input.required = true;
     this.input.value = value;
     this.input.className = 'jp-mod-styled jp-SMDebug-portInput';
     this.input.setAttribute('aria-describedby', 'jp-SMDebug-portHelp');
@@ -275,7 +281,7 @@ export class PortBody
     const check = () => {
       const problem = portProblem(trans, this.input.value);
       this.input.setAttribute('aria-invalid', String(!!problem));
-      this.help.classList.toggle('jp-mod-error', !!problem);
+      this.help.classList.toggle('jp-mod-invalid', !!problem);
       this.help.textContent = problem;
     };
     this.input.addEventListener('input', check);

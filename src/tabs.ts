@@ -1,4 +1,4 @@
-import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { JupyterFrontEnd } from '@jupyterlab/application';
 import { WidgetTracker } from '@jupyterlab/apputils';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
@@ -90,7 +90,7 @@ export class TabManager {
   }
 
   private _shell: Pick<JupyterFrontEnd.IShell, 'add' | 'activateById'>;
-  private _restorer: Pick<ILayoutRestorer, 'restore'> | null;
+  private _restorer: TabManager.IRestorer | null;
   private _trackers = new Map<TabKind, WidgetTracker<ISMDebugTab>>();
 }
 
@@ -98,7 +98,21 @@ export namespace TabManager {
   export interface IOptions {
     /** Where tabs go: the application shell. */
     shell: Pick<JupyterFrontEnd.IShell, 'add' | 'activateById'>;
-    /** Restores the tabs after a reload; null when there is none. */
-    restorer: Pick<ILayoutRestorer, 'restore'> | null;
+    /** Restores the tabs after a reload (the layout restorer); null when there is none. */
+    restorer: TabManager.IRestorer | null;
+  }
+
+  /**
+   * What the tab manager needs of JupyterLab's layout restorer.
+   */
+  export interface IRestorer {
+    restore(
+      tracker: WidgetTracker<ISMDebugTab>,
+      options: {
+        command: string;
+        args: (tab: ISMDebugTab) => ReadonlyPartialJSONObject;
+        name: (tab: ISMDebugTab) => string;
+      }
+    ): Promise<unknown>;
   }
 }

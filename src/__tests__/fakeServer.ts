@@ -209,6 +209,41 @@ export class FakeServer {
         stream: `${job.name}/${parts[3]}-1700000000`
       };
     }
+    if (parts[2] === 'stacks' && method === 'POST') {
+      return {
+        job: job.name,
+        transport: body.transport,
+        hosts: {},
+        groups: [],
+        outliers: [],
+        text: ''
+      };
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'state' && method === 'GET') {
+      return {
+        job: job.name,
+        host: parts[3],
+        transport: url.searchParams.get('transport') ?? 'ssm',
+        gpus: [],
+        load: [0.5, 0.4, 0.3],
+        cpus: 8,
+        memory: { total_bytes: null, available_bytes: null },
+        disk: null,
+        processes: []
+      };
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'ports' && method === 'POST') {
+      return {
+        job: job.name,
+        host: parts[3],
+        port: body.port,
+        transport: body.transport,
+        local_port: 40000 + Number(body.port),
+        target: `${job.name}_${parts[3]}`,
+        url: `/sm-debug/proxy/${job.name}/${parts[3]}/${body.port}/`,
+        created: 0
+      };
+    }
     if (parts[2] === 'hosts' && parts[4] === 'terminals' && method === 'POST') {
       return {
         terminal: {
