@@ -1,7 +1,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
+import { LabIcon, refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
 import {
   ReadonlyJSONObject,
   ReadonlyPartialJSONObject
@@ -19,6 +19,7 @@ import { RunOutputWidget } from './runoutput';
 import { StacksWidget } from './stacks';
 import { TabManager } from './tabs';
 import {
+  IForward,
   isTransport,
   isValidHold,
   MAX_HOLD_SECONDS,
@@ -58,6 +59,13 @@ export interface ICommandContext {
 type Args = ReadonlyPartialJSONObject;
 
 /**
+ * A non-empty string argument, or null.
+ */
+function given(value: unknown): string | null {
+  return typeof value === 'string' && value ? value : null;
+}
+
+/**
  * Add every command of the extension.
  *
  * @returns their ids, for the palette
@@ -74,24 +82,20 @@ export function addCommands(context: ICommandContext): string[] {
   tabs.addKind('forward', CommandIDs.openPort);
 
   // The arguments the commands share, described once.
-  const jobArg = { type: 'string', description: trans.__('Training job name') };
-  const hostArg = {
+  const text = (description: string) => ({ type: 'string', description });
+  const oneOf = (values: readonly string[], description: string) => ({
     type: 'string',
-    description: trans.__('Host name, e.g. algo-1')
-  };
-  const transportArg = {
-    type: 'string',
-    enum: [...TRANSPORTS],
-    description: trans.__('How to reach the host')
-  };
+    enum: [...values],
+    description
+  });
+  const jobArg = text(trans.__('Training job name'));
+  const hostArg = text(trans.__('Host name, e.g. algo-1'));
+  const transportArg = oneOf(TRANSPORTS, trans.__('How to reach the host'));
   const hostsArg = {
     type: 'array',
     items: { type: 'string' },
     description: trans.__('Hosts, e.g. ["algo-2"]; all when left out')
   };
-  const described = (properties: ReadonlyJSONObject) => ({
-    args: { type: 'object', properties }
-  });
 
   /**
    * The transport a command was given, the default one when none; null (and
@@ -113,88 +117,125 @@ export function addCommands(context: ICommandContext): string[] {
   };
 
   /**
-   * The job a command was given, or one the user picks.
+   * A label that names the job (and host) a command was given, or says what
+   * it asks for.
    */
-  const jobOf = async (
-    args: Args,
-    title: string,
-    choice: JobChoice = 'running'
-  ): Promise<string | null> =>
-    typeof args.job === 'string' && args.job
-      ? args.job
-      : pickJob(model, trans, title, choice);
+  const named =
+    (
+      withArgs: (job: string, host: string) => string,
+      otherwise: string,
+      host = false
+    ) =>
+    (args: Args) => {
+      const job = given(args.job);
+      const name = given(args.host);
+      return job && (name || !host) ? withArgs(job, name ?? '') : otherwise;
+    };
 
   /**
-   * The job and host a command was given, or ones the user picks.
+   * What a command works on, given in its arguments or picked: a job, a host
+   * of it, and the transport to reach it.
    */
-  const hostOf = async (
-    args: Args,
-    what: { job: string; host: (job: string) => string },
-    choice: JobChoice = 'running'
-  ): Promise<{ job: string; host: string } | null> => {
-    const job = await jobOf(args, what.job, choice);
-    if (!job) {
-      return null;
+  interface ITarget {
+    job: string;
+    host: string;
+    transport: Transport;
+  }
+
+  /**
+   * Add a command. `needs` says what it works on and how to ask for what the
+   * arguments leave out: `job` is the job picker's title, `host` the host
+   * picker's; `run` gets the target, or is not called when the user cancels.
+   */
+  const add = (
+    id: string,
+    spec: {
+      label: string | ((args: Args) => string);
+      caption: string;
+      icon?: LabIcon;
+      args: ReadonlyJSONObject;
+      needs?: {
+        job: string;
+        choice?: JobChoice;
+        host?: (job: string) => string;
+        transport?: boolean;
+      };
+      run: (target: ITarget, args: Args) => unknown;
     }
-    const host =
-      typeof args.host === 'string' && args.host
-        ? args.host
-        : await pickHost(model, trans, job, what.host(job));
-    return host ? { job, host } : null;
+  ) => {
+    const { needs, run } = spec;
+    commands.addCommand(id, {
+      label: spec.label,
+      caption: spec.caption,
+      icon: spec.icon,
+      describedBy: { args: { type: 'object', properties: spec.args } },
+      execute: async args => {
+        const target = { job: '', host: '', transport: model.defaultTransport };
+        if (needs?.transport) {
+          const transport = transportOf(args);
+          if (!transport) {
+            return null;
+          }
+          target.transport = transport;
+        }
+        if (needs) {
+          const { job, choice, host } = needs;
+          target.job =
+            given(args.job) ??
+            (await pickJob(model, trans, job, choice ?? 'running')) ??
+            '';
+          const ask = host && target.job ? host(target.job) : null;
+          target.host =
+            given(args.host) ??
+            (ask && (await pickHost(model, trans, target.job, ask))) ??
+            '';
+        }
+        if (needs && (!target.job || (needs.host && !target.host))) {
+          return null;
+        }
+        return run(target, args);
+      }
+    });
   };
 
-  commands.addCommand(CommandIDs.open, {
+  add(CommandIDs.open, {
     label: trans.__('Show SageMaker Debug'),
     caption: trans.__('Show the SageMaker Debug sidebar'),
-    describedBy: described({}),
-    execute: () => {
-      app.shell.activateById(panelId);
-    }
+    args: {},
+    run: () => app.shell.activateById(panelId)
   });
 
-  commands.addCommand(CommandIDs.refresh, {
+  add(CommandIDs.refresh, {
     label: trans.__('Refresh SageMaker Training Jobs'),
     caption: trans.__(
       'Reload the training jobs in the SageMaker Debug sidebar'
     ),
     icon: refreshIcon,
-    describedBy: described({}),
-    execute: async () => {
+    args: {},
+    run: async () => {
       model.start();
       await model.refresh();
     }
   });
 
-  commands.addCommand(CommandIDs.attach, {
-    label: args =>
-      args.job && args.host
-        ? trans.__(
-            'Attach to %1 of %2',
-            args.host as string,
-            args.job as string
-          )
-        : trans.__('Attach to a SageMaker Training Host…'),
+  add(CommandIDs.attach, {
+    label: named(
+      (job, host) => trans.__('Attach to %1 of %2', host, job),
+      trans.__('Attach to a SageMaker Training Host…'),
+      true
+    ),
     caption: trans.__(
       'Open a terminal with a shell inside a running training container'
     ),
     icon: terminalIcon,
-    describedBy: described({
-      job: jobArg,
-      host: hostArg,
-      transport: transportArg
-    }),
-    execute: async args => {
-      const transport = transportOf(args);
-      const where =
-        transport &&
-        (await hostOf(args, {
-          job: trans.__('Attach to which training job?'),
-          host: job => trans.__('Attach to which host of %1?', job)
-        }));
-      if (!transport || !where) {
-        return null;
-      }
-      const session = await attach.attach(where.job, where.host, transport);
+    args: { job: jobArg, host: hostArg, transport: transportArg },
+    needs: {
+      job: trans.__('Attach to which training job?'),
+      host: job => trans.__('Attach to which host of %1?', job),
+      transport: true
+    },
+    run: async ({ job, host, transport }) => {
+      const session = await attach.attach(job, host, transport);
       if (session.status === 'failed') {
         notifyError(session.error);
       }
@@ -202,41 +243,31 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.openPort, {
-    label: args =>
-      args.job && args.host
-        ? trans.__(
-            'Open a Port of %1 of %2…',
-            args.host as string,
-            args.job as string
-          )
-        : trans.__('Open a Port of a SageMaker Training Host…'),
+  add(CommandIDs.openPort, {
+    label: named(
+      (job, host) => trans.__('Open a Port of %1 of %2…', host, job),
+      trans.__('Open a Port of a SageMaker Training Host…'),
+      true
+    ),
     caption: trans.__(
       'Show a web UI of a training container (TensorBoard, the profiler) in a tab'
     ),
-    describedBy: described({
+    args: {
       job: jobArg,
       host: hostArg,
       port: { type: 'integer', minimum: 1, maximum: 65535 },
       transport: transportArg,
-      where: {
-        type: 'string',
-        enum: ['tab', 'browser'],
-        description: trans.__('A JupyterLab tab or a new browser tab')
-      }
-    }),
-    execute: async args => {
-      const transport = transportOf(args);
-      const where =
-        transport &&
-        (await hostOf(args, {
-          job: trans.__('Open a port of which training job?'),
-          host: job => trans.__('Open a port of which host of %1?', job)
-        }));
-      if (!transport || !where) {
-        return null;
-      }
-      const { job, host } = where;
+      where: oneOf(
+        ['tab', 'browser'],
+        trans.__('A JupyterLab tab or a new browser tab')
+      )
+    },
+    needs: {
+      job: trans.__('Open a port of which training job?'),
+      host: job => trans.__('Open a port of which host of %1?', job),
+      transport: true
+    },
+    run: async ({ job, host, transport }, args) => {
       let port: number | null;
       if (args.port === undefined) {
         port = await askPort(trans, host, job);
@@ -251,7 +282,7 @@ export function addCommands(context: ICommandContext): string[] {
       if (port === null) {
         return null;
       }
-      let forward;
+      let forward: IForward;
       try {
         forward = await api.openPort(job, host, port, transport);
       } catch (reason) {
@@ -270,34 +301,24 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.openLogs, {
-    label: args =>
-      args.host
-        ? trans.__('Logs of %1', args.host as string)
-        : trans.__('Open Training Host Logs…'),
+  add(CommandIDs.openLogs, {
+    label: named(
+      (job, host) => trans.__('Logs of %1', host),
+      trans.__('Open Training Host Logs…'),
+      true
+    ),
     caption: trans.__("Follow a training host's CloudWatch log in a tab"),
-    describedBy: described({
+    args: {
       job: jobArg,
       host: hostArg,
-      stream: {
-        type: 'string',
-        enum: ['training', 'ssm'],
-        description: trans.__('training (default) or ssm')
-      }
-    }),
-    execute: async args => {
-      const where = await hostOf(
-        args,
-        {
-          job: trans.__('Logs of which training job?'),
-          host: job => trans.__('Logs of which host of %1?', job)
-        },
-        'any'
-      );
-      if (!where) {
-        return null;
-      }
-      const { job, host } = where;
+      stream: oneOf(['training', 'ssm'], trans.__('training (default) or ssm'))
+    },
+    needs: {
+      job: trans.__('Logs of which training job?'),
+      host: job => trans.__('Logs of which host of %1?', job),
+      choice: 'any'
+    },
+    run: ({ job, host }, args) => {
       const stream = args.stream === 'ssm' ? 'ssm' : 'training';
       return tabs.open(
         'logs',
@@ -308,27 +329,17 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.stacks, {
-    label: args =>
-      args.job
-        ? trans.__('Stacks of All Hosts of %1', args.job as string)
-        : trans.__('Stacks of All Hosts of a Training Job…'),
+  add(CommandIDs.stacks, {
+    label: named(
+      job => trans.__('Stacks of All Hosts of %1', job),
+      trans.__('Stacks of All Hosts of a Training Job…')
+    ),
     caption: trans.__(
       'Python stacks of every host of a training job, identical ones grouped'
     ),
-    describedBy: described({
-      job: jobArg,
-      hosts: hostsArg,
-      transport: transportArg
-    }),
-    execute: async args => {
-      const transport = transportOf(args);
-      const job =
-        transport &&
-        (await jobOf(args, trans.__('Stacks of which training job?')));
-      if (!transport || !job) {
-        return null;
-      }
+    args: { job: jobArg, hosts: hostsArg, transport: transportArg },
+    needs: { job: trans.__('Stacks of which training job?'), transport: true },
+    run: ({ job, transport }, args) => {
       const hosts = args.hosts as string[] | undefined;
       return tabs.open(
         'stacks',
@@ -339,33 +350,27 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.runOnHosts, {
-    label: args =>
-      args.job
-        ? trans.__('Run a Command on All Hosts of %1', args.job as string)
-        : trans.__('Run a Command on All Hosts of a Training Job…'),
+  add(CommandIDs.runOnHosts, {
+    label: named(
+      job => trans.__('Run a Command on All Hosts of %1', job),
+      trans.__('Run a Command on All Hosts of a Training Job…')
+    ),
     caption: trans.__(
       'One command on every host of a job, output side by side'
     ),
-    describedBy: described({
+    args: {
       job: jobArg,
       transport: transportArg,
-      shell: { type: 'string', description: trans.__('Command for sh -c') },
-      draft: {
-        type: 'string',
-        description: trans.__('A command to offer, not run')
-      }
-    }),
-    execute: async args => {
-      const transport = transportOf(args);
-      const job =
-        transport &&
-        (await jobOf(args, trans.__('Run a command on which training job?')));
-      if (!transport || !job) {
-        return null;
-      }
-      const shell = args.shell as string | undefined;
-      const draft = args.draft as string | undefined;
+      shell: text(trans.__('Command for sh -c')),
+      draft: text(trans.__('A command to offer, not run'))
+    },
+    needs: {
+      job: trans.__('Run a command on which training job?'),
+      transport: true
+    },
+    run: ({ job, transport }, args) => {
+      const shell = given(args.shell) ?? undefined;
+      const draft = given(args.draft) ?? undefined;
       return tabs.open(
         'run',
         RunOutputWidget.idFor(job, transport),
@@ -375,46 +380,40 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.hostState, {
-    label: args =>
-      args.job
-        ? trans.__('State of the Hosts of %1', args.job as string)
-        : trans.__('State of the Hosts of a Training Job…'),
+  add(CommandIDs.hostState, {
+    label: named(
+      job => trans.__('State of the Hosts of %1', job),
+      trans.__('State of the Hosts of a Training Job…')
+    ),
     caption: trans.__('GPUs, load, memory, disk and top process of each host'),
-    describedBy: described({
-      job: jobArg,
-      hosts: hostsArg,
-      transport: transportArg
-    }),
-    execute: async args => {
-      const transport = transportOf(args);
-      const job =
-        transport &&
-        (await jobOf(args, trans.__('State of the hosts of which job?')));
+    args: { job: jobArg, hosts: hostsArg, transport: transportArg },
+    needs: {
+      job: trans.__('State of the hosts of which job?'),
+      transport: true
+    },
+    run: async ({ job, transport }, args) => {
       const hosts =
-        job &&
-        ((args.hosts as string[] | undefined) ?? (await hostsOf(model, job)));
-      if (!transport || !job || !hosts) {
-        return null;
-      }
-      return tabs.open(
-        'state',
-        HostStateWidget.idFor(job, transport),
-        () => new HostStateWidget({ api, job, hosts, transport, trans }),
-        tab => tab.refresh()
-      );
+        (args.hosts as string[] | undefined) ?? (await hostsOf(model, job));
+      return hosts
+        ? tabs.open(
+            'state',
+            HostStateWidget.idFor(job, transport),
+            () => new HostStateWidget({ api, job, hosts, transport, trans }),
+            tab => tab.refresh()
+          )
+        : null;
     }
   });
 
-  commands.addCommand(CommandIDs.debugCopy, {
-    label: args =>
-      args.job
-        ? trans.__('Debug a Copy of %1…', args.job as string)
-        : trans.__('Debug a Copy of a SageMaker Training Job…'),
+  add(CommandIDs.debugCopy, {
+    label: named(
+      job => trans.__('Debug a Copy of %1…', job),
+      trans.__('Debug a Copy of a SageMaker Training Job…')
+    ),
     caption: trans.__(
       'Start a copy of a training job with remote debug on, whose containers stay up for a while if it fails'
     ),
-    describedBy: described({
+    args: {
       job: {
         type: 'string',
         description: trans.__('The training job to copy')
@@ -427,16 +426,12 @@ export function addCommands(context: ICommandContext): string[] {
           'Seconds a failed container stays up; asked for when left out'
         )
       }
-    }),
-    execute: async args => {
-      const job = await jobOf(
-        args,
-        trans.__('Debug a copy of which training job?'),
-        'any'
-      );
-      if (!job) {
-        return null;
-      }
+    },
+    needs: {
+      job: trans.__('Debug a copy of which training job?'),
+      choice: 'any'
+    },
+    run: async ({ job }, args) => {
       let hold = args.holdSeconds as number | undefined;
       if (hold === undefined) {
         hold =
@@ -484,26 +479,20 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.toggleRemoteDebug, {
+  add(CommandIDs.toggleRemoteDebug, {
     label: trans.__('Toggle Remote Debug on a SageMaker Training Job…'),
     caption: trans.__(
       'Turn SageMaker remote debug on or off for a running training job'
     ),
-    describedBy: described({
+    args: {
       job: jobArg,
       enabled: {
         type: 'boolean',
         description: trans.__('On or off; toggles when left out')
       }
-    }),
-    execute: async args => {
-      const job = await jobOf(
-        args,
-        trans.__('Toggle remote debug on which training job?')
-      );
-      if (!job) {
-        return false;
-      }
+    },
+    needs: { job: trans.__('Toggle remote debug on which training job?') },
+    run: async ({ job }, args) => {
       let enabled = args.enabled as boolean | undefined;
       if (typeof enabled !== 'boolean') {
         const detail = await model.loadDetail(job, true);
@@ -528,15 +517,12 @@ export function addCommands(context: ICommandContext): string[] {
     }
   });
 
-  commands.addCommand(CommandIDs.stopJob, {
+  add(CommandIDs.stopJob, {
     label: trans.__('Stop a SageMaker Training Job…'),
     caption: trans.__('Stop a training job in progress (asks first)'),
-    describedBy: described({ job: jobArg }),
-    execute: async args => {
-      const job = await jobOf(args, trans.__('Stop which training job?'));
-      if (!job) {
-        return false;
-      }
+    args: { job: jobArg },
+    needs: { job: trans.__('Stop which training job?') },
+    run: async ({ job }) => {
       const held = !!model.detail(job)?.job?.hold;
       if (!(await confirmStop(trans, job, held))) {
         return false;

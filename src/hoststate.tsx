@@ -13,12 +13,12 @@ import { IHostState, Transport } from './types';
  */
 export class HostStateWidget extends HostView {
   constructor(options: HostStateWidget.IOptions) {
-    const { api, job, hosts, transport, trans } = options;
     super(
       options,
-      trans.__('Hosts'),
-      trans.__('State of the hosts of %1', job)
+      options.trans.__('Hosts'),
+      options.trans.__('State of the hosts of %1', options.job)
     );
+    const { api, job, hosts, transport } = options;
     this.rows = hosts.map(host => ({
       host,
       model: new RequestModel(() => api.hostState(job, host, transport))

@@ -115,7 +115,7 @@ function RunView(props: {
           {model.pending ? trans.__('Running…') : trans.__('Run')}
         </button>
       </form>
-      {model.error ? <ErrorMessage error={model.error} trans={trans} /> : null}
+      <ErrorMessage error={model.error} trans={trans} />
       {result ? (
         <div className="jp-SMDebug-runHosts">
           {Object.entries(result.hosts).map(([host, one]) => (

@@ -67,6 +67,7 @@ function StacksView(props: {
   const { model, job, trans } = props;
   useSignals(model.changed);
   const result = model.result;
+  const retry = () => void model.load();
   return (
     <div className="jp-SMDebug-hostViewBody">
       <div className="jp-SMDebug-hostViewToolbar">
@@ -76,7 +77,7 @@ function StacksView(props: {
         <button
           type="button"
           className="jp-SMDebug-secondaryButton"
-          onClick={() => void model.load()}
+          onClick={retry}
           aria-busy={model.pending}
           disabled={model.pending}
         >
@@ -93,13 +94,7 @@ function StacksView(props: {
           {trans.__('Copy as text')}
         </button>
       </div>
-      {model.error ? (
-        <ErrorMessage
-          error={model.error}
-          trans={trans}
-          onRetry={() => void model.load()}
-        />
-      ) : null}
+      <ErrorMessage error={model.error} trans={trans} onRetry={retry} />
       {!result && model.pending ? (
         <p className="jp-SMDebug-empty" role="status">
           {trans.__('Reading the stacks of every host…')}

@@ -149,24 +149,22 @@ export class FakeServer {
     }
     if (parts[2] === 'remote-debug' && method === 'PUT') {
       if (job.secondary_status !== 'Training') {
-        throw new SMDebugError({
-          status: 409,
-          code: 'wrong_state',
-          message: `Remote debug can't change while ${job.name} is ${job.secondary_status}.`,
-          hint: 'Remote debug changes only while a job is Downloading or Training.'
-        });
+        throw conflict(
+          'wrong_state',
+          `Remote debug can't change while ${job.name} is ${job.secondary_status}.`,
+          'Remote debug changes only while a job is Downloading or Training.'
+        );
       }
       job.remote_debug = { enabled: !!body.enabled };
       return structuredCloneJob(job);
     }
     if (parts[2] === 'debug-copy' && method === 'POST') {
       if (job.network_isolation) {
-        throw new SMDebugError({
-          status: 409,
-          code: 'network_isolation',
-          message: `${job.name} runs with network isolation, which SageMaker does not allow with remote debug.`,
-          hint: 'Create the copy yourself without EnableNetworkIsolation.'
-        });
+        throw conflict(
+          'network_isolation',
+          `${job.name} runs with network isolation, which SageMaker does not allow with remote debug.`,
+          'Create the copy yourself without EnableNetworkIsolation.'
+        );
       }
       const copy = makeJob(
         `${job.name}-debug-${String(++this._copies).padStart(4, '0')}`,
@@ -182,12 +180,11 @@ export class FakeServer {
     }
     if (parts[2] === 'stop' && method === 'POST') {
       if (job.status !== 'InProgress') {
-        throw new SMDebugError({
-          status: 409,
-          code: 'wrong_state',
-          message: `${job.name} is ${job.status}: only a job in progress can be stopped.`,
-          hint: 'A finished job has nothing left to stop.'
-        });
+        throw conflict(
+          'wrong_state',
+          `${job.name} is ${job.status}: only a job in progress can be stopped.`,
+          'A finished job has nothing left to stop.'
+        );
       }
       job.status = 'Stopping';
       job.secondary_status = 'Stopping';
@@ -294,6 +291,10 @@ export function makeJob(
 
 function structuredCloneJob(job: IJob): IJob {
   return JSON.parse(JSON.stringify(job));
+}
+
+function conflict(code: string, message: string, hint: string): SMDebugError {
+  return new SMDebugError({ status: 409, code, message, hint });
 }
 
 function notFound(what: string): SMDebugError {

@@ -119,40 +119,28 @@ describe('TabManager', () => {
   it('restores every kind of tab after a reload by asking the server again', async () => {
     const server = new FakeServer(3);
     const before = page(server);
-    await before.commands.execute(CommandIDs.openLogs, {
-      job: 'job-001',
-      host: 'algo-2',
-      stream: 'ssm'
-    });
-    await before.commands.execute(CommandIDs.stacks, {
-      job: 'job-001',
-      transport: 'ssh',
-      hosts: ['algo-2']
-    });
-    await before.commands.execute(CommandIDs.hostState, {
-      job: 'job-001',
-      transport: 'ssm'
-    });
-    await before.commands.execute(CommandIDs.runOnHosts, {
-      job: 'job-001',
-      transport: 'ssh',
-      shell: 'nvidia-smi'
-    });
-    await before.commands.execute(CommandIDs.openPort, {
-      job: 'job-001',
-      host: 'algo-1',
-      port: 6006,
-      transport: 'ssm'
-    });
+    const opened: [string, ReadonlyPartialJSONObject][] = [
+      [CommandIDs.openLogs, { job: 'job-001', host: 'algo-2', stream: 'ssm' }],
+      [
+        CommandIDs.stacks,
+        { job: 'job-001', transport: 'ssh', hosts: ['algo-2'] }
+      ],
+      [CommandIDs.hostState, { job: 'job-001', transport: 'ssm' }],
+      [
+        CommandIDs.runOnHosts,
+        { job: 'job-001', transport: 'ssh', shell: 'nvidia-smi' }
+      ],
+      [
+        CommandIDs.openPort,
+        { job: 'job-001', host: 'algo-1', port: 6006, transport: 'ssm' }
+      ]
+    ];
+    for (const [command, args] of opened) {
+      await before.commands.execute(command, args);
+    }
     const saved = before.restorer.saved();
     expect(saved.map(entry => entry.command).sort()).toEqual(
-      [
-        CommandIDs.openLogs,
-        CommandIDs.stacks,
-        CommandIDs.hostState,
-        CommandIDs.runOnHosts,
-        CommandIDs.openPort
-      ].sort()
+      opened.map(([command]) => command).sort()
     );
 
     // The reloaded page: the restorer runs each saved command.

@@ -209,9 +209,10 @@ function HostRow(props: {
           ) : null}
         </span>
       </div>
-      {session?.status === 'failed' && session.error ? (
-        <ErrorMessage error={session.error} trans={trans} />
-      ) : null}
+      <ErrorMessage
+        error={session?.status === 'failed' ? session.error : null}
+        trans={trans}
+      />
     </li>
   );
 }

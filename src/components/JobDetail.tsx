@@ -66,23 +66,16 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
     );
   }
 
+  // What the job's parts all need.
+  const common = { detail, model, actions, trans };
   return (
     <div className="jp-SMDebug-detail">
-      {state?.error ? (
-        <ErrorMessage
-          error={state.error}
-          trans={trans}
-          onRetry={() => void model.loadDetail(job.name, true)}
-        />
-      ) : null}
-      {detail.hold ? (
-        <HeldJob
-          detail={detail}
-          model={model}
-          actions={actions}
-          trans={trans}
-        />
-      ) : null}
+      <ErrorMessage
+        error={state?.error}
+        trans={trans}
+        onRetry={() => void model.loadDetail(job.name, true)}
+      />
+      {detail.hold ? <HeldJob {...common} /> : null}
       {detail.network_isolation ? (
         <div
           id={isolationNoteId(detail.name)}
@@ -102,14 +95,7 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
           </span>
         </div>
       ) : null}
-      {isFinished(detail.status) ? (
-        <DebugCopy
-          detail={detail}
-          model={model}
-          actions={actions}
-          trans={trans}
-        />
-      ) : null}
+      {isFinished(detail.status) ? <DebugCopy {...common} /> : null}
       <RemoteDebugSwitch detail={detail} model={model} trans={trans} />
       <Hosts
         detail={detail}
@@ -120,22 +106,8 @@ export function JobDetail(props: IJobDetailProps): JSX.Element {
       />
       {detail.status === 'InProgress' || detail.status === 'Stopping' ? (
         <div className="jp-SMDebug-secondaryActions">
-          <DebugCopy
-            detail={detail}
-            model={model}
-            actions={actions}
-            trans={trans}
-            secondary
-          />
-          {detail.hold ? null : (
-            <StopButton
-              detail={detail}
-              model={model}
-              actions={actions}
-              trans={trans}
-              secondary
-            />
-          )}
+          <DebugCopy {...common} secondary />
+          {detail.hold ? null : <StopButton {...common} secondary />}
         </div>
       ) : null}
       <StopError detail={detail} model={model} trans={trans} />
@@ -225,14 +197,14 @@ function StopError(props: {
 }): JSX.Element | null {
   const { detail, model, trans } = props;
   const { error } = model.stopState(detail.name);
-  return error ? (
+  return (
     <ErrorMessage
       className="jp-SMDebug-stopError"
       error={error}
       trans={trans}
       onDismiss={() => model.clearStopError(detail.name)}
     />
-  ) : null;
+  );
 }
 
 /**
@@ -310,14 +282,10 @@ function DebugCopy(props: {
           </button>
         </div>
       ) : null}
-      {error ? (
-        <ErrorMessage
-          className="jp-SMDebug-debugCopyError"
-          error={error}
-          trans={trans}
-          onDismiss={() => model.clearDebugCopyError(detail.name)}
-        />
-      ) : null}
+      <ErrorMessage
+        {...{ error, trans, className: 'jp-SMDebug-debugCopyError' }}
+        onDismiss={() => model.clearDebugCopyError(detail.name)}
+      />
     </div>
   );
 }
@@ -388,14 +356,10 @@ function RemoteDebugSwitch(props: {
               : trans.__('Off')}
         </span>
       </div>
-      {error ? (
-        <ErrorMessage
-          className="jp-SMDebug-remoteDebugError"
-          error={error}
-          trans={trans}
-          onDismiss={() => model.clearRemoteDebugError(detail.name)}
-        />
-      ) : null}
+      <ErrorMessage
+        {...{ error, trans, className: 'jp-SMDebug-remoteDebugError' }}
+        onDismiss={() => model.clearRemoteDebugError(detail.name)}
+      />
     </div>
   );
 }

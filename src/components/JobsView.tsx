@@ -81,13 +81,11 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
         error={model.environmentError}
         trans={trans}
       />
-      {model.listError ? (
-        <ErrorMessage
-          error={model.listError}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      ) : null}
+      <ErrorMessage
+        error={model.listError}
+        trans={trans}
+        onRetry={() => void model.refresh()}
+      />
       <JobList {...props} />
     </div>
   );
