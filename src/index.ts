@@ -35,12 +35,20 @@ const modelPlugin: JupyterFrontEndPlugin<ISMDebugModel> = {
   description: 'The SageMaker Debug job list and the actions on its jobs.',
   autoStart: true,
   provides: ISMDebugModel,
+  requires: [ITranslator],
   optional: [ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
+    translator: ITranslator,
     settingRegistry: ISettingRegistry | null
   ): ISMDebugModel => {
-    const model = new JobsModel({ api: new SMDebugAPI() });
+    const trans = translator.load('jupyter_sm_debug');
+    const model = new JobsModel({
+      api: new SMDebugAPI(),
+      noSSHClientReason: trans.__(
+        'The Jupyter server has no ssh client: install OpenSSH there, or attach over SSM.'
+      )
+    });
     if (settingRegistry) {
       void settingRegistry
         .load(PLUGIN_ID)

@@ -5,6 +5,7 @@ import { ActionStates } from './actions';
 import { JobListModel } from './joblist';
 import { SMDebugError } from './request';
 import {
+  IAttachState,
   IEnvironment,
   IHoldPlan,
   IJob,
@@ -69,6 +70,9 @@ export class JobsModel extends JobListModel {
     super(options);
     this._defaultTransport = options.defaultTransport ?? 'ssm';
     this._holdSeconds = options.debugCopyHoldSeconds ?? DEFAULT_HOLD_SECONDS;
+    this._noSSHClient =
+      options.noSSHClientReason ??
+      'The Jupyter server has no ssh client: install OpenSSH there, or attach over SSM.';
   }
 
   get environment(): IEnvironment | null {
@@ -367,6 +371,19 @@ export class JobsModel extends JobListModel {
   }
 
   /**
+   * Whether a transport can reach a job's hosts now, and if not, why: the
+   * server's answer, unless the environment check found no ssh client on the
+   * Jupyter server (then SSH cannot attach, whatever the container runs).
+   */
+  attachState(job: IJob, transport: Transport): IAttachState {
+    const clients = this._environment?.clients;
+    if (transport === 'ssh' && clients && 'ssh' in clients && !clients.ssh) {
+      return { ok: false, reason: this._noSSHClient };
+    }
+    return job.attach?.[transport] ?? { ok: false, reason: '' };
+  }
+
+  /**
    * A job from the list or a loaded description.
    */
   find(job: string): IJobSummary | undefined {
@@ -431,6 +448,7 @@ export class JobsModel extends JobListModel {
   private _defaultTransport: Transport;
   private _environment: IEnvironment | null = null;
   private _environmentError: SMDebugError | null = null;
+  private _noSSHClient: string;
 }
 
 export namespace JobsModel {
@@ -439,6 +457,8 @@ export namespace JobsModel {
     defaultTransport?: Transport;
     /** The hold window a debug copy offers, in seconds. Default 1800. */
     debugCopyHoldSeconds?: number;
+    /** What to say when SSH cannot attach for want of an ssh client (translated). */
+    noSSHClientReason?: string;
   }
 
   export const frequency = JobListModel.frequency;

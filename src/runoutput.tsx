@@ -1,5 +1,6 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { ISignal, Signal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { ISMDebugAPI } from './api';
@@ -44,11 +45,16 @@ export class RunOutputWidget extends HostView {
     return { job, transport, draft: this._command };
   }
 
+  get restoreArgsChanged(): ISignal<this, void> {
+    return this._restoreArgsChanged;
+  }
+
   /**
    * Run `shell` (for `sh -c`) on the job's hosts.
    */
   run(shell: string): Promise<void> {
     this._command = shell;
+    this._restoreArgsChanged.emit();
     return this.model.load(() =>
       this._api.runOnHosts(this.job, { shell }, { transport: this.transport })
     );
@@ -60,6 +66,7 @@ export class RunOutputWidget extends HostView {
 
   private _api: ISMDebugAPI;
   private _command: string;
+  private _restoreArgsChanged = new Signal<this, void>(this);
 }
 
 export namespace RunOutputWidget {

@@ -1,6 +1,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { WidgetTracker } from '@jupyterlab/apputils';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 /**
@@ -11,6 +12,8 @@ import { Widget } from '@lumino/widgets';
  */
 export interface ISMDebugTab extends Widget {
   readonly restoreArgs: ReadonlyPartialJSONObject;
+  /** Emitted when `restoreArgs` change (they are saved again). */
+  readonly restoreArgsChanged?: ISignal<unknown, void>;
 }
 
 /**
@@ -68,10 +71,13 @@ export class TabManager {
     if (tab) {
       refresh?.(tab);
     } else {
-      tab = create();
-      tab.id = id;
-      this._shell.add(tab, 'main');
-      await this._tracker(kind).add(tab);
+      const created = create();
+      created.id = id;
+      this._shell.add(created, 'main');
+      const tracker = this._tracker(kind);
+      await tracker.add(created);
+      created.restoreArgsChanged?.connect(() => void tracker.save(created));
+      tab = created;
     }
     this._shell.activateById(id);
     return tab;

@@ -1,6 +1,6 @@
 import { RequestFunction } from '../api';
 import { SMDebugError } from '../request';
-import { IJob, IJobPage, IJobSummary, JobStatus } from '../types';
+import { IEnvironment, IJob, IJobPage, IJobSummary, JobStatus } from '../types';
 
 /**
  * An in-memory `/sm-debug` server behind a fake `requestAPI`: it answers like
@@ -32,6 +32,14 @@ export class FakeServer {
    * them as undescribed rows until `descriptions` describes them.
    */
   undescribed = new Set<string>();
+  /** What `GET environment` answers. */
+  environment: IEnvironment = {
+    region: 'us-east-1',
+    account: '123456789012',
+    clients: {},
+    versions: {},
+    problems: []
+  };
   /** Log lines by `job/host/stream`. */
   logs = new Map<string, { timestamp: number; message: string }[]>();
 
@@ -90,13 +98,7 @@ export class FakeServer {
       .filter(Boolean)
       .map(decodeURIComponent);
     if (parts[0] === 'environment') {
-      return {
-        region: 'us-east-1',
-        account: '123456789012',
-        clients: {},
-        versions: {},
-        problems: []
-      };
+      return this.environment;
     }
     if (parts[0] === 'descriptions') {
       const names = (url.searchParams.get('names') ?? '').split(',');

@@ -60,6 +60,13 @@ class FakeRestorer {
     return saved;
   }
 
+  /**
+   * The tracker restored with `command`.
+   */
+  tracker(command: string): WidgetTracker<ISMDebugTab> {
+    return this._trackers.find(t => t.options.command === command)!.tracker;
+  }
+
   private _trackers: {
     tracker: WidgetTracker<ISMDebugTab>;
     options: {
@@ -182,5 +189,23 @@ describe('TabManager', () => {
     for (const widget of [...before.main, ...after.main]) {
       widget.dispose();
     }
+  });
+
+  it('saves a tab again when what restores it changes', async () => {
+    const server = new FakeServer(3);
+    const { commands, restorer } = page(server);
+    const tab = (await commands.execute(CommandIDs.runOnHosts, {
+      job: 'job-001',
+      transport: 'ssm'
+    })) as RunOutputWidget;
+    const save = jest.spyOn(restorer.tracker(CommandIDs.runOnHosts), 'save');
+    await tab.run('uptime');
+    expect(save).toHaveBeenCalledWith(tab);
+    expect(tab.restoreArgs).toEqual({
+      job: 'job-001',
+      transport: 'ssm',
+      draft: 'uptime'
+    });
+    tab.dispose();
   });
 });

@@ -32,7 +32,7 @@ export function Hosts(props: {
   const [transport, setTransport] = React.useState<Transport>(
     model.defaultTransport
   );
-  const check = detail.attach?.[transport] ?? { ok: false, reason: '' };
+  const check = model.attachState(detail, transport);
   const reasonId = detail.network_isolation
     ? isolationNoteId(detail.name)
     : `jp-SMDebug-attachReason-${detail.name}`;
