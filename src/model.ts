@@ -460,8 +460,6 @@ export namespace JobsModel {
     /** What to say when SSH cannot attach for want of an ssh client (translated). */
     noSSHClientReason?: string;
   }
-
-  export const frequency = JobListModel.frequency;
 }
 
 /**
