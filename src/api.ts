@@ -1,21 +1,19 @@
-import {
-  IHostState,
-  IRunResponse,
-  IStacksResponse,
-  RunCommand
-} from './hosttypes';
-import { IForward } from './forward';
 import { requestAPI } from './request';
 import {
   IDescriptions,
   IEnvironment,
+  IForward,
   IHoldPlan,
+  IHostState,
   IJob,
   IJobPage,
   IJobQuery,
   ILogPage,
   ITerminalResponse,
+  IRunResponse,
+  IStacksResponse,
   LogStream,
+  RunCommand,
   Transport
 } from './types';
 
@@ -28,63 +26,23 @@ export type RequestFunction = <T>(
 ) => Promise<T>;
 
 /**
- * The `/sm-debug` REST API, one method per route.
+ * Where a host command runs: some hosts (all when left out), over a transport.
  */
-export interface ISMDebugAPI {
-  listJobs(query?: IJobQuery): Promise<IJobPage>;
-  describeJobs(names: string[]): Promise<IDescriptions>;
-  getJob(job: string): Promise<IJob>;
-  setRemoteDebug(job: string, enabled: boolean): Promise<IJob>;
-  debugCopy(job: string, holdSeconds: number): Promise<IJob>;
-  previewDebugCopy(job: string): Promise<{ name: string; hold: IHoldPlan }>;
-  createTerminal(
-    job: string,
-    host: string,
-    transport: Transport
-  ): Promise<ITerminalResponse>;
-  environment(): Promise<IEnvironment>;
-  stopJob(job: string): Promise<IJob>;
-  hostLogs(
-    job: string,
-    host: string,
-    stream: LogStream,
-    nextToken?: string | null,
-    limit?: number
-  ): Promise<ILogPage>;
-  stacks(
-    job: string,
-    options?: { hosts?: string[]; transport?: Transport }
-  ): Promise<IStacksResponse>;
-  runOnHosts(
-    job: string,
-    command: RunCommand,
-    options?: { hosts?: string[]; transport?: Transport; timeout?: number }
-  ): Promise<IRunResponse>;
-  hostState(
-    job: string,
-    host: string,
-    transport?: Transport
-  ): Promise<IHostState>;
+export interface IHostsOptions {
+  hosts?: string[];
+  transport?: Transport;
 }
 
 /**
- * Port forwards: open one to a port of a host, end it, list them.
+ * The `/sm-debug` REST API, one method per route: the client's public face,
+ * which tests fake by giving the client another `RequestFunction`.
  */
-export interface IForwardsAPI {
-  openPort(
-    job: string,
-    host: string,
-    port: number,
-    transport?: Transport
-  ): Promise<IForward>;
-  closePort(job: string, host: string, port: number): Promise<void>;
-  forwards(): Promise<{ forwards: IForward[] }>;
-}
+export type ISMDebugAPI = Pick<SMDebugAPI, keyof SMDebugAPI>;
 
 /**
- * The REST client. Every method throws `SMDebugError` on failure.
+ * The one REST client. Every method throws `SMDebugError` on failure.
  */
-export class SMDebugAPI implements ISMDebugAPI, IForwardsAPI {
+export class SMDebugAPI {
   constructor(request: RequestFunction = requestAPI) {
     this._request = request;
   }
@@ -198,10 +156,7 @@ export class SMDebugAPI implements ISMDebugAPI, IForwardsAPI {
    * Python stacks of the training on every host (or `hosts`), grouped, the
    * outlier marked.
    */
-  stacks(
-    job: string,
-    options: { hosts?: string[]; transport?: Transport } = {}
-  ): Promise<IStacksResponse> {
+  stacks(job: string, options: IHostsOptions = {}): Promise<IStacksResponse> {
     return this._request<IStacksResponse>(
       `jobs/${encodeURIComponent(job)}/stacks`,
       { method: 'POST', body: JSON.stringify(options) }
@@ -215,7 +170,7 @@ export class SMDebugAPI implements ISMDebugAPI, IForwardsAPI {
   runOnHosts(
     job: string,
     command: RunCommand,
-    options: { hosts?: string[]; transport?: Transport; timeout?: number } = {}
+    options: IHostsOptions & { timeout?: number } = {}
   ): Promise<IRunResponse> {
     return this._request<IRunResponse>(`jobs/${encodeURIComponent(job)}/run`, {
       method: 'POST',

@@ -5,6 +5,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { ISMDebugAPI } from './api';
+import { transportLabel } from './labels';
 import { SMDebugError } from './request';
 import { Transport } from './types';
 
@@ -351,10 +352,17 @@ export class AttachManager implements IDisposable {
    */
   private _retitle(session: IAttachSession, tab: ITerminalTab): void {
     const title = tab.content.title;
+    // The transport is in the title: tabs over SSH and SSM to one host differ.
+    const over = transportLabel(this._trans, session.transport);
     const label =
       session.status === 'ended'
-        ? this._trans.__('%1 · %2 (ended)', session.host, session.job)
-        : this._trans.__('%1 · %2', session.host, session.job);
+        ? this._trans.__(
+            '%1 · %2 · %3 (ended)',
+            session.host,
+            session.job,
+            over
+          )
+        : this._trans.__('%1 · %2 · %3', session.host, session.job, over);
     const caption =
       session.status === 'ended'
         ? this._trans.__(
@@ -367,15 +375,10 @@ export class AttachManager implements IDisposable {
               '%1 of %2 over %3 (%4)',
               session.host,
               session.job,
-              session.transport.toUpperCase(),
+              over,
               session.target
             )
-          : this._trans.__(
-              '%1 of %2 over %3',
-              session.host,
-              session.job,
-              session.transport.toUpperCase()
-            );
+          : this._trans.__('%1 of %2 over %3', session.host, session.job, over);
     if (title.label !== label) {
       title.label = label;
     }

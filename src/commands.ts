@@ -1,351 +1,437 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { InputDialog, Notification } from '@jupyterlab/apputils';
+import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
-
-import { SMDebugAPI } from './api';
-import { AttachManager } from './attach';
-import { askHoldSeconds, confirmStop } from './dialogs';
-import { askPort, parsePort, showForward } from './forward';
-import { JobsModel } from './model';
-import { SMDebugError } from './request';
+import { LabIcon, refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
 import {
-  isFinished,
+  ReadonlyJSONObject,
+  ReadonlyPartialJSONObject
+} from '@lumino/coreutils';
+
+import { AttachManager } from './attach';
+import { askHoldSeconds, askPort, confirmStop } from './dialogs';
+import { ForwardTab, forwardURL, parsePort } from './forward';
+import { HostStateWidget } from './hoststate';
+import { LogsWidget } from './logsWidget';
+import { ISMDebugModel } from './model';
+import { hostsOf, JobChoice, notifyError, pickHost, pickJob } from './pickers';
+import { SMDebugError } from './request';
+import { RunOutputWidget } from './runoutput';
+import { StacksWidget } from './stacks';
+import { TabManager } from './tabs';
+import {
+  IForward,
+  isTransport,
   isValidHold,
   MAX_HOLD_SECONDS,
-  LogStream,
   Transport,
   TRANSPORTS
 } from './types';
 
 /**
- * The command ids of the extension.
+ * The command ids of the extension; every one is in the command palette.
  */
 export namespace CommandIDs {
+  export const open = 'sm-debug:open';
   export const refresh = 'sm-debug:refresh';
   export const attach = 'sm-debug:attach';
-  export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
-  export const debugCopy = 'sm-debug:debug-copy';
-  export const open = 'sm-debug:open';
-  export const stopJob = 'sm-debug:stop-job';
+  export const openPort = 'sm-debug:open-port';
   export const openLogs = 'sm-debug:open-logs';
   export const stacks = 'sm-debug:stacks';
   export const runOnHosts = 'sm-debug:run-on-hosts';
   export const hostState = 'sm-debug:host-state';
-  export const openPort = 'sm-debug:open-port';
-}
-
-export interface ICommandContext {
-  app: JupyterFrontEnd;
-  model: JobsModel;
-  attach: AttachManager;
-  trans: TranslationBundle;
-  panelId: string;
-  /** Open (or show) the logs tab of a host. */
-  openLogs: (job: string, host: string, stream: LogStream) => Promise<unknown>;
+  export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
+  export const debugCopy = 'sm-debug:debug-copy';
+  export const stopJob = 'sm-debug:stop-job';
 }
 
 /**
- * Add the palette commands: refresh, attach, toggle remote debug, debug a
- * copy, open the panel.
+ * What every command works with.
  */
-export function addCommands(context: ICommandContext): void {
-  const { app, model, attach, trans, panelId, openLogs } = context;
+export interface ICommandContext {
+  app: JupyterFrontEnd;
+  model: ISMDebugModel;
+  attach: AttachManager;
+  tabs: TabManager;
+  trans: TranslationBundle;
+  panelId: string;
+}
+
+type Args = ReadonlyPartialJSONObject;
+
+/**
+ * A non-empty string argument, or null.
+ */
+function given(value: unknown): string | null {
+  return typeof value === 'string' && value ? value : null;
+}
+
+/**
+ * Add every command of the extension.
+ *
+ * @returns their ids, for the palette
+ */
+export function addCommands(context: ICommandContext): string[] {
+  const { app, model, attach, tabs, trans, panelId } = context;
   const { commands } = app;
+  const api = model.api;
 
-  const notify = (error: SMDebugError | null | undefined) => {
-    if (error) {
-      Notification.error(
-        error.hint ? `${error.message} ${error.hint}` : error.message,
-        { autoClose: false }
-      );
-    }
+  tabs.addKind('logs', CommandIDs.openLogs);
+  tabs.addKind('stacks', CommandIDs.stacks);
+  tabs.addKind('state', CommandIDs.hostState);
+  tabs.addKind('run', CommandIDs.runOnHosts);
+  tabs.addKind('forward', CommandIDs.openPort);
+
+  // The arguments the commands share, described once.
+  const text = (description: string) => ({ type: 'string', description });
+  const oneOf = (values: readonly string[], description: string) => ({
+    type: 'string',
+    enum: [...values],
+    description
+  });
+  const jobArg = text(trans.__('Training job name'));
+  const hostArg = text(trans.__('Host name, e.g. algo-1'));
+  const transportArg = oneOf(TRANSPORTS, trans.__('How to reach the host'));
+  const hostsArg = {
+    type: 'array',
+    items: { type: 'string' },
+    description: trans.__('Hosts, e.g. ["algo-2"]; all when left out')
   };
 
   /**
-   * Ask for a running job when the command was not given one.
+   * The transport a command was given, the default one when none; null (and
+   * said) when it names no transport.
    */
-  const pickRunningJob = async (title: string): Promise<string | null> => {
-    model.start();
-    if (!model.loaded) {
-      await model.refresh();
+  const transportOf = (args: Args): Transport | null => {
+    const transport = args.transport ?? model.defaultTransport;
+    if (isTransport(transport)) {
+      return transport;
     }
-    notify(model.error);
-    const running = model.jobs
-      .filter(job => job.status === 'InProgress')
-      .map(job => job.name);
-    if (running.length === 0) {
-      if (!model.error) {
-        Notification.warning(
-          trans.__('No running training job is listed in the sidebar.')
-        );
-      }
-      return null;
-    }
-    const answer = await InputDialog.getItem({
-      title,
-      items: running,
-      label: trans.__('Training job')
-    });
-    return answer.button.accept && answer.value ? answer.value : null;
+    Notification.error(
+      trans.__(
+        'Unknown transport "%1": use one of %2.',
+        String(transport),
+        TRANSPORTS.join(', ')
+      )
+    );
+    return null;
   };
 
   /**
-   * Ask for any listed job, finished ones first (the usual reason to debug a
-   * copy is a run that failed).
+   * A label that names the job (and host) a command was given, or says what
+   * it asks for.
    */
-  const pickAnyJob = async (title: string): Promise<string | null> => {
-    model.start();
-    if (!model.loaded) {
-      await model.refresh();
+  const named =
+    (
+      withArgs: (job: string, host: string) => string,
+      otherwise: string,
+      host = false
+    ) =>
+    (args: Args) => {
+      const job = given(args.job);
+      const name = given(args.host);
+      return job && (name || !host) ? withArgs(job, name ?? '') : otherwise;
+    };
+
+  /**
+   * What a command works on, given in its arguments or picked: a job, a host
+   * of it, and the transport to reach it.
+   */
+  interface ITarget {
+    job: string;
+    host: string;
+    transport: Transport;
+  }
+
+  /**
+   * Add a command. `needs` says what it works on and how to ask for what the
+   * arguments leave out: `job` is the job picker's title, `host` the host
+   * picker's; `run` gets the target, or is not called when the user cancels.
+   */
+  const add = (
+    id: string,
+    spec: {
+      label: string | ((args: Args) => string);
+      caption: string;
+      icon?: LabIcon;
+      args: ReadonlyJSONObject;
+      needs?: {
+        job: string;
+        choice?: JobChoice;
+        host?: (job: string) => string;
+        transport?: boolean;
+      };
+      run: (target: ITarget, args: Args) => unknown;
     }
-    notify(model.error);
-    const jobs = model.jobs.filter(job => job.status !== 'Deleting');
-    const names = [
-      ...jobs.filter(job => isFinished(job.status)),
-      ...jobs.filter(job => !isFinished(job.status))
-    ].map(job => job.name);
-    if (names.length === 0) {
-      if (!model.error) {
-        Notification.warning(
-          trans.__('No training job is listed in the sidebar.')
-        );
+  ) => {
+    const { needs, run } = spec;
+    commands.addCommand(id, {
+      label: spec.label,
+      caption: spec.caption,
+      icon: spec.icon,
+      describedBy: { args: { type: 'object', properties: spec.args } },
+      execute: async args => {
+        const target = { job: '', host: '', transport: model.defaultTransport };
+        if (needs?.transport) {
+          const transport = transportOf(args);
+          if (!transport) {
+            return null;
+          }
+          target.transport = transport;
+        }
+        if (needs) {
+          const { job, choice, host } = needs;
+          target.job =
+            given(args.job) ??
+            (await pickJob(model, trans, job, choice ?? 'running')) ??
+            '';
+          const ask = host && target.job ? host(target.job) : null;
+          target.host =
+            given(args.host) ??
+            (ask && (await pickHost(model, trans, target.job, ask))) ??
+            '';
+        }
+        if (needs && (!target.job || (needs.host && !target.host))) {
+          return null;
+        }
+        return run(target, args);
       }
-      return null;
-    }
-    const answer = await InputDialog.getItem({
-      title,
-      items: names,
-      label: trans.__('Training job')
     });
-    return answer.button.accept && answer.value ? answer.value : null;
   };
 
-  commands.addCommand(CommandIDs.open, {
+  add(CommandIDs.open, {
     label: trans.__('Show SageMaker Debug'),
     caption: trans.__('Show the SageMaker Debug sidebar'),
-    describedBy: { args: { type: 'object', properties: {} } },
-    execute: () => {
-      app.shell.activateById(panelId);
-    }
+    args: {},
+    run: () => app.shell.activateById(panelId)
   });
 
-  commands.addCommand(CommandIDs.refresh, {
+  add(CommandIDs.refresh, {
     label: trans.__('Refresh SageMaker Training Jobs'),
     caption: trans.__(
       'Reload the training jobs in the SageMaker Debug sidebar'
     ),
     icon: refreshIcon,
-    describedBy: { args: { type: 'object', properties: {} } },
-    execute: async () => {
+    args: {},
+    run: async () => {
       model.start();
       await model.refresh();
     }
   });
 
-  commands.addCommand(CommandIDs.attach, {
-    label: args =>
-      args.job && args.host
-        ? trans.__(
-            'Attach to %1 of %2',
-            args.host as string,
-            args.job as string
-          )
-        : trans.__('Attach to a SageMaker Training Host…'),
+  add(CommandIDs.attach, {
+    label: named(
+      (job, host) => trans.__('Attach to %1 of %2', host, job),
+      trans.__('Attach to a SageMaker Training Host…'),
+      true
+    ),
     caption: trans.__(
       'Open a terminal with a shell inside a running training container'
     ),
     icon: terminalIcon,
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: {
-            type: 'string',
-            description: trans.__('Host name, e.g. algo-1')
-          },
-          transport: {
-            type: 'string',
-            enum: ['ssm', 'ssh'],
-            description: trans.__('How to reach the host')
-          }
-        }
-      }
+    args: { job: jobArg, host: hostArg, transport: transportArg },
+    needs: {
+      job: trans.__('Attach to which training job?'),
+      host: job => trans.__('Attach to which host of %1?', job),
+      transport: true
     },
-    execute: async args => {
-      let job = args.job as string | undefined;
-      let host = args.host as string | undefined;
-      const transport =
-        (args.transport as Transport | undefined) ?? model.defaultTransport;
-      if (!TRANSPORTS.includes(transport)) {
-        Notification.error(
-          trans.__('Unknown transport "%1": use ssm or ssh.', String(transport))
-        );
-        return null;
-      }
-      if (!job) {
-        job =
-          (await pickRunningJob(trans.__('Attach to which training job?'))) ??
-          undefined;
-        if (!job) {
-          return null;
-        }
-      }
-      if (!host) {
-        const detail = await model.loadDetail(job);
-        if (!detail) {
-          notify(model.detail(job)?.error);
-          return null;
-        }
-        const hosts = detail.hosts.map(h => h.name);
-        if (hosts.length === 1) {
-          host = hosts[0];
-        } else {
-          const answer = await InputDialog.getItem({
-            title: trans.__('Attach to which host of %1?', job),
-            items: hosts,
-            label: trans.__('Host')
-          });
-          if (!answer.button.accept || !answer.value) {
-            return null;
-          }
-          host = answer.value;
-        }
-      }
+    run: async ({ job, host, transport }) => {
       const session = await attach.attach(job, host, transport);
       if (session.status === 'failed') {
-        notify(session.error);
+        notifyError(session.error);
       }
       return session.tab;
     }
   });
 
-  const forwards = new SMDebugAPI();
-  commands.addCommand(CommandIDs.openPort, {
-    label: args =>
-      args.job && args.host
-        ? trans.__(
-            'Open a Port of %1 of %2…',
-            args.host as string,
-            args.job as string
-          )
-        : trans.__('Open a Port of a SageMaker Training Host…'),
+  add(CommandIDs.openPort, {
+    label: named(
+      (job, host) => trans.__('Open a Port of %1 of %2…', host, job),
+      trans.__('Open a Port of a SageMaker Training Host…'),
+      true
+    ),
     caption: trans.__(
       'Show a web UI of a training container (TensorBoard, the profiler) in a tab'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: {
-            type: 'string',
-            description: trans.__('Host name, e.g. algo-1')
-          },
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
-          transport: { type: 'string', enum: ['ssm', 'ssh'] },
-          where: {
-            type: 'string',
-            enum: ['tab', 'browser'],
-            description: trans.__('A JupyterLab tab or a new browser tab')
-          }
-        }
-      }
+    args: {
+      job: jobArg,
+      host: hostArg,
+      port: { type: 'integer', minimum: 1, maximum: 65535 },
+      transport: transportArg,
+      where: oneOf(
+        ['tab', 'browser'],
+        trans.__('A JupyterLab tab or a new browser tab')
+      )
     },
-    execute: async args => {
-      let job = args.job as string | undefined;
-      let host = args.host as string | undefined;
-      const transport =
-        (args.transport as Transport | undefined) ?? model.defaultTransport;
-      if (!job) {
-        job =
-          (await pickRunningJob(
-            trans.__('Open a port of which training job?')
-          )) ?? undefined;
-        if (!job) {
-          return null;
+    needs: {
+      job: trans.__('Open a port of which training job?'),
+      host: job => trans.__('Open a port of which host of %1?', job),
+      transport: true
+    },
+    run: async ({ job, host, transport }, args) => {
+      let port: number | null;
+      if (args.port === undefined) {
+        port = await askPort(trans, host, job);
+      } else {
+        port = parsePort(String(args.port));
+        if (port === null) {
+          Notification.error(
+            trans.__('"%1" is not a port: give 1 to 65535.', String(args.port))
+          );
         }
       }
-      if (!host) {
-        const detail = await model.loadDetail(job);
-        if (!detail) {
-          notify(model.detail(job)?.error);
-          return null;
-        }
-        const hosts = detail.hosts.map(h => h.name);
-        const answer =
-          hosts.length === 1
-            ? null
-            : await InputDialog.getItem({
-                title: trans.__('Open a port of which host of %1?', job),
-                items: hosts,
-                label: trans.__('Host')
-              });
-        host = answer === null ? hosts[0] : (answer.value ?? undefined);
-        if (!host || (answer && !answer.button.accept)) {
-          return null;
-        }
-      }
-      const port =
-        args.port !== undefined
-          ? parsePort(String(args.port))
-          : await askPort(trans, host, job);
       if (port === null) {
         return null;
       }
+      let forward: IForward;
       try {
-        const forward = await forwards.openPort(job, host, port, transport);
-        return showForward(
-          app,
-          forward,
-          trans,
-          args.where === 'browser' ? 'browser' : 'tab'
-        );
+        forward = await api.openPort(job, host, port, transport);
       } catch (reason) {
-        notify(reason instanceof SMDebugError ? reason : null);
+        notifyError(SMDebugError.from(reason));
         return null;
       }
+      if (args.where === 'browser') {
+        window.open(forwardURL(forward), '_blank', 'noopener');
+        return null;
+      }
+      return tabs.open(
+        'forward',
+        ForwardTab.idOf(forward),
+        () => new ForwardTab(forward, trans)
+      );
     }
   });
 
-  commands.addCommand(CommandIDs.debugCopy, {
-    label: args =>
-      args.job
-        ? trans.__('Debug a Copy of %1…', args.job as string)
-        : trans.__('Debug a Copy of a SageMaker Training Job…'),
+  add(CommandIDs.openLogs, {
+    label: named(
+      (job, host) => trans.__('Logs of %1', host),
+      trans.__('Open Training Host Logs…'),
+      true
+    ),
+    caption: trans.__("Follow a training host's CloudWatch log in a tab"),
+    args: {
+      job: jobArg,
+      host: hostArg,
+      stream: oneOf(['training', 'ssm'], trans.__('training (default) or ssm'))
+    },
+    needs: {
+      job: trans.__('Logs of which training job?'),
+      host: job => trans.__('Logs of which host of %1?', job),
+      choice: 'any'
+    },
+    run: ({ job, host }, args) => {
+      const stream = args.stream === 'ssm' ? 'ssm' : 'training';
+      return tabs.open(
+        'logs',
+        LogsWidget.idFor(job, host),
+        () => new LogsWidget({ api, job, host, stream, trans }),
+        tab => tab.model.setStream(stream)
+      );
+    }
+  });
+
+  add(CommandIDs.stacks, {
+    label: named(
+      job => trans.__('Stacks of All Hosts of %1', job),
+      trans.__('Stacks of All Hosts of a Training Job…')
+    ),
+    caption: trans.__(
+      'Python stacks of every host of a training job, identical ones grouped'
+    ),
+    args: { job: jobArg, hosts: hostsArg, transport: transportArg },
+    needs: { job: trans.__('Stacks of which training job?'), transport: true },
+    run: ({ job, transport }, args) => {
+      const hosts = args.hosts as string[] | undefined;
+      return tabs.open(
+        'stacks',
+        StacksWidget.idFor(job, transport, hosts),
+        () => new StacksWidget({ api, job, hosts, transport, trans }),
+        tab => void tab.model.load()
+      );
+    }
+  });
+
+  add(CommandIDs.runOnHosts, {
+    label: named(
+      job => trans.__('Run a Command on All Hosts of %1', job),
+      trans.__('Run a Command on All Hosts of a Training Job…')
+    ),
+    caption: trans.__(
+      'One command on every host of a job, output side by side'
+    ),
+    args: {
+      job: jobArg,
+      transport: transportArg,
+      shell: text(trans.__('Command for sh -c')),
+      draft: text(trans.__('A command to offer, not run'))
+    },
+    needs: {
+      job: trans.__('Run a command on which training job?'),
+      transport: true
+    },
+    run: ({ job, transport }, args) => {
+      const shell = given(args.shell) ?? undefined;
+      const draft = given(args.draft) ?? undefined;
+      return tabs.open(
+        'run',
+        RunOutputWidget.idFor(job, transport),
+        () => new RunOutputWidget({ api, job, transport, trans, shell, draft }),
+        tab => void (shell && tab.run(shell))
+      );
+    }
+  });
+
+  add(CommandIDs.hostState, {
+    label: named(
+      job => trans.__('State of the Hosts of %1', job),
+      trans.__('State of the Hosts of a Training Job…')
+    ),
+    caption: trans.__('GPUs, load, memory, disk and top process of each host'),
+    args: { job: jobArg, hosts: hostsArg, transport: transportArg },
+    needs: {
+      job: trans.__('State of the hosts of which job?'),
+      transport: true
+    },
+    run: async ({ job, transport }, args) => {
+      const hosts =
+        (args.hosts as string[] | undefined) ?? (await hostsOf(model, job));
+      return hosts
+        ? tabs.open(
+            'state',
+            HostStateWidget.idFor(job, transport),
+            () => new HostStateWidget({ api, job, hosts, transport, trans }),
+            tab => tab.refresh()
+          )
+        : null;
+    }
+  });
+
+  add(CommandIDs.debugCopy, {
+    label: named(
+      job => trans.__('Debug a Copy of %1…', job),
+      trans.__('Debug a Copy of a SageMaker Training Job…')
+    ),
     caption: trans.__(
       'Start a copy of a training job with remote debug on, whose containers stay up for a while if it fails'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: {
-            type: 'string',
-            description: trans.__('The training job to copy')
-          },
-          holdSeconds: {
-            type: 'integer',
-            minimum: 0,
-            maximum: MAX_HOLD_SECONDS,
-            description: trans.__(
-              'Seconds a failed container stays up; asked for when left out'
-            )
-          }
-        }
+    args: {
+      job: {
+        type: 'string',
+        description: trans.__('The training job to copy')
+      },
+      holdSeconds: {
+        type: 'integer',
+        minimum: 0,
+        maximum: MAX_HOLD_SECONDS,
+        description: trans.__(
+          'Seconds a failed container stays up; asked for when left out'
+        )
       }
     },
-    execute: async args => {
-      let job = args.job as string | undefined;
-      if (!job) {
-        job =
-          (await pickAnyJob(trans.__('Debug a copy of which training job?'))) ??
-          undefined;
-        if (!job) {
-          return null;
-        }
-      }
+    needs: {
+      job: trans.__('Debug a copy of which training job?'),
+      choice: 'any'
+    },
+    run: async ({ job }, args) => {
       let hold = args.holdSeconds as number | undefined;
       if (hold === undefined) {
         hold =
@@ -377,7 +463,7 @@ export function addCommands(context: ICommandContext): void {
       const copy = await model.debugCopy(job, hold);
       if (!copy) {
         if (!inPanel) {
-          notify(model.debugCopyState(job).error);
+          notifyError(model.debugCopyState(job).error);
         }
         return null;
       }
@@ -393,39 +479,25 @@ export function addCommands(context: ICommandContext): void {
     }
   });
 
-  commands.addCommand(CommandIDs.toggleRemoteDebug, {
+  add(CommandIDs.toggleRemoteDebug, {
     label: trans.__('Toggle Remote Debug on a SageMaker Training Job…'),
     caption: trans.__(
       'Turn SageMaker remote debug on or off for a running training job'
     ),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          enabled: {
-            type: 'boolean',
-            description: trans.__('On or off; toggles when left out')
-          }
-        }
+    args: {
+      job: jobArg,
+      enabled: {
+        type: 'boolean',
+        description: trans.__('On or off; toggles when left out')
       }
     },
-    execute: async args => {
-      let job = args.job as string | undefined;
-      if (!job) {
-        job =
-          (await pickRunningJob(
-            trans.__('Toggle remote debug on which training job?')
-          )) ?? undefined;
-        if (!job) {
-          return false;
-        }
-      }
+    needs: { job: trans.__('Toggle remote debug on which training job?') },
+    run: async ({ job }, args) => {
       let enabled = args.enabled as boolean | undefined;
       if (typeof enabled !== 'boolean') {
         const detail = await model.loadDetail(job, true);
         if (!detail) {
-          notify(model.detail(job)?.error);
+          notifyError(model.detail(job)?.error);
           return false;
         }
         enabled = !detail.remote_debug?.enabled;
@@ -439,33 +511,18 @@ export function addCommands(context: ICommandContext): void {
           { autoClose: 4000 }
         );
       } else {
-        notify(model.remoteDebug(job).error);
+        notifyError(model.remoteDebug(job).error);
       }
       return done;
     }
   });
 
-  commands.addCommand(CommandIDs.stopJob, {
+  add(CommandIDs.stopJob, {
     label: trans.__('Stop a SageMaker Training Job…'),
     caption: trans.__('Stop a training job in progress (asks first)'),
-    describedBy: {
-      args: {
-        type: 'object',
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') }
-        }
-      }
-    },
-    execute: async args => {
-      let job = args.job as string | undefined;
-      if (!job) {
-        job =
-          (await pickRunningJob(trans.__('Stop which training job?'))) ??
-          undefined;
-        if (!job) {
-          return false;
-        }
-      }
+    args: { job: jobArg },
+    needs: { job: trans.__('Stop which training job?') },
+    run: async ({ job }) => {
       const held = !!model.detail(job)?.job?.hold;
       if (!(await confirmStop(trans, job, held))) {
         return false;
@@ -477,42 +534,11 @@ export function addCommands(context: ICommandContext): void {
           autoClose: 4000
         });
       } else if (!inPanel) {
-        notify(model.stopState(job).error);
+        notifyError(model.stopState(job).error);
       }
       return done;
     }
   });
 
-  commands.addCommand(CommandIDs.openLogs, {
-    label: args =>
-      args.host
-        ? trans.__('Logs of %1', args.host as string)
-        : trans.__('Open Training Host Logs'),
-    caption: trans.__("Follow a training host's CloudWatch log in a tab"),
-    describedBy: {
-      args: {
-        type: 'object',
-        required: ['job', 'host'],
-        properties: {
-          job: { type: 'string', description: trans.__('Training job name') },
-          host: { type: 'string', description: trans.__('Host: algo-1 …') },
-          stream: {
-            type: 'string',
-            enum: ['training', 'ssm'],
-            description: trans.__('training (default) or ssm')
-          }
-        }
-      }
-    },
-    execute: args => {
-      const job = args.job as string | undefined;
-      const host = args.host as string | undefined;
-      if (!job || !host) {
-        Notification.error(trans.__('Give the job and the host.'));
-        return null;
-      }
-      const stream = args.stream === 'ssm' ? 'ssm' : 'training';
-      return openLogs(job, host, stream);
-    }
-  });
+  return Object.values(CommandIDs);
 }

@@ -2,7 +2,22 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
+import { DEFAULT_PORT, parsePort } from './forward';
 import { IHoldPlan, isValidHold, MAX_HOLD_SECONDS } from './types';
+
+/**
+ * Cancel, then the dialog's own button.
+ */
+function cancelThen(
+  trans: TranslationBundle,
+  cancelAria: string,
+  ok: Dialog.IButton
+): Dialog.IButton[] {
+  return [
+    Dialog.cancelButton({ label: trans.__('Cancel'), ariaLabel: cancelAria }),
+    ok
+  ];
+}
 
 /**
  * Ask how long a debug copy's containers should stay up after a failure.
@@ -24,16 +39,14 @@ export async function askHoldSeconds(
     const result = await showDialog<number>({
       title: trans.__('Debug a copy of %1', job),
       body,
-      buttons: [
-        Dialog.cancelButton({
-          label: trans.__('Cancel'),
-          ariaLabel: trans.__('Cancel: start no copy')
-        }),
+      buttons: cancelThen(
+        trans,
+        trans.__('Cancel: start no copy'),
         Dialog.okButton({
           label: trans.__('Start copy'),
           ariaLabel: trans.__('Start a debug copy of %1', job)
         })
-      ],
+      ),
       focusNodeSelector: 'input'
     });
     if (!result.button.accept) {
@@ -141,7 +154,7 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
       const seconds = Number(this._input.value);
       const invalid = this._input.value === '' || !isValidHold(seconds);
       this._input.setAttribute('aria-invalid', String(invalid));
-      help.classList.toggle('jp-mod-error', invalid);
+      help.classList.toggle('jp-mod-invalid', invalid);
       help.textContent = invalid
         ? problem ||
           trans.__(
@@ -153,7 +166,7 @@ class HoldBody extends Widget implements Dialog.IBodyWidget<number> {
     this._input.addEventListener('input', describe);
     describe();
     if (problem) {
-      help.classList.add('jp-mod-error');
+      help.classList.add('jp-mod-invalid');
       help.textContent = problem;
     }
 
@@ -201,17 +214,113 @@ export async function confirmStop(
   const result = await showDialog({
     title: trans.__('Stop %1?', job),
     body: new Widget({ node: body }),
-    buttons: [
-      Dialog.cancelButton({
-        label: trans.__('Cancel'),
-        ariaLabel: trans.__('Cancel: keep the job running')
-      }),
+    buttons: cancelThen(
+      trans,
+      trans.__('Cancel: keep the job running'),
       Dialog.warnButton({
         label: trans.__('Stop job'),
         ariaLabel: trans.__('Stop the training job %1', job)
       })
-    ],
+    ),
     defaultButton: 0
   });
   return result.button.accept;
+}
+
+/**
+ * What is wrong with a port typed into the Open port dialog; '' when it is a
+ * port (1 to 65535).
+ */
+export function portProblem(trans: TranslationBundle, text: string): string {
+  if (parsePort(text) !== null) {
+    return '';
+  }
+  return text.trim() === ''
+    ? trans.__('Enter the port the app listens on, 1 to 65535.')
+    : trans.__(
+        '"%1" is not a port: enter a whole number from 1 to 65535.',
+        text.trim()
+      );
+}
+
+/**
+ * The body of the Open port dialog: the port, checked as it is typed. While
+ * it is not a port the message says why and the dialog's Open button is
+ * disabled: the dialog disables accepting while its body has an `:invalid`
+ * input. (Not `jp-mod-error`: the dialog looks before this body's listener
+ * updates it, so a stale mark would keep Open disabled for a valid port.)
+ */
+export class PortBody
+  extends Widget
+  implements Dialog.IBodyWidget<number | null>
+{
+  constructor(trans: TranslationBundle, value = String(DEFAULT_PORT)) {
+    super();
+    this.addClass('jp-SMDebug-portDialog');
+    const label = document.createElement('label');
+    label.className = 'jp-SMDebug-portLabel';
+    label.textContent = trans.__(
+      'Port the app listens on in the container (6006: TensorBoard)'
+    );
+    // Native constraints too: the dialog checks `:invalid` as soon as the
+    // value changes, before this body's own listener runs.
+    this.input = document.createElement('input');
+    this.input.type = 'number';
+    this.input.min = '1';
+    this.input.max = '65535';
+    this.input.step = '1';
+    this.input.required = true;
+    this.input.value = value;
+    this.input.className = 'jp-mod-styled jp-SMDebug-portInput';
+    this.input.setAttribute('aria-describedby', 'jp-SMDebug-portHelp');
+    label.appendChild(this.input);
+    this.help = document.createElement('div');
+    this.help.id = 'jp-SMDebug-portHelp';
+    this.help.className = 'jp-SMDebug-portHelp';
+    this.help.setAttribute('aria-live', 'polite');
+    const check = () => {
+      const problem = portProblem(trans, this.input.value);
+      this.input.setAttribute('aria-invalid', String(!!problem));
+      this.help.classList.toggle('jp-mod-invalid', !!problem);
+      this.help.textContent = problem;
+    };
+    this.input.addEventListener('input', check);
+    check();
+    this.node.append(label, this.help);
+  }
+
+  /**
+   * The port, or null when the text is not one.
+   */
+  getValue(): number | null {
+    return parsePort(this.input.value);
+  }
+
+  readonly input: HTMLInputElement;
+  readonly help: HTMLDivElement;
+}
+
+/**
+ * The "Open port…" dialog: a port number, 6006 by default, checked as it is
+ * typed. Null when cancelled.
+ */
+export async function askPort(
+  trans: TranslationBundle,
+  host: string,
+  job: string
+): Promise<number | null> {
+  const result = await showDialog<number | null>({
+    title: trans.__('Open a port of %1 (%2)', host, job),
+    body: new PortBody(trans),
+    buttons: cancelThen(
+      trans,
+      trans.__('Cancel: open no port'),
+      Dialog.okButton({
+        label: trans.__('Open'),
+        ariaLabel: trans.__('Open the port of %1', host)
+      })
+    ),
+    focusNodeSelector: 'input'
+  });
+  return result.button.accept ? (result.value ?? null) : null;
 }

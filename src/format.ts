@@ -1,3 +1,4 @@
+import { Time } from '@jupyterlab/coreutils';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { IHold, IJobSummary, isFinished } from './types';
@@ -89,6 +90,69 @@ export function elapsedOf(
       ? trans.__('Running for %1 since training started', text)
       : trans.__('%1 since the job was created', text)
   };
+}
+
+const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 24 * 3600],
+  ['month', 30 * 24 * 3600],
+  ['day', 24 * 3600],
+  ['hour', 3600],
+  ['minute', 60],
+  ['second', 1]
+];
+
+/**
+ * "2 minutes ago", "yesterday", "now": how long ago a time was, in the
+ * page's language.
+ */
+export function timeAgo(
+  iso: string,
+  now: number = Date.now(),
+  lang: string = document.documentElement.lang || 'en'
+): string {
+  const formatter = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
+  const seconds = Math.round((Date.parse(iso) - now) / 1000);
+  for (const [unit, size] of UNITS) {
+    const amount = Math.trunc(seconds / size);
+    if (amount !== 0) {
+      return formatter.format(amount, unit);
+    }
+  }
+  return formatter.format(0, 'second');
+}
+
+/**
+ * Where a job stands in time: a finished job by its end ("ended 2 minutes
+ * ago"), a started one by its start, any other by its creation. Null when
+ * the server gave no times.
+ */
+export function whenOf(
+  trans: TranslationBundle,
+  job: IJobSummary,
+  now: number = Date.now()
+): { iso: string; text: string; title: string } | null {
+  if (isFinished(job.status) && job.ended) {
+    return {
+      iso: job.ended,
+      text: trans.__('ended %1', timeAgo(job.ended, now)),
+      title: trans.__('Ended %1', Time.format(job.ended))
+    };
+  }
+  if (job.started) {
+    return {
+      iso: job.started,
+      text: trans.__('started %1', timeAgo(job.started, now)),
+      title: trans.__('Started %1', Time.format(job.started))
+    };
+  }
+  if (job.created) {
+    return {
+      iso: job.created,
+      text: trans.__('created %1', timeAgo(job.created, now)),
+      title: trans.__('Created %1', Time.format(job.created))
+    };
+  }
+  return null;
 }
 
 /**

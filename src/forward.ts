@@ -1,23 +1,10 @@
-import { JupyterFrontEnd } from '@jupyterlab/application';
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { launchIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-/**
- * A live port forward, as the server lists it.
- */
-export interface IForward {
-  job: string;
-  host: string;
-  port: number;
-  transport: 'ssm' | 'ssh';
-  local_port: number;
-  target: string;
-  /** The proxy path for the browser, under the server's base URL. */
-  url: string;
-  created: number;
-  reused?: boolean;
-}
+import { ISMDebugTab } from './tabs';
+import { IForward } from './types';
 
 /** The default port of "Open port…": TensorBoard's. */
 export const DEFAULT_PORT = 6006;
@@ -68,7 +55,7 @@ export function forwardURL(forward: IForward): string {
  * jupyter-server-proxy, the page runs with the Jupyter origin; forward only
  * apps you trust, your own training job's).
  */
-export class ForwardTab extends MainAreaWidget<IFrame> {
+export class ForwardTab extends MainAreaWidget<IFrame> implements ISMDebugTab {
   constructor(forward: IForward, trans: TranslationBundle) {
     const content = new IFrame({
       sandbox: [
@@ -95,65 +82,17 @@ export class ForwardTab extends MainAreaWidget<IFrame> {
     );
     this.title.icon = launchIcon;
     this.title.closable = true;
+    const { job, host, port, transport } = forward;
+    this.restoreArgs = { job, host, port, transport };
   }
+
+  /**
+   * Open the port again after a reload: the server forwards it anew (or
+   * answers with the live forward).
+   */
+  readonly restoreArgs: ReadonlyPartialJSONObject;
 
   static idOf(forward: Pick<IForward, 'job' | 'host' | 'port'>): string {
     return `jp-SMDebug-forward-${forward.job}-${forward.host}-${forward.port}`;
   }
-}
-
-/**
- * Show a forward in a JupyterLab tab (the live one when open) or in a new
- * browser tab.
- */
-export function showForward(
-  app: JupyterFrontEnd,
-  forward: IForward,
-  trans: TranslationBundle,
-  where: 'tab' | 'browser' = 'tab'
-): ForwardTab | null {
-  if (where === 'browser') {
-    window.open(forwardURL(forward), '_blank', 'noopener');
-    return null;
-  }
-  const id = ForwardTab.idOf(forward);
-  for (const widget of app.shell.widgets('main')) {
-    if (widget.id === id && widget instanceof ForwardTab) {
-      app.shell.activateById(id);
-      return widget;
-    }
-  }
-  const tab = new ForwardTab(forward, trans);
-  app.shell.add(tab, 'main');
-  app.shell.activateById(id);
-  return tab;
-}
-
-/**
- * The "Open port…" dialog: a port number, 6006 by default. Null when cancelled.
- */
-export async function askPort(
-  trans: TranslationBundle,
-  host: string,
-  job: string
-): Promise<number | null> {
-  const { InputDialog, Notification } = await import('@jupyterlab/apputils');
-  const answer = await InputDialog.getText({
-    title: trans.__('Open a port of %1 (%2)', host, job),
-    label: trans.__(
-      'Port the app listens on in the container (6006: TensorBoard)'
-    ),
-    text: String(DEFAULT_PORT),
-    okLabel: trans.__('Open')
-  });
-  if (!answer.button.accept || answer.value === null) {
-    return null;
-  }
-  const port = parsePort(answer.value);
-  if (port === null) {
-    Notification.error(
-      trans.__('"%1" is not a port number: give 1 to 65535.', answer.value)
-    );
-  }
-  return port;
 }

@@ -1,36 +1,38 @@
-import { ReactWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import * as React from 'react';
 
-import { ISMDebugAPI } from './api';
 import { useSignals } from './components/hooks';
-import { IHostState } from './hosttypes';
-import { RequestModel } from './hostviews';
-import { Transport } from './types';
+import { HostView, hostViewId, RequestModel } from './hostviews';
+import { IHostState, Transport } from './types';
 
 /**
  * A main-area tab with one row per host of a job: GPUs, load, memory, the
  * disk of /opt/ml and the busiest process, each host read on its own.
  */
-export class HostStateWidget extends ReactWidget {
+export class HostStateWidget extends HostView {
   constructor(options: HostStateWidget.IOptions) {
-    super();
-    const { api, job, hosts, transport, trans } = options;
-    this._trans = trans;
+    super(
+      options,
+      options.trans.__('Hosts'),
+      options.trans.__('State of the hosts of %1', options.job)
+    );
+    const { api, job, hosts, transport } = options;
     this.rows = hosts.map(host => ({
       host,
       model: new RequestModel(() => api.hostState(job, host, transport))
     }));
-    this.id = `jp-SMDebug-state-${job}`;
-    this.title.label = trans.__('Hosts: %1', job);
-    this.title.caption = trans.__('State of the hosts of %1', job);
-    this.title.closable = true;
-    this.addClass('jp-SMDebug-hostView');
+    this.id = HostStateWidget.idFor(job, transport);
     this.refresh();
   }
 
   readonly rows: { host: string; model: RequestModel<IHostState> }[];
+
+  get restoreArgs(): ReadonlyPartialJSONObject {
+    const { job, transport } = this;
+    return { job, transport, hosts: this.rows.map(row => row.host) };
+  }
 
   refresh(): void {
     for (const row of this.rows) {
@@ -48,18 +50,18 @@ export class HostStateWidget extends ReactWidget {
             onClick={() => this.refresh()}
           >
             <refreshIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
-            {this._trans.__('Read again')}
+            {this.trans.__('Read again')}
           </button>
         </div>
         <table className="jp-SMDebug-stateTable">
           <thead>
             <tr>
-              <th scope="col">{this._trans.__('Host')}</th>
-              <th scope="col">{this._trans.__('GPUs')}</th>
-              <th scope="col">{this._trans.__('Load')}</th>
-              <th scope="col">{this._trans.__('Memory')}</th>
-              <th scope="col">{this._trans.__('Disk /opt/ml')}</th>
-              <th scope="col">{this._trans.__('Top process')}</th>
+              <th scope="col">{this.trans.__('Host')}</th>
+              <th scope="col">{this.trans.__('GPUs')}</th>
+              <th scope="col">{this.trans.__('Load')}</th>
+              <th scope="col">{this.trans.__('Memory')}</th>
+              <th scope="col">{this.trans.__('Disk /opt/ml')}</th>
+              <th scope="col">{this.trans.__('Top process')}</th>
             </tr>
           </thead>
           <tbody>
@@ -68,7 +70,7 @@ export class HostStateWidget extends ReactWidget {
                 key={row.host}
                 host={row.host}
                 model={row.model}
-                trans={this._trans}
+                trans={this.trans}
               />
             ))}
           </tbody>
@@ -76,17 +78,15 @@ export class HostStateWidget extends ReactWidget {
       </div>
     );
   }
-
-  private _trans: TranslationBundle;
 }
 
 export namespace HostStateWidget {
-  export interface IOptions {
-    api: ISMDebugAPI;
-    job: string;
+  export interface IOptions extends HostView.IOptions {
     hosts: string[];
-    transport: Transport;
-    trans: TranslationBundle;
+  }
+
+  export function idFor(job: string, transport: Transport): string {
+    return hostViewId('state', job, transport);
   }
 }
 

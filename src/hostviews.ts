@@ -1,6 +1,13 @@
+import { ReactWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { ISMDebugAPI } from './api';
+import { transportLabel } from './labels';
 import { SMDebugError } from './request';
+import { ISMDebugTab } from './tabs';
+import { Transport } from './types';
 
 /**
  * The state of one request shown in a main-area tab: nothing yet, waiting,
@@ -45,14 +52,7 @@ export class RequestModel<T> {
       }
     } catch (reason) {
       if (ticket === this._ticket) {
-        this._error =
-          reason instanceof SMDebugError
-            ? reason
-            : new SMDebugError({
-                status: 0,
-                code: 'unexpected',
-                message: String(reason)
-              });
+        this._error = SMDebugError.from(reason);
       }
     } finally {
       if (ticket === this._ticket) {
@@ -68,4 +68,54 @@ export class RequestModel<T> {
   private _result: T | null = null;
   private _error: SMDebugError | null = null;
   private _changed = new Signal<this, void>(this);
+}
+
+/**
+ * A main-area tab that looks inside the hosts of a job over one transport:
+ * titled "<what> · <job> · <transport>" so that tabs over SSH and SSM differ.
+ */
+export abstract class HostView extends ReactWidget implements ISMDebugTab {
+  constructor(options: HostView.IOptions, what: string, caption: string) {
+    super();
+    const { job, transport, trans } = options;
+    this.job = job;
+    this.transport = transport;
+    this.trans = trans;
+    this.title.label = `${what} · ${job} · ${transportLabel(trans, transport)}`;
+    this.title.caption = caption;
+    this.title.closable = true;
+    this.addClass('jp-SMDebug-hostView');
+  }
+
+  readonly job: string;
+  readonly transport: Transport;
+
+  /**
+   * The arguments of the command that opens this tab again after a reload.
+   */
+  abstract get restoreArgs(): ReadonlyPartialJSONObject;
+
+  protected readonly trans: TranslationBundle;
+}
+
+export namespace HostView {
+  export interface IOptions {
+    api: ISMDebugAPI;
+    job: string;
+    transport: Transport;
+    trans: TranslationBundle;
+  }
+}
+
+/**
+ * The id of a host view's tab: one per kind, job, transport (and hosts).
+ */
+export function hostViewId(
+  kind: string,
+  job: string,
+  transport: Transport,
+  hosts?: readonly string[]
+): string {
+  const which = hosts?.length ? `-${hosts.join('-')}` : '';
+  return `jp-SMDebug-${kind}-${job}-${transport}${which}`;
 }

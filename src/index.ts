@@ -3,21 +3,23 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITerminalTracker } from '@jupyterlab/terminal';
 import { ITranslator } from '@jupyterlab/translation';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
-import { LogsWidget } from './logsWidget';
-import { addHostCommands } from './hostcommands';
-import { JobsModel } from './model';
+import { ISMDebugModel, JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
 import { guardRestoredTerminals } from './restore';
-import { LogStream, Transport } from './types';
+import { TabManager } from './tabs';
+import { isTransport } from './types';
+
+export { ISMDebugModel } from './model';
 
 /**
  * The plugin id; also the id of the settings schema `schema/plugin.json`.
@@ -25,34 +27,75 @@ import { LogStream, Transport } from './types';
 export const PLUGIN_ID = 'jupyter-sm-debug:plugin';
 
 /**
- * The SageMaker Debug sidebar.
+ * The model: the job list, the jobs' descriptions, the actions on them and
+ * the REST client, for every plugin that wants them. It follows the settings.
+ */
+const modelPlugin: JupyterFrontEndPlugin<ISMDebugModel> = {
+  id: 'jupyter-sm-debug:model',
+  description: 'The SageMaker Debug job list and the actions on its jobs.',
+  autoStart: true,
+  provides: ISMDebugModel,
+  requires: [ITranslator],
+  optional: [ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    translator: ITranslator,
+    settingRegistry: ISettingRegistry | null
+  ): ISMDebugModel => {
+    const trans = translator.load('jupyter_sm_debug');
+    const model = new JobsModel({
+      api: new SMDebugAPI(),
+      noSSHClientReason: trans.__(
+        'The Jupyter server has no ssh client: install OpenSSH there, or attach over SSM.'
+      )
+    });
+    if (settingRegistry) {
+      void settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const apply = () => {
+            model.refreshInterval = settings.get('refreshInterval')
+              .composite as number;
+            const transport = settings.get('defaultTransport').composite;
+            if (isTransport(transport)) {
+              model.defaultTransport = transport;
+            }
+            model.debugCopyHoldSeconds = settings.get('debugCopyHoldSeconds')
+              .composite as number;
+          };
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error(`${PLUGIN_ID}: could not load the settings`, reason);
+        });
+    }
+    return model;
+  }
+};
+
+/**
+ * The SageMaker Debug sidebar, its commands and its tabs.
  */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
     'A shell inside a running Amazon SageMaker training container, one click away.',
   autoStart: true,
-  requires: [ITranslator],
-  optional: [
-    ISettingRegistry,
-    ILayoutRestorer,
-    ICommandPalette,
-    ITerminalTracker
-  ],
+  requires: [ITranslator, ISMDebugModel],
+  optional: [ILayoutRestorer, ICommandPalette, ITerminalTracker],
   activate: (
     app: JupyterFrontEnd,
     translator: ITranslator,
-    settingRegistry: ISettingRegistry | null,
+    model: ISMDebugModel,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     terminals: ITerminalTracker | null
   ) => {
     const trans = translator.load('jupyter_sm_debug');
-    const api = new SMDebugAPI();
-    const model = new JobsModel({ api });
 
     const attach = new AttachManager({
-      api,
+      api: model.api,
       translator,
       openTerminal: async name => {
         if (!app.commands.hasCommand('terminal:open')) {
@@ -86,46 +129,36 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    // Logs tabs: one per host, found again rather than opened twice, and
-    // reopened after a page reload.
-    const logsTracker = new WidgetTracker<LogsWidget>({
-      namespace: 'sm-debug-logs'
+    // Logs, stacks, host state, run output and forwarded pages: found again
+    // rather than opened twice, and opened again after a page reload.
+    const tabs = new TabManager({ shell: app.shell, restorer });
+    const ids = addCommands({
+      app,
+      model,
+      attach,
+      tabs,
+      trans,
+      panelId: PANEL_ID
     });
-    const openLogs = async (job: string, host: string, stream: LogStream) => {
-      let widget = logsTracker.find(w => w.id === LogsWidget.idFor(job, host));
-      if (!widget) {
-        widget = new LogsWidget({ api, job, host, stream, trans });
-        app.shell.add(widget, 'main');
-        void logsTracker.add(widget);
+    if (palette) {
+      const category = trans.__('SageMaker Debug');
+      for (const command of ids) {
+        palette.addItem({ command, category });
       }
-      widget.model.setStream(stream);
-      app.shell.activateById(widget.id);
-      return widget;
-    };
-    if (restorer) {
-      void restorer.restore(logsTracker, {
-        command: CommandIDs.openLogs,
-        args: widget => ({
-          job: widget.model.job,
-          host: widget.model.host,
-          stream: widget.model.stream
-        }),
-        name: widget => widget.id
-      });
     }
 
+    const run = (command: string, args: ReadonlyPartialJSONObject) =>
+      void app.commands.execute(command, args);
     const panel = new SMDebugPanel({
       model,
       attach,
       translator,
       actions: {
-        debugCopy: job =>
-          void app.commands.execute(CommandIDs.debugCopy, { job }),
-        stopJob: job => void app.commands.execute(CommandIDs.stopJob, { job }),
-        openLogs: (job, host) =>
-          void app.commands.execute(CommandIDs.openLogs, { job, host }),
+        debugCopy: job => run(CommandIDs.debugCopy, { job }),
+        stopJob: job => run(CommandIDs.stopJob, { job }),
+        openLogs: (job, host) => run(CommandIDs.openLogs, { job, host }),
         allHosts: (job, view, options) =>
-          void app.commands.execute(
+          run(
             {
               stacks: CommandIDs.stacks,
               run: CommandIDs.runOnHosts,
@@ -134,55 +167,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
             { job, ...options }
           ),
         openPort: (job, host, transport) =>
-          void app.commands.execute(CommandIDs.openPort, {
-            job,
-            host,
-            transport
-          })
+          run(CommandIDs.openPort, { job, host, transport })
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
     }
-
-    addCommands({ app, model, attach, trans, panelId: PANEL_ID, openLogs });
-    addHostCommands({ app, api, model, trans });
-    if (palette) {
-      const category = trans.__('SageMaker Debug');
-      for (const command of [
-        CommandIDs.open,
-        CommandIDs.refresh,
-        CommandIDs.attach,
-        CommandIDs.toggleRemoteDebug,
-        CommandIDs.debugCopy,
-        CommandIDs.stopJob,
-        CommandIDs.openPort
-      ]) {
-        palette.addItem({ command, category });
-      }
-    }
-
-    if (settingRegistry) {
-      void settingRegistry
-        .load(PLUGIN_ID)
-        .then(settings => {
-          const apply = () => {
-            model.refreshInterval = settings.get('refreshInterval')
-              .composite as number;
-            model.defaultTransport = settings.get('defaultTransport')
-              .composite as Transport;
-            model.debugCopyHoldSeconds = settings.get('debugCopyHoldSeconds')
-              .composite as number;
-          };
-          apply();
-          settings.changed.connect(apply);
-        })
-        .catch(reason => {
-          console.error(`${PLUGIN_ID}: could not load the settings`, reason);
-        });
-    }
   }
 };
 
-export default plugin;
+export default [modelPlugin, plugin];

@@ -8,21 +8,14 @@ import { JobStatus, Transport } from './types';
  */
 
 export function statusLabel(trans: TranslationBundle, status: string): string {
+  // The statuses a job shares with its secondary status read the same.
   switch (status as JobStatus) {
     case 'InProgress':
       return trans.__('In progress');
-    case 'Completed':
-      return trans.__('Completed');
-    case 'Failed':
-      return trans.__('Failed');
-    case 'Stopping':
-      return trans.__('Stopping');
-    case 'Stopped':
-      return trans.__('Stopped');
     case 'Deleting':
       return trans.__('Deleting');
     default:
-      return status;
+      return secondaryStatusLabel(trans, status);
   }
 }
 

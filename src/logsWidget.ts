@@ -1,18 +1,23 @@
 import { MainAreaWidget, ReactWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { listIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { ISMDebugAPI } from './api';
 import { LogsView } from './components/LogsView';
 import { LogsModel } from './logs';
+import { ISMDebugTab } from './tabs';
 import { LogStream } from './types';
 
 /**
  * The main-area tab of one host's log.
  */
-export class LogsWidget extends MainAreaWidget<ReactWidget> {
+export class LogsWidget
+  extends MainAreaWidget<ReactWidget>
+  implements ISMDebugTab
+{
   constructor(options: {
     api: ISMDebugAPI;
     job: string;
@@ -38,6 +43,14 @@ export class LogsWidget extends MainAreaWidget<ReactWidget> {
 
   get model(): LogsModel {
     return this._model;
+  }
+
+  /**
+   * The host's log again after a reload, on the stream shown.
+   */
+  get restoreArgs(): ReadonlyPartialJSONObject {
+    const { job, host, stream } = this._model;
+    return { job, host, stream };
   }
 
   protected onAfterAttach(msg: Message): void {

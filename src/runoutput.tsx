@@ -1,13 +1,13 @@
-import { ReactWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { ISignal, Signal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { ISMDebugAPI } from './api';
 import { ErrorMessage } from './components/Messages';
 import { useSignals } from './components/hooks';
-import { IRunResponse, IRunResult } from './hosttypes';
-import { RequestModel } from './hostviews';
-import { Transport } from './types';
+import { HostView, hostViewId, RequestModel } from './hostviews';
+import { IRunResponse, IRunResult, Transport } from './types';
 
 // A command, not prose: shown as is in every language.
 const EXAMPLE_COMMAND = 'nvidia-smi; df -h /opt/ml';
@@ -16,21 +16,20 @@ const EXAMPLE_COMMAND = 'nvidia-smi; df -h /opt/ml';
  * A main-area tab like a parallel shell: one command, typed here, run on
  * every host of a job at once; each host's exit code and output side by side.
  */
-export class RunOutputWidget extends ReactWidget {
+export class RunOutputWidget extends HostView {
   constructor(options: RunOutputWidget.IOptions) {
-    super();
-    this._options = options;
+    const { job, trans } = options;
+    super(
+      options,
+      trans.__('Run'),
+      trans.__('Run a command on every host of %1', job)
+    );
+    this._api = options.api;
     this.model = new RequestModel<IRunResponse>(() =>
       Promise.reject(new Error('no command yet'))
     );
-    this.id = `jp-SMDebug-run-${options.job}`;
-    this.title.label = options.trans.__('Run: %1', options.job);
-    this.title.caption = options.trans.__(
-      'Run a command on every host of %1',
-      options.job
-    );
-    this.title.closable = true;
-    this.addClass('jp-SMDebug-hostView');
+    this.id = RunOutputWidget.idFor(job, options.transport);
+    this._command = options.draft ?? options.shell ?? '';
     if (options.shell) {
       void this.run(options.shell);
     }
@@ -39,35 +38,47 @@ export class RunOutputWidget extends ReactWidget {
   readonly model: RequestModel<IRunResponse>;
 
   /**
+   * The command last run, offered again (not run) after a reload.
+   */
+  get restoreArgs(): ReadonlyPartialJSONObject {
+    const { job, transport } = this;
+    return { job, transport, draft: this._command };
+  }
+
+  get restoreArgsChanged(): ISignal<this, void> {
+    return this._restoreArgsChanged;
+  }
+
+  /**
    * Run `shell` (for `sh -c`) on the job's hosts.
    */
   run(shell: string): Promise<void> {
-    const { api, job, transport } = this._options;
     this._command = shell;
-    return this.model.load(() => api.runOnHosts(job, { shell }, { transport }));
-  }
-
-  render(): JSX.Element {
-    return (
-      <RunView
-        widget={this}
-        command={this._command}
-        trans={this._options.trans}
-      />
+    this._restoreArgsChanged.emit();
+    return this.model.load(() =>
+      this._api.runOnHosts(this.job, { shell }, { transport: this.transport })
     );
   }
 
-  private _options: RunOutputWidget.IOptions;
-  private _command = '';
+  render(): JSX.Element {
+    return <RunView widget={this} command={this._command} trans={this.trans} />;
+  }
+
+  private _api: ISMDebugAPI;
+  private _command: string;
+  private _restoreArgsChanged = new Signal<this, void>(this);
 }
 
 export namespace RunOutputWidget {
-  export interface IOptions {
-    api: ISMDebugAPI;
-    job: string;
-    transport: Transport;
-    trans: TranslationBundle;
+  export interface IOptions extends HostView.IOptions {
+    /** Run this at once. */
     shell?: string;
+    /** Offer this in the command box without running it. */
+    draft?: string;
+  }
+
+  export function idFor(job: string, transport: Transport): string {
+    return hostViewId('run', job, transport);
   }
 }
 
@@ -111,7 +122,7 @@ function RunView(props: {
           {model.pending ? trans.__('Running…') : trans.__('Run')}
         </button>
       </form>
-      {model.error ? <ErrorMessage error={model.error} trans={trans} /> : null}
+      <ErrorMessage error={model.error} trans={trans} />
       {result ? (
         <div className="jp-SMDebug-runHosts">
           {Object.entries(result.hosts).map(([host, one]) => (

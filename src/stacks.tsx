@@ -1,55 +1,61 @@
-import { Clipboard, ReactWidget } from '@jupyterlab/apputils';
+import { Clipboard } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { copyIcon, refreshIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import * as React from 'react';
 
-import { ISMDebugAPI } from './api';
 import { ErrorMessage } from './components/Messages';
 import { useSignals } from './components/hooks';
-import { IStackGroup, IStacksResponse } from './hosttypes';
-import { RequestModel } from './hostviews';
-import { Transport } from './types';
+import { HostView, hostViewId, RequestModel } from './hostviews';
+import { IStackGroup, IStacksResponse, Transport } from './types';
 
 /**
  * A main-area tab with the Python stacks of every host of a job: identical
  * stacks grouped across hosts, the outlier first and highlighted.
  */
-export class StacksWidget extends ReactWidget {
+export class StacksWidget extends HostView {
   constructor(options: StacksWidget.IOptions) {
-    super();
     const { api, job, hosts, transport, trans } = options;
+    super(
+      options,
+      trans.__('Stacks'),
+      trans.__('Python stacks of the hosts of %1', job)
+    );
+    this._hosts = hosts;
     this.model = new RequestModel(() =>
       api.stacks(job, { ...(hosts ? { hosts } : {}), transport })
     );
-    this._job = job;
-    this._trans = trans;
-    this.id = `jp-SMDebug-stacks-${job}${hosts ? '-' + hosts.join('-') : ''}`;
-    this.title.label = trans.__('Stacks: %1', job);
-    this.title.caption = trans.__('Python stacks of the hosts of %1', job);
-    this.title.closable = true;
-    this.addClass('jp-SMDebug-hostView');
+    this.id = StacksWidget.idFor(job, transport, hosts);
     void this.model.load();
   }
 
   readonly model: RequestModel<IStacksResponse>;
 
-  render(): JSX.Element {
-    return (
-      <StacksView model={this.model} job={this._job} trans={this._trans} />
-    );
+  get restoreArgs(): ReadonlyPartialJSONObject {
+    const { job, transport } = this;
+    return this._hosts
+      ? { job, transport, hosts: this._hosts }
+      : { job, transport };
   }
 
-  private _job: string;
-  private _trans: TranslationBundle;
+  render(): JSX.Element {
+    return <StacksView model={this.model} job={this.job} trans={this.trans} />;
+  }
+
+  private _hosts: string[] | undefined;
 }
 
 export namespace StacksWidget {
-  export interface IOptions {
-    api: ISMDebugAPI;
-    job: string;
+  export interface IOptions extends HostView.IOptions {
     hosts?: string[];
-    transport: Transport;
-    trans: TranslationBundle;
+  }
+
+  export function idFor(
+    job: string,
+    transport: Transport,
+    hosts?: readonly string[]
+  ): string {
+    return hostViewId('stacks', job, transport, hosts);
   }
 }
 
@@ -61,6 +67,7 @@ function StacksView(props: {
   const { model, job, trans } = props;
   useSignals(model.changed);
   const result = model.result;
+  const retry = () => void model.load();
   return (
     <div className="jp-SMDebug-hostViewBody">
       <div className="jp-SMDebug-hostViewToolbar">
@@ -70,7 +77,7 @@ function StacksView(props: {
         <button
           type="button"
           className="jp-SMDebug-secondaryButton"
-          onClick={() => void model.load()}
+          onClick={retry}
           aria-busy={model.pending}
           disabled={model.pending}
         >
@@ -87,13 +94,7 @@ function StacksView(props: {
           {trans.__('Copy as text')}
         </button>
       </div>
-      {model.error ? (
-        <ErrorMessage
-          error={model.error}
-          trans={trans}
-          onRetry={() => void model.load()}
-        />
-      ) : null}
+      <ErrorMessage error={model.error} trans={trans} onRetry={retry} />
       {!result && model.pending ? (
         <p className="jp-SMDebug-empty" role="status">
           {trans.__('Reading the stacks of every host…')}

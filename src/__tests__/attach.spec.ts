@@ -92,10 +92,10 @@ describe('AttachManager', () => {
 
   it('titles the tab after the host and the job, and keeps it so', async () => {
     const { tab } = await manager.attach('job-009', 'algo-2', 'ssm');
-    expect(tab!.title.label).toBe('algo-2 · job-009');
+    expect(tab!.title.label).toBe('algo-2 · job-009 · SSM');
     // The remote shell sets an xterm title: ours comes back.
     tab!.content.title.label = 'root@algo-2: /opt/ml';
-    expect(tab!.title.label).toBe('algo-2 · job-009');
+    expect(tab!.title.label).toBe('algo-2 · job-009 · SSM');
     expect(tab!.content.title.caption).toMatch(/over SSM/);
   });
 
@@ -118,6 +118,13 @@ describe('AttachManager', () => {
     expect(opened).toHaveLength(1);
   });
 
+  it('titles tabs over SSH and SSM to one host apart', async () => {
+    const ssh = await manager.attach('job-009', 'algo-1', 'ssh');
+    const ssm = await manager.attach('job-009', 'algo-1', 'ssm');
+    expect(ssh.tab!.title.label).toBe('algo-1 · job-009 · SSH');
+    expect(ssm.tab!.title.label).toBe('algo-1 · job-009 · SSM');
+  });
+
   it('shows that the session ended, and asks the server again before reopening', async () => {
     const session = await manager.attach('job-009', 'algo-1', 'ssh');
     const firstTab = session.tab!;
@@ -127,7 +134,7 @@ describe('AttachManager', () => {
     (firstTab.content.session as unknown as FakeSession).end();
     expect(session.status).toBe('ended');
     expect(changes).toEqual(['ended']);
-    expect(firstTab.title.label).toBe('algo-1 · job-009 (ended)');
+    expect(firstTab.title.label).toBe('algo-1 · job-009 · SSH (ended)');
 
     await manager.attach('job-009', 'algo-1', 'ssh');
     // A new POST came before the new tab, and the dead tab with the same
@@ -183,7 +190,7 @@ describe('AttachManager', () => {
       expect(session.status).toBe('open');
       expect(session.tab).toBe(tab);
       expect(session.terminalName).toBe(live);
-      expect(tab.title.label).toBe('algo-1 · job-009');
+      expect(tab.title.label).toBe('algo-1 · job-009 · SSH');
       expect(tab.isDisposed).toBe(false);
       expect(FakeSession.shutDown).toEqual([]);
 

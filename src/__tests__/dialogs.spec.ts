@@ -1,6 +1,13 @@
+import { Dialog } from '@jupyterlab/apputils';
 import { nullTranslator } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
 
-import { describeHoldPlan, formatDuration } from '../dialogs';
+import {
+  describeHoldPlan,
+  formatDuration,
+  PortBody,
+  portProblem
+} from '../dialogs';
 
 describe('formatDuration', () => {
   const trans = nullTranslator.load('jupyter_sm_debug');
@@ -45,5 +52,54 @@ describe('describeHoldPlan', () => {
       })
     ).toMatch(/^No hold is possible: .*ecr:BatchGetImage/);
     expect(describeHoldPlan(trans, null)).toBe('');
+  });
+});
+
+describe('the Open port dialog', () => {
+  const trans = nullTranslator.load('jupyter_sm_debug');
+
+  it('takes 1 to 65535 and says what is wrong with anything else', () => {
+    expect(portProblem(trans, '6006')).toBe('');
+    expect(portProblem(trans, '1')).toBe('');
+    expect(portProblem(trans, '65535')).toBe('');
+    expect(portProblem(trans, '99999')).toBe(
+      '"99999" is not a port: enter a whole number from 1 to 65535.'
+    );
+    expect(portProblem(trans, '0')).not.toBe('');
+    expect(portProblem(trans, '80.5')).not.toBe('');
+    expect(portProblem(trans, ' ')).toBe(
+      'Enter the port the app listens on, 1 to 65535.'
+    );
+  });
+
+  it('says it in the dialog and disables Open until the port is one', () => {
+    const body = new PortBody(trans);
+    const dialog = new Dialog({
+      title: 'Open a port',
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Open' })]
+    });
+    Widget.attach(dialog, document.body);
+    const open =
+      dialog.node.querySelector<HTMLButtonElement>('.jp-mod-accept')!;
+    const type = (text: string) => {
+      body.input.value = text;
+      body.input.dispatchEvent(new Event('input', { bubbles: true }));
+    };
+    expect(body.getValue()).toBe(6006);
+    expect(body.help.textContent).toBe('');
+
+    type('99999');
+    expect(body.getValue()).toBeNull();
+    expect(body.input.getAttribute('aria-invalid')).toBe('true');
+    expect(body.help.classList.contains('jp-mod-invalid')).toBe(true);
+    expect(body.help.textContent).toContain('65535');
+    expect(open.disabled).toBe(true);
+
+    type('8080');
+    expect(body.getValue()).toBe(8080);
+    expect(body.help.classList.contains('jp-mod-invalid')).toBe(false);
+    expect(open.disabled).toBe(false);
+    dialog.dispose();
   });
 });

@@ -1,6 +1,6 @@
 import { RequestFunction } from '../api';
 import { SMDebugError } from '../request';
-import { IJob, IJobPage, IJobSummary, JobStatus } from '../types';
+import { IEnvironment, IJob, IJobPage, IJobSummary, JobStatus } from '../types';
 
 /**
  * An in-memory `/sm-debug` server behind a fake `requestAPI`: it answers like
@@ -32,6 +32,14 @@ export class FakeServer {
    * them as undescribed rows until `descriptions` describes them.
    */
   undescribed = new Set<string>();
+  /** What `GET environment` answers. */
+  environment: IEnvironment = {
+    region: 'us-east-1',
+    account: '123456789012',
+    clients: {},
+    versions: {},
+    problems: []
+  };
   /** Log lines by `job/host/stream`. */
   logs = new Map<string, { timestamp: number; message: string }[]>();
 
@@ -90,13 +98,7 @@ export class FakeServer {
       .filter(Boolean)
       .map(decodeURIComponent);
     if (parts[0] === 'environment') {
-      return {
-        region: 'us-east-1',
-        account: '123456789012',
-        clients: {},
-        versions: {},
-        problems: []
-      };
+      return this.environment;
     }
     if (parts[0] === 'descriptions') {
       const names = (url.searchParams.get('names') ?? '').split(',');
@@ -149,24 +151,22 @@ export class FakeServer {
     }
     if (parts[2] === 'remote-debug' && method === 'PUT') {
       if (job.secondary_status !== 'Training') {
-        throw new SMDebugError({
-          status: 409,
-          code: 'wrong_state',
-          message: `Remote debug can't change while ${job.name} is ${job.secondary_status}.`,
-          hint: 'Remote debug changes only while a job is Downloading or Training.'
-        });
+        throw conflict(
+          'wrong_state',
+          `Remote debug can't change while ${job.name} is ${job.secondary_status}.`,
+          'Remote debug changes only while a job is Downloading or Training.'
+        );
       }
       job.remote_debug = { enabled: !!body.enabled };
       return structuredCloneJob(job);
     }
     if (parts[2] === 'debug-copy' && method === 'POST') {
       if (job.network_isolation) {
-        throw new SMDebugError({
-          status: 409,
-          code: 'network_isolation',
-          message: `${job.name} runs with network isolation, which SageMaker does not allow with remote debug.`,
-          hint: 'Create the copy yourself without EnableNetworkIsolation.'
-        });
+        throw conflict(
+          'network_isolation',
+          `${job.name} runs with network isolation, which SageMaker does not allow with remote debug.`,
+          'Create the copy yourself without EnableNetworkIsolation.'
+        );
       }
       const copy = makeJob(
         `${job.name}-debug-${String(++this._copies).padStart(4, '0')}`,
@@ -182,12 +182,11 @@ export class FakeServer {
     }
     if (parts[2] === 'stop' && method === 'POST') {
       if (job.status !== 'InProgress') {
-        throw new SMDebugError({
-          status: 409,
-          code: 'wrong_state',
-          message: `${job.name} is ${job.status}: only a job in progress can be stopped.`,
-          hint: 'A finished job has nothing left to stop.'
-        });
+        throw conflict(
+          'wrong_state',
+          `${job.name} is ${job.status}: only a job in progress can be stopped.`,
+          'A finished job has nothing left to stop.'
+        );
       }
       job.status = 'Stopping';
       job.secondary_status = 'Stopping';
@@ -207,6 +206,41 @@ export class FakeServer {
         events,
         next_token: String(start + events.length),
         stream: `${job.name}/${parts[3]}-1700000000`
+      };
+    }
+    if (parts[2] === 'stacks' && method === 'POST') {
+      return {
+        job: job.name,
+        transport: body.transport,
+        hosts: {},
+        groups: [],
+        outliers: [],
+        text: ''
+      };
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'state' && method === 'GET') {
+      return {
+        job: job.name,
+        host: parts[3],
+        transport: url.searchParams.get('transport') ?? 'ssm',
+        gpus: [],
+        load: [0.5, 0.4, 0.3],
+        cpus: 8,
+        memory: { total_bytes: null, available_bytes: null },
+        disk: null,
+        processes: []
+      };
+    }
+    if (parts[2] === 'hosts' && parts[4] === 'ports' && method === 'POST') {
+      return {
+        job: job.name,
+        host: parts[3],
+        port: body.port,
+        transport: body.transport,
+        local_port: 40000 + Number(body.port),
+        target: `${job.name}_${parts[3]}`,
+        url: `/sm-debug/proxy/${job.name}/${parts[3]}/${body.port}/`,
+        created: 0
       };
     }
     if (parts[2] === 'hosts' && parts[4] === 'terminals' && method === 'POST') {
@@ -259,6 +293,10 @@ export function makeJob(
 
 function structuredCloneJob(job: IJob): IJob {
   return JSON.parse(JSON.stringify(job));
+}
+
+function conflict(code: string, message: string, hint: string): SMDebugError {
+  return new SMDebugError({ status: 409, code, message, hint });
 }
 
 function notFound(what: string): SMDebugError {

@@ -1,13 +1,8 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
 import { SMDebugAPI } from '../api';
-import {
-  ForwardTab,
-  forwardTitle,
-  forwardURL,
-  IForward,
-  parsePort
-} from '../forward';
+import { ForwardTab, forwardTitle, forwardURL, parsePort } from '../forward';
+import { IForward } from '../types';
 
 const trans = nullTranslator.load('jupyter_sm_debug');
 

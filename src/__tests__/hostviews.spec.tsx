@@ -2,7 +2,7 @@ import { nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { RequestFunction, SMDebugAPI } from '../api';
-import { IStacksResponse } from '../hosttypes';
+import { IStacksResponse } from '../types';
 import { StacksWidget } from '../stacks';
 
 const frame = (name: string, line: number) => ({

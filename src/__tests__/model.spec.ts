@@ -551,4 +551,19 @@ describe('JobsModel', () => {
       expect(model.environmentError).toBeNull();
     });
   });
+
+  it('says SSH cannot attach when the server has no ssh client', async () => {
+    model = makeModel(server);
+    const job = (await model.loadDetail('job-044'))!;
+    expect(model.attachState(job, 'ssh').ok).toBe(true);
+    server.environment = {
+      ...server.environment,
+      clients: { ssh: null, ssm: 'builtin' }
+    };
+    await model.loadEnvironment();
+    const ssh = model.attachState(job, 'ssh');
+    expect(ssh.ok).toBe(false);
+    expect(ssh.reason).toContain('no ssh client');
+    expect(model.attachState(job, 'ssm').ok).toBe(true);
+  });
 });

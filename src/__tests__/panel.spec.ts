@@ -1,7 +1,14 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
 import { SMDebugAPI } from '../api';
-import { elapsedOf, formatElapsed, holdLabel, instancesLabel } from '../format';
+import {
+  elapsedOf,
+  formatElapsed,
+  holdLabel,
+  instancesLabel,
+  timeAgo,
+  whenOf
+} from '../format';
 import { LogsModel } from '../logs';
 import { JobsModel } from '../model';
 import { SMDebugError } from '../request';
@@ -10,6 +17,52 @@ import { FakeServer } from './fakeServer';
 const trans = nullTranslator.load('jupyter_sm_debug');
 
 describe('what a job row says', () => {
+  it('places a finished job by its end, a running one by its start', () => {
+    const now = Date.parse('2026-01-01T10:50:30Z');
+    const job = {
+      name: 'a',
+      secondary_status: 'Stopped',
+      created: '2026-01-01T09:59:00Z',
+      started: '2026-01-01T10:00:00Z',
+      instance_count: 4,
+      remote_debug: { enabled: false }
+    };
+    // Stopped seconds ago after 50 minutes: "ended", from the end.
+    const stopped = whenOf(
+      trans,
+      { ...job, status: 'Stopped', ended: '2026-01-01T10:50:00Z' },
+      now
+    );
+    expect(stopped?.text).toBe('ended 30 seconds ago');
+    expect(stopped?.iso).toBe('2026-01-01T10:50:00Z');
+    const running = whenOf(trans, { ...job, status: 'InProgress' }, now);
+    expect(running?.text).toBe('started 50 minutes ago');
+    const queued = whenOf(
+      trans,
+      { ...job, status: 'InProgress', started: null },
+      now
+    );
+    expect(queued?.text).toBe('created 51 minutes ago');
+    // A finished row without its end yet says its start, and says so.
+    expect(whenOf(trans, { ...job, status: 'Completed' }, now)?.text).toBe(
+      'started 50 minutes ago'
+    );
+    expect(
+      whenOf(
+        trans,
+        { ...job, status: 'Failed', started: null, created: null },
+        now
+      )
+    ).toBeNull();
+  });
+
+  it('says how long ago in whole units', () => {
+    const now = Date.parse('2026-01-03T12:00:00Z');
+    expect(timeAgo('2026-01-03T12:00:00Z', now, 'en')).toBe('now');
+    expect(timeAgo('2026-01-03T11:00:00Z', now, 'en')).toBe('1 hour ago');
+    expect(timeAgo('2026-01-02T12:00:00Z', now, 'en')).toBe('yesterday');
+  });
+
   it('names instance type × count, per instance group', () => {
     const job = {
       name: 'a',

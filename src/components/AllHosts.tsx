@@ -17,8 +17,10 @@ export function AllHostsActions(props: {
   transport: Transport;
   open: (view: AllHostsView, transport: Transport) => void;
   trans: TranslationBundle;
+  /** Why the transport cannot reach the hosts now; null when it can. */
+  unavailable?: { reason: string; reasonId: string } | null;
 }): JSX.Element {
-  const { job, transport, open, trans } = props;
+  const { job, transport, open, trans, unavailable } = props;
   const buttons: [AllHostsView, string, string][] = [
     [
       'stacks',
@@ -43,9 +45,15 @@ export function AllHostsActions(props: {
           key={view}
           type="button"
           className="jp-SMDebug-secondaryButton"
-          title={caption}
+          title={unavailable ? unavailable.reason || caption : caption}
           aria-label={caption}
-          onClick={() => open(view, transport)}
+          aria-disabled={!!unavailable}
+          aria-describedby={unavailable?.reasonId}
+          onClick={() => {
+            if (!unavailable) {
+              open(view, transport);
+            }
+          }}
         >
           {label}
         </button>

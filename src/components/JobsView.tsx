@@ -1,4 +1,3 @@
-import { Time } from '@jupyterlab/coreutils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import {
   caretDownIcon,
@@ -9,7 +8,7 @@ import {
 import * as React from 'react';
 
 import { AttachManager } from '../attach';
-import { elapsedOf, holdLabel, instancesLabel } from '../format';
+import { elapsedOf, holdLabel, instancesLabel, whenOf } from '../format';
 import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
 import { JobsModel } from '../model';
 import {
@@ -82,13 +81,11 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
         error={model.environmentError}
         trans={trans}
       />
-      {model.listError ? (
-        <ErrorMessage
-          error={model.listError}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      ) : null}
+      <ErrorMessage
+        error={model.listError}
+        trans={trans}
+        onRetry={() => void model.refresh()}
+      />
       <JobList {...props} />
     </div>
   );
@@ -409,9 +406,9 @@ function rowLabel(trans: TranslationBundle, job: IJobSummary): string {
   if (elapsed) {
     parts.push(elapsed.title);
   }
-  const when = job.started ?? job.created;
+  const when = whenOf(trans, job);
   if (when) {
-    parts.push(Time.formatHuman(when));
+    parts.push(when.text);
   }
   return parts.join(', ');
 }
@@ -420,7 +417,7 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
   const { job, model, trans } = props;
   const expanded = model.isExpanded(job.name);
   const detailId = `jp-SMDebug-detail-${job.name}`;
-  const when = job.started ?? job.created;
+  const when = whenOf(trans, job);
   const Caret = expanded ? caretDownIcon : caretRightIcon;
   const selected = model.selected === job.name;
   const hold = model.detail(job.name)?.job?.hold ?? null;
@@ -498,14 +495,16 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
               <span className="jp-SMDebug-instances">
                 {instancesLabel(trans, job)}
               </span>
-              {elapsed && !elapsed.billable && when ? (
+              {elapsed && !elapsed.billable ? (
                 <>
                   {' · '}
                   {/* While it runs: how long so far; the start in the title. */}
                   <time
                     className="jp-SMDebug-elapsed"
-                    dateTime={when}
-                    title={`${elapsed.title} (${Time.format(when)})`}
+                    dateTime={when?.iso}
+                    title={
+                      when ? `${elapsed.title} (${when.title})` : elapsed.title
+                    }
                   >
                     {elapsed.text}
                   </time>
@@ -526,8 +525,13 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
                   {when ? (
                     <>
                       {' · '}
-                      <time dateTime={when} title={Time.format(when)}>
-                        {Time.formatHuman(when)}
+                      {/* A finished job: when it ended, not when it started. */}
+                      <time
+                        className="jp-SMDebug-when"
+                        dateTime={when.iso}
+                        title={when.title}
+                      >
+                        {when.text}
                       </time>
                     </>
                   ) : null}

@@ -69,13 +69,11 @@ export function LogsView(props: {
           {statusText(model, trans)}
         </span>
       </div>
-      {model.error ? (
-        <ErrorMessage
-          error={model.error}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      ) : null}
+      <ErrorMessage
+        error={model.error}
+        trans={trans}
+        onRetry={() => void model.refresh()}
+      />
       <div
         ref={body}
         className="jp-SMDebug-logBody"

@@ -8,13 +8,28 @@ import { IProblem } from '../types';
  * A failure as the server told it: what happened, and what to do.
  */
 export function ErrorMessage(props: {
-  error: SMDebugError;
+  /** Nothing is shown while there is none. */
+  error: SMDebugError | null | undefined;
   trans: TranslationBundle;
   onRetry?: () => void;
   onDismiss?: () => void;
   className?: string;
-}): JSX.Element {
+}): JSX.Element | null {
   const { error, trans, onRetry, onDismiss } = props;
+  if (!error) {
+    return null;
+  }
+  const actions: [string, string, () => void][] = [];
+  if (onRetry) {
+    actions.push([trans.__('Try again'), trans.__('Try again'), onRetry]);
+  }
+  if (onDismiss) {
+    actions.push([
+      trans.__('Dismiss'),
+      trans.__('Dismiss this message'),
+      onDismiss
+    ]);
+  }
   return (
     <div
       className={`jp-SMDebug-message jp-mod-error ${props.className ?? ''}`}
@@ -25,28 +40,19 @@ export function ErrorMessage(props: {
       {error.hint ? (
         <div className="jp-SMDebug-messageHint">{error.hint}</div>
       ) : null}
-      {onRetry || onDismiss ? (
+      {actions.length ? (
         <div className="jp-SMDebug-messageActions">
-          {onRetry ? (
+          {actions.map(([label, ariaLabel, onClick]) => (
             <button
+              key={label}
+              onClick={onClick}
+              aria-label={ariaLabel}
               type="button"
               className="jp-SMDebug-linkButton"
-              aria-label={trans.__('Try again')}
-              onClick={onRetry}
             >
-              {trans.__('Try again')}
+              {label}
             </button>
-          ) : null}
-          {onDismiss ? (
-            <button
-              type="button"
-              className="jp-SMDebug-linkButton"
-              aria-label={trans.__('Dismiss this message')}
-              onClick={onDismiss}
-            >
-              {trans.__('Dismiss')}
-            </button>
-          ) : null}
+          ))}
         </div>
       ) : null}
     </div>

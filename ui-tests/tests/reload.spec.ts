@@ -158,4 +158,55 @@ test.describe('After a page reload', () => {
       await typeInTerminal(page, 'exit');
     });
   });
+
+  test('the host views come back: stacks and host state read anew, the run tab offers its command', async ({
+    page
+  }) => {
+    const panel = await openPanel(page);
+    const row = jobRow(panel, JOB);
+    await expand(row);
+    await row
+      .getByRole('combobox', { name: /Transport for/ })
+      .selectOption('ssh');
+    const tabOf = (title: RegExp) =>
+      page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: title });
+    const stacks = tabOf(/Stacks · resnet50-ddp-4node-.* · SSH/);
+    const state = tabOf(/Hosts · resnet50-ddp-4node-.* · SSH/);
+    const run = tabOf(/Run · resnet50-ddp-4node-.* · SSH/);
+    await row.getByRole('button', { name: /Python stacks of every/ }).click();
+    await expect(stacks).toBeVisible();
+    await row
+      .getByRole('button', { name: /GPUs, load, memory and disk/ })
+      .click();
+    await expect(state).toBeVisible();
+    await row.getByRole('button', { name: /Run one command on every/ }).click();
+    await expect(run).toBeVisible();
+    const command = page.locator('.jp-SMDebug-runInput');
+    await command.fill('echo restored-$SM_CURRENT_HOST');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await expect(page.locator('.jp-SMDebug-runHost').first()).toContainText(
+      'restored-algo-',
+      { timeout: 60000 }
+    );
+
+    await reload(page);
+
+    await expect(stacks).toBeVisible({ timeout: 30000 });
+    await expect(state).toBeVisible();
+    await expect(run).toBeVisible();
+    // The run tab offers the command again, without running it.
+    await run.click();
+    await expect(page.locator('.jp-SMDebug-runInput')).toHaveValue(
+      'echo restored-$SM_CURRENT_HOST'
+    );
+    await expect(page.locator('.jp-SMDebug-runHost')).toHaveCount(0);
+    // Stacks are dumped anew.
+    await stacks.click();
+    await expect(
+      page.locator('.jp-SMDebug-stackGroup.jp-mod-outlier').first()
+    ).toBeVisible({ timeout: 90000 });
+    for (const tab of [stacks, state, run]) {
+      await tab.locator('.lm-TabBar-tabCloseIcon').click();
+    }
+  });
 });
