@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 import jupyter_sm_debug
-from jupyter_sm_debug.extension import route_table
+from jupyter_sm_debug.api.routes import route_table
 
 SPEC = Path(jupyter_sm_debug.__file__).with_name("openapi.yaml")
 

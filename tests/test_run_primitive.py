@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from jupyter_sm_debug.connect import HostTarget
 from jupyter_sm_debug.hostrun import run_on_hosts
 from jupyter_sm_debug.standin import ssm as standin_ssm
 
@@ -30,10 +31,11 @@ def services(jp_serverapp):
 
 async def run(services, job, argv, transport, timeout=20.0, hosts=None, stdin=b""):
     description = await services.jobs.describe(job, fresh=True)
-    hosts = hosts or ["algo-1", "algo-2", "algo-3"]
-    return await run_on_hosts(
-        services.jobs, services.config, job, description, hosts, transport, argv, timeout, stdin
-    )
+    targets = [
+        HostTarget(job, host, description, services.config, services.jobs, transport=transport)
+        for host in hosts or ["algo-1", "algo-2", "algo-3"]
+    ]
+    return await run_on_hosts(targets, argv, timeout, stdin)
 
 
 def sessions_of(standin, job) -> dict:
