@@ -111,8 +111,19 @@ class Field:
         return True
 
 
-def default_of(spec: Field, config: Any) -> Any:
-    return spec.default(config) if callable(spec.default) else spec.default
+def parse_fields(fields: dict[str, Field], given: dict, parse, config: Any) -> dict:
+    """Each field's value: parsed when given, its default when not (a required one: 400)."""
+    values: dict = {}
+    for name, spec in fields.items():
+        if name in given:
+            values[name] = parse(spec, name, given[name])
+        elif spec.required:
+            raise spec.refuse(name)
+        else:
+            default = spec.default(config) if callable(spec.default) else spec.default
+            if default is not MISSING:
+                values[name] = default
+    return values
 
 
 def refuse_unknown(given, fields: dict, what: str = "field") -> None:
@@ -137,16 +148,7 @@ class Body:
     def parse(self, raw: bytes, config: Any = None) -> dict:
         body = json_object(raw)
         refuse_unknown(body, self.fields)
-        values: dict = {}
-        for name, spec in self.fields.items():
-            if name in body:
-                values[name] = spec.parse(name, body[name])
-            elif spec.required:
-                raise spec.refuse(name)
-            else:
-                default = default_of(spec, config)
-                if default is not MISSING:
-                    values[name] = default
+        values = parse_fields(self.fields, body, Field.parse, config)
         return self.check(values) if self.check else values
 
 
@@ -198,18 +200,12 @@ class Query:
                 f"Unknown query parameter(s): {', '.join(sorted(map(repr, unknown)))}."[:240],
                 f"Use only {', '.join(self.fields) or 'none'}.",
             )
-        values: dict = {}
+        given = {}
         for name, spec in self.fields.items():
             text = one_text(name, ours[name]) if name in ours else None
             if text is not None and not (text == "" and spec.blank_is_default):
-                values[name] = spec.parse_text(name, text)
-            elif spec.required:
-                raise spec.refuse(name)
-            else:
-                default = default_of(spec, config)
-                if default is not MISSING:
-                    values[name] = default
-        return values
+                given[name] = text
+        return parse_fields(self.fields, given, Field.parse_text, config)
 
 
 NO_QUERY = Query({})

@@ -24,14 +24,7 @@ from pathlib import Path
 
 from ..errors import SMDebugError
 from ..jobs import attach_state
-from . import (
-    RUN_OUTPUT_LIMIT,
-    AttachRequest,
-    CannotAttach,
-    RunResult,
-    Session,
-    base_environment,
-)
+from . import RUN_OUTPUT_LIMIT, AttachRequest, CannotAttach, RunResult, Session, base_environment
 
 SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts
 PLUGIN = "session-manager-plugin"
