@@ -9,7 +9,7 @@ from ..errors import SMDebugError
 from .base import SMDebugHandler
 from .hosts import transport_field
 from .spec import Body, Field
-from .target import host_target
+from .target import host_targets
 
 
 class PortsHandler(SMDebugHandler):
@@ -26,7 +26,7 @@ class PortsHandler(SMDebugHandler):
     @authorized
     async def post(self, job: str, host: str) -> None:
         body = self.body()
-        target, _ = await host_target(self, body["transport"], "forward")
+        (target,), _ = await host_targets(self, body["transport"], "forward", [self.host])
         forward, reused = await self.state.forwards.open(target, body["port"], target.transport)
         self.answer({**forward.to_json(self.base_url), "reused": reused}, 200 if reused else 201)
 

@@ -18,7 +18,7 @@ from ..hostrun import answer_json, result_json, run_on_hosts, stream_share
 from ..terminals import terminal_name
 from .base import SMDebugHandler
 from .spec import Body, Field, Query
-from .target import host_target, host_targets, require_reachable, transport_of
+from .target import host_targets, require_reachable, transport_of
 
 SSM_DOCUMENT_NAME = re.compile(r"[a-zA-Z0-9_.:/-]{3,128}")  # SSM's DocumentName pattern
 HOST_NAME = re.compile(r"algo-[1-9][0-9]{0,4}")
@@ -111,7 +111,7 @@ class TerminalsHandler(SMDebugHandler):
         }  # fmt: skip
         # From the cache the list filled when it says the job is attachable (no round trip);
         # a stale one is caught below, when the transport's own call fails.
-        target, cached = await host_target(self, name, "attach", options, cached=True)
+        (target,), cached = await host_targets(self, name, "attach", [self.host], options, True)
         transport = transport_of(name, "attach")
         try:
             session = await transport.attach(target)
@@ -148,7 +148,7 @@ class StacksHandler(SMDebugHandler):
     @authorized
     async def post(self, job: str) -> None:
         body = self.body()
-        targets = await host_targets(self, body["transport"], "run", body["hosts"])
+        targets, _ = await host_targets(self, body["transport"], "run", body["hosts"])
         self.answer(await stacks.dump(targets, body["timeout"]))
 
 
@@ -159,7 +159,7 @@ class HostStateHandler(SMDebugHandler):
     @authorized
     async def get(self, job: str, host: str) -> None:
         query = self.query()
-        targets = await host_targets(self, query["transport"], "run", [self.host])
+        targets, _ = await host_targets(self, query["transport"], "run", [self.host])
         self.answer(await hoststate.host_state(targets[0], self.config.run_timeout))
 
 
@@ -214,7 +214,7 @@ class RunHandler(SMDebugHandler):
     async def post(self, job: str) -> None:
         body = self.body()
         argv = body["argv"]
-        targets = await host_targets(self, body["transport"], "run", body["hosts"])
+        targets, _ = await host_targets(self, body["transport"], "run", body["hosts"])
         head = {"job": self.job, "transport": body["transport"], "argv": argv}
         share = stream_share(len(targets), reserved=len(answer_json(head).encode()))
         results = await run_on_hosts(targets, argv, body["timeout"], output_limit=share)

@@ -4,7 +4,6 @@ hint per reason."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..connect import HostTarget, Transport, get_transport
@@ -104,48 +103,30 @@ async def host_targets(
     verb: str,
     hosts: Optional[list[str]] = None,
     options: Optional[dict] = None,
-) -> list[HostTarget]:
-    """One HostTarget per host asked for (all of the job's when `hosts` is None), for a
-    transport that can do `verb` and can reach the job now; the job described fresh."""
-    transport_of(transport, verb)
-    description = await handler.jobs.describe(handler.job, fresh=True)
-    require_reachable(description, transport)
-    chosen = choose_hosts(description, handler.job, hosts)
-    first = HostTarget(
-        job=handler.job,
-        host=chosen[0],
-        description=description,
-        config=handler.config,
-        jobs=handler.jobs,
-        options=dict(options or {}),
-        transport=transport,
-    )
-    return [replace(first, host=host, options=dict(first.options)) for host in chosen]
-
-
-async def host_target(
-    handler: SMDebugHandler,
-    transport: str,
-    verb: str,
-    options: Optional[dict] = None,
     cached: bool = False,
-) -> tuple[HostTarget, bool]:
-    """The request's own host (the URL's) as a HostTarget, and whether its description came
-    from the cache (attach may use one the list just confirmed: no round trip)."""
+) -> tuple[list[HostTarget], bool]:
+    """The one way a request becomes HostTargets: one per host asked for (all of the job's
+    when `hosts` is None), each the job's (404 host_not_found), for a transport that can do
+    `verb` (400) and can reach the job now (409, with the reason's hint). Also says whether
+    the description came from the cache: attach may use the one the list just confirmed
+    (no round trip); everything else describes the job fresh."""
     transport_of(transport, verb)
     if cached:
         description, from_cache = await handler.jobs.attach_description(handler.job, transport)
     else:
         description, from_cache = await handler.jobs.describe(handler.job, fresh=True), False
-    require_host(description, handler.job, handler.host)
+    chosen = choose_hosts(description, handler.job, hosts)
     require_reachable(description, transport)
-    target = HostTarget(
-        job=handler.job,
-        host=handler.host,
-        description=description,
-        config=handler.config,
-        jobs=handler.jobs,
-        options=dict(options or {}),
-        transport=transport,
-    )
-    return target, from_cache
+    targets = [
+        HostTarget(
+            job=handler.job,
+            host=host,
+            description=description,
+            config=handler.config,
+            jobs=handler.jobs,
+            options=dict(options or {}),
+            transport=transport,
+        )
+        for host in chosen
+    ]
+    return targets, from_cache
