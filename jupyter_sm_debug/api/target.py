@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..connect import HostTarget, Transport, get_transport
-from ..errors import SMDebugError
-from ..jobs import (
+from ..description import (
     CONTAINERS_UP,
     REMOTE_DEBUG_UPDATABLE,
     attach_state,
     hosts_of,
     remote_debug_enabled,
 )
+from ..errors import SMDebugError
 from ..names import host_index
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ HINTS = {
 
 def why_unreachable(description: dict, transport: str) -> Optional[str]:
     """The reason (a key of HINTS) the transport cannot reach the job now, or None. Follows
-    jobs.attach_state's order, which words the message."""
+    description.attach_state's order, which words the message."""
     status = description.get("TrainingJobStatus")
     secondary = description.get("SecondaryStatus")
     if status != "InProgress":

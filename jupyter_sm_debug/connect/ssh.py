@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from ..jobs import attach_state
+from ..description import attach_state
 from . import (
     RUN_OUTPUT_LIMIT,
     AttachRequest,
@@ -42,7 +42,6 @@ from . import (
     base_environment,
 )
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 HOST_KEY_TYPES = frozenset({
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -218,46 +217,16 @@ def first_announcement(events: list[dict], host: str) -> Target | None:
     return None
 
 
-async def current_stream(request: AttachRequest) -> str | None:
-    """The host's training log stream of its newest container start: exactly
-    `<job>/<host>-<digits>` (not `<job>/<host>-spoofed`, not `.../ssm`)."""
-    prefix = f"{request.job}/{request.host}-"
-    exact = re.compile(re.escape(prefix) + r"[0-9]{1,20}")
-    found, token = [], None
-    for _ in range(LOG_PAGES):
-        kwargs = {"nextToken": token} if token else {}
-        page = await request.jobs.call(
-            "logs", "describe_log_streams", logGroupName=LOG_GROUP,
-            logStreamNamePrefix=prefix, **kwargs,
-        )  # fmt: skip
-        found += [s for s in page.get("logStreams", []) if exact.fullmatch(s["logStreamName"])]
-        token = page.get("nextToken")
-        if not token:
-            break
-    if not found:
-        return None
-    newest = max(found, key=lambda s: (s.get("creationTime", 0), s["logStreamName"]))
-    return newest["logStreamName"]
-
-
 async def announced_target(request: AttachRequest) -> Target | None:
-    stream = await current_stream(request)
+    """The first announcement in the host's training stream of its newest container start
+    (logs.LogReader decides which stream that is: exact names only)."""
+    stream = await request.jobs.logs.current(request.job, request.host)
     if stream is None:
         return None
-    token = None
-    for _ in range(LOG_PAGES):
-        kwargs = {"nextToken": token} if token else {}
-        # startFromHead with every page: CloudWatch requires it along with a forward token.
-        page = await request.jobs.call(
-            "logs", "get_log_events", logGroupName=LOG_GROUP, logStreamName=stream,
-            startFromHead=True, limit=1000, **kwargs,
-        )  # fmt: skip
-        found = first_announcement(page.get("events", []), request.host)
+    async for events in request.jobs.logs.head(stream, LOG_PAGES):
+        found = first_announcement(events, request.host)
         if found:
             return found
-        if page.get("nextForwardToken") in (None, token):  # the end (pages may be empty)
-            return None
-        token = page["nextForwardToken"]
     return None
 
 
@@ -288,7 +257,7 @@ async def resolve_target(request: AttachRequest) -> Target:
     configured = configured_target(request)
     if configured:
         return configured
-    known = request.jobs.ssh_targets.get((request.job, request.host))
+    known = request.jobs.ssh_trust.target(request.job, request.host)
     if known is not None:  # announced by this container before: no log lookup
         return known
     try:
@@ -298,7 +267,7 @@ async def resolve_target(request: AttachRequest) -> Target:
     except Exception:  # noqa: BLE001 - no log access is the same as no announcement
         found = None
     if found:
-        request.jobs.ssh_targets[(request.job, request.host)] = found
+        request.jobs.ssh_trust.remember(request.job, request.host, found)
         return found
     raise CannotAttach(
         "no_ssh_address",
@@ -462,7 +431,7 @@ class SSHTransport:
                 )
             # Only this key is offered (an agent may still hold it, passphrase-protected).
             identity = ["-o", "IdentitiesOnly=yes", "-i", key]
-        remembered = request.jobs.ssh_targets.get((request.job, request.host))
+        remembered = request.jobs.ssh_trust.target(request.job, request.host)
         target = await resolve_target(request)
         try:
             return await self._connect(request, ssh, identity, target)
@@ -470,7 +439,7 @@ class SSHTransport:
             if remembered is None or target is not remembered:
                 raise
             # A remembered announcement may be an earlier container's: read the log again.
-            request.jobs.ssh_targets.pop((request.job, request.host), None)
+            request.jobs.ssh_trust.forget(request.job, request.host)
         return await self._connect(request, ssh, identity, await resolve_target(request))
 
     async def _connect(self, request: AttachRequest, ssh: str, identity: list, target) -> Session:
@@ -500,16 +469,16 @@ class SSHTransport:
         with open(known_hosts, "w") as handle:
             handle.writelines(key.known_hosts_line(alias) for key in keys)
         options = client_options(config, known_hosts, alias, target.port)
-        proven = (request.job, request.host, target)
-        if target.host_key is None or proven not in request.jobs.ssh_verified:
+        trust, job, host = request.jobs.ssh_trust, request.job, request.host
+        if target.host_key is None or not trust.verified(job, host, target):
             try:
                 await check_host_key([ssh, *options], target)
             except BaseException:
                 shutil.rmtree(pins, ignore_errors=True)
-                request.jobs.ssh_verified.discard(proven)
+                trust.unverify(job, host, target)
                 raise
             if target.host_key is not None:
-                request.jobs.ssh_verified.add(proven)
+                trust.mark_verified(job, host, target)
 
         async def forget_pins() -> None:
             shutil.rmtree(pins, ignore_errors=True)
@@ -518,9 +487,7 @@ class SSHTransport:
             # The session's ssh refused the host's key: trust nothing remembered about it
             # (a remote shell printing these words only costs the next attach its check).
             if status == 255 and any(words in output[-600:] for words in KEY_REFUSED):
-                request.jobs.ssh_verified.discard(proven)
-                if request.jobs.ssh_targets.get((request.job, request.host)) == target:
-                    request.jobs.ssh_targets.pop((request.job, request.host), None)
+                trust.refused(job, host, target)
 
         argv = [
             ssh, "-t", *options, *identity,

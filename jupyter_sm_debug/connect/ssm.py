@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..description import attach_state
 from ..errors import SMDebugError
-from ..jobs import attach_state
 from . import RUN_OUTPUT_LIMIT, AttachRequest, CannotAttach, RunResult, Session, base_environment
 
 SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import json
 
+from ..description import attach_state
 from ..errors import SMDebugError
-from ..jobs import attach_state
 from ..ssm.portforward import PortForwardClient, PortForwardError
 from . import AttachRequest, CannotAttach, Tunnel, base_environment
 from .ssh import end_process, free_local_port, wait_listening
