@@ -78,8 +78,9 @@ async def test_a_command_past_its_timeout_is_reported_and_does_not_hold_the_othe
 ):
     script = '[ "$SM_CURRENT_HOST" = algo-2 ] && sleep 60; echo done'
     started = time.monotonic()
-    results = await run(services, run_job, ["sh", "-c", script], transport, timeout=4)
-    assert time.monotonic() - started < 12
+    # Long enough for the healthy hosts on a loaded machine; far below the sleep.
+    results = await run(services, run_job, ["sh", "-c", script], transport, timeout=12)
+    assert time.monotonic() - started < 45
     assert results["algo-2"].timed_out and results["algo-2"].exit_code is None
     for host in ("algo-1", "algo-3"):
         assert results[host].exit_code == 0 and results[host].stdout == b"done\n"
@@ -98,8 +99,8 @@ async def test_a_dead_host_is_reported_while_the_others_answer(services, run_job
     os.kill(host.sshd.pid, signal.SIGSTOP)  # accepts nothing: the connection never answers
     try:
         started = time.monotonic()
-        results = await run(services, run_job, ["echo", "hi"], "ssh", timeout=4)
-        assert time.monotonic() - started < 12
+        results = await run(services, run_job, ["echo", "hi"], "ssh", timeout=12)
+        assert time.monotonic() - started < 45
     finally:
         os.kill(host.sshd.pid, signal.SIGCONT)
     assert results["algo-1"].stdout == b"hi\n" and results["algo-2"].stdout == b"hi\n"
