@@ -11,11 +11,15 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "jupyter_sm_debug"}]
+    """The server extension is an ExtensionApp (extension.SMDebugApp). Imported here, when
+    the server links extensions, so `import jupyter_sm_debug` stays cheap."""
+    from .extension import SMDebugApp
+
+    return [{"module": "jupyter_sm_debug", "app": SMDebugApp}]
 
 
 def _load_jupyter_server_extension(server_app):
-    """Register the /sm-debug REST API. Imported lazily so `import jupyter_sm_debug` stays cheap."""
-    from .extension import load
+    """Load into a server by hand (the bench does): the server loads the app itself."""
+    from .extension import SMDebugApp
 
-    load(server_app)
+    return SMDebugApp._load_jupyter_server_extension(server_app)

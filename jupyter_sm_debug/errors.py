@@ -1,10 +1,15 @@
 """One error type for the REST API, and the mapping of boto3/botocore failures onto it.
 
 Every failure a user can cause or meet answers ``{"error": {"code", "message", "hint"}}``
-with a fitting status; the hint says what to do next.
+with a fitting status; the hint says what to do next. `render` writes that answer, for every
+handler of the extension (the proxy's included), and `of_exception` turns whatever a handler
+raised into an SMDebugError: nothing a user can cause is a 500 with a traceback.
 """
 
 from __future__ import annotations
+
+import json
+from http import HTTPStatus
 
 
 class SMDebugError(Exception):
@@ -31,7 +36,53 @@ class SMDebugError(Exception):
         self.operation = operation
 
     def to_json(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
+        return {"error": self.as_dict()}
+
+    def as_dict(self) -> dict:
+        """{code, message, hint}: the error of one host in an answer about many."""
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+# tornado's own refusals (no such method, a malformed request...) in the one shape.
+HTTP_CODES = {
+    400: ("bad_request", "Check the request and try again."),
+    401: ("unauthenticated", "Log in to Jupyter again (the session or token expired)."),
+    403: ("forbidden", "Reload the page; your Jupyter session may lack permission for this."),
+    404: ("not_found", "Check the URL."),
+    405: ("method_not_allowed", "See the REST API table in the README."),
+}
+
+
+def internal_error() -> SMDebugError:
+    return SMDebugError(
+        500, "internal_error", "Unexpected server error.", "See the Jupyter server log."
+    )
+
+
+def of_exception(status_code: int, exc: BaseException | None) -> SMDebugError:
+    """What a handler's `write_error` answers: an SMDebugError as raised, tornado's own 4xx
+    (HTTPError, with its log message) in the one shape, and anything else as a 500 that
+    says no more than that (the traceback goes to the server log only)."""
+    if isinstance(exc, SMDebugError):
+        return exc
+    if status_code < 500:
+        code, hint = HTTP_CODES.get(status_code, ("error", ""))
+        try:
+            phrase = HTTPStatus(status_code).phrase
+        except ValueError:
+            phrase = "Request refused."
+        message = getattr(exc, "log_message", None) or phrase
+        return SMDebugError(status_code, code, message, hint)
+    return internal_error()
+
+
+def render(handler, error: SMDebugError) -> None:
+    """Answer `error` on a tornado handler as {"error": {code, message, hint}}: the one
+    renderer of the extension's errors."""
+    handler.clear()
+    handler.set_status(error.status)
+    handler.set_header("Content-Type", "application/json")
+    handler.finish(json.dumps(error.to_json()))
 
 
 THROTTLING_CODES = {
@@ -73,17 +124,7 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
         return exc
     # botocore loads on first use, off the server's start path (it is already loaded by
     # whatever raised exc).
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ProfileNotFound,
-        ReadTimeoutError,
-    )
+    from botocore.exceptions import ClientError
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
@@ -94,53 +135,76 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
             message = f"the endpoint answered HTTP {metadata.get('HTTPStatusCode', '?')} "
             message += "with a page that is not an AWS error"
         operation = getattr(exc, "operation_name", "") or action
-        if code in THROTTLING_CODES:
-            return SMDebugError(
-                429,
-                "throttled",
-                f"AWS throttled {operation} even after retries: {message}",
-                "Wait a few seconds and refresh; lower the refresh rate in Settings "
-                "if this keeps happening.",
-            )
-        if code in ACCESS_DENIED_CODES:
-            return SMDebugError(
-                403,
-                "access_denied",
-                f"Your AWS identity may not {operation}: {message}",
-                "Ask your AWS administrator for the permission named above "
-                "(see the IAM section of the README).",
-            )
-        if code in BAD_CREDENTIALS_CODES:
-            return SMDebugError(
-                403,
-                "credentials_rejected",
-                f"AWS rejected the credentials ({code}): {message}",
-                "Your credentials are expired or invalid: refresh them (e.g. `aws sso login`) "
-                "and retry.",
-            )
-        unknown = code == "ValidationException" and any(
-            wording in message.lower() for wording in NOT_FOUND_WORDINGS
-        )
-        if code in NOT_FOUND_CODES or unknown or "not found" in message.lower():
-            return SMDebugError(404, "not_found", message, "Check the name and the region.")
-        if code in CONFLICT_CODES:
-            return SMDebugError(
-                409,
-                "conflict",
-                f"{operation} was refused ({code}): {message}",
-                "Choose another name, or end jobs you no longer need, and retry.",
-            )
-        if code == "ValidationException":
-            return SMDebugError(400, "invalid_request", message, "AWS refused the request as sent.")
-        status = metadata.get("HTTPStatusCode", 502)
-        request_id = metadata.get("RequestId")
+        mapped = _client_error(code, message, operation, metadata)
+        mapped.aws_code, mapped.operation = code, getattr(exc, "operation_name", "") or ""
+        return mapped
+    return _other_error(exc)
+
+
+def _client_error(code: str, message: str, operation: str, metadata: dict) -> SMDebugError:
+    """An AWS error answer (ClientError) by its code."""
+    if code in THROTTLING_CODES:
         return SMDebugError(
-            503 if status >= 500 else 502,
-            "aws_error",
-            f"{operation} failed ({code or status}): {message}"
-            + (f" (request id {request_id})" if request_id else ""),
-            "Retry in a moment; if it persists, check the AWS Health Dashboard.",
+            429,
+            "throttled",
+            f"AWS throttled {operation} even after retries: {message}",
+            "Wait a few seconds and refresh; lower the refresh rate in Settings "
+            "if this keeps happening.",
         )
+    if code in ACCESS_DENIED_CODES:
+        return SMDebugError(
+            403,
+            "access_denied",
+            f"Your AWS identity may not {operation}: {message}",
+            "Ask your AWS administrator for the permission named above "
+            "(see the IAM section of the README).",
+        )
+    if code in BAD_CREDENTIALS_CODES:
+        return SMDebugError(
+            403,
+            "credentials_rejected",
+            f"AWS rejected the credentials ({code}): {message}",
+            "Your credentials are expired or invalid: refresh them (e.g. `aws sso login`) "
+            "and retry.",
+        )
+    unknown = code == "ValidationException" and any(
+        wording in message.lower() for wording in NOT_FOUND_WORDINGS
+    )
+    if code in NOT_FOUND_CODES or unknown or "not found" in message.lower():
+        return SMDebugError(404, "not_found", message, "Check the name and the region.")
+    if code in CONFLICT_CODES:
+        return SMDebugError(
+            409,
+            "conflict",
+            f"{operation} was refused ({code}): {message}",
+            "Choose another name, or end jobs you no longer need, and retry.",
+        )
+    if code == "ValidationException":
+        return SMDebugError(400, "invalid_request", message, "AWS refused the request as sent.")
+    status = metadata.get("HTTPStatusCode", 502)
+    request_id = metadata.get("RequestId")
+    return SMDebugError(
+        503 if status >= 500 else 502,
+        "aws_error",
+        f"{operation} failed ({code or status}): {message}"
+        + (f" (request id {request_id})" if request_id else ""),
+        "Retry in a moment; if it persists, check the AWS Health Dashboard.",
+    )
+
+
+def _other_error(exc: Exception) -> SMDebugError:
+    """botocore's own failures (no credentials, no region, no endpoint...)."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return SMDebugError(
             503, "no_credentials", "The Jupyter server has no AWS credentials.", CREDENTIALS_HINT
@@ -170,6 +234,4 @@ def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
         )
     if isinstance(exc, BotoCoreError):
         return SMDebugError(502, "aws_client_error", str(exc), "Retry; check the server log.")
-    return SMDebugError(
-        500, "internal_error", "Unexpected server error.", "See the Jupyter server log."
-    )
+    return internal_error()

@@ -1,19 +1,28 @@
-"""Wiring of the server extension: one settings object, one service, one route table."""
+"""The server extension as a jupyter_server ExtensionApp: its settings, its routes, and one
+place where everything it starts is released (`stop_extension`).
+
+What the extension starts and where it ends:
+- AWS clients and their worker threads (JobsService): `JobsService.close`.
+- Port forwards (ssh processes, SSM port sessions): `ForwardRegistry.close_all`.
+- Terminals running SSH or SSM session clients, and their SSM sessions:
+  `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
+A new resource is released in `stop_extension`, nowhere else.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from jupyter_server.utils import url_path_join
+from jupyter_server.extension.application import ExtensionApp
 
-from . import forward_handlers, handlers, hosthandlers, proxy
+from .api.routes import route_table
 from .config import SMDebug
 from .forwards import ForwardRegistry
 from .jobs import JobsService
 from .terminals import TerminalSessions
 
-JOB = r"(?P<job>[^/]+)"
-HOST = r"(?P<host>[^/]+)"
+STOP_TIMEOUT = 20.0  # seconds each release may take when the server stops
 
 
 @dataclass
@@ -26,57 +35,48 @@ class State:
     forwards: ForwardRegistry
 
 
-def route_table(base_url: str) -> list[tuple]:
-    base = url_path_join(base_url, "sm-debug")
-    return [
-        (url_path_join(base, "jobs") + "/?", handlers.JobsHandler),
-        (url_path_join(base, "jobs", JOB) + "/?", handlers.JobHandler),
-        (url_path_join(base, "jobs", JOB, "remote-debug") + "/?", handlers.RemoteDebugHandler),
-        (url_path_join(base, "jobs", JOB, "debug-copy") + "/?", handlers.DebugCopyHandler),
-        (url_path_join(base, "jobs", JOB, "stop") + "/?", handlers.StopHandler),
-        (
-            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "logs") + "/?",
-            handlers.HostLogsHandler,
-        ),
-        (
-            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "terminals") + "/?",
-            handlers.TerminalsHandler,
-        ),
-        (url_path_join(base, "jobs", JOB, "stacks") + "/?", hosthandlers.StacksHandler),
-        (url_path_join(base, "jobs", JOB, "run") + "/?", hosthandlers.RunHandler),
-        (
-            url_path_join(base, "jobs", JOB, "hosts", r"(?P<host>[^/]+)", "state") + "/?",
-            hosthandlers.HostStateHandler,
-        ),
-        (url_path_join(base, "environment") + "/?", handlers.EnvironmentHandler),
-        (
-            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports") + "/?",
-            forward_handlers.PortsHandler,
-        ),
-        (
-            url_path_join(base, "jobs", JOB, "hosts", HOST, "ports", r"(?P<port>[^/]+)") + "/?",
-            forward_handlers.PortHandler,
-        ),
-        (url_path_join(base, "forwards") + "/?", forward_handlers.ForwardsHandler),
-        (
-            url_path_join(base, "proxy", JOB, HOST, r"(?P<port>[^/]+)") + r"(?P<path>/.*)?",
-            proxy.ProxyHandler,
-        ),
-        (url_path_join(base, "descriptions") + "/?", handlers.DescriptionsHandler),
-        (url_path_join(base, "(?P<path>.*)"), handlers.NotFoundHandler),
-    ]
+class SMDebugApp(ExtensionApp):
+    """The /sm-debug REST API. Its options are `c.SMDebug.*` (config.py), read from the
+    server's configuration as before."""
 
+    name = "jupyter_sm_debug"
+    # Only the API: no page, no static files, no templates of its own.
+    load_other_extensions = True
 
-def load(server_app) -> None:
-    config = SMDebug(parent=server_app)
-    web_app = server_app.web_app
-    jobs = JobsService(config, server_app.log)
-    state = State(
-        config=config,
-        jobs=jobs,
-        terminals=TerminalSessions(web_app, server_app.log),
-        forwards=ForwardRegistry(config, jobs, server_app.log),
-    )
-    web_app.settings["sm_debug"] = state
-    web_app.add_handlers(".*$", route_table(web_app.settings["base_url"]))
-    server_app.log.info("jupyter_sm_debug: /sm-debug API ready")
+    state: State | None = None  # type: ignore[assignment]
+
+    def initialize_settings(self) -> None:
+        config = SMDebug(parent=self.serverapp)
+        log = self.serverapp.log
+        jobs = JobsService(config, log)
+        self.state = State(
+            config=config,
+            jobs=jobs,
+            terminals=TerminalSessions(self.serverapp.web_app, log),
+            forwards=ForwardRegistry(config, jobs, log),
+        )
+        self.settings["sm_debug"] = self.state
+        # The handlers read it from the web app's settings (ExtensionApp copies its own
+        # settings there when it loads, and this keeps it there if the order changes).
+        self.serverapp.web_app.settings["sm_debug"] = self.state
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_table("/"))
+
+    async def stop_extension(self) -> None:
+        """Release everything the extension started: forwards, terminals with their
+        sessions, AWS clients and their threads. Each step is bounded and logged; one that
+        fails does not keep the others from running."""
+        state, self.state = self.state, None
+        if state is None:
+            return
+        for what, step in (
+            ("forwards", state.forwards.close_all),
+            ("terminals", state.terminals.close),
+        ):
+            try:
+                await asyncio.wait_for(step(), STOP_TIMEOUT)
+            except Exception:  # noqa: BLE001 - stopping goes on
+                self.log.warning("sm-debug: closing %s failed", what, exc_info=True)
+        state.jobs.close()
+        self.log.info("jupyter_sm_debug: stopped")

@@ -8,10 +8,6 @@ websocket or streamed response): the browser never says reliably that its last t
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -57,15 +53,7 @@ class ForwardRegistry:
         self._live: dict[Key, Forward] = {}
         self._opening: dict[Key, asyncio.Lock] = {}
         self._reaper: asyncio.Task | None = None
-        # A function extension gets no unload hook: the tunnels' processes (their own
-        # process groups) end with the server here.
-        atexit.register(self._kill_processes)
-
-    def _kill_processes(self) -> None:
-        for forward in list(self._live.values()):
-            for pid in forward.tunnel.pids:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGTERM)
+        # The tunnels end with the server in close_all (SMDebugApp.stop_extension).
 
     def get(self, job: str, host: str, port: int) -> Forward | None:
         found = self._live.get((job, host, port))

@@ -1,120 +1,130 @@
-"""One command on many hosts of a job at once, over whichever transport was asked for.
+"""One command on many hosts of a job at once, over the transport the targets name, within one
+output budget.
 
-Features (stacks, host state, run on all hosts) call `run_on_hosts`; none of them knows
-which transport carries the command. At most `c.SMDebug.max_concurrency` hosts run at once,
-and a host that does not answer within the timeout is reported as such without holding up
-the others.
+Features (stacks, host state, run on all hosts) call `run_on_hosts` with a HostTarget per
+host; none of them knows which transport carries the command. At most
+`c.SMDebug.max_concurrency` hosts run at once, and a host that does not answer within the
+timeout is reported as such without holding up the others.
+
+Output budget: a whole /run answer (every host, both streams, after JSON encoding) is at
+most ANSWER_BUDGET bytes. Each stream of each host gets an equal share, and the transport is
+asked (`target.options["output_limit"]`) to keep no more than that share of each stream
+while it reads, so the server's memory stays bounded too. Output that is not UTF-8, or that
+JSON would blow up (NUL bytes are six bytes each as "\\u0000"), is sent as base64.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
-from typing import TYPE_CHECKING, Optional
+from dataclasses import replace
+from typing import Optional
 
-from .connect import AttachRequest, RunResult, transports
+from .connect import HostTarget, RunResult, get_transport
 from .errors import SMDebugError
-from .jobs import hosts_of
-from .names import host_index
 
-if TYPE_CHECKING:
-    from .config import SMDebug
-    from .jobs import JobsService
-
-MAX_TIMEOUT = 600.0
-
-
-def choose_transport(name) -> str:
-    available = transports()
-    if not isinstance(name, str) or name not in available:
-        raise SMDebugError(
-            400,
-            "invalid_transport",
-            f"Unknown transport {name!r}.",
-            f"Use one of: {', '.join(sorted(available))}.",
-        )
-    return name
+# The most a /run answer may hold, all hosts and streams together, as sent (documented in
+# openapi.yaml). 8 MiB: a page of text per host on a 64-host job, and no more than a
+# browser tab shows comfortably.
+ANSWER_BUDGET = 8 * 1024 * 1024
+PER_HOST_OVERHEAD = 1024  # exit code, flags, an error's message and hint
+ANSWER_OVERHEAD = 4096
+MIN_SHARE = 4096
+OUTPUT_LIMIT = "output_limit"  # the HostTarget option a transport's run must honour
 
 
-ALL = object()  # no "hosts" given: every host of the job
+def stream_share(hosts: int, reserved: int = 0, budget: int = ANSWER_BUDGET) -> int:
+    """Bytes each stream of each of `hosts` hosts may take in an answer of `budget`."""
+    hosts = max(1, hosts)
+    room = budget - ANSWER_OVERHEAD - reserved - PER_HOST_OVERHEAD * hosts
+    return max(MIN_SHARE, room // (2 * hosts))
 
 
-def choose_hosts(description: dict, requested=ALL) -> list[str]:
-    """The job's hosts, or the requested subset (validated names, each in range, no repeats)."""
-    count = len(hosts_of(description))
-    every = [f"algo-{n}" for n in range(1, count + 1)]
-    if requested is ALL:
-        return every
-    if not isinstance(requested, list) or not requested or len(requested) > count:
-        raise SMDebugError(
-            400,
-            "invalid_hosts",
-            '"hosts" must be a non-empty list of the job\'s hosts.',
-            f'Send e.g. {{"hosts": ["algo-1"]}}; this job runs algo-1 to algo-{count}.',
-        )
-    chosen = []
-    for host in requested:
-        if host_index(host) > count:
-            raise SMDebugError(
-                404, "host_not_found", f"The job has no host {host}.",
-                f"It runs {count} host(s): algo-1 to algo-{count}.",
-            )  # fmt: skip
-        if host not in chosen:
-            chosen.append(host)
-    return chosen
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
-def choose_timeout(value) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (0 < value <= MAX_TIMEOUT)
-    ):
-        raise SMDebugError(
-            400,
-            "invalid_timeout",
-            f'"timeout" must be a number of seconds, above 0 and at most {MAX_TIMEOUT:g}.',
-            'Send e.g. {"timeout": 30}.',
-        )
-    return float(value)
+def encode_output(data: bytes, share: int) -> tuple[str, str, bool]:
+    """(text, encoding, cut): the bytes as UTF-8 text, or as base64 when they are not UTF-8
+    or JSON would more than double them; cut to at most `share` bytes once encoded."""
+    try:
+        text: Optional[str] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _json_size(text) <= 2 * max(1, len(data)):
+        size, cut = _json_size(text), False
+        while size > share:
+            keep = max(0, min(len(data) - 1, len(data) * share // size))
+            data, cut = data[:keep], True
+            text = data.decode("utf-8", errors="ignore")  # only a split last char is lost
+            size = _json_size(text)
+        return text, "utf-8", cut
+    keep = share // 4 * 3
+    return base64.b64encode(data[:keep]).decode(), "base64", len(data) > keep
+
+
+def result_json(result: RunResult, share: int) -> dict:
+    """One host's result in a /run answer, each stream within `share` bytes."""
+    stdout, out_encoding, out_cut = encode_output(result.stdout, share)
+    stderr, err_encoding, err_cut = encode_output(result.stderr, share)
+    return {
+        "exit_code": result.exit_code,
+        "stdout": stdout,
+        "stderr": stderr,
+        "stdout_encoding": out_encoding,
+        "stderr_encoding": err_encoding,
+        "timed_out": result.timed_out,
+        "error": result.error,
+        "truncated": result.truncated or out_cut or err_cut,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def answer_json(answer: dict) -> str:
+    """A /run answer as sent (UTF-8 text stays as is, so its size is its share)."""
+    return json.dumps(answer, ensure_ascii=False)
 
 
 async def run_on_hosts(
-    jobs: JobsService,
-    config: SMDebug,
-    job: str,
-    description: dict,
-    hosts: list[str],
-    transport: str,
+    targets: list[HostTarget],
     argv: list[str],
     timeout: float,
     stdin: bytes = b"",
+    output_limit: Optional[int] = None,
     concurrency: Optional[int] = None,
 ) -> dict[str, RunResult]:
-    runner = transports()[transport]
-    gate = asyncio.Semaphore(max(1, concurrency or config.max_concurrency))
+    """`argv` on every target's host at once; each stream of each host kept to
+    `output_limit` bytes (default: the host's share of ANSWER_BUDGET)."""
+    if not targets:
+        return {}
+    limit = output_limit or stream_share(len(targets))
+    runner = get_transport(targets[0].transport, "run")
+    gate = asyncio.Semaphore(max(1, concurrency or targets[0].config.max_concurrency))
 
-    async def one(host: str) -> RunResult:
+    async def one(target: HostTarget) -> RunResult:
+        target = replace(target, options={**target.options, OUTPUT_LIMIT: limit})
         async with gate:
-            return await run_on_host(jobs, config, job, description, host, runner, argv,
-                                     timeout, stdin)  # fmt: skip
+            return await run_on_host(runner, target, argv, timeout, stdin, limit)
 
-    results = await asyncio.gather(*(one(host) for host in hosts))
-    return dict(zip(hosts, results))
+    results = await asyncio.gather(*(one(target) for target in targets))
+    return {target.host: result for target, result in zip(targets, results)}
 
 
-async def run_on_host(jobs, config, job, description, host, runner, argv, timeout, stdin=b""):
-    request = AttachRequest(job=job, host=host, description=description, config=config, jobs=jobs)
+async def run_on_host(runner, target: HostTarget, argv, timeout, stdin, limit) -> RunResult:
     started = time.monotonic()
     try:
         # The transport keeps to the timeout itself; this bounds what it cannot (e.g. a
         # connection attempt that hangs) with a little slack for its clean-up.
-        return await asyncio.wait_for(runner.run(request, argv, timeout, stdin), timeout + 5)
+        result = await asyncio.wait_for(runner.run(target, argv, timeout, stdin), timeout + 5)
     except asyncio.TimeoutError:
         return RunResult(None, timed_out=True, seconds=time.monotonic() - started)
     except SMDebugError as error:
-        return RunResult(
-            None,
-            error={"code": error.code, "message": error.message, "hint": error.hint},
-            seconds=time.monotonic() - started,
-        )
+        return RunResult(None, error=error.as_dict(), seconds=time.monotonic() - started)
+    # A transport that kept more than asked is cut here (the memory was spent, the answer
+    # stays within its budget).
+    if len(result.stdout) > limit or len(result.stderr) > limit:
+        result.stdout, result.stderr = result.stdout[:limit], result.stderr[:limit]
+        result.truncated = True
+    return result

@@ -5,6 +5,7 @@ One fixed command per host (no names in it); its sections are parsed here into J
 
 from __future__ import annotations
 
+from .connect import HostTarget
 from .errors import SMDebugError
 from .hostrun import run_on_hosts
 
@@ -27,6 +28,9 @@ ps -eo pid,ppid,user,pcpu,pmem,rss,etime,args --sort=-pcpu 2>/dev/null | head -n
 echo "{MARK} end"
 """
 ARGV = ["sh", "-c", STATE_SCRIPT]
+# The script prints a few KiB (ten processes, their commands cut to 500 characters on
+# parsing): more is a host that misbehaves, cut while it is read.
+OUTPUT_LIMIT = 256 * 1024
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -122,12 +126,12 @@ def parse(text: str) -> dict:
     return state
 
 
-async def host_state(jobs, config, job, description, host, transport, timeout) -> dict:
-    results = await run_on_hosts(
-        jobs, config, job, description, [host], transport, ARGV, timeout
-    )  # fmt: skip
+async def host_state(target: HostTarget, timeout: float) -> dict:
+    host = target.host
+    results = await run_on_hosts([target], ARGV, timeout, output_limit=OUTPUT_LIMIT)
     result = results[host]
-    answer = {"job": job, "host": host, "transport": transport, "seconds": round(result.seconds, 3)}
+    answer = {"job": target.job, "host": host, "transport": target.transport,
+              "seconds": round(result.seconds, 3)}  # fmt: skip
     if result.timed_out:
         raise SMDebugError(
             504,

@@ -35,3 +35,23 @@ def host_index(value: str) -> int:
             "Hosts are named algo-1, algo-2, ... algo-N.",
         )
     return int(match.group(1))
+
+
+def remote_port(value, from_url: bool = False) -> int:
+    """1-65535: a JSON number, or digits in a URL; anything else is a 400."""
+    if (
+        from_url
+        and isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= 5
+    ):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise SMDebugError(
+            400,
+            "invalid_port",
+            "The port must be a whole number from 1 to 65535.",
+            "Give the port the app listens on in the container, e.g. 6006 for TensorBoard.",
+        )
+    return value

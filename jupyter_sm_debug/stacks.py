@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Optional
 
-from .hostrun import run_on_hosts
+from .connect import HostTarget
+from .hostrun import ANSWER_BUDGET, run_on_hosts
 
 # ELF e_machine -> `uname -m`
 ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
@@ -264,12 +265,20 @@ def hosts_text(hosts: list[str]) -> str:
 # -- the feature --------------------------------------------------------------------------------
 
 
-async def dump(jobs, config, job, description, hosts, transport, timeout) -> dict:
-    mode = config.stacks_py_spy
+def output_limit(hosts: int) -> int:
+    """Bytes of a host's dump kept: the answer repeats a dump up to three times (per host,
+    grouped, as text), so a quarter of the /run budget's share per host."""
+    return max(64 * 1024, ANSWER_BUDGET // (4 * max(1, hosts)))
+
+
+async def dump(targets: list[HostTarget], timeout: float) -> dict:
+    first = targets[0]
+    mode = first.config.stacks_py_spy
     binary = local_py_spy()
     name = binary.cache_name if binary else "sm-debug-py-spy-none"
     argv = ["sh", "-c", FIND_AND_DUMP, "sh", mode, name]
-    results = await run_on_hosts(jobs, config, job, description, hosts, transport, argv, timeout)
+    limit = output_limit(len(targets))
+    results = await run_on_hosts(targets, argv, timeout, output_limit=limit)
     answers: dict[str, dict] = {}
     need = {}
     for host, result in results.items():
@@ -278,12 +287,11 @@ async def dump(jobs, config, job, description, hosts, transport, timeout) -> dic
             need[host] = text[text.index(NEED) :].split()[1:3]
         answers[host] = answer_of(result, text)
     if need:
-        await push(jobs, config, job, description, transport, timeout, binary, need, answers)
-        again = [h for h in need if answers[h].get("py_spy") == "pushed"]
+        lacking = [t for t in targets if t.host in need]
+        await push(lacking, timeout, binary, need, answers)
+        again = [t for t in lacking if answers[t.host].get("py_spy") == "pushed"]
         if again:
-            results = await run_on_hosts(
-                jobs, config, job, description, again, transport, argv, timeout
-            )
+            results = await run_on_hosts(again, argv, timeout, output_limit=limit)
             for host, result in results.items():
                 answers[host] = {
                     **answer_of(result, result.stdout.decode(errors="replace")),
@@ -293,8 +301,8 @@ async def dump(jobs, config, job, description, hosts, transport, timeout) -> dic
     for entry in groups:
         entry["hosts_text"] = hosts_text(entry["hosts"])
     return {
-        "job": job,
-        "transport": transport,
+        "job": first.job,
+        "transport": first.transport,
         "hosts": answers,
         "groups": groups,
         "outliers": [g["hosts_text"] + ": " + g["headline"] for g in groups if g["outlier"]],
@@ -333,7 +341,7 @@ def answer_of(result, text: str) -> dict:
     return answer
 
 
-async def push(jobs, config, job, description, transport, timeout, binary, need, answers):
+async def push(targets: list[HostTarget], timeout, binary, need, answers):
     """Send our py-spy to the hosts that lack one (same architecture only)."""
     if binary is None:
         for host in need:
@@ -343,8 +351,9 @@ async def push(jobs, config, job, description, transport, timeout, binary, need,
                 "hint": "pip install py-spy beside jupyter-sm-debug (it is a dependency).",
             }
         return
-    by_kind: dict[tuple, list[str]] = {}
-    for host, (arch, gz) in need.items():
+    by_kind: dict[tuple, list[HostTarget]] = {}
+    for target in targets:
+        host, (arch, gz) = target.host, need[target.host]
         if arch != binary.arch:
             answers[host]["error"] = {
                 "code": "py_spy_wrong_arch",
@@ -353,18 +362,16 @@ async def push(jobs, config, job, description, transport, timeout, binary, need,
                 "hint": f"Install py-spy in the image, or run JupyterLab on an {arch} machine.",
             }
             continue
-        by_kind.setdefault((gz,), []).append(host)
+        by_kind.setdefault((gz,), []).append(target)
     loop = asyncio.get_running_loop()
-    for (gz,), hosts in by_kind.items():
+    for (gz,), kind in by_kind.items():
         if gz == "gzip":
             data = await loop.run_in_executor(None, compressed, binary.path)
         else:
             with open(binary.path, "rb") as handle:
                 data = handle.read()
         argv = ["sh", "-c", INSTALL, "sh", binary.cache_name, gz]
-        results = await run_on_hosts(
-            jobs, config, job, description, hosts, transport, argv, max(timeout, 60.0), data
-        )
+        results = await run_on_hosts(kind, argv, max(timeout, 60.0), data, 64 * 1024)
         for host, result in results.items():
             if result.exit_code == 0:
                 answers[host]["py_spy"] = "pushed"

@@ -10,8 +10,10 @@ terminal when it says so (`replace`). Either way the answer names where the term
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import signal
 
 from .connect import Session
 from .errors import SMDebugError
@@ -39,6 +41,7 @@ class TerminalSessions:
         self._on_end: dict[object, object] = {}
         self._on_exit: dict[object, object] = {}  # Session.on_exit, likewise
         self._watched: object = None
+        self._original_on_eof: object = None
         self._tasks: set = set()
 
     @property
@@ -58,8 +61,9 @@ class TerminalSessions:
         reads the end of the PTY (after an exit, a kill or DELETE /api/terminals)."""
         if self._watched is manager:
             return
+        self._unwatch()
         self._watched = manager
-        original = manager.on_eof
+        original = self._original_on_eof = manager.on_eof
 
         def on_eof(ptywclients) -> None:
             try:
@@ -79,6 +83,52 @@ class TerminalSessions:
                     task.add_done_callback(self._tasks.discard)
 
         manager.on_eof = on_eof
+
+    def _unwatch(self) -> None:
+        """Give terminado back its own on_eof."""
+        if self._watched is not None:
+            with contextlib.suppress(AttributeError):
+                del self._watched.on_eof  # the instance attribute set by _watch
+            if getattr(self._watched, "on_eof", None) != self._original_on_eof:
+                self._watched.on_eof = self._original_on_eof
+            self._watched = self._original_on_eof = None
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """End every terminal this extension started (its process group, so the session
+        client's children go with it), run what each session runs at its end (e.g.
+        TerminateSession) and give terminado back its on_eof. Called once, when the
+        server stops."""
+        manager = self._web_app.settings.get("terminal_manager")
+        ended = []
+        for name, term in list(self._ours.items()):
+            if manager is None or manager.terminals.get(name) is not term:
+                continue
+            ended.append(term)
+            with contextlib.suppress(OSError):
+                os.killpg(term.ptyproc.pid, signal.SIGHUP)
+            try:
+                await manager.terminate(name, force=True)
+            except Exception:  # noqa: BLE001 - the others still end
+                self.log.warning("sm-debug: ending terminal %s failed", name, exc_info=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # terminado reads each one's EOF (and our on_eof runs its callbacks) on the loop.
+        while any(term in self._on_end or term in self._on_exit for term in ended):
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        leftovers = [self._on_end.pop(term) for term in list(self._on_end)]
+        self._on_exit.clear()
+        for callback in leftovers:
+            try:
+                await asyncio.wait_for(callback(), max(0.1, deadline - loop.time()))
+            except Exception:  # noqa: BLE001 - cleanup of one must not stop the rest
+                self.log.warning("sm-debug: a session's end failed", exc_info=True)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=max(0.1, deadline - loop.time()))
+        self._unwatch()
+        self._ours.clear()
+        self._sessions.clear()
 
     def live(self, name: str) -> bool:
         """A running session that this extension started under that name."""

@@ -62,6 +62,7 @@ class HostApp:
 
     def __init__(self, standin, job: str, host: str, big_bytes: int = 32 << 20):
         self.port = free_port()
+        self.host = host
         env, cwd = standin.host_env(job, host)
         Path(cwd, "forward_app.py").write_text(APP)
         self.process = subprocess.Popen(

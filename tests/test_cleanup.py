@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from forward_apps import HostApp
 from hardening_helpers import (
+    JupyterServer,
     alive,
     async_wait_until,
     cmdline,
@@ -16,6 +18,7 @@ from hardening_helpers import (
     end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     running_job,
     session_clients,
+    wait_until,
     zombie,
 )
 from terminal_io import open_terminal
@@ -144,3 +147,50 @@ async def test_fifty_attach_detach_cycles_leak_nothing(
 def test_report_cleanup(capsys):
     with capsys.disabled():
         print(f"\ncleanup: {REPORT}")
+
+
+# -- stopping the server releases everything the extension started -----------------------------
+
+
+def server_tree(pid: int) -> set[int]:
+    """The server and every process under it, alive now."""
+    return {p for p in {pid} | descendants(pid) if alive(p)}
+
+
+def test_stopping_the_server_leaves_no_session_client_tunnel_or_session(
+    standin, job, tmp_path_factory
+):
+    """A real server with a live SSH terminal, an SSM terminal and a forward over each
+    transport; SIGTERM (the server's own stop path: ExtensionApp.stop_extension) leaves no
+    process of its tree, and every SSM session it started is terminated."""
+    apps = {"ssh": HostApp(standin, job, "algo-3"), "ssm": HostApp(standin, job, "algo-2")}
+    server = JupyterServer(standin, tmp_path_factory.mktemp("stop-server")).start()
+    sessions_before = set(registry(standin).sessions)
+    try:
+        base = f"/sm-debug/jobs/{job}/hosts"
+        for host, transport in (("algo-1", "ssh"), ("algo-2", "ssm")):
+            body = {"transport": transport}
+            status, answer, _ = server.request("POST", f"{base}/{host}/terminals", body)
+            assert status == 201, answer
+        for transport, app in apps.items():
+            body = {"port": app.port, "transport": transport}
+            status, answer, _ = server.request("POST", f"{base}/{app.host}/ports", body)
+            assert status == 201, answer
+        status, answer, _ = server.request("GET", "/sm-debug/forwards")
+        assert len(answer["forwards"]) == 2, answer
+        tree = server_tree(server.proc.pid)
+        made = [s for sid, s in registry(standin).sessions.items() if sid not in sessions_before]
+        assert len(tree) >= 3, describe_processes(tree)  # the server, ssh, the SSM client
+        assert any(s.status != "Terminated" for s in made)
+    finally:
+        returncode = server.stop()  # SIGTERM, and wait for the process to end
+        for app in apps.values():
+            app.stop()
+    assert returncode is not None, server.log()[-3000:]
+    assert "jupyter_sm_debug: stopped" in server.log(), server.log()[-3000:]
+    assert wait_until(lambda: not any(alive(p) for p in tree), timeout=10), describe_processes(
+        p for p in tree if alive(p)
+    )
+    assert wait_until(lambda: all(s.status == "Terminated" for s in made), timeout=10), [
+        (s.session_id, s.status) for s in made
+    ]

@@ -297,7 +297,8 @@ async def test_tunnel_processes_end_with_the_server(close_port, api, jp_serverap
     status, body = await open_port(api, job, "algo-1", app.port, "ssh")
     assert status == 201, body
     pids = registry.get(job, "algo-1", app.port).tunnel.pids
-    registry._kill_processes()  # what atexit runs when the server process ends
+    # What the server runs when it stops: the extension's stop hook.
+    await jp_serverapp.extension_manager.extension_apps["jupyter_sm_debug"].pop().stop_extension()
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)

@@ -532,7 +532,8 @@ class SSHTransport:
             ssh_argv = ["-T" if a == "-t" else a for a in session.argv[:-2]]
             command = [*ssh_argv, "-o", "BatchMode=yes", "--", session.argv[-1], shlex.join(argv)]
             left = max(0.1, timeout - (time.monotonic() - started))
-            result = await capture(command, stdin, left, session.env)
+            limit = request.options.get("output_limit", RUN_OUTPUT_LIMIT)  # hostrun's share
+            result = await capture(command, stdin, left, session.env, limit)
         finally:
             if session.on_end is not None:
                 await session.on_end()
@@ -564,7 +565,9 @@ async def _read_capped(stream, limit: int) -> tuple[bytes, bool]:
         kept += chunk[: max(0, room)]
 
 
-async def capture(argv: list[str], stdin: bytes, timeout: float, env: dict) -> RunResult:
+async def capture(
+    argv: list[str], stdin: bytes, timeout: float, env: dict, limit: int = RUN_OUTPUT_LIMIT
+) -> RunResult:
     """Run a local process (the ssh client) with `stdin`, capped output and a deadline."""
     process = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -584,8 +587,8 @@ async def capture(argv: list[str], stdin: bytes, timeout: float, env: dict) -> R
     async def everything():
         _, (out, cut_out), (err, cut_err) = await asyncio.gather(
             feed(),
-            _read_capped(process.stdout, RUN_OUTPUT_LIMIT),
-            _read_capped(process.stderr, RUN_OUTPUT_LIMIT),
+            _read_capped(process.stdout, limit),
+            _read_capped(process.stderr, limit),
         )
         return out, err, cut_out or cut_err, await process.wait()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..description import attach_state
 from ..errors import SMDebugError
-from . import AttachRequest, CannotAttach, RunResult, Session, base_environment
+from . import RUN_OUTPUT_LIMIT, AttachRequest, CannotAttach, RunResult, Session, base_environment
 
 SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts
 PLUGIN = "session-manager-plugin"
@@ -285,6 +285,7 @@ class SSMTransport:
                 lambda: run_in_session(
                     response, argv, left, stdin, target=target,
                     generate_data_key=data_key, resume=resume,
+                    limit=request.options.get("output_limit", RUN_OUTPUT_LIMIT),
                 ),
             )  # fmt: skip
         finally:
