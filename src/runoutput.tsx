@@ -134,6 +134,19 @@ function RunView(props: {
   );
 }
 
+/**
+ * A stream's text: base64 streams (bytes that are not UTF-8) are decoded with
+ * replacement characters, NULs shown as U+2400 so they stay visible but harmless.
+ */
+export function streamText(text: string, encoding?: string): string {
+  if (encoding !== 'base64') {
+    return text;
+  }
+  const binary = atob(text);
+  const bytes = Uint8Array.from(binary, c => c.charCodeAt(0));
+  return new TextDecoder('utf-8').decode(bytes).replace(/\0/g, '\u2400');
+}
+
 function HostOutput(props: {
   host: string;
   result: IRunResult;
@@ -158,9 +171,21 @@ function HostOutput(props: {
         <span className="jp-SMDebug-stackHosts">{host}</span>
         <span className="jp-SMDebug-runStatus">{status}</span>
       </header>
-      <pre className="jp-SMDebug-runStdout">{result.stdout}</pre>
+      <pre className="jp-SMDebug-runStdout">
+        {streamText(result.stdout, result.stdout_encoding)}
+      </pre>
       {result.stderr ? (
-        <pre className="jp-SMDebug-runStderr">{result.stderr}</pre>
+        <pre className="jp-SMDebug-runStderr">
+          {streamText(result.stderr, result.stderr_encoding)}
+        </pre>
+      ) : null}
+      {result.stdout_encoding === 'base64' ||
+      result.stderr_encoding === 'base64' ? (
+        <p className="jp-SMDebug-empty">
+          {trans.__(
+            '(output is not UTF-8 text: shown with replacement characters)'
+          )}
+        </p>
       ) : null}
       {result.truncated ? (
         <p className="jp-SMDebug-empty">{trans.__('(output truncated)')}</p>

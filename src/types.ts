@@ -309,6 +309,9 @@ export interface IRunResult {
   exit_code: number | null;
   stdout: string;
   stderr: string;
+  /** 'base64' when the bytes were not UTF-8 text (or mostly NULs). */
+  stdout_encoding?: 'utf-8' | 'base64';
+  stderr_encoding?: 'utf-8' | 'base64';
   timed_out: boolean;
   truncated?: boolean;
   seconds?: number;
