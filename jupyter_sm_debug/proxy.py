@@ -387,8 +387,9 @@ class ProxyHandler(JupyterHandler):
     def answer_head(self, forward, response) -> None:
         reason = response.reason.decode("latin-1") or "Unknown"
         self.set_status(response.status_code, reason)
-        self.clear_header("Content-Type")
-        self.clear_header("Server")
+        for name in list(self._headers):  # Jupyter's CORS answer is for Jupyter's API
+            if name.lower().startswith("access-control-") or name in ("Content-Type", "Server"):
+                self.clear_header(name)
         seen = set()
         for name, value in header_items(response):
             lowered = name.lower()
