@@ -75,6 +75,61 @@ STRIPPED = {
     "origin-agent-cluster", "x-content-type-options",
 }  # fmt: skip
 JUPYTER_QUERY = {"token", "_xsrf"}
+# What an opaque origin lacks and TensorBoard needs: storage (reading localStorage throws
+# SecurityError), kept in memory for one page load, and workers from its own scripts. Put
+# first into every page the tab or a browser tab loads; it grants nothing the page could
+# not write itself.
+STORAGE_SHIM = b"""<script>/* sm-debug: an opaque origin, storage in memory (docs/ports.md) */
+(function () {
+  function memory() {
+    var data = new Map();
+    return {
+      getItem: function (k) { k = String(k); return data.has(k) ? data.get(k) : null; },
+      setItem: function (k, v) { data.set(String(k), String(v)); },
+      removeItem: function (k) { data.delete(String(k)); },
+      clear: function () { data.clear(); },
+      key: function (i) {
+        var keys = Array.from(data.keys());
+        return i < keys.length ? keys[i] : null;
+      },
+      get length() { return data.size; }
+    };
+  }
+  ["localStorage", "sessionStorage"].forEach(function (name) {
+    try { window[name]; } catch (e) {
+      try {
+        Object.defineProperty(window, name, { value: memory(), configurable: true });
+      } catch (e2) {}
+    }
+  });
+  // A worker's script must be same-origin, and nothing is same-origin with an opaque
+  // origin but its own blob: URLs: start the worker from one that loads the script.
+  var Native = window.Worker;
+  if (Native) {
+    var Shimmed = function (url, options) {
+      try { return new Native(url, options); } catch (e) {
+        var src = JSON.stringify(new URL(url, document.baseURI).href);
+        var code = options && options.type === "module" ? "import " + src + ";"
+          : "importScripts(" + src + ");";
+        var blob = new Blob([code], { type: "text/javascript" });
+        return new Native(URL.createObjectURL(blob), options);
+      }
+    };
+    Shimmed.prototype = Native.prototype;
+    window.Worker = Shimmed;
+  }
+  try { document.cookie; } catch (e) {
+    try {
+      Object.defineProperty(document, "cookie", {
+        get: function () { return ""; }, set: function () {}, configurable: true
+      });
+    } catch (e2) {}
+  }
+})();
+</script>"""
+HEAD_TAG = re.compile(rb"<head(?:\s[^>]*)?>", re.I)
+DOCTYPE = re.compile(rb"<!doctype[^>]*>", re.I)
+SNIFF = 65536  # bytes of a page searched for <head>
 KEY = re.compile(r"/k-([0-9a-f]{32})(/.*)?", re.S)
 SECRET = secrets.token_bytes(32)  # keys end with the server process
 CONNECT_TIMEOUT = 15.0
@@ -213,6 +268,8 @@ class ProxyHandler(JupyterHandler):
             )
             if not allowed:
                 raise web.HTTPError(403, f"Not authorized to {action} {self.auth_resource}.")
+        if key and self.preflight():
+            return None
         if self.request.method == "GET" and self.path_kwargs.get("path") is None:
             return self.redirect(self.request.path + "/" + self.query())  # relative URLs
         if key and not below:
@@ -224,9 +281,39 @@ class ProxyHandler(JupyterHandler):
         self.request.connection.set_max_body_size(1 << 62)  # streamed, so no limit
         await self.open_exchange(forward, below)
 
+    def from_the_page(self) -> bool:
+        """A request the opaque page made with its key: cross-origin to the browser, so
+        it needs CORS answers (for no other origin, and never with credentials)."""
+        return bool(self.find_target()[1]) and self.request.headers.get("Origin") == "null"
+
+    def allow_the_page(self) -> None:
+        if self.from_the_page():
+            self.set_header("Access-Control-Allow-Origin", "null")
+            self.set_header("Access-Control-Expose-Headers", "*")
+            self.add_header("Vary", "Origin")
+
+    def preflight(self) -> bool:
+        """Answers the page's CORS preflight here (the app never sees it)."""
+        headers = self.request.headers
+        if self.request.method != "OPTIONS" or not self.from_the_page():
+            return False
+        method = headers.get("Access-Control-Request-Method")
+        if not method:
+            return False
+        self.set_status(204)
+        self.allow_the_page()
+        self.set_header("Access-Control-Allow-Methods", method)
+        requested = headers.get("Access-Control-Request-Headers")
+        if requested:
+            self.set_header("Access-Control-Allow-Headers", requested)
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_header("Content-Security-Policy", SANDBOX)
+        self.finish()
+        return True
+
     def navigation(self) -> bool:
         """The browser loads a page to show (the tab's iframe, a new browser tab): it
-        must come back with the key in its URL."""
+        must come back with the key in its URL, and gets the storage shim."""
         headers = self.request.headers
         return self.request.method == "GET" and (
             headers.get("Sec-Fetch-Dest", "") in NAVIGATION
@@ -243,6 +330,8 @@ class ProxyHandler(JupyterHandler):
         self.clear()
         self.set_status(status)
         self.set_header("Content-Security-Policy", SANDBOX)
+        with contextlib.suppress(SMDebugError):  # an unknown forward has no page
+            self.allow_the_page()
         if "text/html" in self.request.headers.get("Accept", ""):
             self.set_header("Content-Type", "text/html; charset=UTF-8")
             self.finish(
@@ -294,6 +383,9 @@ class ProxyHandler(JupyterHandler):
             for name, value in self.request.headers.get_all()
             if name.lower() not in dropped
         ]
+        if self.navigation():  # a page gets the shim: ask for it uncompressed
+            headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
+            headers.append(("Accept-Encoding", "identity"))
         headers.insert(0, ("Host", f"127.0.0.1:{forward.port}"))
         if "Origin" in self.request.headers:  # checked here; the app checks its own
             headers = [(n, v) for n, v in headers if n.lower() != "origin"]
@@ -371,11 +463,22 @@ class ProxyHandler(JupyterHandler):
         except (UpstreamError, asyncio.TimeoutError):
             return self.unreachable(forward)
         self.answer_head(forward, response)
+        shim = self.wants_shim(response)
+        if shim:
+            self.clear_header("Content-Length")  # it grows: tornado chunks it
+        sniffed = b""
         try:
             while (data := await asyncio.wait_for(exchange.body(), ANSWER_TIMEOUT)) is not None:
+                if shim:
+                    sniffed += data
+                    if len(sniffed) < SNIFF and not HEAD_TAG.search(sniffed):
+                        continue
+                    data, sniffed, shim = with_shim(sniffed), b"", False
                 self.started = True
                 self.write(data)
                 await self.flush()  # backpressure: the next read waits for the browser
+            if shim:
+                self.write(with_shim(sniffed))
         except iostream.StreamClosedError:
             return  # the browser went away
         except (UpstreamError, asyncio.TimeoutError):
@@ -383,6 +486,15 @@ class ProxyHandler(JupyterHandler):
             self._finished = True
             return
         self.finish()
+
+    def wants_shim(self, response) -> bool:
+        headers = {name.lower(): value for name, value in header_items(response)}
+        return (
+            self.navigation()
+            and response.status_code == 200
+            and headers.get("content-type", "").lower().startswith("text/html")
+            and headers.get("content-encoding", "identity").lower() == "identity"
+        )
 
     def answer_head(self, forward, response) -> None:
         reason = response.reason.decode("latin-1") or "Unknown"
@@ -402,6 +514,7 @@ class ProxyHandler(JupyterHandler):
             seen.add(lowered)
         self.set_header("Content-Security-Policy", SANDBOX)
         self.set_header("Referrer-Policy", "no-referrer")  # the key stays in this page
+        self.allow_the_page()
 
     # -- websockets ---------------------------------------------------------------------------
 
@@ -433,6 +546,14 @@ class ProxyHandler(JupyterHandler):
             await pipe(stream, reader, writer)
         finally:
             self.forwards.touch(forward, -1)
+
+
+def with_shim(page: bytes) -> bytes:
+    """The page with STORAGE_SHIM first in its head (after the doctype, which must stay
+    first, when there is no <head> tag)."""
+    found = HEAD_TAG.search(page) or DOCTYPE.search(page)
+    at = found.end() if found else 0
+    return page[:at] + STORAGE_SHIM + page[at:]
 
 
 async def read_head(reader) -> tuple[bytes, bytes]:
