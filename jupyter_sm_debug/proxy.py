@@ -21,6 +21,8 @@ to `{prefix}k-{key}/`, where `key` is an HMAC of this forward (job, host, port, 
 opened) under a secret of this server process. The page's relative URLs keep the key; a
 request with the current key is the forward's, a request without one needs Jupyter's auth.
 The key opens this one forward only, until it closes, and only to someone who was shown it.
+The page's keyed requests come from `Origin: null`: they get CORS answers for `null` (no
+credentials), and pages get `proxy_shim`'s storage and worker shim first in their head.
 
 HTTP is spoken to the app by `proxy_client` over `connect.open_stream(tunnel)`: request
 and response bodies stream both ways with every write awaited, so a slow reader slows the
@@ -55,6 +57,7 @@ from .errors import SMDebugError
 from .forward_handlers import remote_port
 from .forwards import proxy_url
 from .proxy_client import Exchange, UpstreamError, header_items
+from .proxy_shim import HEAD_TAG, SNIFF, with_shim
 
 # Scripts, forms, popups (which inherit the sandbox), alert/confirm and downloads: what
 # dashboards and profilers use. Not allow-same-origin (the page would be Jupyter's), not
@@ -75,61 +78,6 @@ STRIPPED = {
     "origin-agent-cluster", "x-content-type-options",
 }  # fmt: skip
 JUPYTER_QUERY = {"token", "_xsrf"}
-# What an opaque origin lacks and TensorBoard needs: storage (reading localStorage throws
-# SecurityError), kept in memory for one page load, and workers from its own scripts. Put
-# first into every page the tab or a browser tab loads; it grants nothing the page could
-# not write itself.
-STORAGE_SHIM = b"""<script>/* sm-debug: an opaque origin, storage in memory (docs/ports.md) */
-(function () {
-  function memory() {
-    var data = new Map();
-    return {
-      getItem: function (k) { k = String(k); return data.has(k) ? data.get(k) : null; },
-      setItem: function (k, v) { data.set(String(k), String(v)); },
-      removeItem: function (k) { data.delete(String(k)); },
-      clear: function () { data.clear(); },
-      key: function (i) {
-        var keys = Array.from(data.keys());
-        return i < keys.length ? keys[i] : null;
-      },
-      get length() { return data.size; }
-    };
-  }
-  ["localStorage", "sessionStorage"].forEach(function (name) {
-    try { window[name]; } catch (e) {
-      try {
-        Object.defineProperty(window, name, { value: memory(), configurable: true });
-      } catch (e2) {}
-    }
-  });
-  // A worker's script must be same-origin, and nothing is same-origin with an opaque
-  // origin but its own blob: URLs: start the worker from one that loads the script.
-  var Native = window.Worker;
-  if (Native) {
-    var Shimmed = function (url, options) {
-      try { return new Native(url, options); } catch (e) {
-        var src = JSON.stringify(new URL(url, document.baseURI).href);
-        var code = options && options.type === "module" ? "import " + src + ";"
-          : "importScripts(" + src + ");";
-        var blob = new Blob([code], { type: "text/javascript" });
-        return new Native(URL.createObjectURL(blob), options);
-      }
-    };
-    Shimmed.prototype = Native.prototype;
-    window.Worker = Shimmed;
-  }
-  try { document.cookie; } catch (e) {
-    try {
-      Object.defineProperty(document, "cookie", {
-        get: function () { return ""; }, set: function () {}, configurable: true
-      });
-    } catch (e2) {}
-  }
-})();
-</script>"""
-HEAD_TAG = re.compile(rb"<head(?:\s[^>]*)?>", re.I)
-DOCTYPE = re.compile(rb"<!doctype[^>]*>", re.I)
-SNIFF = 65536  # bytes of a page searched for <head>
 KEY = re.compile(r"/k-([0-9a-f]{32})(/.*)?", re.S)
 SECRET = secrets.token_bytes(32)  # keys end with the server process
 CONNECT_TIMEOUT = 15.0
@@ -546,14 +494,6 @@ class ProxyHandler(JupyterHandler):
             await pipe(stream, reader, writer)
         finally:
             self.forwards.touch(forward, -1)
-
-
-def with_shim(page: bytes) -> bytes:
-    """The page with STORAGE_SHIM first in its head (after the doctype, which must stay
-    first, when there is no <head> tag)."""
-    found = HEAD_TAG.search(page) or DOCTYPE.search(page)
-    at = found.end() if found else 0
-    return page[:at] + STORAGE_SHIM + page[at:]
 
 
 async def read_head(reader) -> tuple[bytes, bytes]:

@@ -184,3 +184,42 @@ async def test_websockets_from_the_page_need_the_key(fetch, open_forward, jp_htt
             )
         )
     assert refused.value.code in (302, 403)
+
+
+async def test_the_opaque_page_may_read_its_own_app_and_nothing_else(fetch, open_forward):
+    forward = await open_forward()
+    url = await keyed_url(fetch, forward)
+    # its requests come from Origin: null; with the key they may read the answer
+    code, headers, _ = await fetch(url + "seen", auth=False, headers={"Origin": "null"})
+    assert code == 200 and headers["Access-Control-Allow-Origin"] == "null"
+    assert "Access-Control-Allow-Credentials" not in headers
+    # the proxy answers the page's preflight itself
+    code, headers, body = await fetch(url + "seen", method="OPTIONS", auth=False, headers={
+        "Origin": "null", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-xsrf-protected",
+    })  # fmt: skip
+    assert code == 204 and headers["Access-Control-Allow-Origin"] == "null"
+    assert headers["Access-Control-Allow-Methods"] == "POST"
+    assert headers["Access-Control-Allow-Headers"] == "x-xsrf-protected"
+    # no CORS for another origin, nor without the key
+    code, headers, _ = await fetch(
+        url + "seen", auth=False, headers={"Origin": "https://x.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in headers
+    code, headers, _ = await fetch(forward["url"] + "seen", headers={"Origin": "null"})
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+async def test_pages_get_the_storage_shim_after_their_head(fetch, open_forward):
+    forward = await open_forward()
+    url = await keyed_url(fetch, forward)
+    code, headers, page = await fetch(url + "hostile", auth=False,
+                                      headers={"Sec-Fetch-Dest": "iframe"})  # fmt: skip
+    assert code == 200
+    assert page.startswith(b"<!doctype html><script>/* sm-debug:") and page.endswith(
+        b"<p>hostile</p>"
+    )
+    assert "Content-Length" not in headers or int(headers["Content-Length"]) == len(page)
+    # not into what a script fetches
+    code, _, page = await fetch(url + "hostile", auth=False)
+    assert page == b"<!doctype html><p>hostile</p>"
