@@ -1,8 +1,11 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
-import { ForwardTab, IForward } from '../forward';
+import { ForwardTab } from '../forward';
 
-const FORWARD: IForward = {
+// The tab's own argument type (wherever the API types live).
+type Forward = ConstructorParameters<typeof ForwardTab>[0];
+
+const FORWARD: Forward = {
   job: 'resnet-1',
   host: 'algo-1',
   port: 6006,
