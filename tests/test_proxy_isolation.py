@@ -223,3 +223,11 @@ async def test_pages_get_the_storage_shim_after_their_head(fetch, open_forward):
     # not into what a script fetches
     code, _, page = await fetch(url + "hostile", auth=False)
     assert page == b"<!doctype html><p>hostile</p>"
+
+
+async def test_head_and_redirect_to_the_slash(fetch, open_forward):
+    forward = await open_forward()
+    code, headers, body = await fetch(forward["url"] + "big", method="HEAD")
+    assert code == 405 and body == b""  # the app's own answer (tornado maps no HEAD)
+    code, headers, _ = await fetch(forward["url"].rstrip("/") + "?_xsrf=x&a=1")
+    assert code == 302 and headers["Location"] == forward["url"] + "?a=1"
