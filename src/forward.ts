@@ -50,17 +50,16 @@ export function forwardURL(forward: IForward): string {
 }
 
 /**
- * A main-area tab showing a forwarded page. Same-origin scripts are allowed:
- * the app talks to its own server through the proxy (as with
- * jupyter-server-proxy, the page runs with the Jupyter origin; forward only
- * apps you trust, your own training job's).
+ * A main-area tab showing a forwarded page. The container is not trusted: no
+ * allow-same-origin, so the page runs in an opaque origin and can reach
+ * neither JupyterLab nor the Jupyter API (the server sends the same sandbox
+ * as a CSP header; docs/ports.md says what an app loses).
  */
 export class ForwardTab extends MainAreaWidget<IFrame> implements ISMDebugTab {
   constructor(forward: IForward, trans: TranslationBundle) {
     const content = new IFrame({
       sandbox: [
         'allow-scripts',
-        'allow-same-origin',
         'allow-forms',
         'allow-popups',
         'allow-downloads',

@@ -37,11 +37,64 @@ class WsEcho(websocket.WebSocketHandler):
     def on_message(self, message):
         self.write_message(message, binary=isinstance(message, bytes))
 
+class Hostile(web.RequestHandler):
+    # Headers that would act on the whole origin if a proxy passed them on.
+    def get(self):
+        self.set_header("Set-Cookie", "planted=1; Path=/")
+        self.add_header("Set-Cookie", "_xsrf=forged; Path=/")
+        self.set_header("Service-Worker-Allowed", "/")
+        self.set_header("Clear-Site-Data", '"cookies", "storage"')
+        self.set_header("Content-Security-Policy", "sandbox allow-scripts allow-same-origin")
+        self.set_header("Content-Security-Policy-Report-Only", "default-src 'none'")
+        self.set_header("Refresh", "0; url=/lab")
+        self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Allow-Credentials", "true")
+        self.set_header("Strict-Transport-Security", "max-age=31536000")
+        self.set_header("Alt-Svc", 'h2="evil.example:443"')
+        self.set_header("NEL", '{"report_to":"x","max_age":86400}')
+        self.set_header("Report-To", '{"group":"x","max_age":86400,"endpoints":[]}')
+        self.set_header("X-App", "kept")
+        self.write("<!doctype html><p>hostile</p>")
+
+class Seen(web.RequestHandler):
+    # What reached the app: its query and headers, as JSON.
+    def get(self):
+        self.write({"uri": self.request.uri, "query": self.request.query,
+                    "headers": [list(item) for item in self.request.headers.get_all()]})
+    post = get
+
+class Stream(web.RequestHandler):
+    # N bytes made as they are sent, each MiB flushed: no copy of the body in the app.
+    async def get(self, size):
+        size = int(size)
+        block = bytes(range(256)) * 4096
+        if self.get_argument("chunked", None) is None:
+            self.set_header("Content-Length", str(size))
+        self.set_header("Content-Type", "application/octet-stream")
+        while size > 0:
+            self.write(block[:size])
+            size -= len(block)
+            await self.flush()
+
+@web.stream_request_body
+class Count(web.RequestHandler):
+    # Counts a streamed request body without keeping it.
+    def prepare(self):
+        self.request.connection.set_max_body_size(1 << 40)
+        self.count = 0
+    def data_received(self, chunk):
+        self.count += len(chunk)
+    def post(self):
+        self.write({"count": self.count})
+    put = post
+
 def watch_stdin(loop):
     sys.stdin.read()  # the test closes our stdin to end us
     loop.add_callback(loop.stop)
 
-routes = [(r"/big", Big), (r"/echo", Echo), (r"/away", Away), (r"/ws", WsEcho), (r"/.*", Hello)]
+routes = [(r"/hostile", Hostile), (r"/seen", Seen), (r"/stream/([0-9]+)", Stream),
+          (r"/count", Count)]
+routes += [(r"/big", Big), (r"/echo", Echo), (r"/away", Away), (r"/ws", WsEcho), (r"/.*", Hello)]
 app = web.Application(routes)
 app.listen(int(sys.argv[1]), address="127.0.0.1")
 loop = ioloop.IOLoop.current()
@@ -58,7 +111,7 @@ def free_port() -> int:
 
 
 class HostApp:
-    """tornado on `port` inside the host, until stop()."""
+    # tornado on `port` inside the host, until stop().
 
     def __init__(self, standin, job: str, host: str, big_bytes: int = 32 << 20):
         self.port = free_port()
