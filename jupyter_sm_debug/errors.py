@@ -76,11 +76,13 @@ def of_exception(status_code: int, exc: BaseException | None) -> SMDebugError:
     return internal_error()
 
 
-def render(handler, error: SMDebugError) -> None:
+def render(handler, error: SMDebugError, headers: dict | None = None) -> None:
     """Answer `error` on a tornado handler as {"error": {code, message, hint}}: the one
-    renderer of the extension's errors."""
+    renderer of the extension's errors (the proxy adds its sandbox `headers`)."""
     handler.clear()
     handler.set_status(error.status)
+    for name, value in (headers or {}).items():
+        handler.set_header(name, value)
     handler.set_header("Content-Type", "application/json")
     handler.finish(json.dumps(error.to_json()))
 

@@ -41,7 +41,6 @@ import contextlib
 import hashlib
 import hmac
 import html
-import json
 import re
 import secrets
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
@@ -51,11 +50,11 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import ensure_async
 from tornado import iostream, web
 
-from . import names
+from . import errors, names
 from .connect import open_stream
 from .errors import SMDebugError
-from .forward_handlers import remote_port
 from .forwards import proxy_url
+from .names import remote_port
 from .proxy_client import Exchange, UpstreamError, header_items
 from .proxy_shim import HEAD_TAG, SNIFF, with_shim
 
@@ -274,41 +273,34 @@ class ProxyHandler(JupyterHandler):
 
     # -- errors as pages the iframe shows, or JSON for scripts ------------------------------------
 
-    def answer_error(self, status: int, code: str, message: str, hint: str) -> None:
+    def answer_error(self, error: SMDebugError) -> None:
+        if "text/html" not in self.request.headers.get("Accept", ""):
+            return errors.render(self, error, {"Content-Security-Policy": SANDBOX})
         self.clear()
-        self.set_status(status)
+        self.set_status(error.status)
         self.set_header("Content-Security-Policy", SANDBOX)
         with contextlib.suppress(SMDebugError):  # an unknown forward has no page
             self.allow_the_page()
-        if "text/html" in self.request.headers.get("Accept", ""):
-            self.set_header("Content-Type", "text/html; charset=UTF-8")
-            self.finish(
-                "<!doctype html><html><head><title>sm-debug</title></head><body "
-                'style="font-family:sans-serif;margin:2em"><h2>'
-                f"{html.escape(message)}</h2><p>{html.escape(hint)}</p></body></html>"
-            )
-        else:
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": {"code": code, "message": message, "hint": hint}}))
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(
+            "<!doctype html><html><head><title>sm-debug</title></head><body "
+            'style="font-family:sans-serif;margin:2em"><h2>'
+            f"{html.escape(error.message)}</h2><p>{html.escape(error.hint)}</p></body></html>"
+        )
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, SMDebugError):
-            return self.answer_error(exc.status, exc.code, exc.message, exc.hint)
-        if status_code < 500:
-            message = getattr(exc, "log_message", None) or "Request refused."
-            return self.answer_error(status_code, "refused", message, "")
-        return self.answer_error(
-            500, "internal_error", "Unexpected server error.", "See the Jupyter server log."
-        )
+        self.answer_error(errors.of_exception(status_code, exc))
 
     def unreachable(self, forward) -> None:
         self.answer_error(
-            502,
-            "nothing_listens",
-            f"nothing listens on {forward.port} in {forward.host}",
-            f"Start the app in {forward.host} (e.g. tensorboard --logdir ... --port "
-            f"{forward.port} --bind_all), then reload.",
+            SMDebugError(
+                502,
+                "nothing_listens",
+                f"nothing listens on {forward.port} in {forward.host}",
+                f"Start the app in {forward.host} (e.g. tensorboard --logdir ... --port "
+                f"{forward.port} --bind_all), then reload.",
+            )
         )
 
     # -- HTTP ---------------------------------------------------------------------------------

@@ -66,7 +66,6 @@ def open_forward(api, job, app, jp_serverapp):
         return body
 
     yield opened
-    jp_serverapp.web_app.settings["sm_debug"].forwards._kill_processes()
 
 
 async def keyed_url(fetch, forward) -> str:

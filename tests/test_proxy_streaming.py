@@ -51,7 +51,6 @@ def open_forward(api, job, app, jp_serverapp):
         return body
 
     yield opened
-    jp_serverapp.web_app.settings["sm_debug"].forwards._kill_processes()
 
 
 class Peak:
