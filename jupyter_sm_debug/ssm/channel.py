@@ -56,8 +56,6 @@ DEFAULT_RETRANSMISSION_TIMEOUT = 0.2
 DEFAULT_ROUND_TRIP_TIME = 0.1
 RESEND_INTERVAL = 0.1
 RESEND_MAX_ATTEMPTS = 3000  # 5 minutes of resending at RESEND_INTERVAL
-OUTGOING_BUFFER_CAPACITY = 10000
-INCOMING_BUFFER_CAPACITY = 10000
 RTT_CONSTANT = 1.0 / 8.0
 RTTV_CONSTANT = 1.0 / 4.0
 CLOCK_GRANULARITY = 0.01
@@ -151,7 +149,7 @@ class DataChannel:
         clock: Callable[[], float] = time.monotonic,
         version: str = "",
         session_id: str = "",
-        incoming_capacity: int = INCOMING_BUFFER_CAPACITY,
+        incoming_capacity: int = p.INCOMING_BUFFER_CAPACITY,
         max_resend_attempts: int = RESEND_MAX_ATTEMPTS,
         target_id: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,

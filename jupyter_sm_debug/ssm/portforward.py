@@ -1,13 +1,17 @@
 """The built-in client of Session Manager port forwarding (AWS-StartPortForwardingSession):
-a listener on this machine's loopback whose every connection becomes one smux stream of
-one session, as the plugin's MuxPortForwarding does (agents 3.0.222.0 and later), so many
-browser connections share one session. In-process and asyncio: the Jupyter server runs it
-next to its proxy; the session's token never leaves the process.
+one session whose every connection is one smux stream, as the plugin's MuxPortForwarding
+does (agents 3.0.222.0 and later), so many browser connections share one session.
+In-process and asyncio: the Jupyter server runs it next to its proxy; the session's token
+never leaves the process.
 
     forward = PortForwardClient(start_session_response)
-    local_port = await forward.start()
+    await forward.connect()                     # the session, no listener
+    reader, writer = await forward.open_stream()  # one connection to the port, as asyncio streams
     ...
     await forward.close()
+
+``start()`` also opens a listener on this machine's loopback whose connections become
+streams (what the plugin does); the proxy needs none, it uses ``open_stream``.
 
 Older agents (one TCP connection per session, no smux) are refused with a clear error.
 """
@@ -36,10 +40,8 @@ from .channel import (
     ResendTimeout,
     StreamData,
 )
+from .muxchannel import MuxChannel, StreamWriter
 
-MUX_SINCE = (3, 0, 222, 0)  # the plugin's DoesAgentSupportTCPMultiplexing
-STREAM_DATA_PAYLOAD_SIZE = 1024  # the plugin's config.StreamDataPayloadSize
-SEND_WINDOW = 10000
 HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -68,22 +70,28 @@ class PortForwardClient:
             target_id=target,
             port_forwarding=True,
         )
-        self.mux = smux.Session(self._send_mux, client=True)
+        self.carrier = MuxChannel(self.channel, client=True)
         self.ws: Any = None
         self.server: Optional[asyncio.AbstractServer] = None
         self.local_port = 0
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._pending = bytearray()
         self._tasks: list[asyncio.Task] = []
         self._connections: set[asyncio.Task] = set()
 
     # -- the data channel ----------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """The session and a loopback listener whose connections become streams; returns
+        the listener's port."""
+        await self.connect()
+        self.server = await asyncio.start_server(self._on_connection, host, port)
+        self.local_port = self.server.sockets[0].getsockname()[1]
+        return self.local_port
+
+    async def connect(self) -> None:
+        """The session: data channel, handshake, agent version check. No listener."""
         bundle = os.environ.get("AWS_CA_BUNDLE")
         request = HTTPRequest(self.info["StreamUrl"], ca_certs=bundle, connect_timeout=15)
         try:
@@ -109,16 +117,25 @@ class PortForwardClient:
             ) from None
         if self.closed.is_set():
             raise PortForwardError(self.close_reason or "The session ended at once.")
-        if version_tuple(self.channel.agent_version) < MUX_SINCE:
+        if version_tuple(self.channel.agent_version) < p.MUX_SINCE:
             await self.close()
             raise PortForwardError(
                 f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is older "
                 "than 3.0.222.0 and forwards one connection per session; the built-in client "
                 "needs its multiplexed mode."
             )
-        self.server = await asyncio.start_server(self._on_connection, host, port)
-        self.local_port = self.server.sockets[0].getsockname()[1]
-        return self.local_port
+
+    async def open_stream(self) -> tuple[asyncio.StreamReader, StreamWriter]:
+        """A new connection to the port in the host: one smux stream of this session, as an
+        asyncio.StreamReader and a StreamWriter-like object (write, drain, write_eof,
+        close). No local listener is involved. Raises PortForwardError once the session
+        has ended."""
+        if not self._ready.is_set() or self.closed.is_set():
+            raise PortForwardError(self.close_reason or "The port session is not open.")
+        try:
+            return self.carrier.open_stream()
+        except smux.SmuxError:
+            raise PortForwardError(self.close_reason or "The port session ended.") from None
 
     def _send_frame(self, frame: bytes) -> None:
         if self.ws is not None and not self.closed.is_set():
@@ -140,7 +157,7 @@ class PortForwardClient:
                     continue  # log-and-drop, as the plugin
                 for event in events:
                     self._on_event(event)
-                self._update_room()
+                self.carrier.update_room()
         except asyncio.CancelledError:
             pass
 
@@ -154,7 +171,7 @@ class PortForwardClient:
         elif isinstance(event, StreamData):
             if event.payload_type == p.PayloadType.OUTPUT:
                 try:
-                    self.mux.feed(event.payload)
+                    self.carrier.feed(event.payload)
                 except smux.SmuxError as exc:
                     self._finish(str(exc))
             elif event.payload_type == p.PayloadType.FLAG:
@@ -172,32 +189,18 @@ class PortForwardClient:
                 self.channel.tick()
             except ResendTimeout:
                 self._finish("The agent stopped acknowledging.")
-            self._update_room()
+            self.carrier.update_room()
 
     def _finish(self, reason: str) -> None:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
             self._ready.set()
-            self.mux.close()
+            self.carrier.close()
             if self.server is not None:
                 self.server.close()
 
-    # -- smux over the channel -------------------------------------------------------------------
-
-    def _send_mux(self, data: bytes) -> None:
-        self._pending += data
-        while self._pending and not self.closed.is_set():
-            chunk = bytes(self._pending[:STREAM_DATA_PAYLOAD_SIZE])
-            del self._pending[:STREAM_DATA_PAYLOAD_SIZE]
-            self.channel.send_data(chunk)
-        self._update_room()
-
-    def _update_room(self) -> None:
-        if self.channel.unacked < SEND_WINDOW:
-            self._room.set()
-        else:
-            self._room.clear()
+    # -- the optional listener ------------------------------------------------------------------
 
     async def _on_connection(self, reader, writer) -> None:
         if self.closed.is_set():
@@ -206,8 +209,8 @@ class PortForwardClient:
         task = asyncio.current_task()
         self._connections.add(task)
         try:
-            stream = self.mux.open_stream()
-            await smux.splice(stream, _Paced(reader, self._room), writer)
+            stream = self.carrier.mux.open_stream()
+            await self.carrier.splice(stream, reader, writer)
         except smux.SmuxError:
             writer.close()
         finally:
@@ -234,13 +237,3 @@ class PortForwardClient:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         if self.ws is not None:
             self.ws.close()
-
-
-class _Paced:
-    def __init__(self, reader: asyncio.StreamReader, room: asyncio.Event):
-        self.reader = reader
-        self.room = room
-
-    async def read(self, n: int) -> bytes:
-        await self.room.wait()
-        return await self.reader.read(n)

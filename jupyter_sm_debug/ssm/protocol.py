@@ -29,8 +29,8 @@ Implemented:
 
 Not implemented (and why):
 
-- port forwarding sessions (the smux multiplexer, the Flag payload's DisconnectToPort
-  handling beyond parsing): SageMaker remote debug is an interactive shell;
+- the Flag payload's DisconnectToPort handling beyond parsing (port sessions: ``smux.py``,
+  ``muxchannel.py``, ``portforward.py``);
 - the agent-only message types (agent_session_state, interactive_shell, ...): a client
   never receives them, the stand-in never needs them.
 """
@@ -115,6 +115,26 @@ class ActionStatus(enum.IntEnum):
 # three with its shell handler.
 SHELL_SESSION_TYPES = ("Standard_Stream", "InteractiveCommands", "NonInteractiveCommands")
 PORT_SESSION_TYPE = "Port"
+
+# ---------------------------------------------------------------------------- constants
+# Defined here once; the clients, the channel and the stand-in's agents import them.
+
+# Bytes of stream data per message: the plugin's config.StreamDataPayloadSize and the
+# agent's mgsConfig.StreamDataPayloadSize.
+STREAM_DATA_PAYLOAD_SIZE = 1024
+# Messages each side keeps until acknowledged (the plugin's OutgoingMessageBufferCapacity,
+# the agent's mgsConfig.OutgoingMessageBufferCapacity): where the Go code would drop
+# messages, ours stop reading their source instead (the send window).
+OUTGOING_BUFFER_CAPACITY = 10000
+SEND_WINDOW = OUTGOING_BUFFER_CAPACITY
+INCOMING_BUFFER_CAPACITY = 10000
+# Session documents: the shell (also where the account's Session Manager preferences live)
+# and port forwarding.
+SHELL_DOCUMENT = "SSM-SessionManagerRunShell"
+PORT_DOCUMENT = "AWS-StartPortForwardingSession"
+# The first agent version that multiplexes port sessions with smux (the plugin's
+# DoesAgentSupportTCPMultiplexing).
+MUX_SINCE = (3, 0, 222, 0)
 
 
 class ProtocolError(ValueError):
