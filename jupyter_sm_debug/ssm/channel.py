@@ -297,7 +297,9 @@ class DataChannel:
         """Process one binary frame from the peer; returns the events it produced.
 
         Raises :class:`protocol.ProtocolError` for a frame that fails validation (the Go
-        code logs and drops those; the caller decides).
+        code logs and drops those; the caller decides), and its subclass
+        :class:`protocol.MalformedPayload` for a payload that does not parse or decrypt,
+        whatever the parser raised (a client ends the session on those).
         """
         msg = p.decode(frame)
         mtype = msg.message_type
@@ -366,7 +368,7 @@ class DataChannel:
             try:
                 payload = self.cipher.decrypt(payload)
             except encryption.EncryptionError as exc:
-                raise p.ProtocolError(str(exc)) from None
+                raise p.MalformedPayload(str(exc)) from None
         return [StreamData(ptype, payload, msg.sequence_number)]
 
     # ------------------------------------------------------------------ handshake

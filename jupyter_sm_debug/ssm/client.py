@@ -585,18 +585,29 @@ class Session:
                     self.ws.pong(data)
                 elif opcode == OPCODE_CLOSE:
                     raise ConnectionError("The service closed the session's connection.")
+            unreadable = ""
             with self.lock:
                 self._batch = []
                 events: List[Any] = []
                 for data in frames:
                     try:
                         events += self.channel.receive(data)
+                    except p.MalformedPayload as exc:
+                        unreadable = p.unreadable(exc)
+                        break
                     except p.ProtocolError:
                         continue  # the plugin logs and drops such frames too
+                    except Exception as exc:  # noqa: BLE001 - a parser we did not foresee
+                        unreadable = p.unreadable(f"{type(exc).__name__}: {exc}")
+                        break
                 batch, self._batch = self._batch, None
                 if batch:
                     self._send_batch(batch)
             self._on_events(events)
+            if unreadable:
+                # Not a lost connection: resuming would bring the same message again.
+                self._finish(1, unreadable)
+                return
 
     def _reconnect(self, lost: Exception) -> bool:
         """ResumeSession and a new data channel, with the plugin's retries and backoff."""

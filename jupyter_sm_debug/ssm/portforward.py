@@ -153,13 +153,18 @@ class PortForwardClient:
                     continue
                 try:
                     events = self.channel.receive(message)
+                except p.MalformedPayload as exc:
+                    self._fail(p.unreadable(exc))
+                    return
                 except p.ProtocolError:
-                    continue  # log-and-drop, as the plugin
+                    continue  # a frame that fails validation: log-and-drop, as the plugin
                 for event in events:
                     self._on_event(event)
                 self.carrier.update_room()
         except asyncio.CancelledError:
             pass
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the session is over
+            self._fail(f"The port session failed: {exc or type(exc).__name__}")
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, HandshakeRequested):
@@ -190,6 +195,20 @@ class PortForwardClient:
             except ResendTimeout:
                 self._finish("The agent stopped acknowledging.")
             self.carrier.update_room()
+
+    def _fail(self, reason: str) -> None:
+        """The session cannot go on: ended here and at the agent, the connection closed.
+        ``alive`` is False from now on, and ``close_reason`` says why."""
+        if not self.closed.is_set() and self.ws is not None:
+            with contextlib.suppress(Exception):
+                self.channel.send_stream(
+                    p.PayloadType.FLAG, p.flag_payload(p.PayloadTypeFlag.TERMINATE_SESSION)
+                )
+        self._finish(reason)
+        if self.log:
+            self.log.warning("sm-debug: SSM port session ended: %s", reason)
+        if self.ws is not None:
+            self.ws.close()
 
     def _finish(self, reason: str) -> None:
         if not self.closed.is_set():
