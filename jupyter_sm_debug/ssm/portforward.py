@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from typing import Any, Dict, Optional
-
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from . import protocol as p
 from . import smux
@@ -41,6 +37,7 @@ from .channel import (
     StreamData,
 )
 from .muxchannel import MuxChannel, StreamWriter
+from .wsclient import WebSocket
 
 HANDSHAKE_TIMEOUT = 30.0
 
@@ -92,18 +89,14 @@ class PortForwardClient:
 
     async def connect(self) -> None:
         """The session: data channel, handshake, agent version check. No listener."""
-        bundle = os.environ.get("AWS_CA_BUNDLE")
-        request = HTTPRequest(self.info["StreamUrl"], ca_certs=bundle, connect_timeout=15)
         try:
-            self.ws = await websocket_connect(request, max_message_size=64 << 20)
+            self.ws = await WebSocket.connect(self.info["StreamUrl"], timeout=15)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
             raise PortForwardError(f"Cannot open the session's data channel: {exc}") from None
-        with contextlib.suppress(AttributeError):  # small messages (acks) go out at once
-            self.ws.protocol.stream.set_nodelay(True)
         opening = p.open_data_channel_message(
             self.info["TokenValue"], str(uuid.uuid4()), CLIENT_VERSION
         )
-        await self.ws.write_message(opening)
+        self.ws.send_text(opening)
         self._tasks = [
             asyncio.ensure_future(self._read_loop()),
             asyncio.ensure_future(self._tick_loop()),
@@ -139,8 +132,7 @@ class PortForwardClient:
 
     def _send_frame(self, frame: bytes) -> None:
         if self.ws is not None and not self.closed.is_set():
-            with contextlib.suppress(Exception):
-                self.ws.write_message(frame, binary=True)
+            self.ws.send_binary(frame)
 
     async def _read_loop(self) -> None:
         try:
