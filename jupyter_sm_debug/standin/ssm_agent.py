@@ -176,14 +176,16 @@ class AgentBase:
         the connection closed after a moment."""
         if self._ended:
             return
+        # Terminated before channel_closed leaves: a client that exits on it and asks at
+        # once finds the session over (the other order was a race tests could lose).
+        with self.registry.lock:
+            self.session.status = "Terminated"
         self.channel.close(output)
         self._ended = True
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
         self._release()
-        with self.registry.lock:
-            self.session.status = "Terminated"
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.finish_later(FINISH_DELAY)
