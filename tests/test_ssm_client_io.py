@@ -40,23 +40,25 @@ def test_the_reader_does_not_read_while_a_send_holds_the_lock():
         theirs.close()
 
 
-class UnwritableWs:
-    """A websocket whose writes fail (as an SSL write does when something broke it) while
-    its socket still reads."""
+class UnwritableSocket(socket.socket):
+    """A socket whose writes fail (as an SSL write does when something broke it) while it
+    still reads."""
 
-    def __init__(self, sock):
-        self.sock = sock
-        self.lock = threading.Lock()
-
-    def send_bytes(self, frame):
+    def sendall(self, data, flags=0):
         raise ssl.SSLError("bad write retry")
 
 
+class UnwritableWs:
+    def __init__(self, sock):
+        self.sock = UnwritableSocket(fileno=sock.detach())
+        self.lock = threading.Lock()
+
+
 def test_a_connection_that_cannot_send_is_shut_down_so_the_reader_resumes():
-    ours, theirs = socket.socketpair()
-    session = client.Session(
-        UnwritableWs(ours), {"StreamUrl": "wss://example.invalid/x", "SessionId": "s-1"}, None
-    )
+    pair, theirs = socket.socketpair()
+    ws = UnwritableWs(pair)
+    ours = ws.sock
+    session = client.Session(ws, {"StreamUrl": "wss://example.invalid/x", "SessionId": "s-1"}, None)
     try:
         with session.lock:
             session.channel.send_data(b"\x03")  # a keystroke that cannot be sent

@@ -23,7 +23,7 @@ from forward_apps import BIG_SAMPLE, HostApp, free_port
 from ssm_judge import SKIP_REASON, real_plugin
 from test_ssm_session import client_env
 
-from jupyter_sm_debug.ssm.portforward import PortForwardClient
+from jupyter_sm_debug.ssm.portforward import PortForwardClient, PortForwardError
 from jupyter_sm_debug.standin import ssm as standin_ssm
 
 PLUGIN = real_plugin()
@@ -122,6 +122,50 @@ def test_builtin_client_forwards_a_port_through_the_standin(standin, job, app):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, check_forward, local_port)
         await client.close()
+
+    os.environ.setdefault("AWS_CA_BUNDLE", standin.client_env()["AWS_CA_BUNDLE"])
+    asyncio.run(run())
+    assert wait_status(standin, answer["SessionId"], "Terminated") == "Terminated"
+
+
+async def http_get(reader, writer, path: str) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 request over a (reader, writer) pair; (status line, body)."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    body = await reader.read()  # Connection: close: the body ends with the stream
+    writer.close()
+    return head.split(b"\r\n", 1)[0], body
+
+
+def test_open_stream_reaches_the_port_with_no_listener(standin, job, app):
+    """PortForwardClient.open_stream: each request on a new smux stream as asyncio streams,
+    the proxy's way in (no local TCP listener, so no other local user can use it)."""
+    target = f"sagemaker-training-job:{job}_algo-1"
+    answer = standin.client("ssm").start_session(
+        Target=target,
+        DocumentName="AWS-StartPortForwardingSession",
+        Parameters={"portNumber": [str(app.port)]},
+    )
+
+    async def run() -> None:
+        client = PortForwardClient(answer, target=target)
+        await client.connect()
+        assert client.server is None and client.local_port == 0
+        first = await http_get(*await client.open_stream(), "/first")
+        assert first == (b"HTTP/1.1 200 OK", b"hello from algo-1 /first")
+        pages = await asyncio.gather(
+            *[http_get(*await client.open_stream(), f"/s{i}") for i in range(10)]
+        )
+        assert pages == [
+            (b"HTTP/1.1 200 OK", f"hello from algo-1 /s{i}".encode()) for i in range(10)
+        ]
+        status, body = await http_get(*await client.open_stream(), "/big")
+        assert status == b"HTTP/1.1 200 OK"
+        assert hashlib.sha256(body).digest() == hashlib.sha256(BIG_SAMPLE * (BIG // 256)).digest()
+        await client.close()
+        with pytest.raises(PortForwardError):
+            await client.open_stream()
 
     os.environ.setdefault("AWS_CA_BUNDLE", standin.client_env()["AWS_CA_BUNDLE"])
     asyncio.run(run())

@@ -56,8 +56,6 @@ DEFAULT_RETRANSMISSION_TIMEOUT = 0.2
 DEFAULT_ROUND_TRIP_TIME = 0.1
 RESEND_INTERVAL = 0.1
 RESEND_MAX_ATTEMPTS = 3000  # 5 minutes of resending at RESEND_INTERVAL
-OUTGOING_BUFFER_CAPACITY = 10000
-INCOMING_BUFFER_CAPACITY = 10000
 RTT_CONSTANT = 1.0 / 8.0
 RTTV_CONSTANT = 1.0 / 4.0
 CLOCK_GRANULARITY = 0.01
@@ -151,7 +149,7 @@ class DataChannel:
         clock: Callable[[], float] = time.monotonic,
         version: str = "",
         session_id: str = "",
-        incoming_capacity: int = INCOMING_BUFFER_CAPACITY,
+        incoming_capacity: int = p.INCOMING_BUFFER_CAPACITY,
         max_resend_attempts: int = RESEND_MAX_ATTEMPTS,
         target_id: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,
@@ -299,7 +297,9 @@ class DataChannel:
         """Process one binary frame from the peer; returns the events it produced.
 
         Raises :class:`protocol.ProtocolError` for a frame that fails validation (the Go
-        code logs and drops those; the caller decides).
+        code logs and drops those; the caller decides), and its subclass
+        :class:`protocol.MalformedPayload` for a payload that does not parse or decrypt,
+        whatever the parser raised (a client ends the session on those).
         """
         msg = p.decode(frame)
         mtype = msg.message_type
@@ -368,7 +368,7 @@ class DataChannel:
             try:
                 payload = self.cipher.decrypt(payload)
             except encryption.EncryptionError as exc:
-                raise p.ProtocolError(str(exc)) from None
+                raise p.MalformedPayload(str(exc)) from None
         return [StreamData(ptype, payload, msg.sequence_number)]
 
     # ------------------------------------------------------------------ handshake

@@ -1,13 +1,17 @@
 """The built-in client of Session Manager port forwarding (AWS-StartPortForwardingSession):
-a listener on this machine's loopback whose every connection becomes one smux stream of
-one session, as the plugin's MuxPortForwarding does (agents 3.0.222.0 and later), so many
-browser connections share one session. In-process and asyncio: the Jupyter server runs it
-next to its proxy; the session's token never leaves the process.
+one session whose every connection is one smux stream, as the plugin's MuxPortForwarding
+does (agents 3.0.222.0 and later), so many browser connections share one session.
+In-process and asyncio: the Jupyter server runs it next to its proxy; the session's token
+never leaves the process.
 
     forward = PortForwardClient(start_session_response)
-    local_port = await forward.start()
+    await forward.connect()                     # the session, no listener
+    reader, writer = await forward.open_stream()  # one connection to the port, as asyncio streams
     ...
     await forward.close()
+
+``start()`` also opens a listener on this machine's loopback whose connections become
+streams (what the plugin does); the proxy needs none, it uses ``open_stream``.
 
 Older agents (one TCP connection per session, no smux) are refused with a clear error.
 """
@@ -16,12 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from typing import Any, Dict, Optional
-
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from . import protocol as p
 from . import smux
@@ -36,10 +36,9 @@ from .channel import (
     ResendTimeout,
     StreamData,
 )
+from .muxchannel import MuxChannel, StreamWriter
+from .wsclient import WebSocket
 
-MUX_SINCE = (3, 0, 222, 0)  # the plugin's DoesAgentSupportTCPMultiplexing
-STREAM_DATA_PAYLOAD_SIZE = 1024  # the plugin's config.StreamDataPayloadSize
-SEND_WINDOW = 10000
 HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -68,34 +67,36 @@ class PortForwardClient:
             target_id=target,
             port_forwarding=True,
         )
-        self.mux = smux.Session(self._send_mux, client=True)
+        self.carrier = MuxChannel(self.channel, client=True)
         self.ws: Any = None
         self.server: Optional[asyncio.AbstractServer] = None
         self.local_port = 0
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._pending = bytearray()
         self._tasks: list[asyncio.Task] = []
         self._connections: set[asyncio.Task] = set()
 
     # -- the data channel ----------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        bundle = os.environ.get("AWS_CA_BUNDLE")
-        request = HTTPRequest(self.info["StreamUrl"], ca_certs=bundle, connect_timeout=15)
+        """The session and a loopback listener whose connections become streams; returns
+        the listener's port."""
+        await self.connect()
+        self.server = await asyncio.start_server(self._on_connection, host, port)
+        self.local_port = self.server.sockets[0].getsockname()[1]
+        return self.local_port
+
+    async def connect(self) -> None:
+        """The session: data channel, handshake, agent version check. No listener."""
         try:
-            self.ws = await websocket_connect(request, max_message_size=64 << 20)
+            self.ws = await WebSocket.connect(self.info["StreamUrl"], timeout=15)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the stream is one message
             raise PortForwardError(f"Cannot open the session's data channel: {exc}") from None
-        with contextlib.suppress(AttributeError):  # small messages (acks) go out at once
-            self.ws.protocol.stream.set_nodelay(True)
         opening = p.open_data_channel_message(
             self.info["TokenValue"], str(uuid.uuid4()), CLIENT_VERSION
         )
-        await self.ws.write_message(opening)
+        self.ws.send_text(opening)
         self._tasks = [
             asyncio.ensure_future(self._read_loop()),
             asyncio.ensure_future(self._tick_loop()),
@@ -109,21 +110,29 @@ class PortForwardClient:
             ) from None
         if self.closed.is_set():
             raise PortForwardError(self.close_reason or "The session ended at once.")
-        if version_tuple(self.channel.agent_version) < MUX_SINCE:
+        if version_tuple(self.channel.agent_version) < p.MUX_SINCE:
             await self.close()
             raise PortForwardError(
                 f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is older "
                 "than 3.0.222.0 and forwards one connection per session; the built-in client "
                 "needs its multiplexed mode."
             )
-        self.server = await asyncio.start_server(self._on_connection, host, port)
-        self.local_port = self.server.sockets[0].getsockname()[1]
-        return self.local_port
+
+    async def open_stream(self) -> tuple[asyncio.StreamReader, StreamWriter]:
+        """A new connection to the port in the host: one smux stream of this session, as an
+        asyncio.StreamReader and a StreamWriter-like object (write, drain, write_eof,
+        close). No local listener is involved. Raises PortForwardError once the session
+        has ended."""
+        if not self._ready.is_set() or self.closed.is_set():
+            raise PortForwardError(self.close_reason or "The port session is not open.")
+        try:
+            return self.carrier.open_stream()
+        except smux.SmuxError:
+            raise PortForwardError(self.close_reason or "The port session ended.") from None
 
     def _send_frame(self, frame: bytes) -> None:
         if self.ws is not None and not self.closed.is_set():
-            with contextlib.suppress(Exception):
-                self.ws.write_message(frame, binary=True)
+            self.ws.send_binary(frame)
 
     async def _read_loop(self) -> None:
         try:
@@ -136,13 +145,18 @@ class PortForwardClient:
                     continue
                 try:
                     events = self.channel.receive(message)
+                except p.MalformedPayload as exc:
+                    self._fail(p.unreadable(exc))
+                    return
                 except p.ProtocolError:
-                    continue  # log-and-drop, as the plugin
+                    continue  # a frame that fails validation: log-and-drop, as the plugin
                 for event in events:
                     self._on_event(event)
-                self._update_room()
+                self.carrier.update_room()
         except asyncio.CancelledError:
             pass
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the session is over
+            self._fail(f"The port session failed: {exc or type(exc).__name__}")
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, HandshakeRequested):
@@ -154,7 +168,7 @@ class PortForwardClient:
         elif isinstance(event, StreamData):
             if event.payload_type == p.PayloadType.OUTPUT:
                 try:
-                    self.mux.feed(event.payload)
+                    self.carrier.feed(event.payload)
                 except smux.SmuxError as exc:
                     self._finish(str(exc))
             elif event.payload_type == p.PayloadType.FLAG:
@@ -172,32 +186,32 @@ class PortForwardClient:
                 self.channel.tick()
             except ResendTimeout:
                 self._finish("The agent stopped acknowledging.")
-            self._update_room()
+            self.carrier.update_room()
+
+    def _fail(self, reason: str) -> None:
+        """The session cannot go on: ended here and at the agent, the connection closed.
+        ``alive`` is False from now on, and ``close_reason`` says why."""
+        if not self.closed.is_set() and self.ws is not None:
+            with contextlib.suppress(Exception):
+                self.channel.send_stream(
+                    p.PayloadType.FLAG, p.flag_payload(p.PayloadTypeFlag.TERMINATE_SESSION)
+                )
+        self._finish(reason)
+        if self.log:
+            self.log.warning("sm-debug: SSM port session ended: %s", reason)
+        if self.ws is not None:
+            self.ws.close()
 
     def _finish(self, reason: str) -> None:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
             self._ready.set()
-            self.mux.close()
+            self.carrier.close()
             if self.server is not None:
                 self.server.close()
 
-    # -- smux over the channel -------------------------------------------------------------------
-
-    def _send_mux(self, data: bytes) -> None:
-        self._pending += data
-        while self._pending and not self.closed.is_set():
-            chunk = bytes(self._pending[:STREAM_DATA_PAYLOAD_SIZE])
-            del self._pending[:STREAM_DATA_PAYLOAD_SIZE]
-            self.channel.send_data(chunk)
-        self._update_room()
-
-    def _update_room(self) -> None:
-        if self.channel.unacked < SEND_WINDOW:
-            self._room.set()
-        else:
-            self._room.clear()
+    # -- the optional listener ------------------------------------------------------------------
 
     async def _on_connection(self, reader, writer) -> None:
         if self.closed.is_set():
@@ -206,8 +220,8 @@ class PortForwardClient:
         task = asyncio.current_task()
         self._connections.add(task)
         try:
-            stream = self.mux.open_stream()
-            await smux.splice(stream, _Paced(reader, self._room), writer)
+            stream = self.carrier.mux.open_stream()
+            await self.carrier.splice(stream, reader, writer)
         except smux.SmuxError:
             writer.close()
         finally:
@@ -234,13 +248,3 @@ class PortForwardClient:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         if self.ws is not None:
             self.ws.close()
-
-
-class _Paced:
-    def __init__(self, reader: asyncio.StreamReader, room: asyncio.Event):
-        self.reader = reader
-        self.room = room
-
-    async def read(self, n: int) -> bytes:
-        await self.room.wait()
-        return await self.reader.read(n)

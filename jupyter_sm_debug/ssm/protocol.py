@@ -29,8 +29,8 @@ Implemented:
 
 Not implemented (and why):
 
-- port forwarding sessions (the smux multiplexer, the Flag payload's DisconnectToPort
-  handling beyond parsing): SageMaker remote debug is an interactive shell;
+- the Flag payload's DisconnectToPort handling beyond parsing (port sessions: ``smux.py``,
+  ``muxchannel.py``, ``portforward.py``);
 - the agent-only message types (agent_session_state, interactive_shell, ...): a client
   never receives them, the stand-in never needs them.
 """
@@ -39,13 +39,16 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import json
 import struct
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 HEADER_LENGTH = 116  # value of the HeaderLength field: the offset of PayloadLength
 PAYLOAD_OFFSET = HEADER_LENGTH + 4
@@ -116,9 +119,71 @@ class ActionStatus(enum.IntEnum):
 SHELL_SESSION_TYPES = ("Standard_Stream", "InteractiveCommands", "NonInteractiveCommands")
 PORT_SESSION_TYPE = "Port"
 
+# ---------------------------------------------------------------------------- constants
+# Defined here once; the clients, the channel and the stand-in's agents import them.
+
+# Bytes of stream data per message: the plugin's config.StreamDataPayloadSize and the
+# agent's mgsConfig.StreamDataPayloadSize.
+STREAM_DATA_PAYLOAD_SIZE = 1024
+# Messages each side keeps until acknowledged (the plugin's OutgoingMessageBufferCapacity,
+# the agent's mgsConfig.OutgoingMessageBufferCapacity): where the Go code would drop
+# messages, ours stop reading their source instead (the send window).
+OUTGOING_BUFFER_CAPACITY = 10000
+SEND_WINDOW = OUTGOING_BUFFER_CAPACITY
+INCOMING_BUFFER_CAPACITY = 10000
+# Session documents: the shell (also where the account's Session Manager preferences live)
+# and port forwarding.
+SHELL_DOCUMENT = "SSM-SessionManagerRunShell"
+PORT_DOCUMENT = "AWS-StartPortForwardingSession"
+# The first agent version that multiplexes port sessions with smux (the plugin's
+# DoesAgentSupportTCPMultiplexing).
+MUX_SINCE = (3, 0, 222, 0)
+
 
 class ProtocolError(ValueError):
-    """A frame or payload that does not follow the protocol."""
+    """A frame or payload that does not follow the protocol. A frame that fails the
+    header's validation (:func:`decode`) raises this class itself: the Go code logs and
+    drops such frames, and so do ours."""
+
+
+class MalformedPayload(ProtocolError):
+    """A payload that does not parse: not JSON, JSON nested too deep (Python's
+    RecursionError), bad UTF-8, wrong types, a payload that does not decrypt. Whatever the
+    parser's own exception was, it comes out as this one. Its frame was already
+    acknowledged and counted, so it cannot be dropped and resent: the session ends, with a
+    message that says why."""
+
+
+# What a parser may raise on hostile input, whatever it is: json's ValueError (bad UTF-8's
+# UnicodeDecodeError included), RecursionError for deep nesting, TypeError and
+# AttributeError for wrong types, OverflowError and struct.error for numbers.
+PARSER_ERRORS = (ValueError, TypeError, AttributeError, KeyError, RecursionError,
+                 OverflowError, struct.error)  # fmt: skip
+
+
+def _parser(func: F) -> F:
+    """Any failure of ``func`` on a payload becomes a MalformedPayload naming what failed."""
+
+    @functools.wraps(func)
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MalformedPayload:
+            raise
+        except PARSER_ERRORS as exc:
+            if isinstance(exc, ProtocolError):
+                raise MalformedPayload(str(exc)) from None
+            what = func.__name__.replace("parse_", "").replace("_", " ")
+            raise MalformedPayload(
+                f"{what} payload does not parse ({type(exc).__name__})"
+            ) from None
+
+    return parse  # type: ignore[return-value]
+
+
+def unreadable(why: object) -> str:
+    """What a client says when a MalformedPayload from the agent ended its session."""
+    return f"The agent sent a message that could not be read ({why}); the session was ended."
 
 
 def now_ms() -> int:
@@ -236,10 +301,12 @@ def _json(obj: Any) -> bytes:
 def _load(payload: bytes, what: str) -> Dict[str, Any]:
     try:
         obj = json.loads(payload)
-    except ValueError:
-        raise ProtocolError(f"{what} payload is not JSON") from None
+    except RecursionError:
+        raise MalformedPayload(f"{what} payload is JSON nested too deep") from None
+    except ValueError:  # bad UTF-8 included (UnicodeDecodeError)
+        raise MalformedPayload(f"{what} payload is not JSON") from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"{what} payload is not a JSON object")
+        raise MalformedPayload(f"{what} payload is not a JSON object")
     return obj
 
 
@@ -262,6 +329,7 @@ def acknowledge(msg: AgentMessage) -> AgentMessage:
     return AgentMessage(MessageType.ACKNOWLEDGE, _json(content), flags=ACK_FLAGS)
 
 
+@_parser
 def parse_acknowledgement(msg: AgentMessage) -> Acknowledgement:
     obj = _load(msg.payload, "acknowledge")
     seq = obj.get("AcknowledgedMessageSequenceNumber")
@@ -306,15 +374,21 @@ def channel_closed(session_id: str, output: str = "", destination_id: str = "") 
 
 def parse_channel_closed(msg: AgentMessage) -> ChannelClosed:
     # The plugin exits even when this payload does not parse; so do we, with what we have.
+    # Only strings are taken: anything else (a deep structure too) counts as absent.
     try:
         obj = _load(msg.payload, "channel_closed")
     except ProtocolError:
         obj = {}
+
+    def text(key: str) -> str:
+        value = obj.get(key)
+        return value if isinstance(value, str) else ""
+
     return ChannelClosed(
-        session_id=str(obj.get("SessionId") or ""),
-        output=str(obj.get("Output") or ""),
-        message_id=str(obj.get("MessageId") or ""),
-        destination_id=str(obj.get("DestinationId") or ""),
+        session_id=text("SessionId"),
+        output=text("Output"),
+        message_id=text("MessageId"),
+        destination_id=text("DestinationId"),
     )
 
 
@@ -322,6 +396,7 @@ def size_payload(cols: int, rows: int) -> bytes:
     return _json({"cols": int(cols), "rows": int(rows)})
 
 
+@_parser
 def parse_size(payload: bytes) -> tuple[int, int]:
     """(cols, rows) of a Size payload; both must be u32 like the Go struct."""
     obj = _load(payload, "size")
@@ -336,6 +411,7 @@ def flag_payload(flag: int) -> bytes:
     return struct.pack(">I", int(flag))
 
 
+@_parser
 def parse_flag(payload: bytes) -> int:
     if len(payload) != 4:
         raise ProtocolError("a Flag payload is a 4-byte big-endian integer")
@@ -399,6 +475,7 @@ def handshake_request_payload(req: HandshakeRequest) -> bytes:
     )
 
 
+@_parser
 def parse_handshake_request(payload: bytes) -> HandshakeRequest:
     obj = _load(payload, "HandshakeRequest")
     actions = obj.get("RequestedClientActions") or []
@@ -431,6 +508,7 @@ def handshake_response_payload(resp: HandshakeResponse) -> bytes:
     )
 
 
+@_parser
 def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     obj = _load(payload, "HandshakeResponse")
     actions = []
@@ -457,6 +535,7 @@ def kms_encryption_result(ciphertext_key: bytes) -> Dict[str, Any]:
     }
 
 
+@_parser
 def parse_kms_encryption_result(result: Any) -> bytes:
     key = result.get("KMSCipherTextKey") if isinstance(result, dict) else None
     if not isinstance(key, str) or not key:
@@ -472,6 +551,7 @@ def challenge_payload(challenge: bytes) -> bytes:
     return _json({"Challenge": base64.b64encode(challenge).decode()})
 
 
+@_parser
 def parse_challenge(payload: bytes) -> bytes:
     obj = _load(payload, "encryption challenge")
     value = obj.get("Challenge")
@@ -492,6 +572,7 @@ def handshake_complete_payload(done: HandshakeComplete) -> bytes:
     )
 
 
+@_parser
 def parse_handshake_complete(payload: bytes) -> HandshakeComplete:
     obj = _load(payload, "HandshakeComplete")
     ttc = obj.get("HandshakeTimeToComplete") or 0
@@ -519,6 +600,7 @@ def open_data_channel_message(
     )
 
 
+@_parser
 def parse_open_data_channel(text: str) -> Dict[str, str]:
     obj = _load(text.encode() if isinstance(text, str) else text, "OpenDataChannel")
     if obj.get("MessageSchemaVersion") != MESSAGE_SCHEMA_VERSION:

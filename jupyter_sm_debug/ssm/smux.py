@@ -44,7 +44,8 @@ class Stream:
     def __init__(self, session: Session, stream_id: int):
         self.session = session
         self.id = stream_id
-        self.reader = asyncio.StreamReader(limit=1 << 30)
+        # The default line limit, as a TCP connection's: readuntil() cannot buffer 1 GiB.
+        self.reader = asyncio.StreamReader()
         self.closed_by_us = False
         self.closed_by_peer = False
 
