@@ -172,6 +172,17 @@ def registry() -> dict[str, Transport]:
     return dict(_registry)
 
 
+def shutdown() -> None:
+    """Release what the transports hold for the whole process (the extension's stop hook):
+    the session client threads and every SSH session directory still on disk. Live tunnels
+    and terminals are their owners' to close first."""
+    from . import process
+    from .ssh import transport as ssh_transport
+
+    process.shutdown()
+    ssh_transport.remove_live_directories()
+
+
 # The old names, for callers on main until the lead's merge moves them to registry().
 transports = forwarders = registry
 

@@ -3,7 +3,7 @@
 Every verb is one session inside `ssm_session` (StartSession … always TerminateSession):
 - attach: the server calls StartSession itself, so a host that SSM cannot reach is a clear
   409 before any terminal opens, then hands the session (StreamUrl + TokenValue) to the
-  session client (ssm_clients.py) through an environment variable, never an argv;
+  session client (clients.py) through an environment variable, never an argv;
 - run: the built-in client types one command into the session's shell (ssm/run.py);
 - forward: a port session (AWS-StartPortForwardingSession) run in the server's own event
   loop by the built-in client, whose every connection is one smux stream opened straight
@@ -24,8 +24,7 @@ from typing import AsyncIterator
 from ..errors import SMDebugError
 from ..jobs import attach_state
 from . import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
-from .process import threads
-from .ssm_clients import (
+from .clients import (
     PACKAGE_PARENT,
     PLUGIN,
     SESSION_VARIABLE,
@@ -39,6 +38,7 @@ from .ssm_clients import (
     target_id,
     version_text,
 )
+from .process import threads
 
 PORT_DOCUMENT = "AWS-StartPortForwardingSession"
 

@@ -33,7 +33,7 @@ from .hostkeys import (
     probe,
     scan_host_keys,
 )
-from .transport import SSHTransport, client_problem
+from .transport import SSHTransport
 
 __all__ = [
     "ANNOUNCEMENT",
@@ -48,7 +48,6 @@ __all__ = [
     "Target",
     "check_host_key",
     "client_options",
-    "client_problem",
     "entrypoint_without_ssh",
     "first_announcement",
     "forward_argv",

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from ...jobs import attach_state
 from .. import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
+from ..clients import ssh_client, ssh_problem
 from ..process import capture, end_process
 from . import argv as ssh_argv
 from .address import USER_NAME, Target, resolve_target
@@ -29,28 +30,16 @@ from .hostkeys import KEY_REFUSED, scan_host_keys
 
 FORWARD_READY_TIMEOUT = 20.0
 SOCKET_NAME = "forward.sock"
-# Directories of live sessions: removed when each ends, and any left when the server exits.
+# Directories of live sessions: removed when each ends, and any left when the server stops
+# (connect.shutdown) or its process exits (a terminal killed with the server never reports
+# its end).
 _live_dirs: set[str] = set()
 
 
 @atexit.register
-def _remove_live_dirs() -> None:
+def remove_live_directories() -> None:
     for directory in list(_live_dirs):
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def client_problem() -> Optional[dict]:
-    """Why SSH cannot be used from this machine (no OpenSSH client), as {code, message,
-    hint}; None when it can."""
-    if shutil.which("ssh") is not None:
-        return None
-    return {
-        "code": "ssh_client_missing",
-        "message": "The OpenSSH client (ssh) is not installed on the Jupyter server, so SSH "
-        "cannot reach any host.",
-        "hint": "Install it on the Jupyter server (apt-get install openssh-client, or conda "
-        "install openssh), or attach over SSM.",
-    }
 
 
 @dataclass
@@ -88,7 +77,7 @@ class SSHTransport:
 
     def _checked_client(self, target: HostTarget) -> tuple[str, list[str]]:
         """(ssh path, identity options) or CannotAttach: the machine first, then the job."""
-        problem = client_problem()
+        problem = ssh_problem()
         if problem is not None:
             raise CannotAttach(problem["code"], problem["message"], problem["hint"], status=503)
         state = attach_state(target.description)["ssh"]
@@ -121,7 +110,7 @@ class SSHTransport:
                 )
             # Only this key is offered (an agent may still hold it, passphrase-protected).
             identity = ["-o", "IdentitiesOnly=yes", "-i", key]
-        return shutil.which("ssh") or "ssh", identity
+        return ssh_client() or "ssh", identity
 
     async def _prepare(self, target: HostTarget) -> Prepared:
         ssh, identity = self._checked_client(target)

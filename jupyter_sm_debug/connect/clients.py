@@ -1,7 +1,13 @@
-"""The session clients of the SSM transport: AWS's session-manager-plugin when installed and
-new enough to read the StartSession response from an environment variable (1.2.536.0 and
-later), else the built-in one (jupyter_sm_debug.ssm.client). Which one runs, how it is
-called, and what it may inherit from the server's environment.
+"""The local programs the transports run, and whether this machine has them.
+
+- SSH: OpenSSH's `ssh` client; without it SSH is unavailable, and the reason names it.
+- SSM: AWS's session-manager-plugin when installed and new enough to read the StartSession
+  response from an environment variable (1.2.536.0 and later), else the built-in client
+  (jupyter_sm_debug.ssm.client): which one runs, how it is called, and what it may inherit
+  from the server's environment.
+
+Imports nothing of the package but connect's own types, so jobs.py and the request layer
+can ask it without an import cycle.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +32,40 @@ VERSION_TIMEOUT = 5.0
 _VERSION = re.compile(rb"\b(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\b")
 # Where the session clients (ours, the watcher) import jupyter_sm_debug from: this copy.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+# ---------------------------------------------------------------------------- SSH
+
+SSH_MISSING = {
+    "code": "ssh_client_missing",
+    "message": "The OpenSSH client (ssh) is not installed on the Jupyter server, so SSH "
+    "cannot reach any host.",
+    "hint": "Install it on the Jupyter server (apt-get install openssh-client, or conda "
+    "install openssh), or attach over SSM.",
+}
+
+
+SSH_LOOKUP_TTL = 5.0  # seconds a PATH lookup of ssh is reused (job lists ask per job)
+_ssh_lookup: tuple[str, float, str | None] | None = None
+
+
+def ssh_client() -> str | None:
+    """The ssh executable on PATH, or None."""
+    global _ssh_lookup
+    path, now = os.environ.get("PATH", ""), time.monotonic()
+    if _ssh_lookup and _ssh_lookup[0] == path and now - _ssh_lookup[1] < SSH_LOOKUP_TTL:
+        return _ssh_lookup[2]
+    found = shutil.which("ssh")
+    _ssh_lookup = (path, now, found)
+    return found
+
+
+def ssh_problem() -> dict | None:
+    """Why SSH cannot be used from this machine, as {code, message, hint}; None when it can."""
+    return None if ssh_client() else dict(SSH_MISSING)
+
+
+# ---------------------------------------------------------------------------- SSM
 
 
 def target_id(job: str, host: str) -> str:
