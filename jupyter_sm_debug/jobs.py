@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from . import __version__, hold, logs
 from .config import SMDebug
+from .connect.clients import ssh_problem
 from .errors import SMDebugError, from_boto
 
 if TYPE_CHECKING:  # boto3 and botocore load on the first AWS call, not at server start
@@ -213,7 +214,8 @@ def attach_state(description: dict) -> dict:
         ssm = {"ok": False, "reason": f"The job is {secondary}: the SSM agent has stopped."}
     else:
         ssm = {"ok": True, "reason": ""}
-    return {"ssm": ssm, "ssh": {"ok": True, "reason": ""}}
+    missing = ssh_problem()  # this machine, not the job: the reason names the missing client
+    return {"ssm": ssm, "ssh": {"ok": not missing, "reason": missing["message"] if missing else ""}}
 
 
 def detail(description: dict) -> dict:
@@ -904,6 +906,7 @@ class JobsService:
             except SMDebugError as error:
                 problems.append(error.to_json()["error"])
         ssh = shutil.which("ssh")
+        problems += [problem for problem in [ssh_problem()] if problem]
         from .connect.ssm import client_report  # connect imports this module
 
         ssm_clients, ssm_problems = await asyncio.get_running_loop().run_in_executor(
