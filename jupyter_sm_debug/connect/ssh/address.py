@@ -177,9 +177,19 @@ def first_announcement(events: list[dict], host: str) -> Target | None:
         line = line[:-1] if line.endswith("\n") else line
         failed = FAILED.fullmatch(line)
         if failed and failed.group("host") == host:
+            reason = failed.group("reason")
+            if reason == "sshd_not_installed":
+                raise CannotAttach(
+                    "ssh_failed_in_container",
+                    f"sshd did not start in {host}: the OpenSSH server (sshd) is not "
+                    "installed where the host runs.",
+                    "Install openssh-server where the host runs (in its image; for the "
+                    "demo's stand-in hosts, on this machine: apt-get install openssh-server), "
+                    "or attach over SSM.",
+                )
             raise CannotAttach(
                 "ssh_failed_in_container",
-                f"sshd did not start in {host}: {failed.group('reason')}.",
+                f"sshd did not start in {host}: {reason}.",
                 "See the [sm-debug] lines of the host's log; training went on without SSH. "
                 "Attach over SSM, or fix the image and start the job again.",
             )
