@@ -261,3 +261,24 @@ async def test_hosts_without_sshd_say_so_rather_than_blame_the_image(api, standi
     assert error["code"] == "ssh_failed_in_container"
     assert "OpenSSH server (sshd) is not installed" in error["message"]
     assert "openssh-server" in error["hint"] and "sm-debug-entrypoint --ssh" not in error["hint"]
+
+
+async def test_ssh_run_feeds_stdin_keeps_the_exit_code_and_leaves_no_directory(
+    jp_serverapp, demo_jobs, sagemaker
+):
+    """The run verb through the shared process module: argv quoted for the remote shell,
+    stdin fed, exit code kept, and the session's directory gone when it returns."""
+    from jupyter_sm_debug.connect import HostTarget, get_transport
+
+    job = demo_jobs["resnet50-ddp-4node"]
+    state = jp_serverapp.web_app.settings["sm_debug"]
+    description = sagemaker.describe_training_job(TrainingJobName=job)
+    target = HostTarget(
+        job=job, host="algo-1", description=description, config=state.config, jobs=state.jobs
+    )
+    before = session_directories()
+    result = await get_transport("ssh", "run").run(
+        target, ["sh", "-c", 'cat; echo "$1"; exit 3', "-", "a b;c"], 60, stdin=b"in\n"
+    )
+    assert (result.exit_code, result.stdout, result.error) == (3, b"in\na b;c\n", None), result
+    assert session_directories() - before == set()
