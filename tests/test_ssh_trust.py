@@ -600,3 +600,29 @@ async def test_a_job_without_the_entrypoints_ssh_needs_an_explicit_address(
     assert status == 201, body
     assert body["host_key"]["verified"] is True and body["host_key"]["source"] == "request"
     await close(terminal_manager, body["terminal"]["name"])
+
+
+@needs_sshd
+async def test_an_image_whose_entrypoint_runs_ssh_needs_no_setting(api, standin, terminal_manager):
+    """Finding 10, the usual image: ENTRYPOINT ["sm-debug-entrypoint", "--ssh", "--", ...]
+    baked in, nothing in the job. Its ENTRYPOINT is read from ECR (as Debug a copy reads it),
+    so its announcement counts; a job of an image without it still gets the 409."""
+    from jupyter_sm_debug.standin.core import ACCOUNT_ID, byoc_image
+
+    if standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    repository = f"with-entrypoint-{uuid.uuid4().hex[:6]}"
+    standin._ecr.put(ACCOUNT_ID, repository, "1", ["sm-debug-entrypoint", "--ssh", "--"], ["train"])
+    image = f"{ACCOUNT_ID}.dkr.ecr.{standin.region}.amazonaws.com/{repository}:1"
+    unset = {"SM_DEBUG_SSH": ""}  # the stand-in's jobs set it by default
+    baked, plain = f"baked-{uuid.uuid4().hex[:8]}", f"plain-{uuid.uuid4().hex[:8]}"
+    standin.create_job(baked, instance_count=1, started_ago=60, image=image, environment=unset)
+    standin.create_job(plain, instance_count=1, started_ago=60, image=byoc_image(standin.region),
+                       environment=unset)  # fmt: skip
+    status, body = await attach(api, baked)
+    assert status == 201, body
+    assert body["host_key"]["source"] == "announcement"
+    await close(terminal_manager, body["terminal"]["name"])
+    status, body = await attach(api, plain)
+    assert status == 409 and body["error"]["code"] == "ssh_address_required", body
+    assert "ENTRYPOINT is sm-debug-entrypoint --ssh" in body["error"]["message"]

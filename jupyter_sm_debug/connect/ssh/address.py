@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import json
 import re
+import shlex
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
@@ -126,7 +127,8 @@ def entrypoint_without_ssh(description: dict) -> Optional[str]:
       before `--`, or SM_DEBUG_SSH / sm_debug_ssh); a Debug a copy wrapped for its hold runs
       the hold wrapper, so it never qualifies;
     - with no ContainerEntrypoint, the image's ENTRYPOINT runs: SM_DEBUG_SSH in the job's
-      Environment or the sm_debug_ssh hyperparameter says it is sm-debug-entrypoint with SSH on.
+      Environment or the sm_debug_ssh hyperparameter says it is sm-debug-entrypoint with SSH on
+      (else `image_runs_entrypoint_with_ssh` reads the image's ENTRYPOINT).
     """
     algorithm = description.get("AlgorithmSpecification") or {}
     command = [str(word) for word in algorithm.get("ContainerEntrypoint") or []]
@@ -148,9 +150,27 @@ def entrypoint_without_ssh(description: dict) -> Optional[str]:
         return None
     return (
         "nothing in the job's configuration turns on SSH of its sm-debug-entrypoint "
-        "(SM_DEBUG_SSH in its Environment, the sm_debug_ssh hyperparameter, or "
-        "--ssh in its ContainerEntrypoint)"
+        "(SM_DEBUG_SSH in its Environment, the sm_debug_ssh hyperparameter, --ssh in its "
+        "ContainerEntrypoint, or an image whose ENTRYPOINT is sm-debug-entrypoint --ssh)"
     )
+
+
+async def image_runs_entrypoint_with_ssh(target: HostTarget) -> bool:
+    """For a job without a ContainerEntrypoint: whether the image's own ENTRYPOINT (read from
+    ECR, as Debug a copy's hold plan reads it) is `sm-debug-entrypoint --ssh ...`. An image
+    that cannot be read counts as no."""
+    algorithm = target.description.get("AlgorithmSpecification") or {}
+    if algorithm.get("ContainerEntrypoint"):
+        return False
+    try:
+        plan = await target.jobs.hold_plan(target.description)
+        words = shlex.split(plan.get("command") or "")
+    except Exception:  # noqa: BLE001 - no ECR access is the same as not proven
+        return False
+    if plan.get("mechanism") != "entrypoint":
+        return False
+    options = words[: words.index("--")] if "--" in words else words
+    return "--ssh" in options
 
 
 def not_announced(target: HostTarget, why: str) -> CannotAttach:
@@ -288,12 +308,12 @@ async def resolve_target(target: HostTarget) -> Target:
     configured = configured_target(target)
     if configured:
         return configured
-    why = entrypoint_without_ssh(target.description)
-    if why is not None:
-        raise not_announced(target, why)
     known = target.jobs.ssh_targets.get((target.job, target.host))
-    if known is not None:  # announced by this container before: no log lookup
+    if known is not None:  # announced by this container before (it passed the check below)
         return known
+    why = entrypoint_without_ssh(target.description)
+    if why is not None and not await image_runs_entrypoint_with_ssh(target):
+        raise not_announced(target, why)
     try:
         found = await announced_target(target)
     except CannotAttach:
