@@ -183,7 +183,7 @@ def session_directories() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "sm-debug-ssh-*")))
 
 
-async def until(condition, timeout: float = 15.0) -> bool:
+async def until(condition, timeout: float = 30.0) -> bool:
     import asyncio
 
     deadline = time.monotonic() + timeout

@@ -508,3 +508,24 @@ async def test_another_local_user_cannot_take_the_forward(
     assert report["wins"] == [], report
     for path in sockets:
         assert f"{path}: PermissionError" in report["refused"], report
+
+
+@pytest.mark.parametrize("proc", [True, False])
+async def test_a_unix_socket_counts_as_listening_only_once_it_accepts(tmp_path, monkeypatch, proc):
+    """How the SSH forward knows ssh listens: /proc/net/unix on Linux, else one connection
+    (a laptop's macOS has no /proc)."""
+    from jupyter_sm_debug.connect.ssh import transport
+
+    if not proc:
+        real = os.path.exists
+        monkeypatch.setattr(
+            transport.os.path, "exists", lambda p: p != "/proc/net/unix" and real(p)
+        )
+    path = str(tmp_path / "forward.sock")
+    assert not await transport.accepts(path)
+    server = await asyncio.start_unix_server(lambda r, w: w.close(), path)
+    try:
+        assert await transport.accepts(path)
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -326,7 +326,20 @@ async def socket_listening(path: str, process, timeout: float) -> bool:
             is_socket = stat.S_ISSOCK(os.lstat(path).st_mode)
         except OSError:
             is_socket = False
-        if is_socket and unix_listening(path):
+        if is_socket and await accepts(path):
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def accepts(path: str) -> bool:
+    """Whether the socket at `path` listens: /proc/net/unix where there is one (Linux),
+    else one connection that is closed at once (ssh opens and drops one channel)."""
+    if os.path.exists("/proc/net/unix"):
+        return unix_listening(path)
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    writer.close()
+    return True
