@@ -69,15 +69,6 @@ CREDENTIALS_HINT = (
 
 def from_boto(exc: Exception, action: str = "call AWS") -> SMDebugError:
     """Map a boto3/botocore exception onto an SMDebugError. Never leaks credentials."""
-    error = _from_boto(exc, action)
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and not error.aws_code:  # a ClientError: AWS's own code
-        error.aws_code = str((response.get("Error") or {}).get("Code") or "")
-        error.operation = getattr(exc, "operation_name", "") or action
-    return error
-
-
-def _from_boto(exc: Exception, action: str) -> SMDebugError:
     if isinstance(exc, SMDebugError):
         return exc
     # botocore loads on first use, off the server's start path (it is already loaded by

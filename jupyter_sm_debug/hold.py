@@ -31,6 +31,9 @@ from typing import Any, Callable, Optional
 # The name the wrapper runs under ($0): what `ps` shows, and what tells a wrapped job apart.
 WRAPPER_NAME = "sm-debug-hold"
 HOLD_VARIABLE = "SM_DEBUG_HOLD_ON_FAILURE"
+# The longest hold window (seconds) a debug copy or the SDK helper asks for, and so the
+# longest hold a log line is believed to announce (logs.hold_line).
+MAX_HOLD_SECONDS = 86400
 MAX_ITEMS = 100  # AlgorithmSpecification.ContainerEntrypoint/ContainerArguments, each
 MAX_ITEM_LENGTH = 256
 ECR_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
@@ -224,6 +227,30 @@ def image_config(ecr_call: Callable[..., dict], uri: str, fetch: Optional[Callab
         return json.loads(raw).get("config") or {}
     except (ValueError, AttributeError):
         raise ImageUnreadable(f"the config blob of {uri} is not JSON.") from None
+
+
+def read_image_config(ecr_client) -> Callable[[str], dict]:
+    """plan's reader of an image's config through this boto3 ECR client: an AWS refusal
+    becomes ImageUnreadable naming AWS's error code."""
+
+    def call(operation: str, **params) -> dict:
+        import botocore.exceptions
+
+        try:
+            return getattr(ecr_client, operation)(**params)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "error")
+            raise ImageUnreadable(f"{operation} answered {code}.") from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise ImageUnreadable(f"{operation} failed: {type(error).__name__}.") from None
+
+    def read(uri: str) -> dict:
+        try:
+            return image_config(call, uri)
+        except OSError as error:
+            raise ImageUnreadable(f"the config blob could not be fetched ({error}).") from None
+
+    return read
 
 
 def _fetch(url: str) -> bytes:

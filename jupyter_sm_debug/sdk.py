@@ -59,8 +59,8 @@ def debuggable(trainer: Any, hold_on_failure: int = 1800) -> Any:
     debug alone."""
     if isinstance(hold_on_failure, bool) or not isinstance(hold_on_failure, int):
         raise TypeError("hold_on_failure is a whole number of seconds")
-    if not 0 <= hold_on_failure <= 86400:
-        raise ValueError("hold_on_failure must be between 0 and 86400 seconds")
+    if not 0 <= hold_on_failure <= hold.MAX_HOLD_SECONDS:
+        raise ValueError(f"hold_on_failure must be between 0 and {hold.MAX_HOLD_SECONDS} seconds")
     check_sdk()
     if hasattr(trainer, "with_remote_debug_config"):
         _model_trainer(trainer, hold_on_failure)
@@ -76,9 +76,7 @@ def debuggable(trainer: Any, hold_on_failure: int = 1800) -> Any:
 def hold_plan(algorithm: dict, boto_session: Any) -> dict:
     """How a job with this AlgorithmSpecification would hold (hold.plan), reading the image
     from ECR with the SDK's own boto3 session."""
-    from .jobs import read_image_config
-
-    return hold.plan(algorithm, read_image_config(boto_session.client("ecr")))
+    return hold.plan(algorithm, hold.read_image_config(boto_session.client("ecr")))
 
 
 def _with_hold_variable(environment: Any, seconds: int) -> dict:

@@ -239,8 +239,8 @@ def test_session_directories_go_when_the_server_process_exits(tmp_path):
     import sys
 
     script = (
-        "from jupyter_sm_debug.connect.ssh import transport\n"
-        "print(transport._pins_directory(), flush=True)\n"
+        "from jupyter_sm_debug.connect import process\n"
+        "print(process.private_directory('sm-debug-ssh-'), flush=True)\n"
     )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)

@@ -14,16 +14,17 @@ pytestmark = pytest.mark.usefixtures("standin")
 
 @pytest.fixture
 def aws_calls(jp_serverapp, monkeypatch):
-    """Every AWS operation the server's JobsService makes, in order."""
-    jobs = jp_serverapp.web_app.settings["sm_debug"].jobs
+    """Every AWS operation the server's JobsService makes, in order (every part of it, and
+    the transports, call AWS through its one `aws.call`)."""
+    aws = jp_serverapp.web_app.settings["sm_debug"].jobs.aws
     seen: list[str] = []
-    real = jobs.call
+    real = aws.call
 
     async def counted(service, operation, **params):
         seen.append(operation)
         return await real(service, operation, **params)
 
-    monkeypatch.setattr(jobs, "call", counted)
+    monkeypatch.setattr(aws, "call", counted)
     return seen
 
 
@@ -105,16 +106,16 @@ async def test_ssm_attach_after_the_list_makes_one_aws_call(api, standin, aws_ca
 async def test_the_list_readies_the_client_attach_calls_first(jp_serverapp, api):
     """The first Attach of a server's life need not load a boto3 model: the list has the
     SSM client (the default transport's) created on a worker thread."""
-    jobs = jp_serverapp.web_app.settings["sm_debug"].jobs
-    jobs._clients.pop("ssm", None)
-    jobs._warmed = False
+    aws = jp_serverapp.web_app.settings["sm_debug"].jobs.aws
+    aws._clients.pop("ssm", None)
+    aws._warmed = False
     status, _ = await api("GET", "jobs", name_contains=unique("warm"), describe="false")
     assert status == 200
     for _ in range(200):
-        if "ssm" in jobs._clients:
+        if "ssm" in aws._clients:
             break
         await asyncio.sleep(0.05)
-    assert "ssm" in jobs._clients
+    assert "ssm" in aws._clients
 
 
 async def test_ssh_attach_with_a_known_announcement_makes_no_aws_call(
@@ -175,9 +176,9 @@ async def test_browsing_many_finished_jobs_keeps_their_rows_not_descriptions(
     import gc
     import tracemalloc
 
-    from jupyter_sm_debug import jobs
+    from jupyter_sm_debug.jobs import cache
 
-    monkeypatch.setattr(jobs, "FINISHED_DESCRIPTIONS", 20, raising=False)
+    monkeypatch.setattr(cache, "FINISHED_DESCRIPTIONS", 20)
     prefix = unique("browse")
     done = {"starting": 1, "downloading": 1, "training": 1, "uploading": 1}
     count = 600
@@ -189,7 +190,7 @@ async def test_browsing_many_finished_jobs_keeps_their_rows_not_descriptions(
     await api("GET", "jobs", name_contains="nothing-matches")  # the boto3 client exists
     service = jp_serverapp.web_app.settings["sm_debug"].jobs
     for _ in range(200):  # and the one the list readies for Attach, outside the measure
-        if "ssm" in service._clients:
+        if "ssm" in service.aws._clients:
             break
         await asyncio.sleep(0.05)
 

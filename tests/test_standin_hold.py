@@ -14,7 +14,7 @@ from test_standin import SSH_OPTIONS, client
 
 from jupyter_sm_debug import hold
 from jupyter_sm_debug.connect.ssh import first_announcement
-from jupyter_sm_debug.jobs import debug_copy_request, read_image_config
+from jupyter_sm_debug.jobs import debug_copy_request
 from jupyter_sm_debug.standin import StandIn, ecr, hosts
 from jupyter_sm_debug.standin.core import byoc_image
 from jupyter_sm_debug.standin.sagemaker import (
@@ -307,7 +307,7 @@ def test_a_debug_copy_fails_like_its_original_and_then_holds(standin, sm):
     # The request the extension's "Debug a copy" sends: the DLC's command, wrapped.
     description = sm.describe_training_job(TrainingJobName=original)
     plan = hold.plan(
-        description["AlgorithmSpecification"], read_image_config(client(standin, "ecr"))
+        description["AlgorithmSpecification"], hold.read_image_config(client(standin, "ecr"))
     )
     assert plan["possible"] and plan["command"] == "bash -m start_with_right_hostname.sh train"
     request = debug_copy_request(description, copy, hold_seconds=120, hold_plan=plan)

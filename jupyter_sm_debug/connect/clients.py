@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import CannotAttach, base_environment
+from .types import CannotAttach, base_environment
 
 SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts
 PLUGIN = "session-manager-plugin"

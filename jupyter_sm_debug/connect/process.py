@@ -1,5 +1,6 @@
 """Local processes a transport runs (ssh, ssh-keyscan, session-manager-plugin): started in
-their own process group, output read with a cap, ended with the whole group.
+their own process group, output read with a cap, ended with the whole group; and the
+private directories they use (SSH's pinned known_hosts, a forward's socket).
 
 Shared by every transport; nothing here knows SSH or SSM.
 """
@@ -7,14 +8,17 @@ Shared by every transport; nothing here knows SSH or SSM.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from typing import Optional
 
-from . import RUN_OUTPUT_LIMIT, RunResult, base_environment
+from .types import RUN_OUTPUT_LIMIT, RunResult, base_environment
 
 CHUNK = 256 * 1024
 END_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -124,9 +128,36 @@ def threads() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def shutdown() -> None:
-    """Release the pool (the extension's stop hook); a later use creates a new one."""
+    """Release the pool and every private directory still on disk (the extension's stop
+    hook); a later use creates a new pool."""
     global _threads
     with _threads_lock:
         pool, _threads = _threads, None
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
+    remove_directories()
+
+
+# -- private directories ----------------------------------------------------------------------
+
+# Removed by their owner when the session ends, and any left when the server stops
+# (shutdown) or its process exits (a terminal killed with the server never reports its end).
+_directories: set[str] = set()
+
+
+def private_directory(prefix: str) -> str:
+    """A new directory only this user can enter (mode 0700)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    _directories.add(directory)
+    return directory
+
+
+def remove_directory(directory: str) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    _directories.discard(directory)
+
+
+@atexit.register
+def remove_directories() -> None:
+    for directory in list(_directories):
+        remove_directory(directory)

@@ -21,9 +21,8 @@ import sys
 import time
 from typing import AsyncIterator
 
+from ..description import attach_state
 from ..errors import SMDebugError
-from ..jobs import attach_state
-from . import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
 from .clients import (
     PACKAGE_PARENT,
     PLUGIN,
@@ -39,6 +38,7 @@ from .clients import (
     version_text,
 )
 from .process import threads
+from .types import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
 
 PORT_DOCUMENT = "AWS-StartPortForwardingSession"
 

@@ -25,13 +25,12 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from .. import CannotAttach
+from ..types import CannotAttach
 from .hostkeys import HostKey, host_key_from_text, parse_host_key
 
 if TYPE_CHECKING:
     from .. import HostTarget
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 LOG_PAGES = 5  # GetLogEvents pages read from the head of a stream for the announcement
 ENTRYPOINT = "sm-debug-entrypoint"
 # Whole lines only (fullmatch): the entrypoint's announcement, and its report that sshd did
@@ -236,46 +235,16 @@ def first_announcement(events: list[dict], host: str) -> Target | None:
     return None
 
 
-async def current_stream(target: HostTarget) -> str | None:
-    """The host's training log stream of its newest container start: exactly
-    `<job>/<host>-<digits>` (not `<job>/<host>-spoofed`, not `.../ssm`)."""
-    prefix = f"{target.job}/{target.host}-"
-    exact = re.compile(re.escape(prefix) + r"[0-9]{1,20}")
-    found, token = [], None
-    for _ in range(LOG_PAGES):
-        kwargs = {"nextToken": token} if token else {}
-        page = await target.jobs.call(
-            "logs", "describe_log_streams", logGroupName=LOG_GROUP,
-            logStreamNamePrefix=prefix, **kwargs,
-        )  # fmt: skip
-        found += [s for s in page.get("logStreams", []) if exact.fullmatch(s["logStreamName"])]
-        token = page.get("nextToken")
-        if not token:
-            break
-    if not found:
-        return None
-    newest = max(found, key=lambda s: (s.get("creationTime", 0), s["logStreamName"]))
-    return newest["logStreamName"]
-
-
 async def announced_target(target: HostTarget) -> Target | None:
-    stream = await current_stream(target)
+    """The first announcement in the host's training stream of its newest container start
+    (logs.LogReader decides which stream that is: exact names only)."""
+    stream = await target.jobs.logs.current(target.job, target.host)
     if stream is None:
         return None
-    token = None
-    for _ in range(LOG_PAGES):
-        kwargs = {"nextToken": token} if token else {}
-        # startFromHead with every page: CloudWatch requires it along with a forward token.
-        page = await target.jobs.call(
-            "logs", "get_log_events", logGroupName=LOG_GROUP, logStreamName=stream,
-            startFromHead=True, limit=1000, **kwargs,
-        )  # fmt: skip
-        found = first_announcement(page.get("events", []), target.host)
+    async for events in target.jobs.logs.head(stream, LOG_PAGES):
+        found = first_announcement(events, target.host)
         if found:
             return found
-        if page.get("nextForwardToken") in (None, token):  # the end (pages may be empty)
-            return None
-        token = page["nextForwardToken"]
     return None
 
 
@@ -308,7 +277,7 @@ async def resolve_target(target: HostTarget) -> Target:
     configured = configured_target(target)
     if configured:
         return configured
-    known = target.jobs.ssh_targets.get((target.job, target.host))
+    known = target.jobs.ssh_trust.target(target.job, target.host)
     if known is not None:  # announced by this container before (it passed the check below)
         return known
     why = entrypoint_without_ssh(target.description)
@@ -321,7 +290,7 @@ async def resolve_target(target: HostTarget) -> Target:
     except Exception:  # noqa: BLE001 - no log access is the same as no announcement
         found = None
     if found:
-        target.jobs.ssh_targets[(target.job, target.host)] = found
+        target.jobs.ssh_trust.remember(target.job, target.host, found)
         return found
     raise CannotAttach(
         "no_ssh_address",

@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import CannotAttach
 from ..process import check_output
+from ..types import CannotAttach
 
 if TYPE_CHECKING:
     from .address import Target

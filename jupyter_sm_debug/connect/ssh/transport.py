@@ -10,36 +10,23 @@ The directory goes when the session, command or forward ends.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ...jobs import attach_state
-from .. import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
+from ...description import attach_state
 from ..clients import ssh_client, ssh_problem
-from ..process import capture, end_process
+from ..process import capture, end_process, private_directory, remove_directory
+from ..types import CannotAttach, HostTarget, RunResult, Session, Tunnel, base_environment
 from . import argv as ssh_argv
 from .address import USER_NAME, Target, resolve_target
 from .hostkeys import KEY_REFUSED, scan_host_keys
 
 FORWARD_READY_TIMEOUT = 20.0
 SOCKET_NAME = "forward.sock"
-# Directories of live sessions: removed when each ends, and any left when the server stops
-# (connect.shutdown) or its process exits (a terminal killed with the server never reports
-# its end).
-_live_dirs: set[str] = set()
-
-
-@atexit.register
-def remove_live_directories() -> None:
-    for directory in list(_live_dirs):
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -59,14 +46,7 @@ class Prepared:
     async def release(self) -> None:
         if not self.released:
             self.released = True
-            shutil.rmtree(self.directory, ignore_errors=True)
-            _live_dirs.discard(self.directory)
-
-
-def _pins_directory() -> str:
-    directory = tempfile.mkdtemp(prefix="sm-debug-ssh-")  # 0700
-    _live_dirs.add(directory)
-    return directory
+            remove_directory(self.directory)
 
 
 class SSHTransport:
@@ -114,8 +94,7 @@ class SSHTransport:
 
     async def _prepare(self, target: HostTarget) -> Prepared:
         ssh, identity = self._checked_client(target)
-        key = (target.job, target.host)
-        remembered = target.jobs.ssh_targets.get(key)
+        remembered = target.jobs.ssh_trust.target(target.job, target.host)
         where = await resolve_target(target)
         try:
             return await self._connect(target, ssh, identity, where)
@@ -123,7 +102,7 @@ class SSHTransport:
             if remembered is None or where is not remembered:
                 raise
             # A remembered announcement may be an earlier container's: read the log again.
-            target.jobs.ssh_targets.pop(key, None)
+            target.jobs.ssh_trust.forget(target.job, target.host)
         return await self._connect(target, ssh, identity, await resolve_target(target))
 
     async def _connect(self, request: HostTarget, ssh: str, identity: list, target: Target):
@@ -148,33 +127,30 @@ class SSHTransport:
                 "Check that an sshd listens there.",
             )
         alias = f"sm-debug-{request.host}"
-        directory = _pins_directory()
+        directory = private_directory("sm-debug-ssh-")
         try:
             known_hosts = os.path.join(directory, "known_hosts")
             with open(known_hosts, "w") as handle:
                 handle.writelines(key.known_hosts_line(alias) for key in keys)
             options = ssh_argv.client_options(config, known_hosts, alias, target.port)
-            proven = (request.job, request.host, target)
-            if target.host_key is None or proven not in request.jobs.ssh_verified:
+            trust, job, host = request.jobs.ssh_trust, request.job, request.host
+            if target.host_key is None or not trust.verified(job, host, target):
                 try:
                     await checks.check_host_key([ssh, *options], target)
                 except BaseException:
-                    request.jobs.ssh_verified.discard(proven)
+                    trust.unverify(job, host, target)
                     raise
                 if target.host_key is not None:
-                    request.jobs.ssh_verified.add(proven)
+                    trust.mark_verified(job, host, target)
         except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            _live_dirs.discard(directory)
+            remove_directory(directory)
             raise
 
         def on_exit(status: int | None, output: str) -> None:
             # The session's ssh refused the host's key: trust nothing remembered about it
             # (a remote shell printing these words only costs the next attach its check).
             if status == 255 and any(words in output[-600:] for words in KEY_REFUSED):
-                request.jobs.ssh_verified.discard(proven)
-                if request.jobs.ssh_targets.get((request.job, request.host)) == target:
-                    request.jobs.ssh_targets.pop((request.job, request.host), None)
+                trust.refused(job, host, target)
 
         argv = ssh_argv.session_argv(ssh, options, identity, config.ssh_user, target.addr)
         env = base_environment()

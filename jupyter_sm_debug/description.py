@@ -1,0 +1,206 @@
+"""What a DescribeTrainingJob answer says, for the API and the transports alike: the hosts,
+the rows the sidebar shows, and whether a job can be attached or changed now.
+
+Pure functions of a description (no AWS call, no import of the rest of the package), so
+`connect/` and `jobs/` both build on this module and neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from .connect.clients import ssh_problem
+
+FINISHED = {"Completed", "Failed", "Stopped"}
+# AWS accepts RemoteDebugConfig updates only in these secondary states.
+REMOTE_DEBUG_UPDATABLE = {"Downloading", "Training"}
+# Secondary states in which the training containers exist.
+CONTAINERS_UP = {"Downloading", "Training", "Uploading"}
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _groups(description: dict) -> list[dict]:
+    """The job's instance groups; a job without groups is one unnamed group."""
+    resources = description.get("ResourceConfig", {})
+    return resources.get("InstanceGroups") or [
+        {
+            "InstanceGroupName": None,
+            "InstanceType": resources.get("InstanceType"),
+            "InstanceCount": resources.get("InstanceCount", 1),
+        }
+    ]
+
+
+def hosts_of(description: dict) -> list[dict]:
+    """algo-1..N, numbered across instance groups in the order SageMaker lists them."""
+    hosts = []
+    for group in _groups(description):
+        for _ in range(group.get("InstanceCount", 0)):
+            hosts.append(
+                {
+                    "name": f"algo-{len(hosts) + 1}",
+                    "instance_type": group.get("InstanceType"),
+                    "group": group.get("InstanceGroupName"),
+                }
+            )
+    return hosts
+
+
+def instances_of(description: dict) -> list[dict]:
+    """What the job runs on: `[{"type": "ml.g5.12xlarge", "count": 4, "group": None}]`."""
+    return [
+        {
+            "type": group.get("InstanceType"),
+            "count": group.get("InstanceCount", 0),
+            "group": group.get("InstanceGroupName"),
+        }
+        for group in _groups(description)
+    ]
+
+
+def state_words(status: str | None, secondary: str | None) -> str:
+    """ "Completed", "InProgress (Starting)": the secondary status only when it says more."""
+    return f"{status} ({secondary})" if secondary and secondary != status else f"{status}"
+
+
+# The console's host per ARN partition; jobs live under the region's SageMaker console.
+CONSOLE_HOSTS = {
+    "aws": "https://{region}.console.aws.amazon.com",
+    "aws-cn": "https://{region}.console.amazonaws.cn",
+    "aws-us-gov": "https://console.amazonaws-us-gov.com",
+}
+ARN = re.compile(
+    r"arn:(?P<partition>[a-z-]+):sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:training-job/"
+)
+
+
+def console_url(description: dict) -> str | None:
+    """The job's page in the AWS console, in the job's own partition and region."""
+    match = ARN.match(description.get("TrainingJobArn") or "")
+    if not match or match.group("partition") not in CONSOLE_HOSTS:
+        return None
+    region = match.group("region")
+    host = CONSOLE_HOSTS[match.group("partition")].format(region=region)
+    name = quote(description["TrainingJobName"], safe="-")
+    return f"{host}/sagemaker/home?region={region}#/jobs/{name}"
+
+
+def remote_debug_enabled(description: dict) -> bool:
+    return bool(description.get("RemoteDebugConfig", {}).get("EnableRemoteDebug", False))
+
+
+def summary(description: dict) -> dict:
+    return {
+        "name": description["TrainingJobName"],
+        "arn": description.get("TrainingJobArn"),
+        "status": description.get("TrainingJobStatus"),
+        "secondary_status": description.get("SecondaryStatus"),
+        "created": iso(description.get("CreationTime")),
+        "started": iso(description.get("TrainingStartTime")),
+        "ended": iso(description.get("TrainingEndTime")),
+        "last_modified": iso(description.get("LastModifiedTime")),
+        "instance_count": len(hosts_of(description)),
+        "instances": instances_of(description),
+        # Set once the job has finished; billable time is less with managed spot training.
+        "training_seconds": description.get("TrainingTimeInSeconds"),
+        "billable_seconds": description.get("BillableTimeInSeconds"),
+        "console_url": console_url(description),
+        "remote_debug": {"enabled": remote_debug_enabled(description)},
+        "described": True,
+    }
+
+
+def listed_row(item: dict) -> dict:
+    """A row from a ListTrainingJobs summary alone, for the sidebar's first paint: what the
+    summary lacks (instances, remote debug, times only a description has) is null, and
+    `described` is false until a description fills it (`JobsService.describe_many`)."""
+    return {
+        "name": item["TrainingJobName"],
+        "arn": item.get("TrainingJobArn"),
+        "status": item.get("TrainingJobStatus"),
+        "secondary_status": item.get("SecondaryStatus"),
+        "created": iso(item.get("CreationTime")),
+        "started": None,
+        "ended": iso(item.get("TrainingEndTime")),
+        "last_modified": iso(item.get("LastModifiedTime")),
+        "instance_count": None,
+        "instances": None,
+        "training_seconds": None,
+        "billable_seconds": None,
+        "console_url": console_url(item),
+        "remote_debug": None,
+        "described": False,
+    }
+
+
+def remote_debug_change(description: dict) -> dict:
+    """Whether the remote-debug switch can be flipped now, and if not, why (AWS's rules)."""
+    status = description.get("TrainingJobStatus")
+    secondary = description.get("SecondaryStatus")
+    if description.get("EnableNetworkIsolation"):
+        reason = "SageMaker does not allow remote debug on a job with network isolation."
+    elif status != "InProgress":
+        reason = f"The job is {status}: a finished job cannot be changed."
+    elif secondary not in REMOTE_DEBUG_UPDATABLE:
+        reason = (
+            f"The job is {secondary}: remote debug can be changed once it is Downloading "
+            "or Training."
+        )
+    else:
+        return {"ok": True, "reason": ""}
+    return {"ok": False, "reason": reason}
+
+
+def attach_state(description: dict) -> dict:
+    """Whether each transport can reach the hosts now, and if not, why and what to do."""
+    status = description.get("TrainingJobStatus")
+    secondary = description.get("SecondaryStatus")
+    isolated = bool(description.get("EnableNetworkIsolation"))
+    if status != "InProgress":
+        gone = {"ok": False, "reason": f"The job is {status}: its containers are gone."}
+        return {"ssm": gone, "ssh": gone}
+    if secondary not in CONTAINERS_UP:
+        waiting = {
+            "ok": False,
+            "reason": f"The job is {secondary}: attach once it is Downloading or Training.",
+        }
+        return {"ssm": waiting, "ssh": waiting}
+    if isolated:
+        reason = "The job runs with network isolation, which blocks remote access."
+        return {"ssm": {"ok": False, "reason": reason}, "ssh": {"ok": False, "reason": reason}}
+    if not remote_debug_enabled(description):
+        ssm = {"ok": False, "reason": "Turn on Remote debug for this job first."}
+    elif secondary not in REMOTE_DEBUG_UPDATABLE:
+        ssm = {"ok": False, "reason": f"The job is {secondary}: the SSM agent has stopped."}
+    else:
+        ssm = {"ok": True, "reason": ""}
+    missing = ssh_problem()  # this machine, not the job: the reason names the missing client
+    return {"ssm": ssm, "ssh": {"ok": not missing, "reason": missing["message"] if missing else ""}}
+
+
+def detail(description: dict) -> dict:
+    vpc = description.get("VpcConfig")
+    algorithm = description.get("AlgorithmSpecification", {})
+    return {
+        **summary(description),
+        "hosts": hosts_of(description),
+        "network_isolation": bool(description.get("EnableNetworkIsolation")),
+        "vpc": {
+            "subnets": vpc.get("Subnets", []),
+            "security_groups": vpc.get("SecurityGroupIds", []),
+        }
+        if vpc
+        else None,
+        "failure_reason": description.get("FailureReason"),
+        "image": algorithm.get("TrainingImage") or algorithm.get("AlgorithmName"),
+        "attach": attach_state(description),
+        "remote_debug_change": remote_debug_change(description),
+        # Filled in by the detail view (jobs.listing) from the hosts' logs.
+        "hold": None,
+    }
