@@ -183,6 +183,16 @@ def session_directories() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "sm-debug-ssh-*")))
 
 
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch):
+    """This server's temporary directories in a directory of the test's own (other test
+    runs on the machine share /tmp)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
 async def until(condition, timeout: float = 30.0) -> bool:
     import asyncio
 
@@ -193,7 +203,7 @@ async def until(condition, timeout: float = 30.0) -> bool:
 
 
 async def test_the_sessions_directory_goes_with_its_terminal(
-    api, jp_fetch, demo_jobs, terminal_manager
+    api, jp_fetch, demo_jobs, terminal_manager, own_tmp
 ):
     """Issue 21: each SSH attach left its /tmp/sm-debug-ssh-* directory (the pinned
     known_hosts) behind. It goes when the terminal ends, and a reuse leaves none either."""
@@ -264,7 +274,7 @@ async def test_hosts_without_sshd_say_so_rather_than_blame_the_image(api, standi
 
 
 async def test_ssh_run_feeds_stdin_keeps_the_exit_code_and_leaves_no_directory(
-    jp_serverapp, demo_jobs, sagemaker
+    jp_serverapp, demo_jobs, sagemaker, own_tmp
 ):
     """The run verb through the shared process module: argv quoted for the remote shell,
     stdin fed, exit code kept, and the session's directory gone when it returns."""
