@@ -215,9 +215,7 @@ class SSMTransport:
     async def forward(self, target: HostTarget, remote_port: int) -> Tunnel:
         from ..ssm.portforward import PortForwardClient, PortForwardError
 
-        state = attach_state(target.description)["ssm"]
-        if not state["ok"]:
-            raise CannotAttach("not_attachable", state["reason"], "Turn on Remote debug first.")
+        require_attachable(target)
         # Always the built-in client, whatever c.SMDebug.ssm_client says: the plugin can
         # only listen on a TCP port (docs/ports.md).
         params = port_params(target, remote_port)
