@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from .connect.clients import ssh_problem
+
 FINISHED = {"Completed", "Failed", "Stopped"}
 # AWS accepts RemoteDebugConfig updates only in these secondary states.
 REMOTE_DEBUG_UPDATABLE = {"Downloading", "Training"}
@@ -178,7 +180,8 @@ def attach_state(description: dict) -> dict:
         ssm = {"ok": False, "reason": f"The job is {secondary}: the SSM agent has stopped."}
     else:
         ssm = {"ok": True, "reason": ""}
-    return {"ssm": ssm, "ssh": {"ok": True, "reason": ""}}
+    missing = ssh_problem()  # this machine, not the job: the reason names the missing client
+    return {"ssm": ssm, "ssh": {"ok": not missing, "reason": missing["message"] if missing else ""}}
 
 
 def detail(description: dict) -> dict:

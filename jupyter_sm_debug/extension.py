@@ -6,6 +6,7 @@ What the extension starts and where it ends:
 - Port forwards (ssh processes, SSM port sessions): `ForwardRegistry.close_all`.
 - Terminals running SSH or SSM session clients, and their SSM sessions:
   `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
+- The transports' session threads and SSH session directories: `connect.registry.shutdown`.
 A new resource is released in `stop_extension`, nowhere else.
 """
 
@@ -18,6 +19,7 @@ from jupyter_server.extension.application import ExtensionApp
 
 from .api.routes import route_table
 from .config import SMDebug
+from .connect import registry as transports
 from .forwards import ForwardRegistry
 from .jobs import JobsService
 from .terminals import TerminalSessions
@@ -79,4 +81,5 @@ class SMDebugApp(ExtensionApp):
             except Exception:  # noqa: BLE001 - stopping goes on
                 self.log.warning("sm-debug: closing %s failed", what, exc_info=True)
         state.jobs.close()
+        transports.shutdown()
         self.log.info("jupyter_sm_debug: stopped")

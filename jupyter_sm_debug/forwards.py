@@ -11,7 +11,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from .connect import AttachRequest, Tunnel, forwarders
+from .connect import HostTarget, Tunnel
+from .connect.registry import get_transport
 from .errors import SMDebugError
 
 Key = tuple[str, str, int]  # job, host, remote port
@@ -66,7 +67,7 @@ class ForwardRegistry:
     def all(self) -> list[Forward]:
         return [f for f in list(self._live.values()) if self.get(f.job, f.host, f.port)]
 
-    async def open(self, request: AttachRequest, port: int, transport: str) -> tuple[Forward, bool]:
+    async def open(self, request: HostTarget, port: int, transport: str) -> tuple[Forward, bool]:
         """(forward, reused). A live forward of another transport is ended first."""
         key = (request.job, request.host, port)
         lock = self._opening.setdefault(key, asyncio.Lock())
@@ -77,13 +78,7 @@ class ForwardRegistry:
                 return found, True
             if found:
                 await self.close(*key)
-            available = forwarders()
-            if transport not in available:
-                raise SMDebugError(
-                    400, "invalid_transport", f"{transport} cannot forward ports.",
-                    f"Use one of: {', '.join(sorted(available))}.",
-                )  # fmt: skip
-            tunnel = await available[transport].forward(request, port)
+            tunnel = await get_transport(transport, "forward").forward(request, port)
             forward = Forward(request.job, request.host, port, transport, tunnel)
             self._live[key] = forward
             self._start_reaper()

@@ -22,7 +22,8 @@ import time
 from dataclasses import replace
 from typing import Optional
 
-from .connect import HostTarget, RunResult, get_transport
+from .connect import HostTarget, RunResult
+from .connect.registry import get_transport
 from .errors import SMDebugError
 
 # The most a /run answer may hold, all hosts and streams together, as sent (documented in

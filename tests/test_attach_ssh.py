@@ -174,3 +174,122 @@ async def test_a_local_shell_under_our_name_is_never_reused(api, demo_jobs, term
     term = terminal_manager.terminals[name]
     assert os.path.basename(term.ptyproc.argv[0]) == "ssh"
     assert wait_gone(impostor)
+
+
+def session_directories() -> set[str]:
+    import glob
+    import tempfile
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "sm-debug-ssh-*")))
+
+
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch):
+    """This server's temporary directories in a directory of the test's own (other test
+    runs on the machine share /tmp)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+async def until(condition, timeout: float = 30.0) -> bool:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+async def test_the_sessions_directory_goes_with_its_terminal(
+    api, jp_fetch, demo_jobs, terminal_manager, own_tmp
+):
+    """Issue 21: each SSH attach left its /tmp/sm-debug-ssh-* directory (the pinned
+    known_hosts) behind. It goes when the terminal ends, and a reuse leaves none either."""
+    job = demo_jobs["resnet50-ddp-4node"]
+    before = session_directories()
+    status, body = await attach(api, job, "algo-2", transport="ssh", replace=True)
+    assert status in (200, 201), body
+    name = body["terminal"]["name"]
+    argv = terminal_manager.terminals[name].ptyproc.argv
+    known_hosts = next(a.split("=", 1)[1] for a in argv if a.startswith("UserKnownHostsFile="))
+    directory = os.path.dirname(known_hosts)
+    assert os.stat(directory).st_mode & 0o777 == 0o700
+    status, again = await attach(api, job, "algo-2", transport="ssh")
+    assert status == 200 and again["reused"] is True, again
+    assert await until(lambda: session_directories() - before <= {directory})
+    response = await jp_fetch("api", "terminals", name, method="DELETE")
+    assert response.code == 204
+    assert await until(lambda: not os.path.exists(directory)), directory
+    assert await until(lambda: session_directories() - before == set())
+
+
+async def test_without_an_ssh_client_ssh_is_unavailable_and_says_so(api, demo_jobs, monkeypatch):
+    """Issue 21: with no OpenSSH client on the Jupyter server, SSH is unavailable in the
+    job's detail and the environment report, and Attach's error names the missing client
+    (not the image), before any AWS or log lookup."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    status, body = await attach(api, demo_jobs["resnet50-ddp-4node"], "algo-1", transport="ssh")
+    assert status == 503, body
+    error = body["error"]
+    assert error["code"] == "ssh_client_missing"
+    assert "OpenSSH client (ssh)" in error["message"] and "Jupyter server" in error["message"]
+    assert "image" not in error["message"] + error["hint"]
+    status, detail = await api("GET", "jobs", demo_jobs["resnet50-ddp-4node"])
+    assert detail["attach"]["ssh"] == {"ok": False, "reason": error["message"]}
+    status, environment = await api("GET", "environment")
+    assert "ssh_client_missing" in [problem["code"] for problem in environment["problems"]]
+
+
+def test_session_directories_go_when_the_server_process_exits(tmp_path):
+    """A terminal killed with the server never reports its end: what is left of its
+    sessions' directories goes when the server's process exits."""
+    import subprocess
+    import sys
+
+    script = (
+        "from jupyter_sm_debug.connect import process\n"
+        "print(process.private_directory('sm-debug-ssh-'), flush=True)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    directory = done.stdout.strip()
+    assert directory.startswith(str(tmp_path)) and not os.path.exists(directory)
+
+
+async def test_hosts_without_sshd_say_so_rather_than_blame_the_image(api, standin, monkeypatch):
+    """Issue 21: on a machine without sshd the demo's stand-in hosts run without SSH. They
+    report it as sm-debug-entrypoint does, and Attach names the missing server."""
+    monkeypatch.setattr(standin._hosts.ssh, "sshd", None)
+    name = f"no-sshd-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    standin.create_job(name, instance_count=1, started_ago=60)
+    status, body = await attach(api, name, "algo-1", transport="ssh")
+    assert status == 409, body
+    error = body["error"]
+    assert error["code"] == "ssh_failed_in_container"
+    assert "OpenSSH server (sshd) is not installed" in error["message"]
+    assert "openssh-server" in error["hint"] and "sm-debug-entrypoint --ssh" not in error["hint"]
+
+
+async def test_ssh_run_feeds_stdin_keeps_the_exit_code_and_leaves_no_directory(
+    jp_serverapp, demo_jobs, sagemaker, own_tmp
+):
+    """The run verb through the shared process module: argv quoted for the remote shell,
+    stdin fed, exit code kept, and the session's directory gone when it returns."""
+    from jupyter_sm_debug.connect import HostTarget
+    from jupyter_sm_debug.connect.registry import get_transport
+
+    job = demo_jobs["resnet50-ddp-4node"]
+    state = jp_serverapp.web_app.settings["sm_debug"]
+    description = sagemaker.describe_training_job(TrainingJobName=job)
+    target = HostTarget(
+        job=job, host="algo-1", description=description, config=state.config, jobs=state.jobs
+    )
+    before = session_directories()
+    result = await get_transport("ssh", "run").run(
+        target, ["sh", "-c", 'cat; echo "$1"; exit 3', "-", "a b;c"], 60, stdin=b"in\n"
+    )
+    assert (result.exit_code, result.stdout, result.error) == (3, b"in\na b;c\n", None), result
+    assert session_directories() - before == set()

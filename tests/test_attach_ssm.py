@@ -82,3 +82,56 @@ async def test_session_process_gets_the_session_by_variable_not_argv(
     assert b"TokenValue" not in cmdline and b"StreamUrl" not in cmdline
     # The built-in client drops the variable from its own environment once read.
     assert os.path.exists(f"/proc/{pid}")
+
+
+def host_target(jp_serverapp, job: str, host: str, description: dict, **options):
+    from jupyter_sm_debug.connect import HostTarget
+
+    state = jp_serverapp.web_app.settings["sm_debug"]
+    return HostTarget(job=job, host=host, description=description, config=state.config,
+                      jobs=state.jobs, options=options, transport="ssm")  # fmt: skip
+
+
+def sessions_of(standin, job: str, host: str) -> list:
+    from jupyter_sm_debug.standin import ssm as standin_ssm
+
+    sessions = standin_ssm.registry(standin).sessions
+    return [s for s in list(sessions.values()) if s.target.endswith(f"{job}_{host}")]
+
+
+async def test_run_starts_its_session_with_the_requests_document_as_attach_does(
+    jp_serverapp, ssm_job, sagemaker
+):
+    """Issue 21: SSM's run ignored the request's `document`; both verbs now build the same
+    StartSession."""
+    from jupyter_sm_debug.connect import CannotAttach
+    from jupyter_sm_debug.connect.registry import get_transport
+
+    description = sagemaker.describe_training_job(TrainingJobName=ssm_job)
+    target = host_target(jp_serverapp, ssm_job, "algo-1", description, document="No-Such-Doc")
+    transport = get_transport("ssm", "run")
+    with pytest.raises(CannotAttach) as refused:
+        await transport.run(target, ["true"], 30)
+    assert refused.value.code == "invalid_document" and "No-Such-Doc" in refused.value.message
+    with pytest.raises(CannotAttach) as refused:
+        await transport.attach(target)
+    assert refused.value.code == "invalid_document"
+
+
+async def test_every_ssm_verb_terminates_its_session(jp_serverapp, ssm_job, sagemaker, standin):
+    """The one session bracket: run ends its session when the command is done and when the
+    client fails; a forward's close ends it too."""
+    from jupyter_sm_debug.connect.registry import get_transport
+
+    description = sagemaker.describe_training_job(TrainingJobName=ssm_job)
+    target = host_target(jp_serverapp, ssm_job, "algo-4", description)
+    transport = get_transport("ssm", "run")
+    result = await transport.run(target, ["echo", "bracketed"], 60)
+    assert result.exit_code == 0 and result.stdout == b"bracketed\n", result
+    cut_short = await transport.run(target, ["sleep", "30"], 0.5)
+    assert cut_short.exit_code is None and cut_short.timed_out, cut_short
+    tunnel = await transport.forward(target, 9)
+    await tunnel.close()
+    assert tunnel.alive() is False
+    sessions = sessions_of(standin, ssm_job, "algo-4")
+    assert [s.status for s in sessions] == ["Terminated"] * 3

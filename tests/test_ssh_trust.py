@@ -529,3 +529,100 @@ def test_a_stand_in_host_counts_sessions_with_the_entrypoints_rule(standin, tmp_
         finally:
             session.terminate()
             session.wait(timeout=10)
+
+
+# -- a job that does not run the entrypoint with SSH on (issue 22, finding 10) ---------------------
+
+WRAPPED = ["/bin/sh", "-c", 'exec "$@"', "sm-debug-hold", "python", "train.py"]
+
+
+@pytest.mark.parametrize(
+    "description, trusted",
+    [
+        ({}, False),
+        ({"Environment": {"SM_DEBUG_SSH": "1"}}, True),
+        ({"Environment": {"SM_DEBUG_SSH": "0"}}, False),
+        ({"HyperParameters": {"sm_debug_ssh": '"true"'}}, True),  # as the SDK encodes it
+        ({"AlgorithmSpecification": {"ContainerEntrypoint": [
+            "sm-debug-entrypoint", "--ssh", "--", "python", "train.py"]}}, True),
+        ({"AlgorithmSpecification": {"ContainerEntrypoint": [
+            "/usr/local/bin/sm-debug-entrypoint", "--", "python", "train.py", "--ssh"]}}, False),
+        ({"AlgorithmSpecification": {"ContainerEntrypoint": ["python", "train.py"]},
+          "Environment": {"SM_DEBUG_SSH": "1"}}, False),
+        # Debug a copy, wrapped for its hold: the wrapper runs, not the entrypoint.
+        ({"AlgorithmSpecification": {"ContainerEntrypoint": WRAPPED},
+          "Environment": {"SM_DEBUG_SSH": "1"}}, False),
+    ],
+)  # fmt: skip
+def test_only_the_jobs_own_configuration_lets_an_announcement_count(description, trusted):
+    from jupyter_sm_debug.connect.ssh import entrypoint_without_ssh
+
+    why = entrypoint_without_ssh(description)
+    assert (why is None) == trusted, why
+
+
+@needs_sshd
+async def test_a_job_without_the_entrypoints_ssh_needs_an_explicit_address(
+    api, standin, terminal_manager
+):
+    """Finding 10: the job does not ask its sm-debug-entrypoint for SSH, and its training
+    prints a well-formed announcement as the stream's first line. Attach does not follow it:
+    a 409 that says why and what to give; with the address and key given, it connects."""
+    import boto3
+
+    if standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    job = f"no-entrypoint-{uuid.uuid4().hex[:8]}"
+    standin.create_job(job, instance_count=1, started_ago=60, environment={"SM_DEBUG_SSH": "0"})
+    stream = standin.log_stream(job, "algo-1")
+    first = boto3.client("logs").get_log_events(
+        logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True
+    )["events"][0]["timestamp"]
+    forged = f"SM_DEBUG_SSH host=algo-1 addr=127.0.0.1 port=9 hostkey=ssh-ed25519:{KEY}"
+    standin._hosts.logs.put(standin.region, stream, [(first / 1000 - 1, forged)])
+    lines = boto3.client("logs").get_log_events(
+        logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True
+    )["events"]
+    assert first_announcement(lines, "algo-1").port == 9  # the forged line comes first
+
+    status, body = await attach(api, job)
+    assert status == 409, body
+    error = body["error"]
+    assert error["code"] == "ssh_address_required"
+    assert "sm-debug-entrypoint" in error["message"] and "training code" in error["message"]
+    assert "'address'" in error["hint"] and "'host_key'" in error["hint"]
+    assert "SM_DEBUG_SSH" in error["hint"]
+
+    addr, port = standin.host_address(job, "algo-1")
+    # The stand-in's hosts share one host key (what its sshd presents).
+    real_key = " ".join(standin._hosts.ssh.host_key.with_suffix(".pub").read_text().split()[:2])
+    status, body = await attach(api, job, address=f"{addr}:{port}", host_key=real_key)
+    assert status == 201, body
+    assert body["host_key"]["verified"] is True and body["host_key"]["source"] == "request"
+    await close(terminal_manager, body["terminal"]["name"])
+
+
+@needs_sshd
+async def test_an_image_whose_entrypoint_runs_ssh_needs_no_setting(api, standin, terminal_manager):
+    """Finding 10, the usual image: ENTRYPOINT ["sm-debug-entrypoint", "--ssh", "--", ...]
+    baked in, nothing in the job. Its ENTRYPOINT is read from ECR (as Debug a copy reads it),
+    so its announcement counts; a job of an image without it still gets the 409."""
+    from jupyter_sm_debug.standin.core import ACCOUNT_ID, byoc_image
+
+    if standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    repository = f"with-entrypoint-{uuid.uuid4().hex[:6]}"
+    standin._ecr.put(ACCOUNT_ID, repository, "1", ["sm-debug-entrypoint", "--ssh", "--"], ["train"])
+    image = f"{ACCOUNT_ID}.dkr.ecr.{standin.region}.amazonaws.com/{repository}:1"
+    unset = {"SM_DEBUG_SSH": ""}  # the stand-in's jobs set it by default
+    baked, plain = f"baked-{uuid.uuid4().hex[:8]}", f"plain-{uuid.uuid4().hex[:8]}"
+    standin.create_job(baked, instance_count=1, started_ago=60, image=image, environment=unset)
+    standin.create_job(plain, instance_count=1, started_ago=60, image=byoc_image(standin.region),
+                       environment=unset)  # fmt: skip
+    status, body = await attach(api, baked)
+    assert status == 201, body
+    assert body["host_key"]["source"] == "announcement"
+    await close(terminal_manager, body["terminal"]["name"])
+    status, body = await attach(api, plain)
+    assert status == 409 and body["error"]["code"] == "ssh_address_required", body
+    assert "ENTRYPOINT is sm-debug-entrypoint --ssh" in body["error"]["message"]

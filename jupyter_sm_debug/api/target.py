@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..connect import HostTarget, Transport, get_transport
+from ..connect import HostTarget, Transport
+from ..connect.registry import get_transport
 from ..description import (
     CONTAINERS_UP,
     REMOTE_DEBUG_UPDATABLE,

@@ -1,109 +1,70 @@
 """SSM transport: SageMaker remote debug sessions through AWS Systems Manager.
 
-The server calls StartSession itself, so a host that SSM cannot reach is a clear 409 before
-any terminal opens, then hands the session (StreamUrl + TokenValue) to the session client
-through an environment variable — never an argv, which any local user could read with ps.
-The client is AWS's session-manager-plugin when installed and new enough to read that
-variable (1.2.536.0 and later), else the built-in one.
+Every verb is one session inside `ssm_session` (StartSession … always TerminateSession):
+- attach: the server calls StartSession itself, so a host that SSM cannot reach is a clear
+  409 before any terminal opens, then hands the session (StreamUrl + TokenValue) to the
+  session client (clients.py) through an environment variable, never an argv;
+- run: the built-in client types one command into the session's shell (ssm/run.py);
+- forward: a port session (AWS-StartPortForwardingSession) run in the server's own event
+  loop by the built-in client, whose every connection is one smux stream opened straight
+  from the proxy (`Tunnel.connect`): no listener on this machine. AWS's plugin is never used
+  for forwards, since it can only listen on a TCP port that any local user may reach
+  (docs/ports.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import AsyncIterator
 
 from ..description import attach_state
 from ..errors import SMDebugError
-from . import RUN_OUTPUT_LIMIT, AttachRequest, CannotAttach, RunResult, Session, base_environment
+from .clients import (
+    PACKAGE_PARENT,
+    PLUGIN,
+    SESSION_VARIABLE,
+    ClientChoice,
+    aws_environment,
+    choose_client,
+    client_report,
+    plugin_argv,
+    plugin_missing,
+    plugin_version,
+    target_id,
+    version_text,
+)
+from .process import threads
+from .types import (
+    RUN_OUTPUT_LIMIT,
+    CannotAttach,
+    HostTarget,
+    RunResult,
+    Session,
+    Tunnel,
+    base_environment,
+)
 
-SESSION_VARIABLE = "AWS_SSM_START_SESSION_RESPONSE"  # the name the plugin itself accepts
-PLUGIN = "session-manager-plugin"
-# The first plugin release that reads the StartSession response from a named variable.
-ENV_VARIABLE_SINCE = (1, 2, 536, 0)
-VERSION_TIMEOUT = 5.0
-_VERSION = re.compile(rb"\b(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\b")
-# Where the session clients (ours, the watcher) import jupyter_sm_debug from: this copy.
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-
-
-def target_id(job: str, host: str) -> str:
-    return f"sagemaker-training-job:{job}_{host}"
-
-
-def aws_environment() -> dict[str, str]:
-    """What a client needs to call AWS (TerminateSession) like the server does: profile,
-    region, endpoint, and the credential sources (keys, container/role credentials), plus
-    the trust store settings that real AWS tools honour (a proxy's or a private CA)."""
-    names = ("SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith("AWS_") or name in names
-    }
-
-
-# ---------------------------------------------------------------------------- plugin version
-
-_versions: dict[tuple[str, float, int], tuple[int, ...] | None] = {}
-_versions_lock = threading.Lock()
+PORT_DOCUMENT = "AWS-StartPortForwardingSession"
 
 
-def plugin_version(path: str) -> tuple[int, ...] | None:
-    """``session-manager-plugin --version`` as a tuple, cached per binary (path, mtime,
-    size); None when it does not answer with a version."""
+async def start_session(target: HostTarget, params: dict) -> dict:
+    """StartSession for any SSM verb (attach, run, forward), its refusals said plainly
+    (decided by AWS's error code)."""
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    key = (path, st.st_mtime, st.st_size)
-    with _versions_lock:
-        if key in _versions:
-            return _versions[key]
-    try:
-        done = subprocess.run(  # noqa: S603 - a fixed argv, the binary found on PATH
-            [path, "--version"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=VERSION_TIMEOUT,
-            env=base_environment(),
-            check=False,
-        )
-        match = _VERSION.search(done.stdout) if done.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        match = None
-    version = tuple(int(g) for g in match.groups("0")) if match else None
-    with _versions_lock:
-        _versions[key] = version
-    return version
-
-
-def version_text(version: tuple[int, ...] | None) -> str:
-    return ".".join(map(str, version)) if version else "unknown"
-
-
-async def start_session(request: AttachRequest, params: dict) -> dict:
-    """StartSession for any SSM verb (attach, run, forward), its refusals said plainly."""
-    try:
-        return await request.jobs.call("ssm", "start_session", **params)
+        response = await target.jobs.call("ssm", "start_session", **params)
     except SMDebugError as error:
-        if "TargetNotConnected" in error.message or "not connected" in error.message:
+        if error.aws_code == "TargetNotConnected":
             raise CannotAttach(
                 "target_not_connected",
-                f"SSM cannot reach {request.host} of {request.job} yet.",
+                f"SSM cannot reach {target.host} of {target.job} yet.",
                 "SSM registers a host a minute or two after training starts: wait and "
                 "retry. If it persists, check that the job's role allows ssmmessages:*.",
             ) from None
-        if "(InvalidDocument)" in error.message:
+        if error.aws_code == "InvalidDocument":
             raise CannotAttach(
                 "invalid_document",
                 f"SSM cannot start a session with document {params.get('DocumentName')}: "
@@ -113,158 +74,126 @@ async def start_session(request: AttachRequest, params: dict) -> dict:
                 status=400,
             ) from None
         raise
+    response.pop("ResponseMetadata", None)
+    return response
 
 
-@dataclass
-class ClientChoice:
-    kind: str | None  # "plugin", "builtin", or None (none usable)
-    plugin: str | None = None  # the plugin's path when one is on PATH
-    version: tuple[int, ...] | None = None
-    problem: dict | None = None  # why a plugin on PATH is not used: {code, message, hint}
+async def terminate_session(target: HostTarget, session_id: str) -> None:
+    """Harmless twice (the client may have ended the session itself); never raises."""
+    try:
+        await target.jobs.call("ssm", "terminate_session", SessionId=session_id)
+    except SMDebugError as error:
+        target.jobs.log.info("sm-debug: TerminateSession %s: %s", session_id, error.code)
 
 
-def choose_client(preference: str) -> ClientChoice:
-    """Which session client an attach runs, per ``c.SMDebug.ssm_client`` (blocking: it may
-    run the plugin once to read its version)."""
-    plugin = shutil.which(PLUGIN)
-    if plugin is None:
-        if preference == "plugin":
-            return ClientChoice(None)
-        return ClientChoice("builtin")
-    if preference == "builtin":
-        return ClientChoice("builtin", plugin)
-    version = plugin_version(plugin)
-    if version is not None and version >= ENV_VARIABLE_SINCE:
-        return ClientChoice("plugin", plugin, version)
-    found = (
-        f"{PLUGIN} {version_text(version)} at {plugin}"
-        if version
-        else f"{PLUGIN} at {plugin} (its --version gave no version)"
-    )
-    problem = {
-        "code": "plugin_too_old",
-        "message": f"{found} is older than {version_text(ENV_VARIABLE_SINCE)}: it cannot "
-        "read the session from an environment variable, and a session token never goes "
-        "in an argv (any local user can read it). SSM attach uses the built-in client.",
-        "hint": f"Install Session Manager plugin {version_text(ENV_VARIABLE_SINCE)} or newer "
-        "to use it, or set c.SMDebug.ssm_client = 'builtin' to silence this.",
+@contextlib.asynccontextmanager
+async def ssm_session(target: HostTarget, params: dict) -> AsyncIterator[dict]:
+    """StartSession, then TerminateSession however the block ends: the one place a
+    session of any verb is ended. A verb whose session outlives the call (attach, forward)
+    hands the end on with an AsyncExitStack's pop_all."""
+    response = await start_session(target, params)
+    try:
+        yield response
+    finally:
+        await terminate_session(target, response.get("SessionId", ""))
+
+
+def shell_params(target: HostTarget) -> dict:
+    """StartSession of a shell: the request's document, else c.SMDebug.ssm_document."""
+    params = {"Target": target_id(target.job, target.host)}
+    document = target.options.get("document") or target.config.ssm_document
+    if document:
+        params["DocumentName"] = document
+    return params
+
+
+def port_params(target: HostTarget, port: int) -> dict:
+    return {
+        "Target": target_id(target.job, target.host),
+        "DocumentName": PORT_DOCUMENT,
+        "Parameters": {"portNumber": [str(port)]},
     }
-    return ClientChoice("builtin", plugin, version, problem)
 
 
-def plugin_missing() -> CannotAttach:
-    return CannotAttach(
-        "plugin_missing",
-        "c.SMDebug.ssm_client is 'plugin' but session-manager-plugin is not installed.",
-        "Install the Session Manager plugin, or set c.SMDebug.ssm_client = 'auto' to use "
-        "the built-in client.",
-        status=503,
-    )
+def require_attachable(target: HostTarget) -> None:
+    state = attach_state(target.description)["ssm"]
+    if not state["ok"]:
+        hint = (
+            "Flip the Remote debug switch on this job, then Attach."
+            if "Remote debug" in state["reason"]
+            else "Pick a running job (Downloading or Training)."
+        )
+        raise CannotAttach("not_attachable", state["reason"], hint)
 
 
-def client_report(preference: str) -> tuple[dict, list[dict]]:
-    """The ``clients`` part of /sm-debug/environment for SSM, and its problems."""
-    choice = choose_client(preference)
-    report = {
-        "session_manager_plugin": choice.plugin,
-        "session_manager_plugin_version": version_text(choice.version) if choice.version else None,
-        "builtin_ssm": True,
-        "ssm": choice.kind,  # which client an SSM attach will run
-    }
-    return report, [choice.problem] if choice.problem else []
-
-
-# ---------------------------------------------------------------------------- transport
-
-# Each command over SSM holds a thread for its session (the built-in client blocks); the
-# number of hosts run at once is bounded by the caller (c.SMDebug.max_concurrency).
-_run_threads = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="sm-debug-ssm-run")
+async def chosen_client(target: HostTarget) -> ClientChoice:
+    loop = asyncio.get_running_loop()
+    choice = await loop.run_in_executor(None, choose_client, target.config.ssm_client)
+    if choice.kind is None:
+        raise plugin_missing()
+    if choice.problem:
+        target.jobs.log.warning("sm-debug: %s", choice.problem["message"])
+    return choice
 
 
 class SSMTransport:
     name = "ssm"
+    capabilities = frozenset({"attach", "run", "forward"})
 
-    async def prepare(self, request: AttachRequest) -> Session:
-        state = attach_state(request.description)["ssm"]
-        if not state["ok"]:
-            hint = (
-                "Flip the Remote debug switch on this job, then Attach."
-                if "Remote debug" in state["reason"]
-                else "Pick a running job (Downloading or Training)."
-            )
-            raise CannotAttach("not_attachable", state["reason"], hint)
-        loop = asyncio.get_running_loop()
-        choice = await loop.run_in_executor(None, choose_client, request.config.ssm_client)
-        if choice.kind is None:
-            raise plugin_missing()
-        if choice.problem:
-            request.jobs.log.warning("sm-debug: %s", choice.problem["message"])
-        target = target_id(request.job, request.host)
-        params = {"Target": target}
-        document = request.options.get("document") or request.config.ssm_document
-        if document:
-            params["DocumentName"] = document
-        response = await start_session(request, params)
-        response.pop("ResponseMetadata", None)
-        session_id = response.get("SessionId")
+    async def attach(self, target: HostTarget) -> Session:
+        require_attachable(target)
+        choice = await chosen_client(target)
+        params = shell_params(target)
+        async with contextlib.AsyncExitStack() as stack:
+            response = await stack.enter_async_context(ssm_session(target, params))
+            argv, env = self._client_argv(target, choice, params, response)
+            end = stack.pop_all()  # the terminal's end terminates the session
+        return Session(
+            argv=argv,
+            env=env,
+            target=f"{params['Target']} ({choice.kind})",
+            on_end=end.aclose,
+        )
 
-        async def terminate() -> None:
-            # The client ends the session itself when it can; one killed before it got
-            # that far (a terminal closed at once) would leave it open at SSM until the
-            # idle timeout. Terminating a session twice is harmless.
-            try:
-                await request.jobs.call("ssm", "terminate_session", SessionId=session_id)
-            except SMDebugError as error:
-                request.jobs.log.info("sm-debug: TerminateSession %s: %s", session_id, error.code)
-
-        ssm = request.jobs.client("ssm")
-        region = ssm.meta.region_name
-        endpoint = ssm.meta.endpoint_url
+    def _client_argv(self, target, choice, params, response) -> tuple[list[str], dict]:
+        ssm = target.jobs.client("ssm")
         env = {
             **base_environment(),
             **aws_environment(),
             "PYTHONPATH": PACKAGE_PARENT,
             SESSION_VARIABLE: json.dumps(response),
         }
-        timeout = f"{request.config.ssm_connect_timeout:g}"
+        timeout = f"{target.config.ssm_connect_timeout:g}"
         if choice.kind == "plugin":
-            # The plugin's own calling convention (as the AWS CLI uses it), with the session
-            # passed by variable name rather than as JSON in the argv; the watcher says in
-            # the tab when it ends or shows no shell within ssm_connect_timeout.
+            # The watcher says in the tab when the plugin ends or shows no shell within
+            # ssm_connect_timeout.
             label = f"{PLUGIN} {version_text(choice.version)}"
             argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.watch",
                     "--timeout", timeout, "--label", label, "--",
-                    choice.plugin, SESSION_VARIABLE, region, "StartSession",
-                    request.config.profile or "", json.dumps(params), endpoint]  # fmt: skip
-        else:
-            argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client",
-                    "--session-env", SESSION_VARIABLE, "--region", region,
-                    "--endpoint-url", endpoint]  # fmt: skip
-            # By environment: job names stay out of argv (and the timeout with them).
-            env["SM_DEBUG_SSM_TARGET"] = target
-            env["SM_DEBUG_SSM_CONNECT_TIMEOUT"] = timeout
-            if request.config.profile:
-                argv += ["--profile", request.config.profile]
-        return Session(argv=argv, env=env, target=f"{target} ({choice.kind})", on_end=terminate)
+                    *plugin_argv(choice.plugin, ssm.meta.region_name, target.config.profile,
+                                 params, ssm.meta.endpoint_url)]  # fmt: skip
+            return argv, env
+        argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client",
+                "--session-env", SESSION_VARIABLE, "--region", ssm.meta.region_name,
+                "--endpoint-url", ssm.meta.endpoint_url]  # fmt: skip
+        # By environment: job names stay out of argv (and the timeout with them).
+        env["SM_DEBUG_SSM_TARGET"] = params["Target"]
+        env["SM_DEBUG_SSM_CONNECT_TIMEOUT"] = timeout
+        if target.config.profile:
+            argv += ["--profile", target.config.profile]
+        return argv, env
 
     async def run(
-        self, request: AttachRequest, argv: list[str], timeout: float, stdin: bytes = b""
+        self, target: HostTarget, argv: list[str], timeout: float, stdin: bytes = b""
     ) -> RunResult:
-        """StartSession, the command typed into the session's shell by the built-in client
-        (ssm/run.py: marker protocol, no echo), TerminateSession always."""
+        """The command typed into the session's shell by the built-in client (ssm/run.py:
+        marker protocol, no echo), in the same session document as Attach."""
         from ..ssm.run import run_in_session
 
         started = time.monotonic()
-        state = attach_state(request.description)["ssm"]
-        if not state["ok"]:
-            raise CannotAttach("not_attachable", state["reason"], "Pick a running job.")
-        target = target_id(request.job, request.host)
-        params = {"Target": target}
-        if request.config.ssm_document:
-            params["DocumentName"] = request.config.ssm_document
-        response = await start_session(request, params)
-        session_id = response.get("SessionId")
-        ssm = request.jobs.client("ssm")
+        require_attachable(target)
+        params = shell_params(target)
+        ssm = target.jobs.client("ssm")
 
         def resume(sid: str) -> dict:
             answer = ssm.resume_session(SessionId=sid)
@@ -272,26 +201,76 @@ class SSMTransport:
                     "StreamUrl": answer.get("StreamUrl", "")}  # fmt: skip
 
         def data_key(key_id: str, context: dict) -> tuple:
-            answer = request.jobs.client("kms").generate_data_key(
+            answer = target.jobs.client("kms").generate_data_key(
                 KeyId=key_id, KeySpec="AES_256", EncryptionContext=context
             )
             return answer["CiphertextBlob"], answer["Plaintext"]
 
-        left = max(0.5, timeout - (time.monotonic() - started))
-        loop = asyncio.get_running_loop()
-        try:
-            result = await loop.run_in_executor(
-                _run_threads,
+        async with ssm_session(target, params) as response:
+            left = max(0.5, timeout - (time.monotonic() - started))
+            result = await asyncio.get_running_loop().run_in_executor(
+                threads(),
                 lambda: run_in_session(
-                    response, argv, left, stdin, target=target,
+                    response, argv, left, stdin, target=params["Target"],
                     generate_data_key=data_key, resume=resume,
-                    limit=request.options.get("output_limit", RUN_OUTPUT_LIMIT),
+                    limit=target.options.get("output_limit", RUN_OUTPUT_LIMIT),
                 ),
             )  # fmt: skip
-        finally:
-            try:
-                await request.jobs.call("ssm", "terminate_session", SessionId=session_id)
-            except SMDebugError as error:
-                request.jobs.log.info("sm-debug: TerminateSession %s: %s", session_id, error.code)
         result.seconds = time.monotonic() - started
         return result
+
+    async def forward(self, target: HostTarget, remote_port: int) -> Tunnel:
+        from ..ssm.portforward import PortForwardClient, PortForwardError
+
+        require_attachable(target)
+        # Always the built-in client, whatever c.SMDebug.ssm_client says: the plugin can
+        # only listen on a TCP port (docs/ports.md).
+        params = port_params(target, remote_port)
+        async with contextlib.AsyncExitStack() as stack:
+            response = await stack.enter_async_context(ssm_session(target, params))
+            client = PortForwardClient(response, target=params["Target"], log=target.jobs.log)
+            stack.push_async_callback(client.close)
+            try:
+                await client.connect()
+            except PortForwardError as error:
+                raise CannotAttach(
+                    "forward_failed",
+                    f"SSM could not forward port {remote_port} of {target.host}: {error}",
+                    "Check that the job's SSM agent runs (Remote debug on) and try again.",
+                ) from None
+            end = stack.pop_all()
+
+        async def connect():
+            try:
+                return await client.open_stream()
+            except PortForwardError as error:
+                raise ConnectionError(str(error)) from None
+
+        session_id = response.get("SessionId", "")
+        info = {"session_id": session_id, "client": "builtin"}
+        if target.config.ssm_client == "plugin":
+            info["note"] = (
+                f"Forwards use the built-in client, not {PLUGIN}: the plugin can only "
+                "listen on a TCP port that every local user can reach."
+            )
+        return Tunnel(
+            local_port=0,
+            remote_port=remote_port,
+            target=f"{params['Target']} (builtin, session {session_id})",
+            close=end.aclose,
+            alive=lambda: client.alive,
+            connect=connect,
+            info=info,
+        )
+
+
+__all__ = [
+    "PORT_DOCUMENT",
+    "SESSION_VARIABLE",
+    "SSMTransport",
+    "choose_client",
+    "client_report",
+    "plugin_version",
+    "ssm_session",
+    "start_session",
+]

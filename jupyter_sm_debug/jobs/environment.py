@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..connect.clients import ssh_problem
 from ..connect.ssm import client_report
 from ..errors import SMDebugError, from_boto
 
@@ -46,6 +47,7 @@ class Environment:
                 problems.append(error.to_json()["error"])
         ssm_clients, ssm_problems = await self.aws.run(client_report, self.config.ssm_client)
         problems += ssm_problems
+        problems += [problem for problem in [ssh_problem()] if problem]
         return {
             "region": region,
             "account": account,

@@ -41,7 +41,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional
 
-from ..connect import RUN_OUTPUT_LIMIT, RunResult
+from ..connect.types import RUN_OUTPUT_LIMIT, RunResult
 from . import client
 
 LINE = 76  # base64 characters per line typed into the PTY (its line limit is 4095)

@@ -568,8 +568,10 @@ class StandIn:
         }
         if remote_debug is not None:
             request["RemoteDebugConfig"] = {"EnableRemoteDebug": bool(remote_debug)}
-        if environment:
-            request["Environment"] = {k: str(v) for k, v in environment.items()}
+        # Stand-in hosts run as if under `sm-debug-entrypoint --ssh`: say so in the job's
+        # own configuration, where SSH attach looks before trusting an announcement.
+        environment = {"SM_DEBUG_SSH": "1", **(environment or {})}
+        request["Environment"] = {k: str(v) for k, v in environment.items()}
         return request
 
     def create_jobs(self, specs: list[dict]) -> list[str]:

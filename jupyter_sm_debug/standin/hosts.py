@@ -369,6 +369,11 @@ class HostManager:
                 stream,
                 [trainlog.ssh_line(t, spec.name, host.addr, host.port, host_key)],
             )
+        else:  # what sm-debug-entrypoint --ssh prints when sshd cannot start
+            reason = "sshd_not_installed" if self.ssh.missing_hint else "sshd_exited"
+            self.logs.put(
+                job.region, stream, [(t, f"SM_DEBUG_SSH_FAILED host={spec.name} reason={reason}")]
+            )
 
     def _start_container(self, host: LiveHost, inside: dict) -> None:
         """The host's namespaces with its training process as init; without them, the
