@@ -157,31 +157,37 @@ def remote_debug_change(description: dict) -> dict:
     return {"ok": False, "reason": reason}
 
 
-def attach_state(description: dict) -> dict:
-    """Whether each transport can reach the hosts now, and if not, why and what to do."""
+def unreachable(description: dict, transport: str) -> tuple[str, str] | None:
+    """Why `transport` cannot reach the job's hosts now, as (reason key, message), or None.
+    The one decision: the job detail words it (attach_state), the request layer refuses
+    with it and one hint per reason key (api.target)."""
     status = description.get("TrainingJobStatus")
     secondary = description.get("SecondaryStatus")
-    isolated = bool(description.get("EnableNetworkIsolation"))
     if status != "InProgress":
-        gone = {"ok": False, "reason": f"The job is {status}: its containers are gone."}
-        return {"ssm": gone, "ssh": gone}
+        return "ended", f"The job is {status}: its containers are gone."
     if secondary not in CONTAINERS_UP:
-        waiting = {
-            "ok": False,
-            "reason": f"The job is {secondary}: attach once it is Downloading or Training.",
-        }
-        return {"ssm": waiting, "ssh": waiting}
-    if isolated:
-        reason = "The job runs with network isolation, which blocks remote access."
-        return {"ssm": {"ok": False, "reason": reason}, "ssh": {"ok": False, "reason": reason}}
-    if not remote_debug_enabled(description):
-        ssm = {"ok": False, "reason": "Turn on Remote debug for this job first."}
-    elif secondary not in REMOTE_DEBUG_UPDATABLE:
-        ssm = {"ok": False, "reason": f"The job is {secondary}: the SSM agent has stopped."}
-    else:
-        ssm = {"ok": True, "reason": ""}
-    missing = ssh_problem()  # this machine, not the job: the reason names the missing client
-    return {"ssm": ssm, "ssh": {"ok": not missing, "reason": missing["message"] if missing else ""}}
+        return "starting", f"The job is {secondary}: attach once it is Downloading or Training."
+    if description.get("EnableNetworkIsolation"):
+        return "isolated", "The job runs with network isolation, which blocks remote access."
+    if transport == "ssm":
+        if not remote_debug_enabled(description):
+            return "remote_debug_off", "Turn on Remote debug for this job first."
+        if secondary not in REMOTE_DEBUG_UPDATABLE:
+            return "agent_stopped", f"The job is {secondary}: the SSM agent has stopped."
+    if transport == "ssh":
+        missing = ssh_problem()  # this machine, not the job: the reason names the client
+        if missing:
+            return "client_missing", missing["message"]
+    return None
+
+
+def attach_state(description: dict) -> dict:
+    """Whether each transport can reach the hosts now, and if not, why."""
+    state = {}
+    for transport in ("ssm", "ssh"):
+        found = unreachable(description, transport)
+        state[transport] = {"ok": found is None, "reason": found[1] if found else ""}
+    return state
 
 
 def detail(description: dict) -> dict:

@@ -7,14 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..connect import HostTarget, Transport
+from ..connect.clients import ssh_problem
 from ..connect.registry import get_transport
-from ..description import (
-    CONTAINERS_UP,
-    REMOTE_DEBUG_UPDATABLE,
-    attach_state,
-    hosts_of,
-    remote_debug_enabled,
-)
+from ..description import hosts_of, unreachable
 from ..errors import SMDebugError
 from ..names import host_index
 
@@ -31,33 +26,17 @@ HINTS = {
 }
 
 
-def why_unreachable(description: dict, transport: str) -> Optional[str]:
-    """The reason (a key of HINTS) the transport cannot reach the job now, or None. Follows
-    description.attach_state's order, which words the message."""
-    status = description.get("TrainingJobStatus")
-    secondary = description.get("SecondaryStatus")
-    if status != "InProgress":
-        return "ended"
-    if secondary not in CONTAINERS_UP:
-        return "starting"
-    if description.get("EnableNetworkIsolation"):
-        return "isolated"
-    if transport == "ssm":
-        if not remote_debug_enabled(description):
-            return "remote_debug_off"
-        if secondary not in REMOTE_DEBUG_UPDATABLE:
-            return "agent_stopped"
-    return None
-
-
 def require_reachable(description: dict, transport: str) -> None:
-    """409 not_attachable, with the reason's hint, unless the transport can reach the job."""
-    why = why_unreachable(description, transport)
-    state = attach_state(description).get(transport, {"ok": True})
-    if why is None and state["ok"]:
+    """409 not_attachable, with the reason's hint, unless the transport can reach the job
+    (503 when this machine lacks the transport's client: nothing about the job to change)."""
+    found = unreachable(description, transport)
+    if found is None:
         return
-    reason = state.get("reason") or "The job's hosts cannot be reached now."
-    raise SMDebugError(409, "not_attachable", reason, HINTS.get(why or "ended"))
+    why, message = found
+    if why == "client_missing":
+        missing = ssh_problem() or {"code": "client_missing", "hint": ""}
+        raise SMDebugError(503, missing["code"], message, missing["hint"])
+    raise SMDebugError(409, "not_attachable", message, HINTS[why])
 
 
 def host_count(description: dict) -> int:
