@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import free_port  # noqa: F401 - the forward tests import it from here
+
 APP = r"""
 import sys, threading, os
 from tornado import ioloop, web, websocket
@@ -102,12 +104,6 @@ threading.Thread(target=watch_stdin, args=(loop,), daemon=True).start()
 print("LISTENING", flush=True)
 loop.start()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class HostApp:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
+from support import ERROR_KEYS, free_port
 
 from jupyter_sm_debug.standin import procs
 
-ERROR_KEYS = {"code", "message", "hint"}
 # Short phases: the session's shared manual clock must move only a little.
 SHORT = {"starting": 20, "downloading": 20, "training": 60, "uploading": 20}
 
@@ -174,12 +173,6 @@ def describe_processes(pids_: Iterable[int]) -> list[str]:
 
 
 # -- a real `jupyter server` subprocess ------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def standin_environment(standin) -> dict[str, str]:

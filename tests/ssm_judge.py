@@ -14,7 +14,7 @@ import socket
 import threading
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from support import REPO
 
 
 def real_plugin() -> str | None:

@@ -24,11 +24,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
+from support import REPO
 
 from jupyter_sm_debug.standin import StandIn
 from jupyter_sm_debug.standin.sigv4 import Credentials, sign
 
-REPO = Path(__file__).resolve().parents[1]
 EVERYWHERE = "0.0.0.0"  # noqa: S104 - the address the stand-in must not take silently
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from test_api import assert_error, unique
-from test_standin_hold import WRAPPED
+from held_jobs import WRAPPED
+from support import assert_error, unique
 
 from jupyter_sm_debug.jobs import console_url
 

@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support import attach, wait_gone
 from terminal_io import open_terminal
-from test_attach_ssh import attach, wait_gone
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from ssm_judge import SKIP_REASON, ConnectProxy, kms_proxy_env, real_plugin, tls_address
+from support import attach
 from terminal_io import open_terminal
-from test_attach_ssh import attach
 from test_ssm_session import Terminal, client_env, kms_document, sessions
 
 from jupyter_sm_debug.standin import ssm as standin_ssm

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import uuid
 
 import pytest
+from support import assert_error, unique
 from tornado.httpclient import HTTPClientError
-
-ERROR_KEYS = {"code", "message", "hint"}
-_counter = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-
-
-def assert_error(status, body, expected_status, code=None):
-    assert status == expected_status, body
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == ERROR_KEYS, body
-    assert body["error"]["message"], body
-    if code:
-        assert body["error"]["code"] == code, body
-
 
 # -- listing -------------------------------------------------------------------------
 

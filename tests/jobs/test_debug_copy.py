@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_api import assert_error
+from support import assert_error
 
 from jupyter_sm_debug import hold
 from jupyter_sm_debug.standin import hosts

@@ -13,18 +13,11 @@ import uuid
 
 import pytest
 from forward_apps import BIG_SAMPLE, HostApp, free_port
+from support import alive
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 TRANSPORTS = ["ssh", "ssm"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")

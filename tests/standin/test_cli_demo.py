@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from jupyter_sm_debug import cli
 
@@ -40,12 +41,6 @@ def test_a_missing_extra_is_one_line_naming_the_pip_command(monkeypatch, capsys)
     assert 'pip install -e ".[demo]"' in err[0]
     assert err[1].startswith("jupyter-sm-debug standin needs moto")
     assert "Traceback" not in "\n".join(err)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -117,7 +112,7 @@ def _lab_pids(port: int) -> list[int]:
 def test_ctrl_c_through_a_pipe_stops_jupyterlab_and_the_standin(tmp_path):
     """`demo --no-browser | tee log` in a real terminal, then Ctrl-C: the terminal sends
     SIGINT to demo and tee alike, and JupyterLab, on a tty, would ask "Shutdown?"."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "log"
     log.touch()
     command = (
@@ -183,7 +178,7 @@ def test_ctrl_c_through_a_pipe_stops_jupyterlab_and_the_standin(tmp_path):
 
 
 def test_sigterm_twice_stops_quietly(tmp_path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "log"
     with log.open("wb") as out:
         demo = subprocess.Popen(

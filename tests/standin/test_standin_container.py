@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 from ptyprocess import PtyProcess
+from support import REPO
 from test_standin_hold import held_job, messages
 
 from jupyter_sm_debug.standin import StandIn, container, procs
 
-REPO = Path(__file__).resolve().parents[1]
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",

@@ -10,12 +10,13 @@ import time
 import uuid
 
 import pytest
+from held_jobs import FAILING, FAILS_AFTER, REASON, WRAPPED, hold_env
 from test_standin import SSH_OPTIONS, client
 
 from jupyter_sm_debug import hold
 from jupyter_sm_debug.connect.ssh import first_announcement
 from jupyter_sm_debug.jobs import debug_copy_request
-from jupyter_sm_debug.standin import StandIn, ecr, hosts
+from jupyter_sm_debug.standin import StandIn, hosts
 from jupyter_sm_debug.standin.core import byoc_image
 from jupyter_sm_debug.standin.sagemaker import (
     COPY_MAX_DOWNLOADING,
@@ -24,31 +25,11 @@ from jupyter_sm_debug.standin.sagemaker import (
 )
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-REASON = (
-    "AlgorithmError: ExecuteUserScriptError:\nExitCode 1\n"
-    'ErrorMessage "ZeroDivisionError: division by zero"\n'
-    'Command "/opt/conda/bin/python3.10 train.py", exit code: 1'
-)
-# 20 s Starting, 10 s Downloading, 60 s Training until the command fails.
-FAILING = {"starting": 20, "downloading": 10, "training": 60, "outcome": "Failed",
-           "failure_reason": REASON}  # fmt: skip
-FAILS_AFTER = 90
 _counter = itertools.count()
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-
-
-def hold_env(seconds: float) -> dict:
-    return {"SM_DEBUG_HOLD_ON_FAILURE": f"{seconds:g}"}
-
-
-# What a debug copy of a DLC job runs: the hold wrapper around the image's own command.
-WRAPPED = {
-    "container_entrypoint": hold.wrapped_argv(ecr.DLC_ENTRYPOINT),
-    "container_arguments": ["train"],
-}
 
 
 def ssh(standin: StandIn, job: str, host: str, command: str) -> subprocess.CompletedProcess:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from ptyprocess import PtyProcess
+from support import REPO
 
 from jupyter_sm_debug.standin import ssm as standin_ssm
 from jupyter_sm_debug.standin.errors import StandInError
 
-REPO = Path(__file__).resolve().parents[1]
 PROMPT = rb"@algo-1:[^\r\n]*[#$] "
 
 

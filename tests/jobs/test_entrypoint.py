@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from jupyter_sm_debug.connect import CannotAttach
 from jupyter_sm_debug.connect.ssh import first_announcement
@@ -120,12 +121,6 @@ def test_sigterm_during_a_hold_exits_at_once(ml_root):
     assert proc.stdout.readline().startswith("SM_DEBUG_HOLD")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def keypair(directory, name):

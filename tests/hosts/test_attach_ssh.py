@@ -6,30 +6,10 @@ import os
 import time
 
 import pytest
+from support import alive, attach, wait_gone
 from terminal_io import open_terminal
 
 pytestmark = pytest.mark.usefixtures("standin")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return not alive(pid)
-
-
-async def attach(api, job, host, **body):
-    return await api("POST", "jobs", job, "hosts", host, "terminals", body=body)
 
 
 async def test_attach_opens_a_shell_on_the_chosen_host(api, jp_ws_fetch, demo_jobs):

@@ -26,8 +26,6 @@ from test_attach_ssh import attach
 
 from jupyter_sm_debug.connect import ssm as connect_ssm
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def fake_plugin(directory: Path, version: str, body: str) -> Path:
     """A session-manager-plugin script answering --version with ``version``; it records

@@ -17,7 +17,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = "jupyter_sm_debug"
-ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 MAX_LINES = 600
 
 # Import edges that close a cycle today, to be removed by their owners (issue 21).

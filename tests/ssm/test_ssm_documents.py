@@ -7,8 +7,8 @@ import time
 import uuid
 
 import pytest
+from support import attach
 from terminal_io import open_terminal
-from test_attach_ssh import attach
 from test_ssm_session import kms_document, sessions
 
 

@@ -13,8 +13,8 @@ import sys
 from datetime import datetime
 
 import pytest
-from test_api import unique
-from test_standin_hold import FAILING, WRAPPED
+from held_jobs import FAILING, WRAPPED
+from support import unique
 
 from jupyter_sm_debug import hold, logs
 from jupyter_sm_debug.standin import trainlog
