@@ -116,27 +116,18 @@ def summary(description: dict) -> dict:
     }
 
 
+# What a ListTrainingJobs summary lacks: only a description has them.
+DESCRIPTION_ONLY = ("started", "instance_count", "instances", "training_seconds",
+                    "billable_seconds", "remote_debug")  # fmt: skip
+
+
 def listed_row(item: dict) -> dict:
     """A row from a ListTrainingJobs summary alone, for the sidebar's first paint: what the
     summary lacks (instances, remote debug, times only a description has) is null, and
     `described` is false until a description fills it (`JobsService.describe_many`)."""
-    return {
-        "name": item["TrainingJobName"],
-        "arn": item.get("TrainingJobArn"),
-        "status": item.get("TrainingJobStatus"),
-        "secondary_status": item.get("SecondaryStatus"),
-        "created": iso(item.get("CreationTime")),
-        "started": None,
-        "ended": iso(item.get("TrainingEndTime")),
-        "last_modified": iso(item.get("LastModifiedTime")),
-        "instance_count": None,
-        "instances": None,
-        "training_seconds": None,
-        "billable_seconds": None,
-        "console_url": console_url(item),
-        "remote_debug": None,
-        "described": False,
-    }
+    row = summary(item)  # the summary's own fields read the same way as a description's
+    row.update(dict.fromkeys(DESCRIPTION_ONLY), described=False)
+    return row
 
 
 def remote_debug_change(description: dict) -> dict:

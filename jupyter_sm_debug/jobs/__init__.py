@@ -77,17 +77,9 @@ class JobsService:
     async def attach_description(self, name: str, transport: str) -> tuple[dict, bool]:
         return await self.descriptions.attach_description(name, transport)
 
-    async def list_jobs(
-        self,
-        status: str | None = None,
-        name_contains: str | None = None,
-        max_results: int = 20,
-        next_token: str | None = None,
-        describe: bool = True,
-    ) -> dict:
-        return await self.listing.list_jobs(
-            status, name_contains, max_results, next_token, describe
-        )
+    async def list_jobs(self, *args, **kwargs) -> dict:
+        """See Listing.list_jobs (jobs/listing.py): its signature is the one to read."""
+        return await self.listing.list_jobs(*args, **kwargs)
 
     async def describe_many(self, names: list[str]) -> dict:
         return await self.listing.describe_many(names)
