@@ -88,3 +88,24 @@ describe('the forwards API', () => {
     expect(calls[2][0]).toBe('forwards');
   });
 });
+
+describe('the forwarded-app tab (issue 22, finding 1)', () => {
+  it('sandboxes its iframe into an opaque origin', () => {
+    const tab = new ForwardTab(FORWARD, trans);
+    const iframe = tab.content.node.querySelector(
+      'iframe'
+    ) as HTMLIFrameElement;
+    const flags = (iframe.getAttribute('sandbox') ?? '').split(/\s+/);
+    expect(flags).not.toContain('allow-same-origin');
+    expect(flags).not.toContain('allow-top-navigation');
+    expect(flags).not.toContain('allow-popups-to-escape-sandbox');
+    expect(flags).toEqual(
+      expect.arrayContaining([
+        'allow-scripts',
+        'allow-forms',
+        'allow-downloads'
+      ])
+    );
+    tab.dispose();
+  });
+});
