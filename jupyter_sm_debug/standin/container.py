@@ -105,6 +105,25 @@ def init_script(argv: list[str]) -> str:
     )
 
 
+def exec_script(argv: list[str]) -> str:
+    """A lived job's init: becomes the job's effective command, which is then PID 1 of the
+    host's PID namespace as in a Docker container (no init of ours in between: a PID 1 that
+    installs no SIGTERM handler ignores it, and Stop then ends with SIGKILL)."""
+    command = " ".join(shlex.quote(a) for a in argv)
+    return (
+        "#!/bin/bash\n"
+        "# The container's command, as PID 1.\n"
+        'cd "$SM_MODULE_DIR" 2>/dev/null || cd /\n'
+        f"exec {command}\n"
+    )
+
+
+def toolkit_program(python: str) -> str:
+    """The stand-in's ``train`` (toolkit.py) as a program for ``python``."""
+    source = (Path(__file__).parent / "toolkit.py").read_text()
+    return f"#!{python}\n" + source
+
+
 # -- the namespace --------------------------------------------------------------------------
 
 
