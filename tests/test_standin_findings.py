@@ -64,3 +64,14 @@ def test_sagemaker_answers_auth_errors_with_400(standin):
         client.list_training_jobs()
     assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_demo_logs_open_without_bash_warnings(standin, demo_jobs):
+    logs = standin.client("logs")
+    name = demo_jobs["resnet50-ddp-4node"]
+    streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=name + "/")
+    first = logs.get_log_events(
+        logGroupName=GROUP, logStreamName=streams["logStreams"][0]["logStreamName"],
+        startFromHead=True, limit=3,
+    )["events"]  # fmt: skip
+    assert first and not any(e["message"].startswith("bash:") for e in first), first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tarfile
 import time
 import uuid
@@ -186,3 +187,37 @@ def test_pid_1_is_the_command(server):
         "TrainingImage": dlc_image(server.region), "TrainingInputMode": "File",
         "ContainerEntrypoint": ["python", "train.py"]}})  # fmt: skip
     wait_for(lambda: "MARKER-PID 1 0" in stream_text(server, name), what="PID 1")
+
+
+def test_a_host_has_its_own_terminals(server):
+    """Finding 6: a devpts instance of its own, not the machine's /dev/pts."""
+    import os
+
+    machine, other = os.openpty()  # a terminal of the machine, /dev/pts/N
+    try:
+        script = "import os\nprint('MARKER-PTS', sorted(os.listdir('/dev/pts')), flush=True)\n"
+        name = script_job(server, script)
+        text = wait_for(
+            lambda: (lambda t: t if "MARKER-PTS" in t else "")(stream_text(server, name)),
+            what="the listing",
+        )
+        assert "MARKER-PTS ['ptmx']" in text, text
+    finally:
+        os.close(machine)
+        os.close(other)
+
+
+def test_a_project_under_tmp_stays_visible_in_hosts(server, monkeypatch):
+    """Finding 5: the machine's directories the hosts' programs run from, under /tmp, are
+    bound back into the host's own /tmp."""
+    import tempfile
+
+    from jupyter_sm_debug.standin import container
+
+    where = tempfile.mkdtemp(prefix="standin-visible-", dir="/tmp")  # noqa: S108
+    with open(os.path.join(where, "marker.txt"), "w") as marker:
+        marker.write("MARKER-VISIBLE")
+    monkeypatch.setattr(container, "visible_paths", lambda: [where])
+    script = f"print(open({os.path.join(where, 'marker.txt')!r}).read(), flush=True)\n"
+    name = script_job(server, script)
+    wait_for(lambda: "MARKER-VISIBLE" in stream_text(server, name), what="the marker")
