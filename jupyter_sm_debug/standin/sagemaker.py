@@ -109,8 +109,8 @@ class Schedule:
     HOST_TAGS = ("hang-rank",)
     # Tags that script how (or when) a job ends: a job with any of them follows its
     # timeline, whatever its hosts' processes do.
-    SCRIPTING_TAGS = ("training-seconds", "outcome", "failure-reason", "started-ago",
-                      "stop-after")  # fmt: skip
+    # (started-ago only backdates a lived job: its process starts when the stand-in does.)
+    SCRIPTING_TAGS = ("training-seconds", "outcome", "failure-reason", "stop-after")
 
     @classmethod
     def from_tags(cls, tags: list[dict]) -> tuple[Schedule, float, Optional[float]]:
@@ -266,9 +266,15 @@ def runs_own_code(params: dict) -> bool:
     return bool(
         algorithm.get("ContainerEntrypoint")
         or "sagemaker_submit_directory" in hyperparameters
-        or "sagemaker_program" in hyperparameters
         or "code" in channels
     )
+
+
+def brings_code(params: dict) -> bool:
+    """Whether the request uploads code (a submit directory, or SDK v3's code channel)."""
+    hyperparameters = params.get("HyperParameters") or {}
+    channels = {c.get("ChannelName") for c in params.get("InputDataConfig") or []}
+    return "sagemaker_submit_directory" in hyperparameters or "code" in channels
 
 
 def scripted(tags: list[dict]) -> bool:
@@ -608,7 +614,13 @@ class TrainingJobs:
         tags = list(params.get("Tags") or [])
         schedule, started_ago, stop_after = Schedule.from_tags(tags)
         copy_of = next((tag["Value"] for tag in tags if tag["Key"] == COPY_OF_TAG), None)
-        lived = not scripted(tags) and runs_own_code(params)
+        # A backdated job lives only if it uploaded its code (the demo's scenarios): its
+        # process starts when the stand-in does.
+        lived = (
+            not scripted(tags)
+            and runs_own_code(params)
+            and (not started_ago or brings_code(params))
+        )
         if copy_of and not any(tag["Key"].startswith(TAG_PREFIX) for tag in tags):
             original = self._jobs.get((region, copy_of))
             if original is not None and not original.lived:
