@@ -221,3 +221,51 @@ def test_a_project_under_tmp_stays_visible_in_hosts(server, monkeypatch):
     script = f"print(open({os.path.join(where, 'marker.txt')!r}).read(), flush=True)\n"
     name = script_job(server, script)
     wait_for(lambda: "MARKER-VISIBLE" in stream_text(server, name), what="the marker")
+
+
+def test_sdk_v3_source_code_channels_reach_the_container(server):
+    """Finding 2: SDK v3's ``code`` and ``sm_drivers`` channels are materialised, and its
+    command runs them; a failure without a failure file is reported by exit code."""
+    name = f"lived-v3-{uuid.uuid4().hex[:8]}"
+    client = s3(server)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    driver = "#!/bin/bash\ncd /opt/ml/input/data/code && exec python train.py\n"
+    train = "import sys\nprint('MARKER-V3', flush=True)\nsys.exit(3)\n"
+    for key, body in (("sm_drivers/sm_train.sh", driver), ("code/train.py", train)):
+        client.put_object(Bucket=BUCKET, Key=f"{name}/{key}", Body=body.encode())
+    channels = [
+        {"ChannelName": channel, "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{name}/{channel}",
+            "S3DataDistributionType": "FullyReplicated"}}}
+        for channel in ("code", "sm_drivers")
+    ]  # fmt: skip
+    command = "chmod +x /opt/ml/input/data/sm_drivers/sm_train.sh && " + (
+        "/opt/ml/input/data/sm_drivers/sm_train.sh"
+    )
+    server.client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": dlc_image(server.region),
+                                "TrainingInputMode": "File",
+                                "ContainerEntrypoint": ["/bin/bash"],
+                                "ContainerArguments": ["-c", command]},
+        RoleArn="arn:aws:iam::123456789012:role/service-role/SageMakerExecutionRole",
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                        "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        InputDataConfig=channels,
+    )  # fmt: skip
+    server.advance(60)
+    job = wait_for(lambda: ended(server, name), what="the job to end")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: , exit code: 3"
+    assert "MARKER-V3" in stream_text(server, name)
+
+
+def test_max_runtime_stops_a_lived_job(server):
+    name = script_job(server, SLEEPER, extra={"StoppingCondition": {"MaxRuntimeInSeconds": 90}})
+    wait_for(lambda: "MARKER-UP" in stream_text(server, name), what="the script to start")
+    server.advance(120)
+    job = wait_for(lambda: ended(server, name), what="the job to stop")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
