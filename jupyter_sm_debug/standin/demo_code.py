@@ -23,7 +23,7 @@ import random
 import sys
 import time
 
-STEP_SECONDS = float(os.environ.get("SM_STANDIN_STEP_SECONDS", "2"))
+STEP_SECONDS = float(os.environ.get("SM_STANDIN_STEP_SECONDS", "1"))
 rng = random.Random(os.environ.get("SM_CURRENT_HOST", "algo-1"))
 loss = 2.6 + rng.random()
 print(f"training on {os.environ.get('SM_CURRENT_HOST')} with {sys.argv[1:]}", flush=True)
@@ -45,7 +45,7 @@ class OutOfMemoryError(RuntimeError):
     """torch.OutOfMemoryError's stand-in: this program has no torch and no GPU."""
 
 
-steps(5)
+steps(3)
 raise OutOfMemoryError(
     "CUDA out of memory (stand-in). Tried to allocate 2.00 GiB (GPU 0; 22.06 GiB total "
     "capacity; 19.87 GiB already allocated)"
@@ -57,7 +57,7 @@ MISSING_VALIDATION = (
     _STEPS
     + """
 
-steps(5)
+steps(3)
 # The first evaluation: the job was launched without a validation channel.
 with open("/opt/ml/input/data/validation/val.bin", "rb") as validation:
     validation.read()

@@ -361,6 +361,7 @@ class HostManager:
             for spec, key in zip(job.hosts, keys):
                 if key not in self.live and spec.name not in state.exited:
                     self._start(job, spec, start, t)
+                    state.streams.setdefault(spec.name, self.live[key].log_stream)
         hosts = [self.live[key] for key in keys if key in self.live]
         for host in hosts:
             self._observe(host, t)

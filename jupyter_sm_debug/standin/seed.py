@@ -14,6 +14,32 @@ HOUR = 3600.0
 # starts, and the hold wrapper (hold.py) holds its containers for HELD_HOLD seconds.
 HELD_STARTED_AGO = 55 * 60
 HELD_HOLD = HOUR
+# A stand-in without hosts runs no program: there the three scenarios follow a scripted
+# timeline instead (standin: tags), ending as their programs would.
+WITHOUT_HOSTS = {
+    "out-of-memory": {
+        "schedule": {"starting": 240, "downloading": 120, "training": 1020, "outcome": "Failed"}
+    },
+    "hung-rank": {
+        "schedule": {"starting": 420, "downloading": 300, "training": 14 * HOUR},
+        "tags": [{"Key": "standin:hang-rank", "Value": "13"}],
+    },
+    "missing-validation": {
+        "schedule": {
+            "starting": 180,
+            "downloading": 90,
+            "training": HELD_STARTED_AGO - 270 - 12 * 60,  # failed 12 min ago
+            "outcome": "Failed",
+            "failure_reason": (
+                "AlgorithmError: ExecuteUserScriptError:\n"
+                "ExitCode 1\n"
+                'ErrorMessage "FileNotFoundError: [Errno 2] No such file or directory: '
+                "'/opt/ml/input/data/validation/val.bin'\"\n"
+                'Command "/opt/conda/bin/python3.10 train.py --eval-every 2000", exit code: 1'
+            ),
+        }
+    },
+}
 
 
 def _name(prefix: str, created: float) -> str:
@@ -156,7 +182,11 @@ def seed_demo(standin) -> dict[str, str]:
     for prefix, ago, options in jobs:
         name = _name(prefix, now - ago)
         scenario = options.pop("scenario", None)
-        if scenario:  # a real program, uploaded as the job's code
+        if scenario and not standin.hosts_enabled:
+            options.update(WITHOUT_HOSTS[scenario])
+            if scenario == "hung-rank":
+                options["hyperparameters"].pop("hang-rank")
+        elif scenario:  # a real program, uploaded as the job's code
             code = demo_code.upload(standin, prefix, scenario)
             options["hyperparameters"] = {**options.get("hyperparameters", {}), **code}
         standin.create_job(name, started_ago=ago, **options)
