@@ -269,3 +269,34 @@ def test_max_runtime_stops_a_lived_job(server):
     server.advance(120)
     job = wait_for(lambda: ended(server, name), what="the job to stop")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
+
+
+def test_a_debug_copy_of_a_failed_script_holds_with_the_users_script(server):
+    """Done when: Debug a copy of the failed job holds with the user's own script in
+    /opt/ml/code (the copy runs the same code, under the hold wrapper, for real)."""
+    from jupyter_sm_debug import hold
+    from jupyter_sm_debug.jobs import debug_copy_request
+
+    name = script_job(server, FAILING, data={"rows.csv": "a,b"})
+    wait_for(lambda: ended(server, name), what="the original to fail")
+    sm = server.client("sagemaker")
+    description = sm.describe_training_job(TrainingJobName=name)
+    plan = hold.plan(description["AlgorithmSpecification"],
+                     hold.read_image_config(server.client("ecr")))  # fmt: skip
+    assert plan["possible"], plan
+    copy = name + "-debug"
+    sm.create_training_job(**debug_copy_request(description, copy, hold_seconds=600,
+                                                hold_plan=plan))  # fmt: skip
+    server.advance(60)
+    wait_for(lambda: "SM_DEBUG_HOLD host=algo-1 seconds=600 code=1" in stream_text(server, copy),
+             what="the hold")  # fmt: skip
+    job = sm.describe_training_job(TrainingJobName=copy)
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("InProgress", "Training")
+    env, cwd = server.host_env(copy, "algo-1")
+    user_script = os.path.join(env["SM_STANDIN_SANDBOX"], "opt", "ml", "code", "train.py")
+    with open(user_script) as source:
+        assert "MARKER-24" in source.read()
+    server._live(copy, "algo-1", None).release_file.touch()
+    job = wait_for(lambda: ended(server, copy), what="the released copy to end")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("AlgorithmError: ExecuteUserScriptError:\nExitCode 3")
