@@ -67,8 +67,10 @@ def test_sagemaker_answers_auth_errors_with_400(standin):
 
 
 def test_demo_logs_open_without_bash_warnings(standin, demo_jobs):
+    """The stand-in writes no bash warnings of its own. (A job that runs a DLC's real
+    command prints them as a real one does: `bash -m` without a terminal.)"""
     logs = standin.client("logs")
-    name = demo_jobs["resnet50-ddp-4node"]
+    name = demo_jobs["llama-finetune"]
     streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=name + "/")
     first = logs.get_log_events(
         logGroupName=GROUP, logStreamName=streams["logStreams"][0]["logStreamName"],
