@@ -15,6 +15,13 @@ The hold ends early, as the entrypoint's does, when ``sm-debug-entrypoint --rele
 the host's release file (``SM_DEBUG_RELEASE_FILE``, inside the sandbox) or when the last
 debug session of a host closes (sshd's connections with a shell in them, and the SSM
 gateway's shells); reconcile notices either and ends the job then.
+
+A lived job's hosts (sagemaker.Job.lived) run its effective command as PID 1 of their PID
+namespace, from Training on, with its channels from the stand-in's S3 and its submit
+directory in /opt/ml/code (s3files.py); the image's ``train`` is toolkit.py (or the real
+Training Toolkit). Their output is the log stream, their exit ends the job (non-zero:
+Failed, FailureReason from /opt/ml/output/failure), and a stop sends SIGTERM to PID 1,
+SIGKILL after ``stop_grace``. None of the scripted lines or holds above apply to them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ that we would have to fight. From moto we take the ARN format.
 A job's whole life is a timeline computed from its schedule at creation (plus any stop): the
 status at a clock time is a lookup, so Describe and List always agree and nothing needs a
 timer. Times on the wire are epoch seconds, as awsJson serializes them.
+
+A job that brings code of its own (a submit directory, SDK v3's code channel or a
+ContainerEntrypoint) and no tag scripting its end *lives* (Job.lived): its Training lasts
+as long as its hosts' processes (hosts.py), which set how it ends (Job.exited) and when a
+stop is over (Job.gone). ``standin:`` tags then only place it in time and shape its phases
+before Training; jobs scripted by tags, and jobs without code, follow the timeline.
 """
 
 from __future__ import annotations
