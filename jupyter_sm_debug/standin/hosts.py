@@ -152,11 +152,21 @@ def _install_entrypoint(bin_dir: Path) -> None:
     target.chmod(0o755)
 
 
+TOOLKIT_VARIABLE = "SM_STANDIN_TOOLKIT"  # "real": the installed Training Toolkit's train
+
+
 def _toolkit() -> str:
-    """The image's ``train`` for a lived job: the real Training Toolkit's when
-    ``sagemaker-training`` is installed next to the stand-in, else the stand-in's own."""
+    """The image's ``train`` for a lived job: the stand-in's own (toolkit.py), or with
+    SM_STANDIN_TOOLKIT=real the real Training Toolkit's when ``sagemaker-training`` is
+    installed next to the stand-in. Opt-in: the real one downloads the submit directory
+    from S3 itself, which a host reaches only with the stand-in's endpoint and credentials
+    in the job's Environment (not verified here)."""
     installed = Path(sys.executable).parent / "train"
-    if installed.is_file() and importlib.util.find_spec("sagemaker_training") is not None:
+    if (
+        os.environ.get(TOOLKIT_VARIABLE) == "real"
+        and installed.is_file()
+        and importlib.util.find_spec("sagemaker_training") is not None
+    ):
         return f'#!/bin/sh\nexec {shlex.quote(str(installed))} "$@"\n'
     return container.toolkit_program(sys.executable)
 

@@ -1,9 +1,11 @@
 """The stand-in image's ``train``: script mode as the SageMaker Training Toolkit runs it.
 
-Used when ``sagemaker-training`` is not installed where the hosts run (it needs a C compiler
-and pulls gevent, scipy, numpy, protobuf and paramiko; hosts.py runs the real one when it
-is importable). Standard library only: hosts.py copies this file into each host as its
-``train`` and runs it with the stand-in's interpreter. The rules it follows are the
+The real toolkit (``sagemaker-training`` 5.1.4 on PyPI) is an sdist with a C extension
+that needs a compiler, and pulls gevent, scipy, numpy, protobuf and paramiko; hosts.py runs
+it instead only when asked (SM_STANDIN_TOOLKIT=real) and it is importable.
+
+Standard library only: hosts.py copies this file into each host as its ``train`` and runs
+it with the stand-in's interpreter. The rules it follows are the
 toolkit's (sagemaker-training 5.1.4), each cited where it applies:
 
 - hyperparameters come from /opt/ml/input/config/hyperparameters.json, each value JSON-
