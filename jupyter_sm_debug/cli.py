@@ -118,26 +118,45 @@ def run_standin(args) -> int:
     url = server.start(port=args.port, address=args.address, allow_remote=args.allow_remote)
     print(f"SageMaker stand-in listening on {url}", flush=True)
     print("Use it from boto3 or the AWS CLI with:", flush=True)
-    env = server.client_env()
-    for name in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION"):
-        print(f"  export {name}={env[name]}", flush=True)
-    # The secret stays in the file (mode 0600), never on the console or in a log.
-    print(f"  export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(server.credentials_file))}")
-    print("  export AWS_CONFIG_FILE=/dev/null AWS_PROFILE=default", flush=True)
-    print("  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN", flush=True)
+    for line in client_exports(server.client_env(), server.credentials_file):
+        print(f"  {line}", flush=True)
     if getattr(server, "sshd_missing_hint", None):
         print(f"Note: {server.sshd_missing_hint}", flush=True)
     server.serve_forever()
     return 0
 
 
-def demo_environment(base: dict, standin_env: dict) -> dict:
-    """The demo's JupyterLab sees the stand-in and nothing of the user's own AWS setup."""
+# The client variables that are secrets: they stay in the credentials file (mode 0600).
+SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def client_exports(env: dict, credentials_file) -> list[str]:
+    """The shell lines a client needs to use the stand-in: every variable of its
+    client_env() (the CA of its wss:// data channel included) except the secrets, which a
+    client reads from the credentials file instead."""
+    lines = [
+        f"export {name}={shlex.quote(str(value))}"
+        for name, value in env.items()
+        if name not in SECRET_VARIABLES
+    ]
+    lines.append(f"export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(credentials_file))}")
+    lines.append("export AWS_CONFIG_FILE=/dev/null AWS_PROFILE=default")
+    lines.append("unset " + " ".join(SECRET_VARIABLES))
+    return lines
+
+
+def demo_environment(base: dict, standin_env: dict, lab_dir=None) -> dict:
+    """The demo's JupyterLab sees the stand-in and nothing of the user's own AWS setup;
+    with ``lab_dir``, its settings and workspaces live there, not in the user's
+    ~/.jupyter/lab (a theme or the open tabs of the demo would show up elsewhere)."""
     env = {name: value for name, value in base.items() if not name.startswith("AWS_")}
     env.update(standin_env)
     env["AWS_CONFIG_FILE"] = os.devnull
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     env["AWS_EC2_METADATA_DISABLED"] = "true"
+    if lab_dir is not None:
+        env["JUPYTERLAB_SETTINGS_DIR"] = str(lab_dir / "user-settings")
+        env["JUPYTERLAB_WORKSPACES_DIR"] = str(lab_dir / "workspaces")
     return env
 
 
@@ -197,7 +216,7 @@ def run_demo(args) -> int:
         if getattr(server, "sshd_missing_hint", None):
             say(f"Note: {server.sshd_missing_hint}")
         token = secrets.token_hex(24) if args.token is None else args.token
-        env = demo_environment(dict(os.environ), server.client_env())
+        env = demo_environment(dict(os.environ), server.client_env(), server.root / "lab")
         env.pop("JUPYTER_TOKEN", None)
         if token:
             env["JUPYTER_TOKEN"] = token  # read by Jupyter's IdentityProvider, not in argv

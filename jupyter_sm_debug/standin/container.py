@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -105,15 +106,65 @@ def init_script(argv: list[str]) -> str:
     )
 
 
+def exec_script(argv: list[str]) -> str:
+    """A lived job's init: becomes the job's effective command, which is then PID 1 of the
+    host's PID namespace as in a Docker container (no init of ours in between: a PID 1 that
+    installs no SIGTERM handler ignores it, and Stop then ends with SIGKILL)."""
+    command = " ".join(shlex.quote(a) for a in argv)
+    return (
+        "#!/bin/bash\n"
+        "# The container's command, as PID 1.\n"
+        'cd "$SM_MODULE_DIR" 2>/dev/null || cd /\n'
+        f"exec {command}\n"
+    )
+
+
+def toolkit_program(python: str) -> str:
+    """The stand-in's ``train`` (toolkit.py) as a program for ``python``."""
+    source = (Path(__file__).parent / "toolkit.py").read_text()
+    return f"#!{python}\n" + source
+
+
 # -- the namespace --------------------------------------------------------------------------
 
 
-def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
+def visible_paths() -> list[str]:
+    """Directories of this machine under /tmp that a host must still see once it has a /tmp
+    of its own: the Python the stand-in runs (a venv) and this package (an editable
+    checkout), which the hosts' programs (sm-debug-entrypoint, train) run from."""
+    found = set()
+    for path in (
+        sys.prefix,
+        sys.base_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        str(Path(__file__).resolve().parents[2]),
+    ):
+        real = os.path.realpath(path)
+        if real.startswith("/tmp/"):  # noqa: S108 - the machine's /tmp, hidden in a host
+            found.add(real)
+    # The outermost only: a bind of a parent shows its children.
+    return sorted(p for p in found if not any(p.startswith(o + "/") for o in found))
+
+
+def _init_script(
+    hostname: str, sandbox: Path, meta: Path, bashrc: Path, keep: Optional[list] = None
+) -> str:
     """Runs first as PID 1 of the new namespaces: sets the host's name and mounts, then
     becomes the container's ``init``. Paths of this machine are used before /tmp is
-    replaced (the stand-in's own directories may be under it)."""
+    replaced (the stand-in's own directories may be under it); ``keep``: directories
+    under the machine's /tmp that stay visible at the same path (visible_paths())."""
     q = shlex.quote
     stage = meta / "stage"
+    kept = [path for path in (keep or []) if path.startswith("/tmp/")]  # noqa: S108
+    # Bound aside (under /opt, the host's own) while /tmp is the machine's, moved back after.
+    aside = "".join(
+        f"mkdir -p {INSIDE_HELPERS}/keep/{n}\nmount --rbind {q(path)} {INSIDE_HELPERS}/keep/{n}\n"
+        for n, path in enumerate(kept)
+    )
+    back = "".join(
+        f"mkdir -p {q(path)}\nmount --move {INSIDE_HELPERS}/keep/{n} {q(path)}\n"
+        for n, path in enumerate(kept)
+    )
     return (
         "#!/bin/bash\n"
         f"# Sets up the namespaces of stand-in host {hostname}, then runs its init.\n"
@@ -144,7 +195,14 @@ def _init_script(hostname: str, sandbox: Path, meta: Path, bashrc: Path) -> str:
         f"mount --bind {q(str(sandbox / 'usr' / 'local' / 'bin'))} {INSIDE_HELPERS}/bin\n"
         f": > {INSIDE_HELPERS}/bashrc\n"
         f"mount --bind -o ro {q(str(bashrc))} {INSIDE_HELPERS}/bashrc\n"
+        # What must stay visible of the machine's /tmp comes back at the same path.
+        f"{aside}"
         f"mount --bind {q(str(sandbox / 'tmp'))} /tmp\n"
+        f"{back}"
+        # A devpts instance of its own: a host's processes see and open only its terminals,
+        # never the machine's (/dev/pts/N of other users' sessions).
+        "mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts\n"
+        "mount --bind /dev/pts/ptmx /dev/ptmx\n"
         "echo ok >&3\n"
         "exec 3>&-\n"
         f"cd {INSIDE_ML}\n"
@@ -159,7 +217,7 @@ def start(
     (its one child is the init). Raises RuntimeError if they could not be set up."""
     (meta / "stage").mkdir(parents=True, exist_ok=True)
     init = meta / "init.sh"
-    init.write_text(_init_script(hostname, sandbox, meta, bashrc))
+    init.write_text(_init_script(hostname, sandbox, meta, bashrc, visible_paths()))
     ready = meta / "ready"
     ready.unlink(missing_ok=True)
     with open(meta / "train.log", "ab") as output:

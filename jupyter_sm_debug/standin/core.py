@@ -167,7 +167,7 @@ class StandIn:
             host = f"[{address}]" if ":" in address else address
             self.url = f"http://{host}:{bound}"
             self.tls_url = f"https://{host}:{tls_sockets[0].getsockname()[1]}"
-            if self._clock.mode == "real" and self._hosts is not None:
+            if self._hosts is not None:
                 self._ticker = threading.Thread(
                     target=self._tick, name="standin-clock", daemon=True
                 )
@@ -295,9 +295,22 @@ class StandIn:
         return self.now()
 
     def _tick(self) -> None:
+        """A real clock: hosts and logs follow it. Either clock: the processes of lived jobs
+        are watched (their output, their exit, a stop's grace period)."""
         while not self._stopping.wait(0.5):
             try:
-                self.reconcile()
+                if self._clock.mode == "real":
+                    self.reconcile()
+                    continue
+                t = self.now()
+                with self._jobs._lock:
+                    lived = [
+                        (job.region, job.name)
+                        for job in self._jobs.all()
+                        if job.lived and not job.at(t).terminal
+                    ]
+                if lived:
+                    self.reconcile(only=lived)
             except Exception:  # noqa: BLE001 - keep the clock running; the error is logged
                 log.exception("stand-in reconcile failed")
 
@@ -321,11 +334,27 @@ class StandIn:
                 with self._jobs._lock:
                     return job.release(at, why)
 
+            def update(job, change):
+                with self._jobs._lock:
+                    change(job)
+
             if only is None:
-                self._hosts.reconcile(self._jobs.all(), t, live_of, release=release)
+                self._hosts.reconcile(self._jobs.all(), t, live_of, release=release, update=update)
             else:
                 jobs = [job for job in (self._jobs.get(n, r) for r, n in only) if job]
-                self._hosts.reconcile(jobs, t, live_of, partial=True, release=release)
+                self._hosts.reconcile(
+                    jobs, t, live_of, partial=True, release=release, update=update
+                )
+
+    @property
+    def stop_grace(self) -> float:
+        """Seconds a stopped lived job's processes get between SIGTERM and SIGKILL."""
+        return self._hosts.stop_grace if self._hosts is not None else 0.0
+
+    @stop_grace.setter
+    def stop_grace(self, seconds: float) -> None:
+        if self._hosts is not None:
+            self._hosts.stop_grace = float(seconds)
 
     def _ssm_sessions(self, region: str, job: str, host: str) -> int:
         """Connected SSM sessions of a host (the SSM stand-in serves the default region)."""

@@ -134,6 +134,10 @@ def main():
     current = env.get("current_host") or hosts[0]
     gpus = int(os.environ.get("SM_NUM_GPUS", "0") or 0)
     hang = os.environ.get("SM_STANDIN_HANG_RANK", "")
+    # The hyperparameter --hang-rank (a demo job's own code, as the toolkit passes it).
+    if "--hang-rank" in sys.argv[:-1]:
+        hang = sys.argv[sys.argv.index("--hang-rank") + 1]
+        hang = hang if "@" in hang else hang + "@2"
     stalled = tuple(int(x) for x in hang.split("@")) if hang else None
     print(f"training on {current} of {hosts}", flush=True)
     host_index = hosts.index(current) if current in hosts else 0

@@ -7,6 +7,7 @@ everything else (CloudWatch Logs, STS, IAM...) to moto's server app.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http
 import importlib
@@ -23,7 +24,7 @@ from xml.sax.saxutils import escape
 
 from . import awsmodel, ecr, iam, sagemaker, sigv4
 from .errors import StandInError
-from .logs import streams_with_prefix
+from .logs import stream_exists, streams_with_prefix
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class Front:
                 return self._plain(start_response, status, {"error": message})
             protocol = _protocol(environ)
             code = query_code if protocol == "query" else json_code
+            if protocol == "json" and environ.get("HTTP_X_AMZ_TARGET", "").startswith("SageMaker."):
+                status = 400  # SageMaker answers its auth errors with 400, as it does any
             error = StandInError(code, refused.message, status)
             return self._error(start_response, protocol, error)
         return None
@@ -235,9 +238,41 @@ class Front:
                 answer = self._filter_log_events(environ, body, region)
                 if answer is not None:
                     return self._json(start_response, answer)
+            elif target == "Logs_20140328.GetLogEvents":
+                params = _json_params(body)
+                if not stream_exists(
+                    self.standin.account_id, region, params.get("logGroupName", ""),
+                    params.get("logStreamName", ""),
+                ):  # fmt: skip
+                    # moto says the *group* does not exist; AWS names what is missing.
+                    raise StandInError(
+                        "ResourceNotFoundException", "The specified log stream does not exist."
+                    )
+            elif target == "Logs_20140328.DescribeLogStreams":
+                return self._without_null_token(environ, start_response)
         except StandInError as error:
             return self._error(start_response, protocol, error)
         return self.moto_app(environ, start_response)
+
+    def _without_null_token(self, environ: dict, start_response: Callable):
+        """moto's answer, less its ``"nextToken": null`` (AWS leaves the member out when
+        there is no further page)."""
+        captured: dict = {}
+
+        def keep(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        data = b"".join(self.moto_app(environ, keep))
+        if captured.get("status", "").startswith("200"):
+            with contextlib.suppress(ValueError, AttributeError):
+                answer = json.loads(data)
+                if answer.get("nextToken", "") is None:
+                    del answer["nextToken"]
+                    data = json.dumps(answer).encode()
+        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(data))))
+        start_response(captured.get("status", "500 Internal Server Error"), headers)
+        return [data]
 
     def _filter_log_events(self, environ: dict, body: str, region: str) -> Optional[dict]:
         """moto 5.2.5 ignores logStreamNamePrefix: rewrite it to the logStreamNames it means."""

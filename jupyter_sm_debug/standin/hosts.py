@@ -15,10 +15,19 @@ The hold ends early, as the entrypoint's does, when ``sm-debug-entrypoint --rele
 the host's release file (``SM_DEBUG_RELEASE_FILE``, inside the sandbox) or when the last
 debug session of a host closes (sshd's connections with a shell in them, and the SSM
 gateway's shells); reconcile notices either and ends the job then.
+
+A lived job's hosts (sagemaker.Job.lived) run its effective command as PID 1 of their PID
+namespace, from Training on, with its channels from the stand-in's S3 and its submit
+directory in /opt/ml/code (s3files.py); the image's ``train`` is toolkit.py (or the real
+Training Toolkit). Their output is the log stream, their exit ends the job (non-zero:
+Failed, FailureReason from /opt/ml/output/failure), and a stop sends SIGTERM to PID 1,
+SIGKILL after ``stop_grace``. None of the scripted lines or holds above apply to them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,6 +35,7 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +47,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import entrypoint
-from . import container, ddp, procs, trainlog
+from . import container, ddp, procs, s3files, trainlog
 from .logs import LogWriter
 from .sagemaker import (
     DEFAULT_FAILURE_REASON,
@@ -47,6 +57,7 @@ from .sagemaker import (
     HostSpec,
     Job,
     Segment,
+    algorithm_error,
     failure_reason,
 )
 
@@ -141,6 +152,35 @@ def _install_entrypoint(bin_dir: Path) -> None:
     target.chmod(0o755)
 
 
+TOOLKIT_VARIABLE = "SM_STANDIN_TOOLKIT"  # "real": the installed Training Toolkit's train
+
+
+def _toolkit() -> str:
+    """The image's ``train`` for a lived job: the stand-in's own (toolkit.py), or with
+    SM_STANDIN_TOOLKIT=real the real Training Toolkit's when ``sagemaker-training`` is
+    installed next to the stand-in. Opt-in: the real one downloads the submit directory
+    from S3 itself, which a host reaches only with the stand-in's endpoint and credentials
+    in the job's Environment (not verified here)."""
+    installed = Path(sys.executable).parent / "train"
+    if (
+        os.environ.get(TOOLKIT_VARIABLE) == "real"
+        and installed.is_file()
+        and importlib.util.find_spec("sagemaker_training") is not None
+    ):
+        return f'#!/bin/sh\nexec {shlex.quote(str(installed))} "$@"\n'
+    return container.toolkit_program(sys.executable)
+
+
+# SageMaker hands a container large values through files (/opt/ml/input/config); one
+# environment string over the kernel's limit (MAX_ARG_STRLEN, 128 KiB) makes every exec
+# with it fail (E2BIG), so such variables are left out of the hosts' environment.
+MAX_VARIABLE = 64 * 1024
+
+
+def _small(env: dict) -> dict:
+    return {k: v for k, v in env.items() if len(k) + len(v) < MAX_VARIABLE}
+
+
 def _decoded(value: Optional[str]) -> Optional[str]:
     """A hyperparameter as the toolkit reads it: the SDK JSON-encodes values ('"x.py"')."""
     if value is None:
@@ -213,6 +253,17 @@ class LiveHost:
     init: Optional[int] = None
     not_isolated: Optional[str] = None
     train: Optional[subprocess.Popen] = None  # the training process of a host without them
+    # A lived job's process: what it printed so far (train.log), how it ended, the stop.
+    log_offset: int = 0
+    log_partial: bytes = b""
+    exit_code: Optional[int] = None
+    term_at: Optional[float] = None  # SIGTERM sent (monotonic)
+    killed: bool = False  # SIGKILL sent after the grace period
+
+    @property
+    def process(self) -> Optional[subprocess.Popen]:
+        """PID 1's process as this machine started it (unshare's, or the plain process)."""
+        return self.namespace if self.namespace is not None else self.train
 
     @property
     def release_file(self) -> Path:
@@ -228,6 +279,7 @@ class JobLogState:
     hold_logged: bool = False  # the hold's start lines are written
     hold_armed: bool = False  # stale release files are gone: a new one releases the hold
     sessions_seen: set = field(default_factory=set)  # hosts that had a session in the hold
+    exited: set = field(default_factory=set)  # hosts of a lived job whose process ended
 
 
 class HostManager:
@@ -248,6 +300,9 @@ class HostManager:
         self.isolate: Optional[bool] = None
         # (region, job, host) -> open SSM sessions of that host; the stand-in sets it.
         self.ssm_sessions: Callable[[str, str, str], int] = lambda region, job, host: 0
+        # Seconds between SIGTERM and SIGKILL when a lived job is stopped (docker stop -t
+        # 120, as SageMaker stops a container); tests shorten it.
+        self.stop_grace = 120.0
 
     # -- layout -------------------------------------------------------------------------
 
@@ -267,13 +322,16 @@ class HostManager:
     # -- reconcile ------------------------------------------------------------------------
 
     def reconcile(
-        self, jobs: list[Job], t: float, live_of, partial: bool = False, release=None
-    ) -> None:
+        self, jobs: list[Job], t: float, live_of, partial: bool = False, release=None,
+        update=None,
+    ) -> None:  # fmt: skip
         """Start and end hosts and write log lines so they match the jobs at time ``t``.
 
         ``live_of(job)`` answers (segments, index at ``t``, hold) with the store's lock.
         ``partial``: ``jobs`` are not all the jobs; leave the hosts of the others alone.
         ``release(job, t, why)`` ends a job's hold at ``t`` (with the store's lock).
+        ``update(job, change)`` runs ``change(job)`` with the store's lock: a lived job's
+        processes decide how it ends.
         """
         with self._lock:
             wanted = set()
@@ -281,6 +339,9 @@ class HostManager:
                 key = (job.region, job.name)
                 state = self._job_logs.setdefault(key, JobLogState())
                 if state.done:
+                    continue
+                if job.lived and update is not None:
+                    self._reconcile_lived(job, state, t, live_of, update, wanted)
                     continue
                 segments, index, hold = live_of(job)
                 if release is not None and hold is not None and hold.start <= t < hold.end:
@@ -302,6 +363,86 @@ class HostManager:
                 if not partial or key[:2] in considered:
                     self._end(self.live.pop(key))
             self._write_listing()
+
+    def _reconcile_lived(self, job: Job, state: JobLogState, t: float, live_of, update,
+                         wanted: set) -> None:  # fmt: skip
+        """A lived job: its hosts run its command from Training on; the first non-zero exit
+        fails the job, every host's exit 0 completes it; a stop (or MaxRuntimeInSeconds)
+        sends SIGTERM to each PID 1, SIGKILL after the grace period, and the job is Stopped
+        once they are gone. Their output is the log stream."""
+        segments, index, _ = live_of(job)
+        current = segments[index]
+        keys = [(job.region, job.name, spec.name) for spec in job.hosts]
+        if current.status == "InProgress" and current.secondary == "Training":
+            start = next(g.start for g in segments if g.secondary == "Training")
+            for spec, key in zip(job.hosts, keys):
+                if key not in self.live and spec.name not in state.exited:
+                    self._start(job, spec, start, t)
+                    state.streams.setdefault(spec.name, self.live[key].log_stream)
+        hosts = [self.live[key] for key in keys if key in self.live]
+        for host in hosts:
+            self._observe(host, t)
+            if host.exit_code is not None:
+                state.exited.add(host.spec.name)
+        if current.status == "InProgress" and current.secondary == "Training":
+            failed = next((h for h in hosts if h.exit_code not in (None, 0)), None)
+            if failed is not None:
+                failure = failed.sandbox / "opt" / "ml" / "output" / "failure"
+                try:
+                    text = failure.read_text(errors="replace")
+                except OSError:
+                    text = ""
+                reason = algorithm_error(failed.exit_code, text)
+                update(job, lambda j: j.exited(t, failed.exit_code, reason))
+            elif len(state.exited) == len(job.hosts):
+                update(job, lambda j: j.exited(t, 0))
+        elif current.status == "Stopping":
+            running = [h for h in hosts if h.exit_code is None]
+            for host in running:
+                self._stop_process(host)
+            if not running:
+                update(job, lambda j: j.gone(t))
+        segments, index, _ = live_of(job)
+        current = segments[index]
+        if current.status in ("InProgress", "Stopping") and current.secondary != "Starting":
+            wanted.update(key for key in keys if key in self.live)
+        if current.terminal:
+            state.done = True
+
+    def _observe(self, host: LiveHost, t: float) -> None:
+        """New output of the host's process into its stream; its exit code once it ended
+        (a signal N as 128 + N, as Docker reports it)."""
+        process = host.process
+        ended = process is not None and host.exit_code is None and process.poll() is not None
+        try:
+            with open(host.meta / "train.log", "rb") as output:
+                output.seek(host.log_offset)
+                data = output.read()
+        except OSError:
+            data = b""
+        host.log_offset += len(data)
+        data = host.log_partial + data
+        lines = data.split(b"\n")
+        host.log_partial = b"" if ended else lines.pop()
+        events = [(t, line.decode("utf-8", "replace").rstrip("\r")) for line in lines]
+        self.logs.put(host.region, host.log_stream, [e for e in events if e[1]])
+        if ended:
+            code = process.returncode
+            host.exit_code = 128 - code if code < 0 else code
+
+    def _stop_process(self, host: LiveHost) -> None:
+        """SIGTERM to PID 1 now, SIGKILL once the grace period is over (docker stop)."""
+        pid = host.init if host.init is not None else (host.train.pid if host.train else None)
+        if pid is None:
+            return
+        if host.term_at is None:
+            host.term_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        elif not host.killed and time.monotonic() - host.term_at >= self.stop_grace:
+            host.killed = True
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def end_all(self) -> None:
         with self._lock:
@@ -449,7 +590,19 @@ class HostManager:
         (config_dir / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
         (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         (config_dir / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
-        (optml / "code" / "train.py").write_text(ddp.TRAIN_PY)
+        if job.lived:
+            # The job's own inputs: its channels from the stand-in's S3 (File mode), its
+            # submit directory unpacked (on AWS the toolkit unpacks it; ours cannot reach S3).
+            for channel in request.get("InputDataConfig") or []:
+                uri = s3files.channel_uri(channel)
+                if uri:
+                    target = optml / "input" / "data" / channel["ChannelName"]
+                    s3files.materialise(self.logs.account_id, uri, target)
+            s3files.unpack_submit_directory(
+                self.logs.account_id, request.get("HyperParameters") or {}, optml / "code"
+            )
+        else:
+            (optml / "code" / "train.py").write_text(ddp.TRAIN_PY)
         (sandbox / RELEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
         bin_dir = sandbox / ENTRYPOINT_BIN
         bin_dir.mkdir(parents=True, exist_ok=True)
@@ -460,7 +613,9 @@ class HostManager:
         (bin_dir / "python").symlink_to(sys.executable)
         script_args = trainlog.entry_point(hyperparameters)[2:]
         program = _decoded(hyperparameters.get("sagemaker_program")) or "train.py"
-        if program != "train.py" and re.fullmatch(r"[\w.-]+\.py", program):
+        if job.lived:
+            pass
+        elif program != "train.py" and re.fullmatch(r"[\w.-]+\.py", program):
             (optml / "code" / program).write_text(ddp.TRAIN_PY)
         elif program != "train.py":
             program = "train.py"
@@ -470,6 +625,9 @@ class HostManager:
             "byoc_train.py": ddp.TRAIN_PY,
             "init": container.init_script(job.command or ["python", "train.py", *script_args]),
         }
+        if job.lived:
+            programs["train"] = _toolkit()
+            programs["init"] = container.exec_script(job.command or ["train"])
         for file_name, text in programs.items():
             (bin_dir / file_name).write_text(text)
             (bin_dir / file_name).chmod(0o755)
@@ -577,7 +735,7 @@ class HostManager:
                 "SM_DEBUG_RELEASE_FILE": container.INSIDE_RELEASE_FILE,
             }
         )
-        return outside, str(optml), inside
+        return _small(outside), str(optml), _small(inside)
 
     def _write_scripts(
         self, spec: HostSpec, meta: Path, env: dict, cwd: str, host: LiveHost

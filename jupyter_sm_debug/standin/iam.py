@@ -1,15 +1,19 @@
 """The stand-in's IAM additions: the account's SageMaker execution role, and
 SimulatePrincipalPolicy, which moto 5.2.5 lacks and SDK v3 ModelTrainer calls as it is built.
 
-The stand-in enforces no IAM policy (its SigV4 check admits its own credentials only), so a
-simulation answers what the stand-in will do: every action on every resource is "allowed"
-for a role that exists; a role that does not exist is NoSuchEntity, as on AWS. The answer
-is IAM's own XML (a query service), one result per action and resource.
+The simulation evaluates the principal's own policies as IAM does (inline and attached,
+Allow and Deny statements, ``*`` and ``?`` wildcards in actions and resources): an explicit
+Deny is "explicitDeny", an Allow "allowed", no matching statement "implicitDeny". A role or
+user that does not exist is NoSuchEntity (404), as on AWS. The execution role the stand-in
+makes has a policy allowing everything (the stand-in enforces no IAM policy itself). The
+answer is IAM's own XML (a query service), one result per action and resource.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import uuid
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -53,6 +57,58 @@ def ensure_execution_role(account_id: str) -> None:
             tags=[],
             max_session_duration=None,
         )
+    role = backend.get_role(EXECUTION_ROLE)
+    if "standin-all" not in role.policies:
+        backend.put_role_policy(EXECUTION_ROLE, "standin-all", json.dumps(_ALLOW_ALL))
+
+
+_ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def _documents(principal) -> list[dict]:
+    """The policy documents of a moto role or user: inline, then attached (managed)."""
+    texts = list((getattr(principal, "policies", None) or {}).values())
+    for policy in (getattr(principal, "managed_policies", None) or {}).values():
+        version = getattr(policy, "default_version", None)
+        texts.append(getattr(version, "document", None) or getattr(policy, "document", "{}"))
+    documents = []
+    for text in texts:
+        try:
+            documents.append(json.loads(text) if isinstance(text, str) else dict(text))
+        except (TypeError, ValueError):
+            continue
+    return documents
+
+
+def _listed(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _matches(patterns: list[str], value: str, case: bool) -> bool:
+    for pattern in patterns:
+        regex = fnmatch.translate(pattern)
+        if re.fullmatch(regex, value, 0 if case else re.IGNORECASE):
+            return True
+    return False
+
+
+def _decision(documents: list[dict], action: str, resource: str) -> str:
+    decision = "implicitDeny"
+    for document in documents:
+        statements = document.get("Statement", [])
+        for statement in [statements] if isinstance(statements, dict) else statements:
+            if not _matches(_listed(statement.get("Action")), action, case=False):
+                continue
+            if not _matches(_listed(statement.get("Resource")), resource, case=True):
+                continue
+            if statement.get("Effect") == "Deny":
+                return "explicitDeny"
+            if statement.get("Effect") == "Allow":
+                decision = "allowed"
+    return decision
 
 
 def _members(params: dict, name: str) -> list[str]:
@@ -65,7 +121,7 @@ def _members(params: dict, name: str) -> list[str]:
 
 
 def simulate_principal_policy(body: str, account_id: str) -> bytes:
-    from moto.iam.exceptions import NotFoundException
+    from moto.iam.exceptions import NoSuchEntity, NotFoundException
 
     params = {key: values[0] for key, values in parse_qs(body).items()}
     source = params.get("PolicySourceArn", "")
@@ -73,18 +129,23 @@ def simulate_principal_policy(body: str, account_id: str) -> bytes:
     resources = _members(params, "ResourceArns") or ["*"]
     if not source or not actions:
         raise StandInError("ValidationError", "PolicySourceArn and ActionNames are required.")
-    if ":role/" in source:
-        try:
-            _backend(account_id).get_role(source.rsplit("/", 1)[-1])
-        except NotFoundException:
-            raise StandInError(
-                "NoSuchEntity", f"The role with name {source} cannot be found.", 404
-            ) from None
+    kind = "role" if ":role/" in source else "user" if ":user/" in source else None
+    if kind is None:
+        raise StandInError("InvalidInput", f"Invalid ARN {source}: not a role or a user.")
+    name = source.rsplit("/", 1)[-1]
+    backend = _backend(account_id)
+    try:
+        principal = backend.get_role(name) if kind == "role" else backend.get_user(name)
+    except (NotFoundException, NoSuchEntity):
+        raise StandInError(
+            "NoSuchEntity", f"The {kind} with name {name} cannot be found.", 404
+        ) from None
+    documents = _documents(principal)
     results = "".join(
         "<member>"
         f"<EvalActionName>{escape(action)}</EvalActionName>"
         f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
-        "<EvalDecision>allowed</EvalDecision>"
+        f"<EvalDecision>{_decision(documents, action, resource)}</EvalDecision>"
         "<MatchedStatements/><MissingContextValues/>"
         "</member>"
         for action in actions

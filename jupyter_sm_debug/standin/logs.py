@@ -65,3 +65,13 @@ def streams_with_prefix(account_id: str, region: str, group: str, prefix: str) -
     with _lock:
         found = logs_backends[account_id][region].groups.get(group)
         return sorted(name for name in (found.streams if found else {}) if name.startswith(prefix))
+
+
+def stream_exists(account_id: str, region: str, group: str, stream: str) -> bool:
+    """Whether the group exists and has that stream (a missing group counts as existing:
+    moto's own answer for it is AWS's)."""
+    from moto.logs.models import logs_backends
+
+    with _lock:
+        found = logs_backends[account_id][region].groups.get(group)
+        return found is None or stream in found.streams

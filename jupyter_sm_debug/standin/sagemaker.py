@@ -7,6 +7,12 @@ that we would have to fight. From moto we take the ARN format.
 A job's whole life is a timeline computed from its schedule at creation (plus any stop): the
 status at a clock time is a lookup, so Describe and List always agree and nothing needs a
 timer. Times on the wire are epoch seconds, as awsJson serializes them.
+
+A job that brings code of its own (a submit directory, SDK v3's code channel or a
+ContainerEntrypoint) and no tag scripting its end *lives* (Job.lived): its Training lasts
+as long as its hosts' processes (hosts.py), which set how it ends (Job.exited) and when a
+stop is over (Job.gone). ``standin:`` tags then only place it in time and shape its phases
+before Training; jobs scripted by tags, and jobs without code, follow the timeline.
 """
 
 from __future__ import annotations
@@ -107,6 +113,10 @@ class Schedule:
     TIME_TAGS = ("started-ago", "stop-after")
     # Tags that shape what the hosts run (ddp.py), not the job's phases.
     HOST_TAGS = ("hang-rank",)
+    # Tags that script how (or when) a job ends: a job with any of them follows its
+    # timeline, whatever its hosts' processes do.
+    # (started-ago only backdates a lived job: its process starts when the stand-in does.)
+    SCRIPTING_TAGS = ("training-seconds", "outcome", "failure-reason", "stop-after")
 
     @classmethod
     def from_tags(cls, tags: list[dict]) -> tuple[Schedule, float, Optional[float]]:
@@ -252,6 +262,39 @@ def hold_window_of(command: Optional[list], request: dict) -> float:
     return 0.0
 
 
+def runs_own_code(params: dict) -> bool:
+    """Whether a CreateTrainingJob request brings code of its own for its containers to run:
+    a script-mode submit directory (SDK v2), a ``code`` channel (SDK v3's SourceCode) or a
+    command (ContainerEntrypoint). Such a job lives: its status comes from that process."""
+    algorithm = params.get("AlgorithmSpecification") or {}
+    hyperparameters = params.get("HyperParameters") or {}
+    channels = {c.get("ChannelName") for c in params.get("InputDataConfig") or []}
+    return bool(
+        algorithm.get("ContainerEntrypoint")
+        or "sagemaker_submit_directory" in hyperparameters
+        or "code" in channels
+    )
+
+
+def brings_code(params: dict) -> bool:
+    """Whether the request uploads code (a submit directory, or SDK v3's code channel)."""
+    hyperparameters = params.get("HyperParameters") or {}
+    channels = {c.get("ChannelName") for c in params.get("InputDataConfig") or []}
+    return "sagemaker_submit_directory" in hyperparameters or "code" in channels
+
+
+def scripted(tags: list[dict]) -> bool:
+    """Whether the job's ``standin:`` tags script how it ends (Schedule.SCRIPTING_TAGS)."""
+    keys = {TAG_PREFIX + key for key in Schedule.SCRIPTING_TAGS}
+    return any(tag.get("Key") in keys for tag in tags)
+
+
+def algorithm_error(code: int, failure: str) -> str:
+    """FailureReason as SageMaker reports a container that exited non-zero: the first 1024
+    characters of /opt/ml/output/failure after "AlgorithmError: ", and the exit code."""
+    return f"AlgorithmError: {failure[:1024]}, exit code: {code}"
+
+
 def exit_code_of(reason: str) -> int:
     match = re.search(r"ExitCode (\d+)", reason) or re.search(r"exit code: (\d+)", reason)
     return int(match.group(1)) if match else 1
@@ -301,6 +344,13 @@ class Job:
     hold_seconds: float = 0.0  # the hold window after a failure, if what it runs holds
     released_at: Optional[float] = None  # the hold ended early then ...
     release_why: Optional[str] = None  # ... for this reason
+    # A lived job's Training lasts as long as its hosts' processes: they exited then, with
+    # this code (FailureReason from the failure file), or after a stop were all gone then.
+    lived: bool = False
+    exit_at: Optional[float] = None
+    exit_code: Optional[int] = None
+    exit_reason: Optional[str] = None
+    gone_at: Optional[float] = None
     _segments: Optional[list[Segment]] = None
     _starts: Optional[list[float]] = None
 
@@ -324,7 +374,16 @@ class Job:
         ):
             segments.append(Segment(phase, "InProgress", t))
             t += seconds
-        if s.outcome == "Failed":
+        if self.lived:
+            # Training until the hosts' processes say otherwise (exited()).
+            if self.exit_at is None:
+                pass
+            elif self.exit_code == 0:
+                segments.append(Segment("Uploading", "InProgress", self.exit_at))
+                segments.append(Segment("Completed", "Completed", self.exit_at + s.uploading))
+            else:
+                segments.append(Segment("Failed", "Failed", self.exit_at))
+        elif s.outcome == "Failed":
             # Under sm-debug-entrypoint the container outlives its failed command by the hold
             # window (or until released): the job stays Training until then.
             end = t + self.hold_seconds
@@ -354,6 +413,12 @@ class Job:
             kept = [g for g in segments if g.start < at]
             if final == "Failed":
                 return [*kept, Segment("Failed", "Failed", at)]
+            if self.lived:
+                # Stopping until the hosts' processes are gone (SIGTERM, then SIGKILL).
+                stopped = [] if self.gone_at is None else [
+                    Segment(final, "Stopped", max(self.gone_at, at))
+                ]  # fmt: skip
+                return [*kept, Segment("Stopping", "Stopping", at), *stopped]
             return [
                 *kept,
                 Segment("Stopping", "Stopping", at),
@@ -380,6 +445,20 @@ class Job:
     def stop(self, t: float) -> None:
         self.api_stop_at = t
         self._segments = None
+
+    def exited(self, t: float, code: int, reason: Optional[str] = None) -> None:
+        """A lived job's training process ended with ``code`` (0: every host's did)."""
+        if self.exit_at is None:
+            s = self.schedule
+            t = max(t, self.created + s.starting + s.downloading)  # not before Training
+            self.exit_at, self.exit_code, self.exit_reason = t, code, reason
+            self._segments = None
+
+    def gone(self, t: float) -> None:
+        """A stopped lived job's processes are all gone: it is Stopped from ``t``."""
+        if self.gone_at is None:
+            self.gone_at = t
+            self._segments = None
 
     def lose_host(self, t: float, reason: str) -> None:
         self.lost_at, self.lost_reason = t, reason
@@ -430,7 +509,9 @@ class Job:
 
 
 def failure_reason(job: Job) -> str:
-    return job.lost_reason or job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+    return (
+        job.lost_reason or job.exit_reason or job.schedule.failure_reason or DEFAULT_FAILURE_REASON
+    )
 
 
 def _at(segments: list[Segment], starts: list[float], t: float) -> Segment:
@@ -539,10 +620,18 @@ class TrainingJobs:
         tags = list(params.get("Tags") or [])
         schedule, started_ago, stop_after = Schedule.from_tags(tags)
         copy_of = next((tag["Value"] for tag in tags if tag["Key"] == COPY_OF_TAG), None)
+        # A backdated job lives only if it uploaded its code (the demo's scenarios): its
+        # process starts when the stand-in does.
+        lived = (
+            not scripted(tags)
+            and runs_own_code(params)
+            and (not started_ago or brings_code(params))
+        )
         if copy_of and not any(tag["Key"].startswith(TAG_PREFIX) for tag in tags):
             original = self._jobs.get((region, copy_of))
-            if original is not None:
-                schedule = Schedule.copy_of(original)
+            if original is not None and not original.lived:
+                # A copy of a scripted job goes the way its original went.
+                schedule, lived = Schedule.copy_of(original), False
         stopping = params.get("StoppingCondition") or {}
         max_runtime = stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
         request = {k: params[k] for k in _echoed_members() if k in params}
@@ -567,8 +656,10 @@ class TrainingJobs:
             remote_debug=None if remote_debug is None else bool(remote_debug),
             tags=tags,
             command=self.command_of(algorithm),
+            lived=lived,
         )
         job.hold_seconds = hold_window_of(job.command, request)
+        job.lived = lived and job.command is not None
         self._jobs[(region, name)] = job
         bisect.insort(self._by_created.setdefault(region, []), (job.created, job.seq, name))
         return {"TrainingJobArn": arn}

@@ -5,27 +5,41 @@ from __future__ import annotations
 import time
 
 from .. import hold
-from . import ecr
+from . import demo_code, ecr
 
 HOUR = 3600.0
 
-# The crashed-but-attachable job: its training command failed HELD_FAILED_AGO seconds ago and
-# The hold wrapper (hold.py) holds its containers for HELD_HOLD seconds (SM_DEBUG_HOLD_ON_FAILURE).
-HELD_SCHEDULE = {
-    "starting": 180,
-    "downloading": 90,
-    "training": 40 * 60,  # until the command fails
-    "outcome": "Failed",
-    "failure_reason": (
-        "AlgorithmError: ExecuteUserScriptError:\n"
-        "ExitCode 1\n"
-        'ErrorMessage "FileNotFoundError: [Errno 2] No such file or directory: '
-        "'/opt/ml/input/data/validation/val.bin'\"\n"
-        'Command "/opt/conda/bin/python3.10 train.py --eval-every 2000", exit code: 1'
-    ),
-}
-HELD_FAILED_AGO = 12 * 60
+# The crashed-but-attachable job: it was created this long before the demo started; its
+# program (demo_code.py) fails at its first evaluation a few seconds after its container
+# starts, and the hold wrapper (hold.py) holds its containers for HELD_HOLD seconds.
+HELD_STARTED_AGO = 55 * 60
 HELD_HOLD = HOUR
+# A stand-in without hosts runs no program: there the three scenarios follow a scripted
+# timeline instead (standin: tags), ending as their programs would.
+WITHOUT_HOSTS = {
+    "out-of-memory": {
+        "schedule": {"starting": 240, "downloading": 120, "training": 1020, "outcome": "Failed"}
+    },
+    "hung-rank": {
+        "schedule": {"starting": 420, "downloading": 300, "training": 14 * HOUR},
+        "tags": [{"Key": "standin:hang-rank", "Value": "13"}],
+    },
+    "missing-validation": {
+        "schedule": {
+            "starting": 180,
+            "downloading": 90,
+            "training": HELD_STARTED_AGO - 270 - 12 * 60,  # failed 12 min ago
+            "outcome": "Failed",
+            "failure_reason": (
+                "AlgorithmError: ExecuteUserScriptError:\n"
+                "ExitCode 1\n"
+                'ErrorMessage "FileNotFoundError: [Errno 2] No such file or directory: '
+                "'/opt/ml/input/data/validation/val.bin'\"\n"
+                'Command "/opt/conda/bin/python3.10 train.py --eval-every 2000", exit code: 1'
+            ),
+        }
+    },
+}
 
 
 def _name(prefix: str, created: float) -> str:
@@ -51,13 +65,10 @@ def seed_demo(standin) -> dict[str, str]:
             5 * HOUR,
             {
                 "instance_type": "ml.g5.12xlarge",
-                "schedule": {
-                    "starting": 240,
-                    "downloading": 120,
-                    "training": 1020,
-                    "outcome": "Failed",
-                },
+                # Its program runs out of (simulated) GPU memory after a few steps.
+                "schedule": {"starting": 240, "downloading": 120},
                 "hyperparameters": {"epochs": "3", "per-device-batch-size": "16"},
+                "scenario": "out-of-memory",
             },
         ),  # fmt: skip
         (
@@ -77,11 +88,16 @@ def seed_demo(standin) -> dict[str, str]:
                 "instance_type": "ml.p4d.24xlarge",
                 "instance_count": 4,
                 "remote_debug": False,
-                "schedule": {"starting": 420, "downloading": 300, "training": 14 * HOUR},
-                "hyperparameters": {"epochs": "90", "batch-size": "256", "backend": "nccl"},
+                "schedule": {"starting": 420, "downloading": 300},
                 # Rank 13 (algo-2's sixth GPU) stalls in its data loader; the other 31 ranks
                 # wait for it in all_reduce: "Stacks of all hosts" finds it.
-                "tags": [{"Key": "standin:hang-rank", "Value": "13"}],
+                "hyperparameters": {
+                    "epochs": "90",
+                    "batch-size": "256",
+                    "backend": "nccl",
+                    "hang-rank": "13",
+                },  # fmt: skip
+                "scenario": "hung-rank",
             },
         ),
         (
@@ -99,19 +115,19 @@ def seed_demo(standin) -> dict[str, str]:
             # the hold wrapper around the DLC's command: still Training, attachable over SSH
             # and SSM.
             "gpt2-pretrain-ddp",
-            sum(v for k, v in HELD_SCHEDULE.items() if k in ("starting", "downloading", "training"))
-            + HELD_FAILED_AGO,
+            HELD_STARTED_AGO,
             {
                 "instance_type": "ml.g5.12xlarge",
                 "instance_count": 2,
                 "remote_debug": True,
-                "schedule": HELD_SCHEDULE,
+                "schedule": {"starting": 180, "downloading": 90},
                 "environment": {"SM_DEBUG_HOLD_ON_FAILURE": str(int(HELD_HOLD))},
                 # It holds because it runs the hold wrapper around the DLC's own command, as
                 # a Debug a copy launches it; the variable alone would hold nothing.
                 "container_entrypoint": hold.wrapped_argv(ecr.DLC_ENTRYPOINT),
                 "container_arguments": ["train"],
-                "hyperparameters": {"eval-every": "2000", "sagemaker_program": '"train.py"'},
+                "hyperparameters": {"eval-every": "2000"},
+                "scenario": "missing-validation",
             },
         ),  # fmt: skip
         (
@@ -165,6 +181,14 @@ def seed_demo(standin) -> dict[str, str]:
     created = {}
     for prefix, ago, options in jobs:
         name = _name(prefix, now - ago)
+        scenario = options.pop("scenario", None)
+        if scenario and not standin.hosts_enabled:
+            options.update(WITHOUT_HOSTS[scenario])
+            if scenario == "hung-rank":
+                options["hyperparameters"].pop("hang-rank")
+        elif scenario:  # a real program, uploaded as the job's code
+            code = demo_code.upload(standin, prefix, scenario)
+            options["hyperparameters"] = {**options.get("hyperparameters", {}), **code}
         standin.create_job(name, started_ago=ago, **options)
         created[prefix] = name
     return created

@@ -202,3 +202,29 @@ def test_sigterm_twice_stops_quietly(tmp_path):
             demo.kill()
         for pid in _lab_pids(port):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_standin_prints_every_client_variable_but_no_secret(tmp_path):
+    """Issue 24, finding 4: the printed lines carry the CA of the wss:// data channel."""
+    env = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+        "AWS_ACCESS_KEY_ID": "AKIDSECRET",
+        "AWS_SECRET_ACCESS_KEY": "very-secret",
+        "AWS_CA_BUNDLE": "/x/ca.pem",
+        "SSL_CERT_FILE": "/x/ca.pem",
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": "/x/sdk.yaml",
+    }
+    lines = cli.client_exports(env, tmp_path / "credentials")
+    text = "\n".join(lines)
+    for name in ("AWS_ENDPOINT_URL", "AWS_CA_BUNDLE", "SSL_CERT_FILE",
+                 "SAGEMAKER_USER_CONFIG_OVERRIDE"):  # fmt: skip
+        assert f"export {name}=" in text
+    assert "AKIDSECRET" not in text and "very-secret" not in text
+    assert f"export AWS_SHARED_CREDENTIALS_FILE={tmp_path / 'credentials'}" in text
+
+
+def test_the_demo_keeps_its_lab_settings_out_of_the_users_jupyter(tmp_path):
+    """Issue 24, finding 8: settings and workspaces in the demo's own directory."""
+    env = cli.demo_environment({"HOME": "/home/u"}, {}, tmp_path / "lab")
+    assert env["JUPYTERLAB_SETTINGS_DIR"].startswith(str(tmp_path))
+    assert env["JUPYTERLAB_WORKSPACES_DIR"].startswith(str(tmp_path))
