@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -10,17 +9,16 @@ import subprocess
 import sys
 import time
 import urllib.error
-import uuid
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from standin_shapes import check
+from support import unique
 
 from jupyter_sm_debug.standin import HostNotLive, StandIn, procs
 
-_counter = itertools.count()
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
@@ -28,10 +26,6 @@ SSH_OPTIONS = [
     "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=10",
 ]  # fmt: skip
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
 def client(standin: StandIn, service: str = "sagemaker", **config):

@@ -4,13 +4,12 @@ session closes; a "Debug a copy" job fails the way its original did, then holds.
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import time
-import uuid
 
 import pytest
 from held_jobs import FAILING, FAILS_AFTER, REASON, WRAPPED, hold_env
+from support import unique
 from test_standin import SSH_OPTIONS, client
 
 from jupyter_sm_debug import hold
@@ -25,11 +24,6 @@ from jupyter_sm_debug.standin.sagemaker import (
 )
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-_counter = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
 def ssh(standin: StandIn, job: str, host: str, command: str) -> subprocess.CompletedProcess:
