@@ -12,7 +12,10 @@ frames in and after each resend tick), ``_resumed`` (a new connection), ``_idle_
 (a reason to end the session now, or ""), ``_release`` (what it holds, at the end). The
 kinds: ``ssm_shell.Agent`` (a shell in a PTY) and ``ssm_port.PortAgent`` (smux streams to a
 port). Frames from the client that do not validate or parse are dropped, as the agent
-logs and drops them.
+logs and drops them (its ``AgentMessage.Validate`` checks no payload digest, so neither do
+we). Unacknowledged output is resent for as long as the session lasts (the agent's
+``ResendStreamDataMessageScheduler`` never gives up); a client that answers no handshake
+within 15 s ends the session (``PerformHandshake``'s ``handshakeTimeout``).
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ class AgentBase:
     def _tick(self) -> None:
         if self._ended:
             return
-        reason = self._idle_end()
+        reason = self._idle_end() or self.channel.handshake_expired()
         if reason:
             self.end(reason)
             return

@@ -1,0 +1,239 @@
+"""The stand-in's SSM agent follows amazon-ssm-agent on the points a client can trip over
+(issue 25, finding 6): each test names the Go function the rule comes from.
+
+The channel-level rules are checked with a hand-driven clock; the port agent's rules
+(smux keep-alive by client version, ConnectToPortError) against the stand-in itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+import uuid
+
+import pytest
+from forward_apps import HostApp
+from test_ssm_protocol import Clock, ToyKms, Wire, pump
+
+from jupyter_sm_debug.ssm import protocol as p
+from jupyter_sm_debug.ssm.channel import AGENT, CLIENT, HANDSHAKE_TIMEOUT, DataChannel
+from jupyter_sm_debug.ssm.portforward import PortForwardClient
+from jupyter_sm_debug.standin import ssm as standin_ssm
+from jupyter_sm_debug.standin.ssm_shell import utf8_complete
+
+# ------------------------------------------------------------------ the data channel
+
+
+def test_output_never_ends_inside_a_utf8_character():
+    """processStdoutData: an incomplete character at the end is held for the next read; an
+    invalid byte further in goes out as it is."""
+    text = "aé€😀".encode()
+    assert [utf8_complete(text[:k]) for k in range(len(text) + 1)] == [
+        0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10,
+    ]  # fmt: skip
+    assert utf8_complete(b"x" * 1023 + "é".encode()) == 1025  # a whole character may exceed 1 KiB
+    assert utf8_complete(b"\xffabcd") == 5
+    assert utf8_complete(b"ab\xff") == 2  # within utf8.UTFMax of the end: held
+
+
+def test_the_agent_checks_no_payload_digest_on_client_frames():
+    """AgentMessage.Validate checks HeaderLength, MessageType and CreatedDate only."""
+    agent = DataChannel(AGENT, Wire())
+    agent.skip_handshake()
+    frame = bytearray(
+        p.encode(p.AgentMessage(p.MessageType.INPUT_STREAM, b"keys", sequence_number=0))
+    )
+    frame[80:112] = b"\0" * 32  # PayloadDigest's offset
+    (data,) = agent.receive(bytes(frame))
+    assert data.payload == b"keys"
+    client = DataChannel(CLIENT, Wire())
+    bad = bytearray(p.encode(p.AgentMessage(p.MessageType.OUTPUT_STREAM, b"x")))
+    bad[80:112] = b"\0" * 32
+    with pytest.raises(p.ProtocolError):
+        client.receive(bytes(bad))  # the plugin does check it
+
+
+def test_the_agent_never_gives_up_resending():
+    """ResendStreamDataMessageScheduler resends the oldest message for as long as it lives."""
+    clock = Clock()
+    wire = Wire()
+    agent = DataChannel(AGENT, wire, clock=clock)
+    agent.send_data(b"out")
+    for _ in range(5000):
+        clock.now += 2.0
+        assert agent.tick() == 1
+    assert agent.unacked == 1
+
+
+def test_handshake_timeouts_are_15_seconds_for_the_response_then_the_challenge():
+    """PerformHandshake: handshakeTimeout (15 s) for the response, then for the challenge."""
+    assert HANDSHAKE_TIMEOUT == 15.0
+    clock = Clock()
+    agent = DataChannel(AGENT, Wire(), clock=clock)
+    agent.request_handshake()
+    clock.now += 14.9
+    assert agent.handshake_expired() == ""
+    clock.now += 0.2
+    assert "Handshake timed out" in agent.handshake_expired()
+
+    kms = ToyKms()
+    client_wire, agent_wire = Wire(), Wire()
+    client = DataChannel(CLIENT, client_wire, generate_data_key=kms.generate, session_id="s")
+    agent = DataChannel(AGENT, agent_wire, decrypt_data_key=kms.decrypt, session_id="s",
+                        clock=clock)  # fmt: skip
+    agent.request_handshake(kms_key_id="alias/k")
+    pump(agent_wire, client)
+    (answered,) = pump(client_wire, agent)
+    assert answered.challenged
+    agent_wire.frames.clear()  # the challenge never reaches the client
+    clock.now += 15.1
+    assert agent.handshake_expired() == "Timed out waiting for encryption challenge."
+
+
+def test_kms_action_carries_a_challenge_and_completion_says_the_session_is_encrypted():
+    """buildHandshakeRequestPayload (KMSKeyId and Challenge: base64 of 16 random bytes) and
+    buildHandshakeCompletePayload ("This session is encrypted using AWS KMS.")."""
+    kms = ToyKms()
+    client_wire, agent_wire = Wire(), Wire()
+    client = DataChannel(CLIENT, client_wire, generate_data_key=kms.generate, session_id="s")
+    agent = DataChannel(AGENT, agent_wire, decrypt_data_key=kms.decrypt, session_id="s")
+    agent.request_handshake(kms_key_id="alias/k")
+    (requested,) = pump(agent_wire, client)
+    (kms_action,) = [a for a in requested.request.actions if a.action_type == "KMSEncryption"]
+    assert kms_action.parameters["KMSKeyId"] == "alias/k"
+    assert len(base64.b64decode(kms_action.parameters["Challenge"])) == 16
+    pump(client_wire, agent)
+    pump(agent_wire, client)
+    (confirmed,) = pump(client_wire, agent)
+    assert confirmed.ok
+    agent.complete_handshake()
+    (completed,) = pump(agent_wire, client)
+    assert completed.complete.customer_message == "This session is encrypted using AWS KMS."
+
+
+def test_duplicates_are_acknowledged_again():
+    """handleStreamDataMessage re-acknowledges an already processed message."""
+    wire = Wire()
+    agent = DataChannel(AGENT, wire)
+    agent.skip_handshake()
+    frame = p.encode(p.AgentMessage(p.MessageType.INPUT_STREAM, b"k", sequence_number=0))
+    assert len(agent.receive(frame)) == 1
+    assert agent.receive(frame) == []
+    acks = [m for m in wire.take() if m.message_type == p.MessageType.ACKNOWLEDGE]
+    assert len(acks) == 2
+
+
+# ------------------------------------------------------------------ the port agent
+
+
+@pytest.fixture(scope="module")
+def job(standin) -> str:
+    name = f"rules-{uuid.uuid4().hex[:6]}"
+    standin.create_job(name, instance_count=1, remote_debug=True, started_ago=600)
+    return name
+
+
+@pytest.fixture(scope="module")
+def app(standin, job):
+    running = HostApp(standin, job, "algo-1", big_bytes=1 << 16)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def keepalive(standin):
+    """The stand-in's smux keep-alive shrunk: a NOP every 0.5 s, a check every 1.5 s."""
+    registry = standin_ssm.registry(standin)
+    saved = registry.smux_keepalive_interval, registry.smux_keepalive_timeout
+    registry.smux_keepalive_interval, registry.smux_keepalive_timeout = 0.5, 1.5
+    yield registry
+    registry.smux_keepalive_interval, registry.smux_keepalive_timeout = saved
+
+
+async def http_get(reader, writer, path: str) -> tuple[bytes, bytes]:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    body = await reader.read()
+    writer.close()
+    return head.split(b"\r\n", 1)[0], body
+
+
+def start_forward(standin, job, port: int) -> tuple[dict, str]:
+    target = f"sagemaker-training-job:{job}_algo-1"
+    answer = standin.client("ssm").start_session(
+        Target=target,
+        DocumentName="AWS-StartPortForwardingSession",
+        Parameters={"portNumber": [str(port)]},
+    )
+    os.environ.setdefault("AWS_CA_BUNDLE", standin.client_env()["AWS_CA_BUNDLE"])
+    return answer, target
+
+
+async def idle_then_get(client: PortForwardClient, agent_checks: int, registry) -> tuple:
+    """One request, then idle until the agent's keep-alive made ``agent_checks`` checks
+    (or the session ended), then one more request."""
+    first = await http_get(*await client.open_stream(), "/first")
+    idle = registry.smux_keepalive_timeout * agent_checks + registry.smux_keepalive_interval
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(client.closed.wait(), idle)  # the idle time is the test
+    return first, await http_get(*await client.open_stream(), "/second")
+
+
+def test_the_port_agent_closes_an_idle_session_of_an_old_client(standin, job, app, keepalive):
+    """MuxPortSession.initialize keeps smux keep-alive on for a client at or below
+    1.2.331.0; smux's keepalive closes a session that received nothing for a tick."""
+    answer, target = start_forward(standin, job, app.port)
+
+    async def run() -> str:
+        client = PortForwardClient(answer, target=target)
+        client.channel.version = "1.2.0.0"  # what a plugin built from source reports
+        client.keepalive = False  # and no smux NOPs from us
+        await client.connect()
+        await http_get(*await client.open_stream(), "/first")
+        await asyncio.wait_for(client.closed.wait(), keepalive.smux_keepalive_timeout * 10)
+        return client.close_reason
+
+    asyncio.run(run())
+    session = standin_ssm.registry(standin).get(answer["SessionId"])
+    assert session.status == "Terminated"
+
+
+def test_a_dial_failure_sends_connect_to_port_error_then_fin(standin, job):
+    """handleServerConnections: the ConnectToPortError flag, then the stream closed; the
+    session goes on."""
+    from forward_apps import free_port
+
+    answer, target = start_forward(standin, job, free_port())
+    flags: list = []
+
+    async def run() -> bytes:
+        client = PortForwardClient(answer, target=target)
+        on_event = client._on_event
+
+        def spy(event):
+            if getattr(event, "payload_type", None) == p.PayloadType.FLAG:
+                flags.append(p.parse_flag(event.payload))
+            on_event(event)
+
+        client._on_event = spy
+        await client.connect()
+        reader, writer = await client.open_stream()
+        data = await asyncio.wait_for(reader.read(), 30)
+        assert client.alive
+        await client.close()
+        return data
+
+    assert asyncio.run(run()) == b""
+    assert flags == [p.PayloadTypeFlag.CONNECT_TO_PORT_ERROR]
+
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
