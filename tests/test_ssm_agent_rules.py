@@ -237,3 +237,78 @@ def wait_until(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+# ------------------------------------------------------------------ finding 1: idle forwards
+
+
+def test_an_idle_builtin_forward_still_serves_after_two_keepalive_ticks(
+    standin, job, app, keepalive
+):
+    """The built-in client reports a release version (above 1.2.331.0), so the agent's
+    smux keep-alive is off and an idle forward lives on (it died on the old client)."""
+    answer, target = start_forward(standin, job, app.port)
+
+    async def run() -> tuple:
+        client = PortForwardClient(answer, target=target)
+        await client.connect()
+        try:
+            return await idle_then_get(client, 2, keepalive)
+        finally:
+            await client.close()
+
+    first, second = asyncio.run(run())
+    assert first == (b"HTTP/1.1 200 OK", b"hello from algo-1 /first")
+    assert second == (b"HTTP/1.1 200 OK", b"hello from algo-1 /second")
+
+
+def test_the_client_sends_keepalives_to_an_agent_that_expects_them(standin, job, app, keepalive):
+    """An agent up to 3.1.1511.0 keeps smux keep-alive on whatever the client (the plugin's
+    TCPMultiplexingWithSmuxKeepAliveDisabledAfterThisAgentVersion): the client sends NOPs
+    as the plugin's smux does, and the forward survives the agent's checks."""
+    from jupyter_sm_debug.ssm import portforward
+
+    answer, target = start_forward(standin, job, app.port)
+    agent = None
+
+    async def run() -> tuple:
+        nonlocal agent
+        client = PortForwardClient(answer, target=target)
+        await client.connect()
+        agent = standin_ssm.registry(standin).get(answer["SessionId"]).agent
+        agent._start_mux("1.2.0.0")  # keep-alive on, as such an agent has it
+        client.keepalive = True
+        try:
+            return await idle_then_get(client, 2, keepalive)
+        finally:
+            await client.close()
+
+    saved = portforward.KEEPALIVE_INTERVAL
+    portforward.KEEPALIVE_INTERVAL = keepalive.smux_keepalive_interval
+    try:
+        first, second = asyncio.run(run())
+    finally:
+        portforward.KEEPALIVE_INTERVAL = saved
+    assert agent.keepalive
+    assert second == (b"HTTP/1.1 200 OK", b"hello from algo-1 /second")
+
+
+@pytest.mark.skipif(not os.environ.get("SMD_SLOW"), reason="75 s idle: set SMD_SLOW=1")
+def test_an_idle_builtin_forward_serves_after_75_seconds_at_the_agents_defaults(standin, job, app):
+    registry = standin_ssm.registry(standin)
+    assert (registry.smux_keepalive_interval, registry.smux_keepalive_timeout) == (10.0, 30.0)
+    answer, target = start_forward(standin, job, app.port)
+
+    async def run() -> tuple:
+        client = PortForwardClient(answer, target=target)
+        await client.connect()
+        try:
+            first = await http_get(*await client.open_stream(), "/first")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.closed.wait(), 75)
+            return first, await http_get(*await client.open_stream(), "/second")
+        finally:
+            await client.close()
+
+    first, second = asyncio.run(run())
+    assert second == (b"HTTP/1.1 200 OK", b"hello from algo-1 /second")

@@ -65,9 +65,12 @@ RTTV_CONSTANT = 1.0 / 4.0
 CLOCK_GRANULARITY = 0.01
 MAX_RETRANSMISSION_TIMEOUT = 1.0
 
-# What a session-manager-plugin built from source reports. Agents and the service compare
-# this number to switch features on; we implement that level of the protocol for shells.
-CLIENT_VERSION = "1.2.0.0"
+# The plugin release the built-in client follows, as every session kind reports it (a
+# plugin built from source says "1.2.0.0"; releases say their own number). Agents compare
+# it: above 1.2.331.0 the port agent turns smux keep-alive off (port_mux.go's initialize),
+# which an idle forward needs (the agent's smux closes a session that hears nothing for
+# 30 s).
+CLIENT_VERSION = "1.2.677.0"
 AGENT_VERSION = "3.3.0.0"
 
 CLIENT = "client"

@@ -40,6 +40,10 @@ from .muxchannel import MuxChannel, StreamWriter
 from .wsclient import WebSocket
 
 HANDSHAKE_TIMEOUT = 30.0
+# The plugin's TCPMultiplexingWithSmuxKeepAliveDisabledAfterThisAgentVersion: up to this
+# agent its smux keeps keep-alive on (muxportforwarding.go's initialize), so we send NOPs.
+KEEPALIVE_DISABLED_AFTER_AGENT = (3, 1, 1511, 0)
+KEEPALIVE_INTERVAL = 10.0  # xtaci/smux DefaultConfig's KeepAliveInterval
 
 
 class PortForwardError(Exception):
@@ -76,6 +80,9 @@ class PortForwardClient:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._connections: set[asyncio.Task] = set()
+        # smux keep-alive NOPs: None decides by the agent's version, as the plugin does.
+        self.keepalive: Optional[bool] = None
+        self._next_ping = 0.0
 
     # -- the data channel ----------------------------------------------------------------------
 
@@ -110,6 +117,11 @@ class PortForwardClient:
             ) from None
         if self.closed.is_set():
             raise PortForwardError(self.close_reason or "The session ended at once.")
+        if self.keepalive is None:
+            self.keepalive = version_tuple(self.channel.agent_version) <= (
+                KEEPALIVE_DISABLED_AFTER_AGENT
+            )
+        self._next_ping = asyncio.get_running_loop().time() + KEEPALIVE_INTERVAL
         if version_tuple(self.channel.agent_version) < p.MUX_SINCE:
             await self.close()
             raise PortForwardError(
@@ -186,6 +198,12 @@ class PortForwardClient:
                 self.channel.tick()
             except ResendTimeout:
                 self._finish("The agent stopped acknowledging.")
+            if self.keepalive and self._ready.is_set() and not self.closed.is_set():
+                now = asyncio.get_running_loop().time()
+                if now >= self._next_ping:
+                    # xtaci/smux Session.keepalive: a NOP (stream id 0) every interval
+                    self.carrier.mux.send(smux.frame(smux.NOP, 0))
+                    self._next_ping = now + KEEPALIVE_INTERVAL
             self.carrier.update_room()
 
     def _fail(self, reason: str) -> None:

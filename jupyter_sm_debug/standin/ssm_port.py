@@ -66,8 +66,8 @@ class PortAgent(AgentBase):
     def _on_event(self, event: Any) -> None:
         if isinstance(event, HandshakeAnswered):
             if event.ok:
-                self.channel.complete_handshake()
                 self._start_mux(event.response.client_version)
+                self.channel.complete_handshake()
             else:
                 self.end("Handshake failed: the client refused the port session")
         elif isinstance(event, StreamData):
