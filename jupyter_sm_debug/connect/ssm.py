@@ -252,6 +252,7 @@ class SSMTransport:
     ) -> RunResult:
         """StartSession, the command typed into the session's shell by the built-in client
         (ssm/run.py: marker protocol, no echo), TerminateSession always."""
+        from ..ssm.encryption import kms_data_key
         from ..ssm.run import run_in_session
 
         started = time.monotonic()
@@ -272,10 +273,7 @@ class SSMTransport:
                     "StreamUrl": answer.get("StreamUrl", "")}  # fmt: skip
 
         def data_key(key_id: str, context: dict) -> tuple:
-            answer = request.jobs.client("kms").generate_data_key(
-                KeyId=key_id, KeySpec="AES_256", EncryptionContext=context
-            )
-            return answer["CiphertextBlob"], answer["Plaintext"]
+            return kms_data_key(request.jobs.client("kms"), key_id, context)  # 64 bytes
 
         left = max(0.5, timeout - (time.monotonic() - started))
         loop = asyncio.get_running_loop()
