@@ -191,6 +191,11 @@ class _Capture(client.Session):
         super().__init__(*args, **kwargs)
         self.output = output
         self.arrived = threading.Condition()
+        self.notices: list[str] = []
+
+    def _notice(self, text: str) -> None:
+        """The client's notices (reconnecting, reconnected) are not the run's output."""
+        self.notices.append(text)
 
     def _output(self, fd: int, data: bytes) -> None:
         with self.arrived:
