@@ -12,17 +12,10 @@ import uuid
 
 import pytest
 
-from jupyter_sm_debug.connect import HostTarget
-from jupyter_sm_debug.hostrun import run_on_hosts
 from jupyter_sm_debug.ssm import run as ssm_run
 from jupyter_sm_debug.standin import ssm as standin_ssm
 
 pytestmark = pytest.mark.usefixtures("standin")
-
-
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
 
 
 def drop_mid_output(standin, job: str, after_messages: int, dropped: list) -> threading.Thread:
@@ -47,7 +40,7 @@ def drop_mid_output(standin, job: str, after_messages: int, dropped: list) -> th
     return thread
 
 
-async def test_a_run_dropped_mid_output_returns_its_output_whole(services, standin, monkeypatch):
+async def test_a_run_dropped_mid_output_returns_its_output_whole(api, standin, monkeypatch):
     job = f"rundrop-{uuid.uuid4().hex[:8]}"
     standin.create_job(job, instance_count=1, remote_debug=True, started_ago=600)
     notices: list = []
@@ -61,13 +54,14 @@ async def test_a_run_dropped_mid_output_returns_its_output_whole(services, stand
     expected = subprocess.run(["seq", "1", "300000"], capture_output=True, check=True).stdout
     dropped: list = []
     watcher = drop_mid_output(standin, job, 400, dropped)
-    description = await services.jobs.describe(job, fresh=True)
-    target = HostTarget(job, "algo-1", description, services.config, services.jobs, transport="ssm")
-    results = await run_on_hosts([target], ["seq", "1", "300000"], 120.0)
+    body = {"argv": ["seq", "1", "300000"], "hosts": ["algo-1"], "transport": "ssm",
+            "timeout": 120}  # fmt: skip
+    status, answer = await api("POST", "jobs", job, "run", body=body)
     await asyncio.get_running_loop().run_in_executor(None, watcher.join, 5)
-    result = results["algo-1"]
     assert dropped and dropped[0][1] == [dropped[0][0]], "the connection was not dropped"
-    assert result.error is None and not result.timed_out, result
-    assert result.exit_code == 0
-    assert result.stdout == expected
+    assert status == 200, answer
+    result = answer["hosts"]["algo-1"]
+    assert result["error"] is None and not result["timed_out"], result
+    assert result["exit_code"] == 0
+    assert result["stdout"].encode() == expected
     assert notices == ["The session's connection was lost; reconnecting...", "Reconnected."]
