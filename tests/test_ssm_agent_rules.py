@@ -312,3 +312,37 @@ def test_an_idle_builtin_forward_serves_after_75_seconds_at_the_agents_defaults(
 
     first, second = asyncio.run(run())
     assert second == (b"HTTP/1.1 200 OK", b"hello from algo-1 /second")
+
+
+# ------------------------------------------------------------------ findings 4 and 5
+
+
+@pytest.mark.parametrize(("agent_version", "mux"), [("3.0.196.0", False), ("3.0.200.0", True)])
+def test_mux_forwarding_from_agents_newer_than_3_0_196_0_like_the_plugin(
+    standin, job, app, monkeypatch, agent_version, mux
+):
+    """DoesAgentSupportTCPMultiplexing: agent version > 3.0.196.0. Such an agent (up to
+    3.1.1511.0) gets smux NOPs from the client, as the plugin's smux keeps keep-alive on."""
+    from jupyter_sm_debug.ssm import channel
+    from jupyter_sm_debug.ssm.portforward import PortForwardError
+
+    monkeypatch.setattr(channel, "AGENT_VERSION", agent_version)  # the stand-in's agent
+    answer, target = start_forward(standin, job, app.port)
+
+    async def run():
+        client = PortForwardClient(answer, target=target)
+        try:
+            await client.connect()
+        except PortForwardError as error:
+            return str(error), None
+        try:
+            return await http_get(*await client.open_stream(), "/first"), client.keepalive
+        finally:
+            await client.close()
+
+    got, keepalive = asyncio.run(run())
+    if mux:
+        assert got == (b"HTTP/1.1 200 OK", b"hello from algo-1 /first")
+        assert keepalive is True
+    else:
+        assert "3.0.196.0 or older" in got

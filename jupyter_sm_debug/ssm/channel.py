@@ -33,10 +33,12 @@ Deliberate differences from the Go code:
   ``AddDataToOutgoingMessageBuffer`` drops the oldest, the agent's drops the newest):
   callers look at :attr:`DataChannel.unacked` and stop reading their source, which is how
   the stand-in and the client apply backpressure;
-- publication as the agent does it: after ``pause_publication`` nothing is sent until
-  ``start_publication`` or any incoming stream message or acknowledgement (the service
-  would not send those to a channel it wants quiet), then everything held back goes at
-  once (the agent's resend timer sends them one by one; the plugin ignores both messages);
+- publication: the client ignores ``pause_publication`` and ``start_publication`` as the
+  plugin's ``processOutputMessage`` does (nothing in the service's use of them needs a
+  client to hold keystrokes); the agent, as its ``handlePausePublicationMessage``, sends
+  nothing after a pause until ``start_publication`` or any incoming stream message or
+  acknowledgement, then everything held back goes at once (the agent's resend timer sends
+  them one by one);
 - :meth:`DataChannel.resend_all` sends every unacknowledged message again at once, for a
   data channel that was just reconnected (ResumeSession).
 """
@@ -330,6 +332,9 @@ class DataChannel:
         if mtype == p.MessageType.CHANNEL_CLOSED:
             self.closed = True
             return [ChannelClosedEvent(p.parse_channel_closed(msg))]
+        publication = (p.MessageType.PAUSE_PUBLICATION, p.MessageType.START_PUBLICATION)
+        if self.role == CLIENT and mtype in publication:
+            return []  # the plugin's processOutputMessage: "return nil" for both
         if mtype == p.MessageType.PAUSE_PUBLICATION:
             self.paused = True
             return [PublicationChanged(True)]

@@ -1,6 +1,6 @@
 """The built-in client of Session Manager port forwarding (AWS-StartPortForwardingSession):
 one session whose every connection is one smux stream, as the plugin's MuxPortForwarding
-does (agents 3.0.222.0 and later), so many browser connections share one session.
+does (agents newer than 3.0.196.0), so many browser connections share one session.
 In-process and asyncio: the Jupyter server runs it next to its proxy; the session's token
 never leaves the process.
 
@@ -122,12 +122,12 @@ class PortForwardClient:
                 KEEPALIVE_DISABLED_AFTER_AGENT
             )
         self._next_ping = asyncio.get_running_loop().time() + KEEPALIVE_INTERVAL
-        if version_tuple(self.channel.agent_version) < p.MUX_SINCE:
+        if version_tuple(self.channel.agent_version) <= p.MUX_AFTER:
             await self.close()
             raise PortForwardError(
-                f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is older "
-                "than 3.0.222.0 and forwards one connection per session; the built-in client "
-                "needs its multiplexed mode."
+                f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is "
+                "3.0.196.0 or older and forwards one connection per session; the built-in "
+                "client needs its multiplexed mode (newer agents)."
             )
 
     async def open_stream(self) -> tuple[asyncio.StreamReader, StreamWriter]:

@@ -135,9 +135,10 @@ INCOMING_BUFFER_CAPACITY = 10000
 # and port forwarding.
 SHELL_DOCUMENT = "SSM-SessionManagerRunShell"
 PORT_DOCUMENT = "AWS-StartPortForwardingSession"
-# The first agent version that multiplexes port sessions with smux (the plugin's
-# DoesAgentSupportTCPMultiplexing).
-MUX_SINCE = (3, 0, 222, 0)
+# Agents newer than this multiplex port sessions with smux (the plugin's
+# DoesAgentSupportTCPMultiplexing: TCPMultiplexingSupportedAfterThisAgentVersion, compared
+# strictly greater).
+MUX_AFTER = (3, 0, 196, 0)
 
 
 class ProtocolError(ValueError):

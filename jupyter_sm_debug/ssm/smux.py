@@ -1,5 +1,5 @@
 """smux v1, the stream multiplexer that Session Manager port forwarding runs inside its
-data channel (SSM agent 3.0.222.0 and later; the plugin's muxportforwarding.go uses
+data channel (SSM agents newer than 3.0.196.0; the plugin's muxportforwarding.go uses
 github.com/xtaci/smux). Our own implementation of the wire protocol, for both sides:
 the client opens a stream per local TCP connection, the agent connects each stream to the
 port in the host.

@@ -1,13 +1,14 @@
 """The stand-in's SSM agent for port-forwarding sessions (AWS-StartPortForwardingSession).
 
-Like amazon-ssm-agent 3.0.222.0 and later: a handshake whose SessionType action is "Port"
-with the session's properties (portNumber, type LocalPortForwarding), then smux v1 inside
-the data channel's Output payloads (``ssm.muxchannel``, the carrier the built-in client
-uses too; AWS's plugin, with its own smux, judges this side in the conformance tests);
-each stream the client opens is connected to 127.0.0.1:portNumber in the host (the hosts'
-network is this machine's loopback); a port nothing listens on gets the ConnectToPortError
-flag, then the stream's FIN (``handleServerConnections``). Outgoing data goes in messages
-of the agent's StreamDataPayloadSize (1 KiB).
+Like amazon-ssm-agent newer than 3.0.196.0 (the plugin multiplexes from there): a handshake
+whose SessionType action is "Port" with the session's properties (portNumber, type
+LocalPortForwarding), then smux v1 inside the data channel's Output payloads
+(``ssm.muxchannel``, the carrier the built-in client uses too; AWS's plugin, with its own
+smux, judges this side in the conformance tests). Each stream the client opens is connected
+to 127.0.0.1:portNumber in the host (the hosts' network is this machine's loopback); a port
+nothing listens on gets the ConnectToPortError flag, then the stream's FIN
+(``handleServerConnections``). Outgoing data goes in messages of the agent's
+StreamDataPayloadSize (1 KiB).
 
 smux keep-alive as the agent sets it up (``MuxPortSession.initialize``): on for a client
 whose HandshakeResponse says ClientVersion 1.2.331.0 or lower, off above. While on, smux
