@@ -346,3 +346,36 @@ def test_mux_forwarding_from_agents_newer_than_3_0_196_0_like_the_plugin(
         assert keepalive is True
     else:
         assert "3.0.196.0 or older" in got
+
+
+def test_the_shell_agent_sends_no_message_that_ends_inside_a_character():
+    """The stand-in's shell agent reads its PTY as the agent's writePump does: each
+    message is what a read gave, less an incomplete character kept for the next."""
+    from types import SimpleNamespace
+
+    from jupyter_sm_debug.standin.ssm_shell import Agent
+
+    sent: list = []
+    agent = object.__new__(Agent)
+    agent.registry = SimpleNamespace(payload_size=p.STREAM_DATA_PAYLOAD_SIZE, pace=0)
+    agent.channel = SimpleNamespace(unacked=0, send_data=sent.append)
+    agent._batch, agent.handler, agent._unprocessed = None, None, b""
+    agent._shell_done, agent._closing_since = False, None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    agent.master_fd = read_fd
+    text = ("x" + "é€😀" * 300).encode()  # characters of 2, 3 and 4 bytes across 1 KiB
+    try:
+        os.write(write_fd, text)
+        agent._read_output()
+        os.close(write_fd)
+        write_fd = -1
+        agent._read_output()  # end of file: what was held back goes out
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    assert b"".join(sent) == text
+    assert len(sent) > 1 and all(len(m) <= p.STREAM_DATA_PAYLOAD_SIZE + 3 for m in sent)
+    for message in sent:
+        message.decode("utf-8")  # none ends (or starts) inside a character
