@@ -379,3 +379,41 @@ def test_the_shell_agent_sends_no_message_that_ends_inside_a_character():
     assert len(sent) > 1 and all(len(m) <= p.STREAM_DATA_PAYLOAD_SIZE + 3 for m in sent)
     for message in sent:
         message.decode("utf-8")  # none ends (or starts) inside a character
+
+
+def test_a_kms_encrypted_port_session_takes_the_same_64_byte_key(standin, job, app):
+    """One handshake for every session kind: a port session the agent encrypts gets the
+    data key attach and run use (encryption.kms_data_key), the challenge, then smux."""
+    from jupyter_sm_debug.ssm.encryption import kms_data_key
+    from jupyter_sm_debug.ssm.portforward import PortForwardError
+
+    registry = standin_ssm.registry(standin)
+    key = standin.client("kms").create_key(Description="port session key")["KeyMetadata"]
+    kms = standin.client("kms")
+
+    async def run(with_key: bool):
+        answer, target = start_forward(standin, job, app.port)
+        client = PortForwardClient(
+            answer,
+            target=target,
+            generate_data_key=(lambda k, c: kms_data_key(kms, k, c)) if with_key else None,
+        )
+        try:
+            await client.connect()
+        except PortForwardError as error:
+            return str(error), None
+        try:
+            got = await http_get(*await client.open_stream(), "/first")
+            return got, registry.get(answer["SessionId"]).agent.channel.cipher
+        finally:
+            await client.close()
+
+    registry.kms_key_id = key["Arn"]
+    try:
+        got, cipher = asyncio.run(run(True))
+        refused, _ = asyncio.run(run(False))
+    finally:
+        registry.kms_key_id = None
+    assert got == (b"HTTP/1.1 200 OK", b"hello from algo-1 /first")
+    assert cipher is not None
+    assert "no KMS access" in refused

@@ -23,8 +23,8 @@ import contextlib
 import uuid
 from typing import Any, Dict, Optional
 
+from . import encryption, smux
 from . import protocol as p
-from . import smux
 from .channel import (
     CLIENT,
     CLIENT_VERSION,
@@ -60,7 +60,16 @@ def version_tuple(text: str) -> tuple:
 
 
 class PortForwardClient:
-    def __init__(self, info: Dict[str, str], target: str = "", log: Any = None):
+    def __init__(
+        self,
+        info: Dict[str, str],
+        target: str = "",
+        log: Any = None,
+        generate_data_key: Optional[encryption.GenerateDataKey] = None,
+    ):
+        """``generate_data_key``: kms:GenerateDataKey for a KMS-encrypted session, as
+        attach and run take it (``encryption.kms_data_key``); without it such a session
+        fails its handshake with the reason."""
         self.info = info
         self.target = target
         self.log = log
@@ -70,6 +79,7 @@ class PortForwardClient:
             session_id=info.get("SessionId", ""),
             target_id=target,
             port_forwarding=True,
+            generate_data_key=generate_data_key,
         )
         self.carrier = MuxChannel(self.channel, client=True)
         self.ws: Any = None

@@ -41,6 +41,7 @@ class AgentBase:
         self.session = session
         self.registry = registry(standin)
         self.loop = loop
+        channel_options.setdefault("decrypt_data_key", self._decrypt_data_key)
         self.channel = DataChannel(
             AGENT,
             self._send_frame,
@@ -54,6 +55,14 @@ class AgentBase:
         self._timer: Optional[tornado.ioloop.PeriodicCallback] = None
         self._detached_since: Optional[float] = None
         self._batch: Optional[list[bytes]] = None  # frames held back to go out together
+
+    def _decrypt_data_key(self, blob: bytes, context: dict) -> bytes:
+        """kms:Decrypt of the client's data key, in the stand-in's KMS (moto)."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self.standin.account_id][self.standin.region]
+        plain, _arn = backend.decrypt(ciphertext_blob=blob, encryption_context=dict(context))
+        return plain
 
     # -- hooks ---------------------------------------------------------------------------------
 

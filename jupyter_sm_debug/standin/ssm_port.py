@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 from ..ssm import protocol as p
 from ..ssm import smux
-from ..ssm.channel import HandshakeAnswered, StreamData
+from ..ssm.channel import EncryptionConfirmed, HandshakeAnswered, StreamData
 from ..ssm.muxchannel import MuxChannel
 from .ssm_agent import AgentBase
 from .ssm_sessions import SsmSession
@@ -62,15 +62,26 @@ class PortAgent(AgentBase):
         properties = {"portNumber": str(self.session.port), "type": "LocalPortForwarding"}
         if self.session.local_port:
             properties["localPortNumber"] = self.session.local_port
-        self.channel.request_handshake(p.PORT_SESSION_TYPE, properties=properties)
+        # The registry's KMS knob encrypts port sessions too (the agent's data channel runs
+        # one handshake, KMS included, whatever the session type: PerformHandshake).
+        self.channel.request_handshake(
+            p.PORT_SESSION_TYPE, kms_key_id=self.registry.kms_key_id, properties=properties
+        )
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, HandshakeAnswered):
-            if event.ok:
+            if not event.ok:
+                reason = event.problem or "the client refused the port session"
+                self.end(f"Handshake failed: {reason}")
+            elif not event.challenged:  # with KMS: once the challenge is answered
                 self._start_mux(event.response.client_version)
                 self.channel.complete_handshake()
+        elif isinstance(event, EncryptionConfirmed):
+            if not event.ok:
+                self.end("Handshake failed: Encryption challenge does not match!")
             else:
-                self.end("Handshake failed: the client refused the port session")
+                self._start_mux(self.channel.client_version)
+                self.channel.complete_handshake()
         elif isinstance(event, StreamData):
             if event.payload_type == p.PayloadType.OUTPUT:
                 self._data_ready = True

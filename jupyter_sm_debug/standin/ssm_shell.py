@@ -101,7 +101,7 @@ class Agent(AgentBase):
     side of the data channel (lifecycle and resume: ``AgentBase``)."""
 
     def __init__(self, standin: Any, session: SsmSession, loop: Any) -> None:
-        super().__init__(standin, session, loop, decrypt_data_key=self._decrypt_data_key)
+        super().__init__(standin, session, loop)
         self.proc: Optional[subprocess.Popen] = None
         self.master_fd: Optional[int] = None
         self._pty_events = 0
@@ -125,14 +125,6 @@ class Agent(AgentBase):
             return
         self.channel.skip_handshake()
         self._begin_shell()
-
-    def _decrypt_data_key(self, blob: bytes, context: dict) -> bytes:
-        """kms:Decrypt of the client's data key, in the stand-in's KMS (moto)."""
-        from moto.kms.models import kms_backends
-
-        backend = kms_backends[self.standin.account_id][self.standin.region]
-        plain, _arn = backend.decrypt(ciphertext_blob=blob, encryption_context=dict(context))
-        return plain
 
     def _on_handshake(self, event: HandshakeAnswered) -> None:
         if not event.ok:
