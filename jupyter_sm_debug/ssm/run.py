@@ -197,6 +197,9 @@ class _Capture(client.Session):
         """The client's notices (reconnecting, reconnected) are not the run's output."""
         self.notices.append(text)
 
+    def _customer_message(self, text: str) -> None:
+        self.notices.append(text)  # the agent's message to a person, not the run's output
+
     def _output(self, fd: int, data: bytes) -> None:
         with self.arrived:
             self.output.feed(data)

@@ -371,7 +371,7 @@ class Session:
         elif isinstance(event, HandshakeCompleted):
             message = event.complete.customer_message
             if message:
-                self._output(self.terminal.out_fd, message.encode() + b"\r\n")
+                self._customer_message(message)
             self._set_ready()
         elif isinstance(event, ChannelClosedEvent):
             closed = event.closed
@@ -386,6 +386,11 @@ class Session:
         if self.on_ready is not None:
             on_ready, self.on_ready = self.on_ready, None
             on_ready()
+
+    def _customer_message(self, text: str) -> None:
+        """HandshakeComplete's CustomerMessage ("This session is encrypted using AWS
+        KMS."), a line on stdout as the plugin's handleHandshakeComplete prints it."""
+        self._output(self.terminal.out_fd, text.encode() + b"\r\n")
 
     def _notice(self, text: str) -> None:
         """A notice of the client's own (a lost connection, a resume): never part of the
