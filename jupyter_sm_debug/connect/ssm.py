@@ -136,6 +136,17 @@ async def chosen_client(target: HostTarget) -> ClientChoice:
     return choice
 
 
+def data_key(target: HostTarget):
+    """kms:GenerateDataKey for a KMS-encrypted session of any kind (run, forward), as the
+    attach's client asks for it: 64 bytes (ssm/encryption.kms_data_key)."""
+    from ..ssm.encryption import kms_data_key
+
+    def generate(key_id: str, context: dict) -> tuple:
+        return kms_data_key(target.jobs.client("kms"), key_id, context)
+
+    return generate
+
+
 class SSMTransport:
     name = "ssm"
     capabilities = frozenset({"attach", "run", "forward"})
@@ -200,19 +211,13 @@ class SSMTransport:
             return {"SessionId": sid, "TokenValue": answer.get("TokenValue", ""),
                     "StreamUrl": answer.get("StreamUrl", "")}  # fmt: skip
 
-        def data_key(key_id: str, context: dict) -> tuple:
-            answer = target.jobs.client("kms").generate_data_key(
-                KeyId=key_id, KeySpec="AES_256", EncryptionContext=context
-            )
-            return answer["CiphertextBlob"], answer["Plaintext"]
-
         async with ssm_session(target, params) as response:
             left = max(0.5, timeout - (time.monotonic() - started))
             result = await asyncio.get_running_loop().run_in_executor(
                 threads(),
                 lambda: run_in_session(
                     response, argv, left, stdin, target=params["Target"],
-                    generate_data_key=data_key, resume=resume,
+                    generate_data_key=data_key(target), resume=resume,
                     limit=target.options.get("output_limit", RUN_OUTPUT_LIMIT),
                 ),
             )  # fmt: skip
@@ -228,7 +233,10 @@ class SSMTransport:
         params = port_params(target, remote_port)
         async with contextlib.AsyncExitStack() as stack:
             response = await stack.enter_async_context(ssm_session(target, params))
-            client = PortForwardClient(response, target=params["Target"], log=target.jobs.log)
+            client = PortForwardClient(
+                response, target=params["Target"], log=target.jobs.log,
+                generate_data_key=data_key(target),
+            )  # fmt: skip
             stack.push_async_callback(client.close)
             try:
                 await client.connect()

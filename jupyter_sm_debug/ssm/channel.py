@@ -25,23 +25,27 @@ Behaviour follows the plugin's ``src/datachannel/streaming.go`` and the agent's
 
 Deliberate differences from the Go code:
 
-- a duplicate of an already delivered message is acknowledged again (both Go ends drop it
-  silently, so a lost acknowledgement there means retransmitting until the session dies);
+- a duplicate of an already delivered message is acknowledged again (as the agent's
+  ``handleStreamDataMessage`` does; the plugin drops it silently);
 - the resend time of a retransmitted message is updated (the plugin updates a copy), and
   round trips are only sampled from messages sent once (Karn's rule);
-- a full outgoing buffer never drops a message (the plugin drops the oldest): callers look
-  at :attr:`DataChannel.unacked` and stop reading their source, which is how the stand-in
-  and the client apply backpressure;
-- publication as the agent does it: after ``pause_publication`` nothing is sent until
-  ``start_publication`` or any incoming stream message or acknowledgement (the service
-  would not send those to a channel it wants quiet), then everything held back goes at
-  once (the agent's resend timer sends them one by one; the plugin ignores both messages);
+- a full outgoing buffer never drops a message (the plugin's
+  ``AddDataToOutgoingMessageBuffer`` drops the oldest, the agent's drops the newest):
+  callers look at :attr:`DataChannel.unacked` and stop reading their source, which is how
+  the stand-in and the client apply backpressure;
+- publication: the client ignores ``pause_publication`` and ``start_publication`` as the
+  plugin's ``processOutputMessage`` does (nothing in the service's use of them needs a
+  client to hold keystrokes); the agent, as its ``handlePausePublicationMessage``, sends
+  nothing after a pause until ``start_publication`` or any incoming stream message or
+  acknowledgement, then everything held back goes at once (the agent's resend timer sends
+  them one by one);
 - :meth:`DataChannel.resend_all` sends every unacknowledged message again at once, for a
   data channel that was just reconnected (ResumeSession).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections import OrderedDict
@@ -55,19 +59,25 @@ from . import protocol as p
 DEFAULT_RETRANSMISSION_TIMEOUT = 0.2
 DEFAULT_ROUND_TRIP_TIME = 0.1
 RESEND_INTERVAL = 0.1
-RESEND_MAX_ATTEMPTS = 3000  # 5 minutes of resending at RESEND_INTERVAL
+RESEND_MAX_ATTEMPTS = 3000  # the plugin's ResendMaxAttempt (the agent never gives up)
+HANDSHAKE_TIMEOUT = 15.0  # the agent's handshakeTimeout: for the response, then the challenge
+KMS_CUSTOMER_MESSAGE = "This session is encrypted using AWS KMS."
 RTT_CONSTANT = 1.0 / 8.0
 RTTV_CONSTANT = 1.0 / 4.0
 CLOCK_GRANULARITY = 0.01
 MAX_RETRANSMISSION_TIMEOUT = 1.0
 
-# What a session-manager-plugin built from source reports. Agents and the service compare
-# this number to switch features on; we implement that level of the protocol for shells.
-CLIENT_VERSION = "1.2.0.0"
+# The plugin release the built-in client follows, as every session kind reports it (a
+# plugin built from source says "1.2.0.0"; releases say their own number). Agents compare
+# it: above 1.2.331.0 the port agent turns smux keep-alive off (port_mux.go's initialize),
+# which an idle forward needs (the agent's smux closes a session that hears nothing for
+# 30 s).
+CLIENT_VERSION = "1.2.677.0"
 AGENT_VERSION = "3.3.0.0"
 
 CLIENT = "client"
 AGENT = "agent"
+RANDOM_CHALLENGE_BYTES = 16  # the agent's randomChallengeSize (blockcipher.go)
 
 
 # ---------------------------------------------------------------------------- events
@@ -150,7 +160,7 @@ class DataChannel:
         version: str = "",
         session_id: str = "",
         incoming_capacity: int = p.INCOMING_BUFFER_CAPACITY,
-        max_resend_attempts: int = RESEND_MAX_ATTEMPTS,
+        max_resend_attempts: Optional[int] = None,
         target_id: str = "",
         generate_data_key: Optional[encryption.GenerateDataKey] = None,
         decrypt_data_key: Optional[encryption.DecryptDataKey] = None,
@@ -170,6 +180,10 @@ class DataChannel:
         self.version = version or (CLIENT_VERSION if role == CLIENT else AGENT_VERSION)
         self.session_id = session_id
         self.incoming_capacity = incoming_capacity
+        # None: the role's own rule. The plugin gives up after ResendMaxAttempt; the agent's
+        # resend scheduler (ResendStreamDataMessageScheduler) resends for ever.
+        if max_resend_attempts is None and role == CLIENT:
+            max_resend_attempts = RESEND_MAX_ATTEMPTS
         self.max_resend_attempts = max_resend_attempts
         self.target_id = target_id
         self.generate_data_key = generate_data_key
@@ -194,6 +208,9 @@ class DataChannel:
         self._outgoing: OrderedDict[int, _Outgoing] = OrderedDict()
         self._incoming: Dict[int, p.AgentMessage] = {}
         self._handshake_started = 0.0
+        self._handshake_answered_at: Optional[float] = None
+        self._challenge_sent: Optional[float] = None
+        self.client_version = ""  # agent side: what the client's HandshakeResponse said
 
     # ------------------------------------------------------------------ sending
 
@@ -244,7 +261,7 @@ class DataChannel:
         now = self.clock()
         if entry.last_sent is not None and now - entry.last_sent <= self.retransmission_timeout:
             return 0
-        if entry.attempts >= self.max_resend_attempts:
+        if self.max_resend_attempts is not None and entry.attempts >= self.max_resend_attempts:
             raise ResendTimeout(
                 f"stream message {entry.sequence_number} was not acknowledged "
                 f"after {entry.attempts} resends"
@@ -301,7 +318,8 @@ class DataChannel:
         :class:`protocol.MalformedPayload` for a payload that does not parse or decrypt,
         whatever the parser raised (a client ends the session on those).
         """
-        msg = p.decode(frame)
+        # The agent checks no payload digest (its AgentMessage.Validate); the plugin does.
+        msg = p.decode(frame, check_digest=self.role == CLIENT)
         mtype = msg.message_type
         if mtype == self.incoming_type:
             self._resume()  # data from the peer: the channel is flowing again
@@ -314,6 +332,9 @@ class DataChannel:
         if mtype == p.MessageType.CHANNEL_CLOSED:
             self.closed = True
             return [ChannelClosedEvent(p.parse_channel_closed(msg))]
+        publication = (p.MessageType.PAUSE_PUBLICATION, p.MessageType.START_PUBLICATION)
+        if self.role == CLIENT and mtype in publication:
+            return []  # the plugin's processOutputMessage: "return nil" for both
         if mtype == p.MessageType.PAUSE_PUBLICATION:
             self.paused = True
             return [PublicationChanged(True)]
@@ -442,6 +463,8 @@ class DataChannel:
 
     def _handshake_answered(self, resp: p.HandshakeResponse) -> HandshakeAnswered:
         """Agent side: with KMS, open the client's data key and challenge it."""
+        self.client_version = resp.client_version
+        self._handshake_answered_at = self.clock()
         ok = all(a.status == p.ActionStatus.SUCCESS for a in resp.actions)
         if not ok or not self._kms_key_id:
             return HandshakeAnswered(resp, ok)
@@ -457,9 +480,11 @@ class DataChannel:
         self._challenge = os.urandom(encryption.CHALLENGE_BYTES)
         challenge = p.challenge_payload(self.cipher.encrypt(self._challenge))
         self.send_stream(p.PayloadType.ENC_CHALLENGE_REQUEST, challenge)
+        self._challenge_sent = self.clock()
         return HandshakeAnswered(resp, True, challenged=True)
 
     def _challenge_answered(self, payload: bytes) -> EncryptionConfirmed:
+        self._challenge_sent = None
         if self.cipher is None or not self._challenge:
             return EncryptionConfirmed(False)
         try:
@@ -478,11 +503,31 @@ class DataChannel:
         port session, whose properties carry portNumber and type)."""
         actions: Sequence[p.RequestedAction] = [p.session_type_action(session_type, properties)]
         if kms_key_id:
-            actions = [*actions, p.kms_action(kms_key_id)]
+            # With the block cipher's random challenge (buildHandshakeRequestPayload).
+            challenge = base64.b64encode(os.urandom(RANDOM_CHALLENGE_BYTES)).decode()
+            actions = [*actions, p.kms_action(kms_key_id, challenge)]
             self._kms_key_id = kms_key_id
         self._handshake_started = self.clock()
+        self._handshake_answered_at = None
         req = p.HandshakeRequest(self.version, list(actions))
         return self.send_stream(p.PayloadType.HANDSHAKE_REQUEST, p.handshake_request_payload(req))
+
+    def handshake_expired(self) -> str:
+        """Agent side: why the handshake failed for lack of an answer, or "". The agent's
+        ``PerformHandshake`` waits :data:`HANDSHAKE_TIMEOUT` for the response, then as
+        long again for the encryption challenge's answer."""
+        if self.handshake_done or not self._handshake_started:
+            return ""
+        now = self.clock()
+        if self._handshake_answered_at is None:
+            if now - self._handshake_started > HANDSHAKE_TIMEOUT:
+                return (
+                    "Handshake timed out. Please ensure that you have the latest version of "
+                    "the session manager plugin."
+                )
+        elif self._challenge_sent is not None and now - self._challenge_sent > HANDSHAKE_TIMEOUT:
+            return "Timed out waiting for encryption challenge."
+        return ""
 
     def skip_handshake(self) -> None:
         """Agent side: no handshake (a plain shell session without KMS), as the agent's
@@ -492,6 +537,9 @@ class DataChannel:
     def complete_handshake(self, customer_message: str = "") -> int:
         """Agent side: after a good response; from here on client data is delivered."""
         took = max(0.0, self.clock() - self._handshake_started)
+        if self.cipher is not None and not customer_message:
+            # buildHandshakeCompletePayload: the line the plugin prints for an encrypted session
+            customer_message = KMS_CUSTOMER_MESSAGE
         done = p.HandshakeComplete(int(took * 1e9), customer_message)
         self.handshake_done = True
         payload = p.handshake_complete_payload(done)

@@ -205,14 +205,9 @@ class Api:
             "kms", config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2})
         )
         try:
-            answer = kms.generate_data_key(
-                KeyId=key_id,
-                NumberOfBytes=encryption.DATA_KEY_BYTES,
-                EncryptionContext=context,
-            )
+            return encryption.kms_data_key(kms, key_id, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the action's error
             raise ClientError(describe_aws_error(exc, "GenerateDataKey", key_id)) from None
-        return answer["CiphertextBlob"], answer["Plaintext"]
 
     def resume_session(self, session_id: str) -> Dict[str, str]:
         """A new token and stream URL for a session whose connection was lost."""

@@ -14,7 +14,7 @@ in clear.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 NONCE_SIZE = 12
 DATA_KEY_BYTES = 64  # the plugin's KMSKeySizeInBytes
@@ -26,6 +26,17 @@ TARGET_ID_CONTEXT = "aws:ssm:TargetId"
 GenerateDataKey = Callable[[str, Dict[str, str]], Tuple[bytes, bytes]]
 # (CiphertextBlob, encryption context) -> Plaintext: kms:Decrypt
 DecryptDataKey = Callable[[bytes, Dict[str, str]], bytes]
+
+
+def kms_data_key(kms: Any, key_id: str, context: Dict[str, str]) -> Tuple[bytes, bytes]:
+    """kms:GenerateDataKey as every session kind asks for it (attach, run, forward): a
+    64-byte key (the plugin's ``KMSKeySizeInBytes``, split 32/32 by the agent's
+    ``UpdateEncryptionKey``) for this session's context; (CiphertextBlob, Plaintext).
+    ``kms`` is a boto3 KMS client."""
+    answer = kms.generate_data_key(
+        KeyId=key_id, NumberOfBytes=DATA_KEY_BYTES, EncryptionContext=context
+    )
+    return answer["CiphertextBlob"], answer["Plaintext"]
 
 
 class EncryptionError(ValueError):

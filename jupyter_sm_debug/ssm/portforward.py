@@ -1,6 +1,6 @@
 """The built-in client of Session Manager port forwarding (AWS-StartPortForwardingSession):
 one session whose every connection is one smux stream, as the plugin's MuxPortForwarding
-does (agents 3.0.222.0 and later), so many browser connections share one session.
+does (agents newer than 3.0.196.0), so many browser connections share one session.
 In-process and asyncio: the Jupyter server runs it next to its proxy; the session's token
 never leaves the process.
 
@@ -23,8 +23,8 @@ import contextlib
 import uuid
 from typing import Any, Dict, Optional
 
+from . import encryption, smux
 from . import protocol as p
-from . import smux
 from .channel import (
     CLIENT,
     CLIENT_VERSION,
@@ -40,6 +40,10 @@ from .muxchannel import MuxChannel, StreamWriter
 from .wsclient import WebSocket
 
 HANDSHAKE_TIMEOUT = 30.0
+# The plugin's TCPMultiplexingWithSmuxKeepAliveDisabledAfterThisAgentVersion: up to this
+# agent its smux keeps keep-alive on (muxportforwarding.go's initialize), so we send NOPs.
+KEEPALIVE_DISABLED_AFTER_AGENT = (3, 1, 1511, 0)
+KEEPALIVE_INTERVAL = 10.0  # xtaci/smux DefaultConfig's KeepAliveInterval
 
 
 class PortForwardError(Exception):
@@ -56,7 +60,16 @@ def version_tuple(text: str) -> tuple:
 
 
 class PortForwardClient:
-    def __init__(self, info: Dict[str, str], target: str = "", log: Any = None):
+    def __init__(
+        self,
+        info: Dict[str, str],
+        target: str = "",
+        log: Any = None,
+        generate_data_key: Optional[encryption.GenerateDataKey] = None,
+    ):
+        """``generate_data_key``: kms:GenerateDataKey for a KMS-encrypted session, as
+        attach and run take it (``encryption.kms_data_key``); without it such a session
+        fails its handshake with the reason."""
         self.info = info
         self.target = target
         self.log = log
@@ -66,6 +79,7 @@ class PortForwardClient:
             session_id=info.get("SessionId", ""),
             target_id=target,
             port_forwarding=True,
+            generate_data_key=generate_data_key,
         )
         self.carrier = MuxChannel(self.channel, client=True)
         self.ws: Any = None
@@ -76,6 +90,9 @@ class PortForwardClient:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._connections: set[asyncio.Task] = set()
+        # smux keep-alive NOPs: None decides by the agent's version, as the plugin does.
+        self.keepalive: Optional[bool] = None
+        self._next_ping = 0.0
 
     # -- the data channel ----------------------------------------------------------------------
 
@@ -110,12 +127,17 @@ class PortForwardClient:
             ) from None
         if self.closed.is_set():
             raise PortForwardError(self.close_reason or "The session ended at once.")
-        if version_tuple(self.channel.agent_version) < p.MUX_SINCE:
+        if self.keepalive is None:
+            self.keepalive = version_tuple(self.channel.agent_version) <= (
+                KEEPALIVE_DISABLED_AFTER_AGENT
+            )
+        self._next_ping = asyncio.get_running_loop().time() + KEEPALIVE_INTERVAL
+        if version_tuple(self.channel.agent_version) <= p.MUX_AFTER:
             await self.close()
             raise PortForwardError(
-                f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is older "
-                "than 3.0.222.0 and forwards one connection per session; the built-in client "
-                "needs its multiplexed mode."
+                f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is "
+                "3.0.196.0 or older and forwards one connection per session; the built-in "
+                "client needs its multiplexed mode (newer agents)."
             )
 
     async def open_stream(self) -> tuple[asyncio.StreamReader, StreamWriter]:
@@ -186,6 +208,12 @@ class PortForwardClient:
                 self.channel.tick()
             except ResendTimeout:
                 self._finish("The agent stopped acknowledging.")
+            if self.keepalive and self._ready.is_set() and not self.closed.is_set():
+                now = asyncio.get_running_loop().time()
+                if now >= self._next_ping:
+                    # xtaci/smux Session.keepalive: a NOP (stream id 0) every interval
+                    self.carrier.mux.send(smux.frame(smux.NOP, 0))
+                    self._next_ping = now + KEEPALIVE_INTERVAL
             self.carrier.update_room()
 
     def _fail(self, reason: str) -> None:

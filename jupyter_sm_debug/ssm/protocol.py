@@ -135,9 +135,10 @@ INCOMING_BUFFER_CAPACITY = 10000
 # and port forwarding.
 SHELL_DOCUMENT = "SSM-SessionManagerRunShell"
 PORT_DOCUMENT = "AWS-StartPortForwardingSession"
-# The first agent version that multiplexes port sessions with smux (the plugin's
-# DoesAgentSupportTCPMultiplexing).
-MUX_SINCE = (3, 0, 222, 0)
+# Agents newer than this multiplex port sessions with smux (the plugin's
+# DoesAgentSupportTCPMultiplexing: TCPMultiplexingSupportedAfterThisAgentVersion, compared
+# strictly greater).
+MUX_AFTER = (3, 0, 196, 0)
 
 
 class ProtocolError(ValueError):
@@ -234,8 +235,10 @@ def encode(msg: AgentMessage) -> bytes:
     return header + payload
 
 
-def decode(frame: bytes, validate: bool = True) -> AgentMessage:
-    """Parse one binary websocket frame; with ``validate``, reject what the plugin rejects."""
+def decode(frame: bytes, validate: bool = True, check_digest: bool = True) -> AgentMessage:
+    """Parse one binary websocket frame; with ``validate``, reject what the plugin rejects.
+    ``check_digest=False``: the agent's checks (its ``AgentMessage.Validate`` looks at
+    HeaderLength, MessageType and CreatedDate, never at the payload digest)."""
     if len(frame) < PAYLOAD_OFFSET:
         raise ProtocolError(f"frame of {len(frame)} bytes is shorter than the 120-byte header")
     (
@@ -271,11 +274,13 @@ def decode(frame: bytes, validate: bool = True) -> AgentMessage:
         schema_version=schema_version,
     )
     if validate:
-        _validate(msg, header_length, payload_length, digest)
+        _validate(msg, header_length, payload_length, digest if check_digest else None)
     return msg
 
 
-def _validate(msg: AgentMessage, header_length: int, payload_length: int, digest: bytes) -> None:
+def _validate(
+    msg: AgentMessage, header_length: int, payload_length: int, digest: Optional[bytes]
+) -> None:
     # The plugin trusts these two publication messages without any check.
     if msg.message_type in (MessageType.START_PUBLICATION, MessageType.PAUSE_PUBLICATION):
         return
@@ -287,7 +292,7 @@ def _validate(msg: AgentMessage, header_length: int, payload_length: int, digest
         raise ProtocolError("CreatedDate is missing")
     # Like the plugin: PayloadLength 0 skips the digest (some senders leave it zero), and
     # any other value only asks for the check, whatever length the payload really has.
-    if payload_length and hashlib.sha256(msg.payload).digest() != digest:
+    if digest is not None and payload_length and hashlib.sha256(msg.payload).digest() != digest:
         raise ProtocolError("payload digest does not match the payload")
 
 
@@ -460,8 +465,13 @@ def session_type_action(session_type: str, properties: Any = None) -> RequestedA
     )
 
 
-def kms_action(kms_key_id: str) -> RequestedAction:
-    return RequestedAction(ActionType.KMS_ENCRYPTION, {"KMSKeyId": kms_key_id})
+def kms_action(kms_key_id: str, challenge: str = "") -> RequestedAction:
+    """The KMSEncryption action as the agent's ``buildHandshakeRequestPayload`` builds it:
+    the key id and its block cipher's random challenge (base64 of 16 random bytes)."""
+    params = {"KMSKeyId": kms_key_id}
+    if challenge:
+        params["Challenge"] = challenge
+    return RequestedAction(ActionType.KMS_ENCRYPTION, params)
 
 
 def handshake_request_payload(req: HandshakeRequest) -> bytes:

@@ -191,6 +191,14 @@ class _Capture(client.Session):
         super().__init__(*args, **kwargs)
         self.output = output
         self.arrived = threading.Condition()
+        self.notices: list[str] = []
+
+    def _notice(self, text: str) -> None:
+        """The client's notices (reconnecting, reconnected) are not the run's output."""
+        self.notices.append(text)
+
+    def _customer_message(self, text: str) -> None:
+        self.notices.append(text)  # the agent's message to a person, not the run's output
 
     def _output(self, fd: int, data: bytes) -> None:
         with self.arrived:

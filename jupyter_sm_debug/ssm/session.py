@@ -61,9 +61,10 @@ class ClientError(Exception):
 class Terminal:
     """Our own stdin/stdout: raw mode while the session runs, the window size."""
 
-    def __init__(self, in_fd: int = 0, out_fd: int = 1):
+    def __init__(self, in_fd: int = 0, out_fd: int = 1, notice_fd: int = 2):
         self.in_fd = in_fd
         self.out_fd = out_fd
+        self.notice_fd = notice_fd  # the client's own notices: never in the session's data
         self._saved = None
 
     def __enter__(self) -> Terminal:
@@ -207,6 +208,7 @@ class Session:
         self.exit_code: Optional[int] = None
         self.exit_message = ""
         self._last_size: Optional[tuple] = None
+        self._line_open = False  # the terminal's last output did not end a line
         self._batch: Optional[List[bytes]] = None  # frames held back by the reader
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
@@ -314,10 +316,7 @@ class Session:
         if self.resume is None:
             self._finish(1, f"The session's connection failed: {lost or type(lost).__name__}")
             return False
-        self._output(
-            self.terminal.out_fd,
-            b"\r\n[sm-debug] The session's connection was lost; reconnecting...\r\n",
-        )
+        self._notice("The session's connection was lost; reconnecting...")
         delay = RETRY_INITIAL_DELAY
         problem = str(lost) or type(lost).__name__
         while self._resumes_without_data < RETRY_ATTEMPTS:
@@ -336,7 +335,7 @@ class Session:
                     self.connected = True
                     self.reconnects += 1
                     self.channel.resend_all()  # input the agent may not have had
-                self._output(self.terminal.out_fd, b"[sm-debug] Reconnected.\r\n")
+                self._notice("Reconnected.")
                 return True
             time.sleep(delay)
             delay = min(RETRY_MAX_DELAY, delay * 2)
@@ -372,7 +371,7 @@ class Session:
         elif isinstance(event, HandshakeCompleted):
             message = event.complete.customer_message
             if message:
-                self._output(self.terminal.out_fd, message.encode() + b"\r\n")
+                self._customer_message(message)
             self._set_ready()
         elif isinstance(event, ChannelClosedEvent):
             closed = event.closed
@@ -388,7 +387,23 @@ class Session:
             on_ready, self.on_ready = self.on_ready, None
             on_ready()
 
+    def _customer_message(self, text: str) -> None:
+        """HandshakeComplete's CustomerMessage ("This session is encrypted using AWS
+        KMS."), a line on stdout as the plugin's handleHandshakeComplete prints it."""
+        self._output(self.terminal.out_fd, text.encode() + b"\r\n")
+
+    def _notice(self, text: str) -> None:
+        """A notice of the client's own (a lost connection, a resume): never part of the
+        session's data. It goes to the terminal's notice fd (stderr), as a whole line of
+        its own: after a line break when the shell's output stopped mid-line."""
+        start = b"\r\n" if self._line_open else b""
+        with contextlib.suppress(OSError):
+            write_all(self.terminal.notice_fd, start + f"[sm-debug] {text}\r\n".encode())
+        self._line_open = False
+
     def _output(self, fd: int, data: bytes) -> None:
+        if data:
+            self._line_open = not data.endswith(b"\n")
         try:
             write_all(fd, data)
         except OSError as exc:

@@ -1,5 +1,5 @@
 """smux v1, the stream multiplexer that Session Manager port forwarding runs inside its
-data channel (SSM agent 3.0.222.0 and later; the plugin's muxportforwarding.go uses
+data channel (SSM agents newer than 3.0.196.0; the plugin's muxportforwarding.go uses
 github.com/xtaci/smux). Our own implementation of the wire protocol, for both sides:
 the client opens a stream per local TCP connection, the agent connects each stream to the
 port in the host.
@@ -12,8 +12,9 @@ cmd SYN (0) opens a stream, FIN (1) ends the sender's half, PSH (2) carries data
 is a keep-alive (smux v2's UPD window updates are not part of v1). The client's streams
 have odd ids (3, 5, ... as smux counts), the server's even ones. v1 has no per-stream flow
 control: like smux, a reader that does not keep up holds back the whole session.
-Keep-alives are off, as the plugin turns them off for agents that support it (they break
-Session Manager's idle timeout).
+Keep-alive (a NOP with stream id 0) is sent by its users, not here: the client for agents
+up to 3.1.1511.0 as the plugin does, the stand-in's agent for clients up to 1.2.331.0 as the
+agent does (``portforward.py``, ``standin/ssm_port.py``).
 """
 
 from __future__ import annotations

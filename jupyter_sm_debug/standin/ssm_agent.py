@@ -12,7 +12,10 @@ frames in and after each resend tick), ``_resumed`` (a new connection), ``_idle_
 (a reason to end the session now, or ""), ``_release`` (what it holds, at the end). The
 kinds: ``ssm_shell.Agent`` (a shell in a PTY) and ``ssm_port.PortAgent`` (smux streams to a
 port). Frames from the client that do not validate or parse are dropped, as the agent
-logs and drops them.
+logs and drops them (its ``AgentMessage.Validate`` checks no payload digest, so neither do
+we). Unacknowledged output is resent for as long as the session lasts (the agent's
+``ResendStreamDataMessageScheduler`` never gives up); a client that answers no handshake
+within 15 s ends the session (``PerformHandshake``'s ``handshakeTimeout``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class AgentBase:
         self.session = session
         self.registry = registry(standin)
         self.loop = loop
+        channel_options.setdefault("decrypt_data_key", self._decrypt_data_key)
         self.channel = DataChannel(
             AGENT,
             self._send_frame,
@@ -51,6 +55,14 @@ class AgentBase:
         self._timer: Optional[tornado.ioloop.PeriodicCallback] = None
         self._detached_since: Optional[float] = None
         self._batch: Optional[list[bytes]] = None  # frames held back to go out together
+
+    def _decrypt_data_key(self, blob: bytes, context: dict) -> bytes:
+        """kms:Decrypt of the client's data key, in the stand-in's KMS (moto)."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self.standin.account_id][self.standin.region]
+        plain, _arn = backend.decrypt(ciphertext_blob=blob, encryption_context=dict(context))
+        return plain
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class AgentBase:
     def _tick(self) -> None:
         if self._ended:
             return
-        reason = self._idle_end()
+        reason = self._idle_end() or self.channel.handshake_expired()
         if reason:
             self.end(reason)
             return

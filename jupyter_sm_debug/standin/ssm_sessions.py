@@ -15,6 +15,8 @@ from ..ssm import protocol as p
 
 # The agent reads its shell 1 KiB at a time, then sleeps a millisecond (its writePump).
 PACE_BYTES_PER_SECOND = p.STREAM_DATA_PAYLOAD_SIZE * 1000
+SMUX_KEEPALIVE_INTERVAL = 10.0  # seconds: smux.DefaultConfig's KeepAliveInterval
+SMUX_KEEPALIVE_TIMEOUT = 30.0  # seconds: its KeepAliveTimeout
 
 
 @dataclass
@@ -71,6 +73,11 @@ class SessionRegistry:
         self.lose_output: set = set()
         self.lose_acks: set = set()
         self.lost: list = []  # what was lost: ("output" | "ack", sequence number)
+        # The port agent's smux keep-alive (xtaci/smux DefaultConfig: a NOP every
+        # KeepAliveInterval; the session closes when a KeepAliveTimeout tick finds nothing
+        # received since the last one). Tests shrink them.
+        self.smux_keepalive_interval = SMUX_KEEPALIVE_INTERVAL
+        self.smux_keepalive_timeout = SMUX_KEEPALIVE_TIMEOUT
 
     def lose(self, kind: str, seq: int) -> bool:
         wanted = self.lose_output if kind == "output" else self.lose_acks

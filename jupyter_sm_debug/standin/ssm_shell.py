@@ -2,7 +2,10 @@
 
 Like amazon-ssm-agent for shell sessions: no handshake unless the session is KMS-encrypted
 (or a knob asks for one); shell output read 1024 bytes at a time at most once a millisecond
-(its ``writePump``), so throughput matches what clients see on AWS; reading stops while
+(its ``writePump``), so throughput matches what clients see on AWS; an incomplete UTF-8
+character at the end of a read is held back for the next message (``processStdoutData``),
+so a message may carry up to 3 bytes more than 1024 and never ends inside a character
+(an invalid byte further in goes out as it is); reading stops while
 ``pause_publication`` is in force and resumes on start_publication or any incoming data or
 acknowledgement. Unlike the agent, a full outgoing buffer stops the reading instead of
 dropping messages.
@@ -54,12 +57,51 @@ def set_winsize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def _rune_length(buf: bytes, i: int) -> int:
+    """Bytes of the valid UTF-8 character at ``buf[i]``, or 0 (invalid or cut short)."""
+    lead = buf[i]
+    n = 1 if lead < 0x80 else 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else (
+        4 if 0xF0 <= lead <= 0xF4 else 0
+    )  # fmt: skip
+    if n <= 1:
+        return n
+    try:
+        buf[i : i + n].decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return n
+
+
+def utf8_complete(buf: bytes) -> int:
+    """How much of ``buf`` the agent sends now: up to an undecodable byte in its last
+    3 bytes (an incomplete character, or one that may yet turn out to be), as the agent's
+    ``processStdoutData`` stops at a RuneError within utf8.UTFMax of the end."""
+    try:
+        buf.decode("utf-8")
+        return len(buf)
+    except UnicodeDecodeError:
+        pass
+    # Any byte that is not a continuation byte starts a character (or is invalid on its
+    # own), so the scan may begin at the last such byte before the final four.
+    i = max(0, len(buf) - 4)
+    while i > 0 and 0x80 <= buf[i] <= 0xBF:
+        i -= 1
+    while i < len(buf):
+        n = _rune_length(buf, i)
+        if n == 0:
+            if len(buf) - i < 4:
+                return i
+            n = 1  # an invalid byte further in goes out as it is
+        i += n
+    return len(buf)
+
+
 class Agent(AgentBase):
     """The SSM agent of a shell session on its host: the shell in a PTY and the agent's
     side of the data channel (lifecycle and resume: ``AgentBase``)."""
 
     def __init__(self, standin: Any, session: SsmSession, loop: Any) -> None:
-        super().__init__(standin, session, loop, decrypt_data_key=self._decrypt_data_key)
+        super().__init__(standin, session, loop)
         self.proc: Optional[subprocess.Popen] = None
         self.master_fd: Optional[int] = None
         self._pty_events = 0
@@ -71,6 +113,7 @@ class Agent(AgentBase):
         self._refilled = time.monotonic()
         self._pace_wake: Optional[object] = None
         self._last_input = standin.now()
+        self._unprocessed = b""  # an incomplete UTF-8 character held back (processStdoutData)
 
     # ------------------------------------------------------------ handshake and start
 
@@ -82,14 +125,6 @@ class Agent(AgentBase):
             return
         self.channel.skip_handshake()
         self._begin_shell()
-
-    def _decrypt_data_key(self, blob: bytes, context: dict) -> bytes:
-        """kms:Decrypt of the client's data key, in the stand-in's KMS (moto)."""
-        from moto.kms.models import kms_backends
-
-        backend = kms_backends[self.standin.account_id][self.standin.region]
-        plain, _arn = backend.decrypt(ciphertext_blob=blob, encryption_context=dict(context))
-        return plain
 
     def _on_handshake(self, event: HandshakeAnswered) -> None:
         if not event.ok:
@@ -248,11 +283,18 @@ class Agent(AgentBase):
             got += len(data)
         if self.registry.pace:
             self._allowance -= got
-        if chunks:
+        if chunks or (eof and self._unprocessed):
             data = b"".join(chunks)
             with self.batched():
                 for start in range(0, len(data), size):
-                    self.channel.send_data(data[start : start + size])
+                    buf = self._unprocessed + data[start : start + size]
+                    cut = len(buf) if eof and start + size >= len(data) else utf8_complete(buf)
+                    self._unprocessed = buf[cut:]
+                    if cut:
+                        self.channel.send_data(buf[:cut])
+                if not data and self._unprocessed:
+                    self.channel.send_data(self._unprocessed)
+                    self._unprocessed = b""
         if eof:
             self._shell_exited()
 

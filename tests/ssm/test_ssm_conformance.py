@@ -101,6 +101,8 @@ def test_a_shell_through_the_gateway(kind, mode, standin, job, payload, kms_prox
     term = Terminal(argv, env, rows=24, cols=80)
     try:
         session_id = term.expect(rb"Starting session with SessionId: (\S+)", 30).group(1).decode()
+        if mode == "kms":  # the agent's HandshakeComplete CustomerMessage, as both print it
+            term.expect(rb"This session is encrypted using AWS KMS\.", timeout=30)
         term.expect(PROMPT, timeout=30)
         session = sessions(standin)[session_id]
         assert session.stream_url.startswith("wss://")

@@ -1,5 +1,5 @@
 """Conformance of SSM port forwarding: AWS's session-manager-plugin (its port mode with
-localPortNumber, smux as with agents from 3.0.222.0) and the built-in client forward through
+localPortNumber, smux as with agents newer than 3.0.196.0) and the built-in client forward through
 the stand-in's gateway to an HTTP server in a stand-in host: a page, 20 concurrent requests
 over one session, a large download intact, and the session ends with the client."""
 
