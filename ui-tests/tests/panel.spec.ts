@@ -225,7 +225,7 @@ test.describe('what the panel shows', () => {
     const status = page.locator('.jp-SMDebug-logStatus');
     // The container starts, then its training command fails: each line shows
     // up in the open tab as the host prints it.
-    await expect(log).toContainText('Current host: algo-1', { timeout: 90000 });
+    await expect(log).toContainText('training on algo-1', { timeout: 90000 });
     await expect(status).toContainText('following');
     const before = await log.locator('.jp-SMDebug-logLine').count();
     await expect(log).toContainText('SM_DEBUG_HOLD host=algo-1', {
@@ -238,9 +238,9 @@ test.describe('what the panel shows', () => {
 
     // Search keeps the matching lines and marks the match.
     const search = page.getByRole('searchbox', { name: 'Search the log' });
-    await search.fill('traceback');
+    await search.fill('reporting training');
     await expect(log.locator('.jp-SMDebug-logLine')).toHaveCount(1);
-    await expect(log.locator('mark')).toHaveText('Traceback');
+    await expect(log.locator('mark')).toHaveText('Reporting training');
     await expect(status).toContainText(/1 of \d+ lines match/);
     await search.fill('');
 
@@ -250,7 +250,7 @@ test.describe('what the panel shows', () => {
     await expect(
       streams.getByRole('button', { name: 'SSM agent' })
     ).toHaveAttribute('aria-pressed', 'true');
-    await expect(log).not.toContainText('Current host: algo-1');
+    await expect(log).not.toContainText('training on algo-1');
     await streams.getByRole('button', { name: 'Training' }).click();
     await expect(log).toContainText('SM_DEBUG_HOLD host=algo-1', {
       timeout: 30000
