@@ -16,28 +16,11 @@ import asyncio
 import sys
 import time
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    end_pty,
-    footer,
-    fresh_ssm_session,
-    header,
-    ms,
-    parser,
-    pty_until,
-    ratio,
-    read_until,
-    server_environment,
-    session_process,
-    ssm_client,
-    table,
-    terminal_websocket,
-    write_json,
-)
+from common.procs import Cleanup
+from common.report import footer, header, ms, parser, ratio, table, write_json
+from common.server import JupyterServer, attach_args, session_process
+from common.standin import StandInProcess, fresh_ssm_session, server_environment, ssm_client
+from common.terminal import PROMPT, end_pty, pty_until, read_until, terminal_websocket
 
 JOB = "bench-attach"
 HOSTS = 8

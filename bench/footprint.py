@@ -21,26 +21,12 @@ import sys
 import tempfile
 import time
 
-from _common import (
-    CLIENT_HINTS,
-    PROMPT,
-    REPO,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    clients_rss,
-    cpu_seconds,
-    footer,
-    free_port,
-    header,
-    parser,
-    read_until,
-    server_environment,
-    table,
-    terminal_websocket,
-    write_json,
-)
+from common import REPO
+from common.procs import Cleanup, cpu_seconds, free_port
+from common.report import footer, header, parser, table, write_json
+from common.server import CLIENT_HINTS, JupyterServer, attach_args, clients_rss
+from common.standin import StandInProcess, server_environment
+from common.terminal import PROMPT, read_until, terminal_websocket
 
 JOB = "bench-footprint"
 

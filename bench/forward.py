@@ -20,21 +20,10 @@ import subprocess
 import sys
 import time
 
-from _common import (
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    footer,
-    free_port,
-    header,
-    parser,
-    ratio,
-    server_environment,
-    stop_process,
-    table,
-    write_json,
-)
+from common.procs import Cleanup, free_port, stop_process
+from common.report import footer, header, parser, ratio, table, write_json
+from common.server import JupyterServer, attach_args
+from common.standin import StandInProcess, server_environment
 
 JOB = "bench-forward"
 APP = r"""

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from _common import load, machine, parser
+from common.report import load, machine, parser
 
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.

@@ -45,27 +45,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from _common import (
-    CLIENT_HINTS,
-    PROMPT,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    clients_rss,
-    cpu_seconds,
-    footer,
-    header,
-    load,
-    ms,
-    parser,
-    read_until,
-    server_environment,
-    table,
-    terminal_websocket,
-    tree_cpu,
-    write_json,
-)
+from common.procs import Cleanup, cpu_seconds, tree_cpu
+from common.report import footer, header, load, ms, parser, table, write_json
+from common.server import CLIENT_HINTS, JupyterServer, attach_args, clients_rss
+from common.standin import StandInProcess, server_environment
+from common.terminal import PROMPT, read_until, terminal_websocket
 
 PAGE = 20  # the sidebar's page
 BIG_PAGE = 100  # the largest page: paging through everything

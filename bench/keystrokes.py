@@ -26,20 +26,11 @@ import statistics
 import sys
 import time
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    DelayProxy,
-    StandInProcess,
-    end_pty,
-    footer,
-    header,
-    ms,
-    parser,
-    pty_until,
-    table,
-    write_json,
-)
+from common.network import DelayProxy
+from common.procs import Cleanup
+from common.report import footer, header, ms, parser, table, write_json
+from common.standin import StandInProcess
+from common.terminal import PROMPT, end_pty, pty_until
 from throughput import BUILTIN, PLUGIN, find_plugin, ssm_client_process, upload
 
 JOB = "bench-keys"

@@ -31,27 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    cpu_seconds,
-    end_pty,
-    footer,
-    fresh_ssm_session,
-    header,
-    parser,
-    pty_until,
-    server_environment,
-    session_process,
-    ssm_client,
-    table,
-    terminal_websocket,
-    tree_cpu,
-    write_json,
-)
+from common.procs import Cleanup, cpu_seconds, tree_cpu
+from common.report import footer, header, parser, table, write_json
+from common.server import JupyterServer, attach_args, session_process
+from common.standin import StandInProcess, fresh_ssm_session, server_environment, ssm_client
+from common.terminal import PROMPT, end_pty, pty_until, terminal_websocket
 
 JOB = "bench-throughput"
 PLAIN = "JupyterLab terminal (local shell)"
@@ -251,7 +235,7 @@ def find_plugin() -> str | None:
 
 def ssm_client_process(kind: str, standin, target: str, plugin: str | None) -> tuple:
     """(argv, env) of one client on a fresh session, as the extension runs it."""
-    from jupyter_sm_debug.connect.ssm import SESSION_VARIABLE
+    from jupyter_sm_debug.connect.clients import SESSION_VARIABLE
 
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, **standin.client_env(), "TERM": "xterm", "PYTHONPATH": str(repo)}
