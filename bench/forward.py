@@ -27,8 +27,8 @@ import time
 
 from common.procs import Cleanup, free_port, stop_process
 from common.report import footer, header, parser, ratio, table, write_json
-from common.server import JupyterServer, attach_args
-from common.standin import StandInProcess, server_environment
+from common.server import attaching_server
+from common.standin import standin_with_hosts
 
 JOB = "bench-forward"
 APP = r"""
@@ -153,9 +153,8 @@ def main() -> int:
     header("forward: an HTTP app through a port forward", args)
     results: dict = {}
     with Cleanup() as stack:
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            print(f"cannot run: {standin.sshd_missing_hint}")
+        standin = standin_with_hosts(stack)
+        if standin is None:
             return 1
         standin.create_job(JOB, instance_count=1, remote_debug=True, started_ago=600)
         port = free_port()
@@ -167,12 +166,7 @@ def main() -> int:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             time.sleep(0.05)
-        server = JupyterServer(
-            stack, server_environment(standin),
-            args=attach_args(standin),
-        )  # fmt: skip
-        server.wait_ready()
-        http = server.http()
+        server, http = attaching_server(stack, standin)
         http.ok("GET", f"sm-debug/jobs/{JOB}")
         standin.set_faults(latency=args.latency / 1000)
         os.environ.update(standin.client_env())  # this process's own tunnels

@@ -162,3 +162,28 @@ def session_process(server: JupyterServer, name_hint: str) -> tuple[list[str], d
             env = {item[0].decode(): item[1].decode() for item in pairs if len(item) == 2}
             return argv, env, pid
     raise RuntimeError(f"no session process matching {name_hint!r} under the server")
+
+
+def attaching_server(stack: Cleanup, standin, env: Optional[dict] = None) -> tuple:
+    """A Jupyter server on the stand-in, with the options every attaching benchmark runs
+    with (attach_args), ready: (server, http). `env` defaults to server_environment."""
+    from .standin import server_environment
+
+    server = JupyterServer(stack, env or server_environment(standin), args=attach_args(standin))
+    server.wait_ready()
+    return server, server.http()
+
+
+def attach_terminal(
+    http: Http, job: str, host: str, transport: str, body: Optional[dict] = None
+) -> str:
+    """POST .../terminals (attach, with more of the body if given); the terminal's name, or
+    RuntimeError with the answer. Blocking: from a coroutine, use asyncio.to_thread."""
+    status, answer = http.request(
+        "POST",
+        f"sm-debug/jobs/{job}/hosts/{host}/terminals",
+        {"transport": transport, **(body or {})},
+    )
+    if status not in (200, 201):
+        raise RuntimeError(f"attach {host} over {transport}: {status} {answer}")
+    return answer["terminal"]["name"]

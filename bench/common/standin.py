@@ -112,24 +112,10 @@ def server_environment(standin) -> dict:
     return env
 
 
-def fresh_ssm_session(env: dict, ssm, target: str) -> dict:
-    """The environment of a built-in SSM client process with a new StartSession answer
-    (a session token is good for one client)."""
-    from jupyter_sm_debug.connect.clients import SESSION_VARIABLE
-
-    response = ssm.start_session(Target=target)
-    response.pop("ResponseMetadata", None)
-    return {**env, SESSION_VARIABLE: json.dumps(response)}
-
-
-def ssm_client(standin):
-    """A plain boto3 SSM client on the stand-in (its calls get the latency, as AWS's)."""
-    import boto3
-
-    env = standin.client_env()
-    return boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env["AWS_SESSION_TOKEN"],
-        region_name=standin.region,
-    ).client("ssm", endpoint_url=standin.url)
+def standin_with_hosts(stack: Cleanup) -> Optional[StandInProcess]:
+    """A stand-in whose hosts run sshd, or None after saying why it cannot (no sshd here)."""
+    standin = StandInProcess(stack, clock="manual")
+    if standin.client_key_path is None:
+        print(f"cannot run: {standin.sshd_missing_hint}")
+        return None
+    return standin

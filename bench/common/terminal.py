@@ -88,3 +88,41 @@ def end_pty(proc) -> None:
         proc.terminate(force=True)
     with contextlib.suppress(Exception):
         proc.close(force=True)
+
+
+async def quiet(ws, seconds: float = 0.3) -> None:
+    """Drain output until nothing arrives for `seconds` (the prompt has been drawn)."""
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.read_message(), seconds)
+        except asyncio.TimeoutError:
+            return
+        if message is None:
+            raise EOFError("the terminal closed")
+
+
+def cat_command(path) -> str:
+    """`cat path` then an end marker (END); the quotes keep the echoed command line from
+    containing the marker."""
+    return f'cat {path}; echo END-""MARK\r'
+
+
+END = "END-MARK"
+
+
+async def read_through(ws, marker: str = END, timeout: float = 600) -> tuple[int, int]:
+    """Read stdout messages until `marker` has arrived: (characters, messages) read."""
+    received, tail, messages = 0, "", 0
+    while True:
+        message = await asyncio.wait_for(ws.read_message(), timeout)
+        if message is None:
+            raise EOFError("the terminal closed during the transfer")
+        kind, *payload = json.loads(message)
+        if kind != "stdout":
+            continue
+        messages += 1
+        received += len(payload[0])
+        window = tail + payload[0]
+        if marker in window:
+            return received, messages
+        tail = window[-len(marker) :]
