@@ -16,28 +16,16 @@ import asyncio
 import sys
 import time
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    end_pty,
-    footer,
-    fresh_ssm_session,
-    header,
-    ms,
-    parser,
-    pty_until,
-    ratio,
-    read_until,
-    server_environment,
+from common.procs import Cleanup
+from common.report import footer, header, ms, parser, ratio, table, write_json
+from common.server import (
+    attach_terminal,
+    attaching_server,
     session_process,
-    ssm_client,
-    table,
-    terminal_websocket,
-    write_json,
 )
+from common.ssmclients import fresh_ssm_session, ssm_client
+from common.standin import standin_with_hosts
+from common.terminal import PROMPT, end_pty, pty_until, read_until, terminal_websocket
 
 JOB = "bench-attach"
 HOSTS = 8
@@ -46,21 +34,15 @@ HOSTS = 8
 async def attach_once(server, http, counter, host: str, transport: str, body: dict) -> dict:
     with counter.measure() as calls:
         started = time.perf_counter()
-        status, answer = await asyncio.to_thread(
-            http.request, "POST", f"sm-debug/jobs/{JOB}/hosts/{host}/terminals",
-            {"transport": transport, **body},
-        )  # fmt: skip
+        name = await asyncio.to_thread(attach_terminal, http, JOB, host, transport, body)
         posted = time.perf_counter()
-    if status != 201:
-        raise RuntimeError(f"attach {host} over {transport}: {status} {answer}")
-    name = answer["terminal"]["name"]
     ws = await terminal_websocket(server, name)
     connected = time.perf_counter()
     try:
         prompt_at, _ = await read_until(ws, PROMPT, timeout=20)
     except asyncio.TimeoutError:
         ws.close()
-        raise NoPrompt(answer["terminal"]["name"]) from None
+        raise NoPrompt(name) from None
     ws.close()
     return {
         "name": name,
@@ -162,18 +144,11 @@ def main() -> int:
     latency = args.latency / 1000
     header("attach_latency: POST attach -> first prompt byte", args)
     with Cleanup() as stack:
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            print(f"cannot run: {standin.sshd_missing_hint}")
+        standin = standin_with_hosts(stack)
+        if standin is None:
             return 1
         standin.create_job(JOB, instance_count=HOSTS, remote_debug=True, started_ago=600)
-        env = server_environment(standin)
-        server = JupyterServer(
-            stack, env,
-            args=attach_args(standin),
-        )  # fmt: skip
-        server.wait_ready()
-        http = server.http()
+        server, http = attaching_server(stack, standin)
         http.ok("GET", f"sm-debug/jobs/{JOB}")  # the server's boto3 client exists
         standin.set_faults(latency=latency)
         results = asyncio.run(measure(args, standin, server, http))

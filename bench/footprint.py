@@ -21,26 +21,12 @@ import sys
 import tempfile
 import time
 
-from _common import (
-    CLIENT_HINTS,
-    PROMPT,
-    REPO,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    clients_rss,
-    cpu_seconds,
-    footer,
-    free_port,
-    header,
-    parser,
-    read_until,
-    server_environment,
-    table,
-    terminal_websocket,
-    write_json,
-)
+from common import REPO
+from common.procs import Cleanup, cpu_seconds, free_port
+from common.report import footer, header, parser, table, write_json
+from common.server import CLIENT_HINTS, JupyterServer, attach_args, attach_terminal, clients_rss
+from common.standin import StandInProcess, server_environment
+from common.terminal import PROMPT, read_until, terminal_websocket
 
 JOB = "bench-footprint"
 
@@ -143,13 +129,9 @@ async def open_sessions(server, http, standin, count: int, transport: str) -> li
     """Attach `count` hosts over `transport`, each with a websocket open at its prompt."""
     sockets = []
     for index in range(count):
-        status, answer = await asyncio.to_thread(
-            http.request, "POST", f"sm-debug/jobs/{JOB}/hosts/algo-{index + 1}/terminals",
-            {"transport": transport},
-        )  # fmt: skip
-        if status != 201:
-            raise RuntimeError(f"attach algo-{index + 1} over {transport}: {status} {answer}")
-        ws = await terminal_websocket(server, answer["terminal"]["name"])
+        host = f"algo-{index + 1}"
+        name = await asyncio.to_thread(attach_terminal, http, JOB, host, transport)
+        ws = await terminal_websocket(server, name)
         await read_until(ws, PROMPT, timeout=120)
         sockets.append(ws)
     return sockets

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from _common import load, machine, parser
+from common.report import load, machine, median, parser
 
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.
@@ -46,11 +46,6 @@ def dig(data: Any, *path, default=None):
             return default
         data = data[key]
     return data
-
-
-def median(values: list[float]) -> Optional[float]:
-    values = sorted(v for v in values if v is not None)
-    return values[len(values) // 2] if values else None
 
 
 def ms(seconds: Optional[float]) -> Optional[str]:

@@ -35,7 +35,6 @@ Shapes are computed, not asserted: a cost that grows by at most 1.25x over the r
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 import re
@@ -45,27 +44,18 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from _common import (
+from common.measure import make_payload
+from common.procs import Cleanup, cpu_seconds, tree_cpu
+from common.report import footer, header, load, median, ms, parser, table, write_json
+from common.server import (
     CLIENT_HINTS,
-    PROMPT,
-    Cleanup,
     JupyterServer,
-    StandInProcess,
-    attach_args,
+    attach_terminal,
+    attaching_server,
     clients_rss,
-    cpu_seconds,
-    footer,
-    header,
-    load,
-    ms,
-    parser,
-    read_until,
-    server_environment,
-    table,
-    terminal_websocket,
-    tree_cpu,
-    write_json,
 )
+from common.standin import StandInProcess, server_environment
+from common.terminal import PROMPT, cat_command, quiet, read_through, read_until, terminal_websocket
 
 PAGE = 20  # the sidebar's page
 BIG_PAGE = 100  # the largest page: paging through everything
@@ -103,11 +93,6 @@ def shape_words(xs, ys) -> str:
     if exponent is None:
         return name
     return f"{name} ({pairs[-1] / pairs[0]:.2f}x over {xs[-1] / xs[0]:g}x, exponent {exponent:.2f})"
-
-
-def median(values: list[float]) -> Optional[float]:
-    values = sorted(v for v in values if v is not None)
-    return values[len(values) // 2] if values else None
 
 
 def mib(kib: Optional[float]) -> str:
@@ -320,15 +305,10 @@ def list_table(data: dict) -> list[dict]:
 
 async def attach(server, http, host: str, transport: str) -> dict:
     started = time.perf_counter()
-    status, answer = await asyncio.to_thread(
-        http.request, "POST", f"sm-debug/jobs/{ATTACH_JOB}/hosts/{host}/terminals",
-        {"transport": transport},
-    )  # fmt: skip
-    if status not in (200, 201):
-        raise RuntimeError(f"attach {host} over {transport}: {status} {answer}")
-    ws = await terminal_websocket(server, answer["terminal"]["name"])
+    name = await asyncio.to_thread(attach_terminal, http, ATTACH_JOB, host, transport)
+    ws = await terminal_websocket(server, name)
     prompt_at, _ = await read_until(ws, PROMPT, timeout=120)
-    return {"seconds": prompt_at - started, "name": answer["terminal"]["name"], "ws": ws}
+    return {"seconds": prompt_at - started, "name": name, "ws": ws}
 
 
 async def detach(http, session: dict) -> None:
@@ -397,14 +377,8 @@ def hosts_setup(stack, args, hosts: int):
         return None, standin.sshd_missing_hint
     standin.create_job(ATTACH_JOB, instance_count=hosts, remote_debug=True, started_ago=600)
     standin.create_job(CPU_JOB, instance_count=1, remote_debug=True, started_ago=600)
-    env = server_environment(standin)
-    env["SHELL"] = "/bin/bash"  # the plain terminal's shell
-    server = JupyterServer(
-        stack, env,
-        args=attach_args(standin),
-    )  # fmt: skip
-    server.wait_ready()
-    http = server.http()
+    env = {**server_environment(standin), "SHELL": "/bin/bash"}  # the plain terminal's shell
+    server, http = attaching_server(stack, standin, env)
     http.ok("GET", f"sm-debug/jobs/{ATTACH_JOB}")  # the boto3 client exists
     standin.set_faults(latency=args.latency / 1000)
     return (standin, server, http), None
@@ -453,44 +427,15 @@ def attach_table(data: dict) -> list[dict]:
 # -- c) CPU per MiB --------------------------------------------------------------------------
 
 
-def make_payload(directory: Path, kib: int) -> Path:
-    path = directory / f"payload-{kib}KiB.txt"
-    lines = kib * 1024 // 65
-    with open(path, "w") as handle:
-        for start in range(0, lines, 4096):
-            handle.write("".join(hashlib.sha256(str(i).encode()).hexdigest() + "\n"
-                                 for i in range(start, min(lines, start + 4096))))  # fmt: skip
-    return path
-
-
-END = "END-MARK"
-
-
 async def cat_through(server, name: str, path: Path, ready: re.Pattern) -> dict:
     ws = await terminal_websocket(server, name)
     await read_until(ws, ready, timeout=120)
-    while True:  # quiet: the prompt is drawn
-        try:
-            if await asyncio.wait_for(ws.read_message(), 0.3) is None:
-                raise EOFError("the terminal closed")
-        except asyncio.TimeoutError:
-            break
+    await quiet(ws)
     cpu_before = tree_cpu(server.proc.pid)
     server_before = cpu_seconds(server.proc.pid)
-    await ws.write_message(json.dumps(["stdin", f'cat {path}; echo END-""MARK\r']))
-    started, tail, received = time.perf_counter(), "", 0
-    while True:
-        message = await asyncio.wait_for(ws.read_message(), 600)
-        if message is None:
-            raise EOFError("the terminal closed during the transfer")
-        kind, *payload = json.loads(message)
-        if kind != "stdout":
-            continue
-        received += len(payload[0])
-        window = tail + payload[0]
-        if END in window:
-            break
-        tail = window[-len(END) :]
+    await ws.write_message(json.dumps(["stdin", cat_command(path)]))
+    started = time.perf_counter()
+    received, _ = await read_through(ws)
     seconds = time.perf_counter() - started
     cpu = tree_cpu(server.proc.pid) - cpu_before
     server_cpu = cpu_seconds(server.proc.pid) - server_before
@@ -509,13 +454,7 @@ async def measure_cpu_async(server, http, payloads: dict, rounds: int) -> dict:
             http.request("DELETE", f"api/terminals/{answer['name']}")
             out.setdefault("JupyterLab terminal", {}).setdefault(str(kib), []).append(result)
             for transport, label in (("ssh", "SSH"), ("ssm", "SSM (built-in client)")):
-                status, answer = await asyncio.to_thread(
-                    http.request, "POST", f"sm-debug/jobs/{CPU_JOB}/hosts/algo-1/terminals",
-                    {"transport": transport},
-                )  # fmt: skip
-                if status not in (200, 201):
-                    raise RuntimeError(f"attach over {transport}: {status} {answer}")
-                name = answer["terminal"]["name"]
+                name = await asyncio.to_thread(attach_terminal, http, CPU_JOB, "algo-1", transport)
                 result = await cat_through(server, name, path, PROMPT)
                 await detach(http, {"ws": _Closed(), "name": name})
                 out.setdefault(label, {}).setdefault(str(kib), []).append(result)

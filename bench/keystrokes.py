@@ -26,21 +26,12 @@ import statistics
 import sys
 import time
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    DelayProxy,
-    StandInProcess,
-    end_pty,
-    footer,
-    header,
-    ms,
-    parser,
-    pty_until,
-    table,
-    write_json,
-)
-from throughput import BUILTIN, PLUGIN, find_plugin, ssm_client_process, upload
+from common.network import DelayProxy
+from common.procs import Cleanup
+from common.report import footer, header, ms, parser, table, write_json
+from common.ssmclients import BUILTIN, PLUGIN, find_plugin, ssm_client_process, upload
+from common.standin import standin_with_hosts
+from common.terminal import PROMPT, end_pty, pty_until
 
 JOB = "bench-keys"
 
@@ -167,9 +158,8 @@ def main() -> int:
     header("keystrokes: echo, paste, Ctrl-C", args)
     target = f"sagemaker-training-job:{JOB}_algo-1"
     with Cleanup() as stack:
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            print(f"cannot run: {standin.sshd_missing_hint}")
+        standin = standin_with_hosts(stack)
+        if standin is None:
             return 1
         # One host per kind of measurement: a session killed mid-paste leaves nothing behind.
         standin.create_job(JOB, instance_count=3, remote_debug=True, started_ago=600)

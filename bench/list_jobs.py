@@ -20,20 +20,10 @@ import subprocess
 import sys
 import time
 
-from _common import (
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    cpu_seconds,
-    footer,
-    header,
-    ms,
-    parser,
-    ratio,
-    server_environment,
-    table,
-    write_json,
-)
+from common.procs import Cleanup, cpu_seconds
+from common.report import footer, header, ms, parser, ratio, table, write_json
+from common.server import JupyterServer
+from common.standin import StandInProcess, server_environment
 
 PAGE = 20  # the sidebar's page size
 SAMPLES = 5  # fresh servers for the first page

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python}
 start=$(date +%s)
-for bench in list_jobs attach_latency keystrokes throughput footprint growth; do
+for bench in list_jobs attach_latency keystrokes throughput footprint growth forward stacks; do
     echo "::: bench/$bench.py --quick $*"
     "$python" "bench/$bench.py" --quick "$@"
 done

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from jupyter_sm_debug import stacks  # noqa: E402
 from jupyter_sm_debug.config import SMDebug  # noqa: E402
+from jupyter_sm_debug.connect import HostTarget  # noqa: E402
 from jupyter_sm_debug.jobs import JobsService  # noqa: E402
 from jupyter_sm_debug.standin import StandIn  # noqa: E402
 
@@ -41,16 +42,21 @@ def make_job(standin: StandIn, name: str, hosts: int) -> None:
 
 async def measure(jobs, config, job, hosts, transport, samples) -> dict:
     description = await jobs.describe(job, fresh=True)
-    names = [f"algo-{n}" for n in range(1, hosts + 1)]
+    # What api/target.host_targets builds for POST .../stacks (the job is running).
+    targets = [
+        HostTarget(job=job, host=f"algo-{n}", description=description, config=config,
+                   jobs=jobs, transport=transport)
+        for n in range(1, hosts + 1)
+    ]  # fmt: skip
     started = time.perf_counter()
-    first = await stacks.dump(jobs, config, job, description, names, transport, 120)
+    first = await stacks.dump(targets, 120)
     push = time.perf_counter() - started
     assert {h.get("py_spy") for h in first["hosts"].values()} == {"pushed"}, first["hosts"]
     times = []
     answer = first
     for _ in range(samples):
         started = time.perf_counter()
-        answer = await stacks.dump(jobs, config, job, description, names, transport, 60)
+        answer = await stacks.dump(targets, 60)
         times.append(time.perf_counter() - started)
     errors = {h: a["error"]["message"][:200] for h, a in answer["hosts"].items() if a.get("error")}
     return {

@@ -21,7 +21,6 @@ environment the extension used, read from /proc) read straight from the PTY.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -31,119 +30,49 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (
-    PROMPT,
-    Cleanup,
-    JupyterServer,
-    StandInProcess,
-    attach_args,
-    cpu_seconds,
-    end_pty,
-    footer,
-    fresh_ssm_session,
-    header,
-    parser,
-    pty_until,
-    server_environment,
+from common.measure import CpuMeter, make_payload
+from common.procs import Cleanup
+from common.report import footer, header, parser, table, write_json
+from common.server import (
+    attach_terminal,
+    attaching_server,
     session_process,
+)
+from common.ssmclients import (
+    BUILTIN,
+    PLUGIN,
+    find_plugin,
+    fresh_ssm_session,
     ssm_client,
-    table,
+    ssm_client_process,
+    upload,
+)
+from common.standin import StandInProcess, server_environment, standin_with_hosts
+from common.terminal import (
+    END,
+    PROMPT,
+    cat_command,
+    end_pty,
+    pty_until,
+    quiet,
+    read_through,
+    read_until,
     terminal_websocket,
-    tree_cpu,
-    write_json,
 )
 
 JOB = "bench-throughput"
 PLAIN = "JupyterLab terminal (local shell)"
-END = "END-MARK"
 ANY = re.compile(r"\S")
-
-
-def make_payload(directory: Path, mib: int) -> Path:
-    """mib MiB of text lines (hex digests), like a log file a user would cat."""
-    path = directory / f"payload-{mib}MiB.txt"
-    line_count = mib * 1024 * 1024 // 65
-    with open(path, "w") as handle:
-        chunk = []
-        for index in range(line_count):
-            chunk.append(hashlib.sha256(str(index).encode()).hexdigest() + "\n")
-            if len(chunk) == 4096:
-                handle.write("".join(chunk))
-                chunk = []
-        handle.write("".join(chunk))
-    return path
-
-
-def command(path: Path) -> str:
-    # The quotes keep the echoed command line from containing the end marker.
-    return f'cat {path}; echo END-""MARK\r'
-
-
-async def quiet(ws, seconds: float = 0.3) -> None:
-    """Drain output until nothing arrives for `seconds` (the prompt has been drawn)."""
-    while True:
-        try:
-            message = await asyncio.wait_for(ws.read_message(), seconds)
-        except asyncio.TimeoutError:
-            return
-        if message is None:
-            raise EOFError("the terminal closed")
-
-
-class CpuMeter:
-    """CPU time of the parties to one transfer: the Jupyter server, the session client, the
-    stand-in (its SSM agent side, sshd and the host's shells) and this reader."""
-
-    def __init__(self, server=None, client_pid=None, standin=None):
-        self.pids = {"server": server.proc.pid if server else None, "client": client_pid,
-                     "standin": standin.proc.pid if standin else None}  # fmt: skip
-
-    def _now(self) -> dict:
-        # The server's and the client's own CPU; the stand-in's with its children (sshd,
-        # shells, cat): they stand for the container side.
-        return {k: (tree_cpu(p) if k == "standin" else cpu_seconds(p)) if p else None
-                for k, p in self.pids.items()}  # fmt: skip
-
-    def start(self) -> None:
-        self.reader = time.process_time()
-        self.base = self._now()
-
-    def stop(self) -> dict:
-        now = self._now()
-        out = {k: None if now[k] is None else now[k] - self.base[k] for k in now}
-        out["reader"] = time.process_time() - self.reader
-        return out
 
 
 async def over_websocket(server, name: str, path: Path, ready: re.Pattern, meter) -> dict:
     ws = await terminal_websocket(server, name)
-    text = ""
-    while not ready.search(text):
-        message = await asyncio.wait_for(ws.read_message(), 60)
-        if message is None:
-            raise EOFError("the terminal closed before its prompt")
-        kind, *payload = json.loads(message)
-        if kind == "stdout":
-            text += payload[0]
+    await read_until(ws, ready, timeout=60)
     await quiet(ws)
     meter.start()
-    await ws.write_message(json.dumps(["stdin", command(path)]))
+    await ws.write_message(json.dumps(["stdin", cat_command(path)]))
     started = time.perf_counter()
-    received, tail, messages = 0, "", 0
-    while True:
-        message = await asyncio.wait_for(ws.read_message(), 600)
-        if message is None:
-            raise EOFError("the terminal closed during the transfer")
-        kind, *payload = json.loads(message)
-        if kind != "stdout":
-            continue
-        chunk = payload[0]
-        messages += 1
-        received += len(chunk)
-        window = tail + chunk
-        if END in window:
-            break
-        tail = window[-len(END) :]
+    received, messages = await read_through(ws)
     seconds = time.perf_counter() - started
     cpu = meter.stop()
     ws.close()
@@ -157,7 +86,7 @@ def over_pty(argv: list[str], env: dict, path: Path, standin) -> dict:
             os.read(proc.fd, 65536)
         meter = CpuMeter(client_pid=proc.pid, standin=standin)
         meter.start()
-        os.write(proc.fd, command(path).encode())
+        os.write(proc.fd, cat_command(path).encode())
         started = time.perf_counter()
         received, tail = 0, b""
         end = END.encode()
@@ -179,13 +108,7 @@ def over_pty(argv: list[str], env: dict, path: Path, standin) -> dict:
 
 
 async def attach(http, host: str, transport: str) -> str:
-    status, answer = await asyncio.to_thread(
-        http.request, "POST", f"sm-debug/jobs/{JOB}/hosts/{host}/terminals",
-        {"transport": transport},
-    )  # fmt: skip
-    if status != 201:
-        raise RuntimeError(f"attach over {transport}: {status} {answer}")
-    return answer["terminal"]["name"]
+    return await asyncio.to_thread(attach_terminal, http, JOB, host, transport)
 
 
 def keep_pins(argv: list[str], directory: Path, index: int) -> list[str]:
@@ -229,88 +152,10 @@ async def one_round(server, http, standin, path: Path, round_index: int) -> dict
     return out
 
 
-# -- SSM session clients: built-in vs AWS's plugin --------------------------------------------
-
-BUILTIN = "built-in client"
-PLUGIN = "session-manager-plugin"
-
-
-def find_plugin() -> str | None:
-    import shutil
-
-    repo = Path(__file__).resolve().parents[1]
-    candidates = [os.environ.get("SM_DEBUG_SSM_PLUGIN")]
-    for shared in (repo.parent / "shared", Path("/work/shared")):
-        candidates.append(str(shared / "tools/session-manager-plugin/session-manager-plugin"))
-    candidates.append(shutil.which("session-manager-plugin"))
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def ssm_client_process(kind: str, standin, target: str, plugin: str | None) -> tuple:
-    """(argv, env) of one client on a fresh session, as the extension runs it."""
-    from jupyter_sm_debug.connect.ssm import SESSION_VARIABLE
-
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, **standin.client_env(), "TERM": "xterm", "PYTHONPATH": str(repo)}
-    env = fresh_ssm_session(env, ssm_client(standin), target)
-    if kind == BUILTIN:
-        argv = [sys.executable, "-m", "jupyter_sm_debug.ssm.client", "--session-env",
-                SESSION_VARIABLE, "--target", target, "--region", standin.region,
-                "--endpoint-url", standin.url]  # fmt: skip
-    else:
-        argv = [plugin, SESSION_VARIABLE, standin.region, "StartSession", "",
-                json.dumps({"Target": target}), standin.url]  # fmt: skip
-    return argv, env
-
-
-def upload(argv: list[str], env: dict, kib: int, standin) -> dict:
-    """Paste ``kib`` KiB of text lines into ``head -c N | sha256sum`` on the host; seconds
-    from the first byte typed to the digest shown (the digest must match)."""
-    import threading
-
-    lines = [hashlib.sha256(str(i).encode()).hexdigest()[:63] + "\n" for i in range(kib * 16)]
-    data = "".join(lines).encode()
-    digest = hashlib.sha256(data).hexdigest().encode()
-    _, proc = pty_until(argv, env, PROMPT, timeout=60)
-    try:
-        os.write(proc.fd, f"stty -echo; head -c {len(data)} | sha256sum; stty echo\r".encode())
-        while select.select([proc.fd], [], [], 0.5)[0]:  # until head is reading
-            os.read(proc.fd, 65536)
-        meter = CpuMeter(client_pid=proc.pid, standin=standin)
-        meter.start()
-        started = time.perf_counter()
-
-        def type_it() -> None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(proc.fd, view[:4096]) :]
-
-        writer = threading.Thread(target=type_it, daemon=True)
-        writer.start()
-        seen = b""
-        while digest not in seen:
-            if not select.select([proc.fd], [], [], 600)[0]:
-                raise TimeoutError("no digest after 600 s")
-            chunk = os.read(proc.fd, 65536)
-            if not chunk:
-                raise EOFError(f"the session ended during the upload: {seen[-300:]!r}")
-            seen = seen[-200:] + chunk
-            if re.search(rb"\b[0-9a-f]{64}\b", seen) and digest not in seen:
-                raise AssertionError("the host got different bytes than were pasted")
-        seconds = time.perf_counter() - started
-        writer.join(5)
-        return {"seconds": seconds, "bytes": len(data), "cpu": meter.stop()}
-    finally:
-        end_pty(proc)
-
-
 def ssm_clients(standin, directory: Path, mib: int, kib: int, rounds: int) -> dict:
     plugin = find_plugin()
     kinds = [BUILTIN] + ([PLUGIN] if plugin else [])
-    path = make_payload(directory, mib)
+    path = make_payload(directory, mib * 1024)
     runs: dict[str, dict[str, list]] = {k: {"download": [], "upload": []} for k in kinds}
     target = f"sagemaker-training-job:{JOB}_algo-1"
     for _ in range(rounds):
@@ -378,21 +223,14 @@ def main() -> int:
                 tempfile.TemporaryDirectory(prefix="sm-tput-", dir=Path(__file__).parent)
             )
         )
-        path = make_payload(directory, mib)
+        path = make_payload(directory, mib * 1024)
         size = path.stat().st_size
-        standin = StandInProcess(stack, clock="manual")
-        if standin.client_key_path is None:
-            print(f"cannot run: {standin.sshd_missing_hint}")
+        standin = standin_with_hosts(stack)
+        if standin is None:
             return 1
         standin.create_job(JOB, instance_count=2, remote_debug=True, started_ago=600)
-        env = server_environment(standin)
-        env["SHELL"] = "/bin/bash"
-        server = JupyterServer(
-            stack, env,
-            args=attach_args(standin),
-        )  # fmt: skip
-        server.wait_ready()
-        http = server.http()
+        env = {**server_environment(standin), "SHELL": "/bin/bash"}
+        server, http = attaching_server(stack, standin, env)
         standin.set_faults(latency=args.latency / 1000, channel_latency=args.latency / 1000)
         runs: dict[str, list[dict]] = {}
 

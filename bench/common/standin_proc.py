@@ -1,7 +1,7 @@
 """The stand-in in its own process, driven by the benchmarks over stdin/stdout (one JSON
 object a line), so that its CPU never shares a GIL with the process that measures.
 
-    python bench/_standin_proc.py '{"clock": "manual", "hosts": false}'
+    python bench/common/standin_proc.py '{"clock": "manual", "hosts": false}'
 
 First line out: {"url", "env", "ssh_user", "ssh_key", "sshd_missing_hint"}. Then one answer
 per command in: {"op": "create_jobs", "jobs": [{"name": ..., **create_job kwargs}]} (through
@@ -22,7 +22,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main() -> int:
