@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from typing import Any, Callable, Optional
@@ -24,6 +23,7 @@ from xml.sax.saxutils import escape
 
 from . import awsmodel, ecr, iam, sagemaker, sigv4
 from .errors import StandInError
+from .faults import Faults  # noqa: F401 - its old home
 from .logs import stream_exists, streams_with_prefix
 
 log = logging.getLogger(__name__)
@@ -32,76 +32,6 @@ SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
 ECR_ACTIONS = ("BatchGetImage", "GetDownloadUrlForLayer")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
-
-
-class Faults:
-    """Latency on every AWS call, a round trip on the SSM data channel (channel_latency:
-    each websocket message waits half of it in each direction), throttling of the next N
-    calls, the whole API down, or the caller's credentials expired (every call answers
-    ExpiredToken)."""
-
-    def __init__(self, latency: float = 0.0, channel_latency: float = 0.0):
-        self._lock = threading.Lock()
-        self.initial_latency = latency
-        self.initial_channel_latency = channel_latency
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.latency = float(self.initial_latency)
-            self.channel_latency = float(self.initial_channel_latency)
-            self.throttle = 0
-            self.throttle_action: Optional[str] = None
-            self.down = False
-            self.expired = False
-
-    def update(self, **changes: Any) -> dict:
-        for key in ("latency", "channel_latency"):
-            if key in changes:
-                value = changes[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise ValueError(f"{key} must be a number of seconds >= 0")
-        if "throttle" in changes:
-            throttle = changes["throttle"]
-            if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 0:
-                raise ValueError("throttle must be a whole number of calls >= 0")
-        if "throttle_action" in changes:
-            action = changes["throttle_action"]
-            if action is not None and not isinstance(action, str):
-                raise ValueError("throttle_action must be an action name or null")
-        for flag in ("down", "expired"):
-            if flag in changes and not isinstance(changes[flag], bool):
-                raise ValueError(f"{flag} must be true or false")
-        known = {"latency", "channel_latency", "throttle", "throttle_action", "down", "expired"}
-        unknown = set(changes) - known
-        if unknown:
-            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
-        with self._lock:
-            for key, value in changes.items():
-                if key == "throttle_action" and value:
-                    value = value.rsplit(".", 1)[-1]  # "SageMaker.ListTrainingJobs" works too
-                setattr(self, key, float(value) if "latency" in key else value)
-        return self.snapshot()
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {
-                "latency": self.latency,
-                "channel_latency": self.channel_latency,
-                "throttle": self.throttle,
-                "throttle_action": self.throttle_action,
-                "down": self.down,
-                "expired": self.expired,
-            }
-
-    def take(self, action: str) -> tuple[float, bool, bool]:
-        """(latency, down, throttled) for one call; a throttled call uses up one of N."""
-        with self._lock:
-            throttled = False
-            if self.throttle > 0 and self.throttle_action in (None, action):
-                self.throttle -= 1
-                throttled = True
-            return self.latency, self.down, throttled
 
 
 def _json_default(value: Any) -> Any:
@@ -157,7 +87,7 @@ class Front:
         """None if the request is signed with the stand-in's credentials, else the refusal
         (AWS's error in the service's protocol; plain JSON on a control route)."""
         try:
-            sigv4.verify(environ, _read_raw(environ), self.standin._credentials)
+            sigv4.verify(environ, _read_raw(environ), self.standin.credentials)
         except sigv4.AuthError as refused:
             json_code, query_code, status = sigv4.ERRORS[refused.kind]
             if control:
@@ -183,8 +113,8 @@ class Front:
             action = _query_action(environ, body)
             protocol = "query" if action else "rest"
         internal = environ.get("HTTP_X_STANDIN_INTERNAL")
-        if not internal or internal != self.standin._internal_token:
-            latency, down, throttled = self.standin._faults.take(action)
+        if not internal or internal != self.standin.internal_token:
+            latency, down, throttled = self.standin.faults.take(action)
             if latency:
                 time.sleep(latency)
             if down:
@@ -193,7 +123,7 @@ class Front:
             if throttled:
                 code = "ThrottlingException" if protocol == "json" else "Throttling"
                 return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
-            if self.standin._faults.expired:
+            if self.standin.faults.expired:
                 code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
                 message = "The security token included in the request is expired"
                 return self._error(start_response, protocol, StandInError(code, message))
@@ -202,7 +132,7 @@ class Front:
             if prefix == "SageMaker" and action in sagemaker.ACTIONS:
                 params = _json_params(body)
                 awsmodel.validate("sagemaker", action, params)
-                result = self.standin._sagemaker_call(action, params, region)
+                result = self.standin.sagemaker_call(action, params, region)
                 if result is not None:
                     return self._json(start_response, result)
             elif prefix == "AmazonSSM" and action in SSM_ACTIONS:
@@ -218,7 +148,7 @@ class Front:
             elif prefix == ECR_TARGET and action in ECR_ACTIONS:
                 params = _json_params(body)
                 awsmodel.validate("ecr", action, params)
-                images = self.standin._ecr
+                images = self.standin.backends.ecr
                 if action == "BatchGetImage":
                     answer = images.batch_get_image(params, self.standin.account_id)
                 else:
@@ -317,14 +247,14 @@ class Front:
         routes = {
             "state": ("GET", lambda _: self.standin.state()),
             "clock": ("POST", self._clock),
-            "faults": ("POST", lambda body: self.standin._faults.update(**body)),
+            "faults": ("POST", lambda body: self.standin.faults.update(**body)),
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
             "ssm-drop": ("POST", self._ssm_drop),
             "jobs": ("POST", self._create_jobs),
         }
         if route == "faults" and method == "GET":
-            return self._plain(start_response, 200, self.standin.faults)
+            return self._plain(start_response, 200, self.standin.faults.snapshot())
         if route not in routes:
             return self._plain(
                 start_response, 404, {"error": f"no stand-in route /_standin/{route}"}
@@ -390,10 +320,10 @@ class Front:
 
     def _reset(self) -> dict:
         self.standin.reset()
-        return {"reset": True, "jobs": len(self.standin._jobs.all())}
+        return {"reset": True, "jobs": len(self.standin.backends.sagemaker.all())}
 
     def _blob(self, start_response: Callable, token: str):
-        data = self.standin._ecr.blob(token)
+        data = self.standin.backends.ecr.blob(token)
         if data is None:
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import container, ddp, procs, s3files, trainlog
-from ..sagemaker import (
+from ..sagemaker.models import (
     HOMOGENEOUS_GROUP,
     HostSpec,
     Job,

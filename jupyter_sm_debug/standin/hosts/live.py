@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..sagemaker import (
+from ..sagemaker.models import (
     HostSpec,
 )
 

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from .. import container
 from ..logs import LogWriter
-from ..sagemaker import (
+from ..sagemaker.models import (
     LIVE_SECONDARY,
     Job,
     algorithm_error,

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from .. import container, procs, trainlog
-from ..sagemaker import (
+from ..sagemaker.models import (
     HostSpec,
     Job,
 )

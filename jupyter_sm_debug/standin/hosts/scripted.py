@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import container, trainlog
-from ..sagemaker import (
+from ..sagemaker.models import (
     DEFAULT_FAILURE_REASON,
     Hold,
     HostSpec,
