@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..service import Call, Service
 from .backend import TrainingJobs
 
 ACTIONS = (
@@ -29,3 +30,10 @@ def handle(backend: TrainingJobs, action: str, params: dict, region: str) -> Opt
     }[action]
     with backend.lock:
         return handler(params, region)
+
+
+def dispatch(standin, call: Call) -> Optional[dict]:
+    return standin.sagemaker_call(call.action, call.params, call.region)
+
+
+SERVICE = Service("sagemaker", ACTIONS, dispatch, prefix="SageMaker", model="sagemaker")

@@ -1,16 +1,16 @@
-"""The WSGI front of the stand-in: control routes, faults, and routing of AWS calls.
+"""The router: the stand-in's WSGI entry for AWS calls and its control routes.
 
-Every AWS call gets the configured latency and faults first, then goes to its owner:
-SageMaker training-job actions to the stand-in's own store, SSM sessions to ``ssm.py``,
-everything else (CloudWatch Logs, STS, IAM...) to moto's server app.
+Every AWS call goes through the same steps: authenticate (SigV4 with the stand-in's
+credentials), faults (latency, down, throttling, expired), then the first registered
+service that handles it (``SERVICES``: each package's ``api.SERVICE``) validates it against
+its botocore model, dispatches it, and the answer is serialised in the call's protocol.
+Calls no service takes, and those a service passes on, are moto's server app's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import http
-import importlib
 import io
 import json
 import logging
@@ -21,16 +21,20 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, ecr, iam, sagemaker, sigv4
+from . import awsmodel, ecr, iam, logs, sagemaker, sigv4, ssm_service
 from .errors import StandInError
-from .faults import Faults  # noqa: F401 - its old home
-from .logs import stream_exists, streams_with_prefix
+from .service import Call, Response, Service
 
 log = logging.getLogger(__name__)
 
-SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
-ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
-ECR_ACTIONS = ("BatchGetImage", "GetDownloadUrlForLayer")
+# In the order they are asked; the first that handles a call answers it.
+SERVICES: tuple[Service, ...] = (
+    sagemaker.api.SERVICE,
+    ssm_service.SERVICE,
+    ecr.SERVICE,
+    iam.api.SERVICE,
+    logs.SERVICE,
+)
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -49,12 +53,10 @@ def _status_line(status: int) -> str:
         return f"{status} Error"
 
 
-class Front:
+class Router:
     def __init__(self, standin, moto_app: Callable):
         self.standin = standin
         self.moto_app = moto_app
-        self._ssm_handle: Any = None
-        self._ssm_loaded = False
 
     # -- WSGI ---------------------------------------------------------------------------------
 
@@ -114,130 +116,50 @@ class Front:
             protocol = "query" if action else "rest"
         internal = environ.get("HTTP_X_STANDIN_INTERNAL")
         if not internal or internal != self.standin.internal_token:
-            latency, down, throttled = self.standin.faults.take(action)
-            if latency:
-                time.sleep(latency)
-            if down:
-                error = StandInError("ServiceUnavailable", "Service Unavailable", 503)
-                return self._error(start_response, protocol, error)
-            if throttled:
-                code = "ThrottlingException" if protocol == "json" else "Throttling"
-                return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
-            if self.standin.faults.expired:
-                code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
-                message = "The security token included in the request is expired"
-                return self._error(start_response, protocol, StandInError(code, message))
+            refused = self._faults(start_response, protocol, action)
+            if refused is not None:
+                return refused
         region = _region(environ) or self.standin.region
+        call = Call(environ, body, protocol, prefix, action, region, self.moto_app)
         try:
-            if prefix == "SageMaker" and action in sagemaker.ACTIONS:
-                params = _json_params(body)
-                awsmodel.validate("sagemaker", action, params)
-                result = self.standin.sagemaker_call(action, params, region)
-                if result is not None:
-                    return self._json(start_response, result)
-            elif prefix == "AmazonSSM" and action in SSM_ACTIONS:
-                handle = self._ssm()
-                if handle is None:
-                    raise StandInError(
-                        "UnknownOperationException",
-                        f"{action} is not available: the stand-in has no SSM module.",
-                    )
-                params = _json_params(body)
-                awsmodel.validate("ssm", action, params)
-                return self._json(start_response, handle(action, params, self.standin) or {})
-            elif prefix == ECR_TARGET and action in ECR_ACTIONS:
-                params = _json_params(body)
-                awsmodel.validate("ecr", action, params)
-                images = self.standin.backends.ecr
-                if action == "BatchGetImage":
-                    answer = images.batch_get_image(params, self.standin.account_id)
-                else:
-                    base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
-                    answer = images.get_download_url_for_layer(
-                        params, self.standin.account_id, base
-                    )
-                return self._json(start_response, answer)
-            elif protocol == "query" and action == "SimulatePrincipalPolicy":
-                answer = iam.simulate_principal_policy(body, self.standin.account_id)
-                start_response(
-                    "200 OK",
-                    [("Content-Type", "text/xml"), ("Content-Length", str(len(answer)))],
-                )
-                return [answer]
-            elif target == "Logs_20140328.FilterLogEvents":
-                answer = self._filter_log_events(environ, body, region)
+            for service in SERVICES:
+                if not service.handles(call):
+                    continue
+                if service.model:
+                    awsmodel.validate(service.model, action, call.params)
+                answer = service.dispatch(self.standin, call)
                 if answer is not None:
-                    return self._json(start_response, answer)
-            elif target == "Logs_20140328.GetLogEvents":
-                params = _json_params(body)
-                if not stream_exists(
-                    self.standin.account_id, region, params.get("logGroupName", ""),
-                    params.get("logStreamName", ""),
-                ):  # fmt: skip
-                    # moto says the *group* does not exist; AWS names what is missing.
-                    raise StandInError(
-                        "ResourceNotFoundException", "The specified log stream does not exist."
-                    )
-            elif target == "Logs_20140328.DescribeLogStreams":
-                return self._without_null_token(environ, start_response)
+                    return self._serialise(start_response, answer)
+                break
         except StandInError as error:
             return self._error(start_response, protocol, error)
         return self.moto_app(environ, start_response)
 
-    def _without_null_token(self, environ: dict, start_response: Callable):
-        """moto's answer, less its ``"nextToken": null`` (AWS leaves the member out when
-        there is no further page)."""
-        captured: dict = {}
-
-        def keep(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        data = b"".join(self.moto_app(environ, keep))
-        if captured.get("status", "").startswith("200"):
-            with contextlib.suppress(ValueError, AttributeError):
-                answer = json.loads(data)
-                if answer.get("nextToken", "") is None:
-                    del answer["nextToken"]
-                    data = json.dumps(answer).encode()
-        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(data))))
-        start_response(captured.get("status", "500 Internal Server Error"), headers)
-        return [data]
-
-    def _filter_log_events(self, environ: dict, body: str, region: str) -> Optional[dict]:
-        """moto 5.2.5 ignores logStreamNamePrefix: rewrite it to the logStreamNames it means."""
-        params = _json_params(body)
-        prefix = params.get("logStreamNamePrefix")
-        if prefix is None:
-            return None
-        if params.get("logStreamNames"):
-            raise StandInError(
-                "InvalidParameterException",
-                "Cannot specify both logStreamNames and logStreamNamePrefix.",
-            )
-        names = streams_with_prefix(
-            self.standin.account_id, region, params.get("logGroupName", ""), prefix
-        )
-        if not names:
-            return {"events": [], "searchedLogStreams": []}
-        del params["logStreamNamePrefix"]
-        params["logStreamNames"] = names
-        data = json.dumps(params).encode()
-        environ["wsgi.input"] = io.BytesIO(data)
-        environ["CONTENT_LENGTH"] = str(len(data))
+    def _faults(self, start_response: Callable, protocol: str, action: str):
+        """None if the call goes on, else the fault's answer (after the latency)."""
+        faults = self.standin.faults
+        latency, down, throttled = faults.take(action)
+        if latency:
+            time.sleep(latency)
+        if down:
+            error = StandInError("ServiceUnavailable", "Service Unavailable", 503)
+            return self._error(start_response, protocol, error)
+        if throttled:
+            code = "ThrottlingException" if protocol == "json" else "Throttling"
+            return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
+        if faults.expired:
+            code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
+            message = "The security token included in the request is expired"
+            return self._error(start_response, protocol, StandInError(code, message))
         return None
 
-    def _ssm(self) -> Optional[Callable]:
-        if not self._ssm_loaded:
-            try:
-                module = importlib.import_module(f"{__package__}.ssm")
-            except ModuleNotFoundError as error:
-                if error.name != f"{__package__}.ssm":
-                    raise  # ssm.py exists but is broken: say so, do not hide it
-                module = None
-            self._ssm_handle = getattr(module, "handle", None)
-            self._ssm_loaded = True
-        return self._ssm_handle
+    def _serialise(self, start_response: Callable, answer: Any):
+        if isinstance(answer, Response):
+            headers = [(k, v) for k, v in answer.headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(answer.data))))
+            start_response(answer.status, headers)
+            return [answer.data]
+        return self._json(start_response, answer)
 
     # -- control routes -----------------------------------------------------------------------
 
@@ -403,18 +325,6 @@ def _protocol(environ: dict) -> str:
     ):
         return "query"
     return "rest"
-
-
-def _json_params(body: str) -> dict:
-    try:
-        params = json.loads(body) if body.strip() else {}
-    except ValueError as error:
-        raise StandInError(
-            "SerializationException", "The request body is not valid JSON."
-        ) from error
-    if not isinstance(params, dict):
-        raise StandInError("SerializationException", "The request body must be a JSON object.")
-    return params
 
 
 def _query_action(environ: dict, body: str) -> str:
