@@ -43,7 +43,7 @@ def main() -> int:
     lock = threading.Lock()
     try:
         standin.start()
-        faults = standin._faults
+        faults = standin.faults
         original = faults.take
 
         def take(action):  # every AWS call that is not the stand-in's own set-up traffic

@@ -7,7 +7,6 @@ next to a Jupyter server. Clients reach it only through real boto3 over HTTP.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import shutil
@@ -16,51 +15,41 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import ecr, iam
+from . import ecr, iam, sagemaker
+from .clients import ClientsMixin
+from .clock import Clock
 from .errors import HostNotLive, StandInError
-from .front import Faults
+from .faults import Faults
 from .hosts import SSHD_MISSING_HINT, HostManager
 from .logs import LogWriter
-from .sagemaker import Schedule, TrainingJobs
+from .seed import ACCOUNT_ID, byoc_image, dlc_image, job_request, seed_demo
 from .sigv4 import Credentials
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_ID = "123456789012"  # moto's default account
-SDK_CONFIG = "sagemaker-sdk-config.yaml"  # in the internal directory; see client_env()
 CREDENTIALS_FILE = "credentials"  # in the root: an AWS shared-credentials file, mode 0600
 _UNSET: Any = object()
 
 
-class Clock:
-    """Stand-in time, epoch seconds. "manual" moves only by advance(); "real" is the wall
-    clock (plus any advance(), for a demo that wants to skip ahead)."""
+@dataclass
+class Backends:
+    """The state of each service the stand-in plays (moto's ``*_backends``, one stand-in's)."""
 
-    def __init__(self, mode: str):
-        if mode not in ("real", "manual"):
-            raise ValueError(f'clock must be "real" or "manual", not {mode!r}')
-        self.mode = mode
-        self._base = time.time()
-        self._offset = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return (time.time() if self.mode == "real" else self._base) + self._offset
-
-    def advance(self, seconds: float) -> None:
-        if not seconds >= 0:
-            raise ValueError("the clock only moves forward: seconds must be >= 0")
-        with self._lock:
-            self._offset += float(seconds)
+    sagemaker: sagemaker.TrainingJobs
+    ecr: ecr.Registry
+    logs: LogWriter
+    hosts: Optional[HostManager]  # None: the stand-in runs without hosts
 
 
-class StandIn:
+class StandIn(ClientsMixin):
+    """The facade: lifecycle, ``backends`` (each service's state), ``clock``, ``faults``,
+    and the conveniences tests and the demo use (create_job, host_env, kill_host...)."""
+
     account_id = ACCOUNT_ID
 
     def __init__(
@@ -78,24 +67,29 @@ class StandIn:
         self.region = region
         self.seed = seed
         self.hosts_enabled = bool(hosts)
-        self._clock = Clock(clock)
+        self.clock = Clock(clock)
         self._own_root = root is None
         self.root = Path(root if root is not None else tempfile.mkdtemp(prefix="sm-standin-"))
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._internal = self.root / "_standin"
-        self._faults = Faults(latency, channel_latency)
-        self._faults.update(latency=latency, channel_latency=channel_latency)  # validates them
-        self._ecr = ecr.Registry(ACCOUNT_ID)
-        self._jobs = TrainingJobs(self.now, ACCOUNT_ID, self._ecr)
-        self._logs = LogWriter(ACCOUNT_ID)
-        self._hosts = HostManager(self.root, self._internal, self._logs, region) if hosts else None
+        self.faults = Faults(latency, channel_latency)
+        self.faults.update(latency=latency, channel_latency=channel_latency)  # validates them
+        images = ecr.Registry(ACCOUNT_ID)
+        logs = LogWriter(ACCOUNT_ID)
+        self.backends = Backends(
+            sagemaker=sagemaker.TrainingJobs(self.now, ACCOUNT_ID, images),
+            ecr=images,
+            logs=logs,
+            hosts=HostManager(self.root, self._internal, logs, region) if hosts else None,
+        )
         if self._hosts is not None:
             self._hosts.ssm_sessions = self._ssm_sessions
-        self._internal_token = uuid.uuid4().hex
+        # Marks the stand-in's own set-up calls (client()): faults do not touch them.
+        self.internal_token = uuid.uuid4().hex
         # Only requests signed with these reach the stand-in (see sigv4.py): any local user
         # could otherwise drive it, and its SSM sessions are shells as this user.
-        self._credentials = Credentials.generate()
+        self.credentials = Credentials.generate()
         self.credentials_file = self.root / CREDENTIALS_FILE
         self._reconcile_lock = threading.Lock()
         self._lifecycle = threading.Lock()
@@ -114,6 +108,24 @@ class StandIn:
         self._stopped = False
         atexit.register(self.stop)
 
+    # Shortcuts inside the facade (other modules use ``backends``).
+    @property
+    def _jobs(self) -> sagemaker.TrainingJobs:
+        return self.backends.sagemaker
+
+    @property
+    def _hosts(self) -> Optional[HostManager]:
+        return self.backends.hosts
+
+    @property
+    def _logs(self) -> LogWriter:
+        return self.backends.logs
+
+    @property
+    def _faults(self) -> Faults:
+        """For ssm_gateway.py until its owner reads ``faults``."""
+        return self.faults
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self, port: int = 0, address: str = "127.0.0.1", allow_remote: bool = False) -> str:
@@ -131,7 +143,7 @@ class StandIn:
                 raise RuntimeError("this StandIn was stopped; create a new one")
             if self._thread is not None:
                 return self.url
-            self._credentials.write(self.credentials_file)
+            self.credentials.write(self.credentials_file)
             from concurrent.futures import ThreadPoolExecutor
 
             import tornado.netutil
@@ -177,8 +189,6 @@ class StandIn:
         # handling, where a call back into the stand-in would wait on itself.
         self._write_sdk_config()
         if self.seed == "demo":
-            from .seed import seed_demo
-
             self.seeded_jobs = seed_demo(self)
         return self.url
 
@@ -262,10 +272,8 @@ class StandIn:
                 self._hosts.cleanup()
             self._jobs.clear()
             self._logs.delete_all()
-            self._faults.reset()
+            self.faults.reset()
         if self.seed == "demo" and self.url:
-            from .seed import seed_demo
-
             self.seeded_jobs = seed_demo(self)
 
     def __enter__(self) -> StandIn:
@@ -283,14 +291,14 @@ class StandIn:
 
     @property
     def clock_mode(self) -> str:
-        return self._clock.mode
+        return self.clock.mode
 
     def now(self) -> float:
-        return self._clock.now()
+        return self.clock.now()
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward; hosts start and end before this returns. Returns now()."""
-        self._clock.advance(seconds)
+        self.clock.advance(seconds)
         self.reconcile()
         return self.now()
 
@@ -299,11 +307,11 @@ class StandIn:
         are watched (their output, their exit, a stop's grace period)."""
         while not self._stopping.wait(0.5):
             try:
-                if self._clock.mode == "real":
+                if self.clock.mode == "real":
                     self.reconcile()
                     continue
                 t = self.now()
-                with self._jobs._lock:
+                with self._jobs.lock:
                     lived = [
                         (job.region, job.name)
                         for job in self._jobs.all()
@@ -327,15 +335,15 @@ class StandIn:
             t = self.now()
 
             def live_of(job):
-                with self._jobs._lock:
+                with self._jobs.lock:
                     return job.segments(), job.index_at(t), job.hold()
 
             def release(job, at, why):
-                with self._jobs._lock:
+                with self._jobs.lock:
                     return job.release(at, why)
 
             def update(job, change):
-                with self._jobs._lock:
+                with self._jobs.lock:
                     change(job)
 
             if only is None:
@@ -397,211 +405,18 @@ class StandIn:
             )
             if value is not _UNSET
         }
-        return self._faults.update(**changes)
+        return self.faults.update(**changes)
 
     def clear_faults(self) -> dict:
-        self._faults.reset()
-        self._faults.update(latency=0.0, channel_latency=0.0)
-        return self._faults.snapshot()
-
-    @property
-    def faults(self) -> dict:
-        return self._faults.snapshot()
-
-    # -- clients ------------------------------------------------------------------------------
-
-    def client_env(self) -> dict:
-        """Environment for a process that should use this stand-in through boto3 (its
-        credentials included: keep it out of argv and logs)."""
-        if not self.url:
-            raise RuntimeError("start() the stand-in first")
-        return {
-            "AWS_ENDPOINT_URL": self.url,
-            **self._credentials.env(),
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            # Trust in the stand-in's CA (its wss:// data channel), as real tools take it.
-            "AWS_CA_BUNDLE": str(self.certificates.bundle_file),
-            "SSL_CERT_FILE": str(self.certificates.bundle_file),
-            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self._internal / SDK_CONFIG),
-        }
-
-    def _write_sdk_config(self) -> None:
-        """A SageMaker Python SDK config (v2 and v3) naming the account's default bucket, made
-        here: both SDKs otherwise find the account for its name through an STS client pinned
-        to AWS's own regional endpoint, which no endpoint setting redirects. Telemetry off:
-        it would call AWS."""
-        path = self._internal / SDK_CONFIG
-        if not path.exists():
-            bucket = f"sagemaker-{self.region}-{ACCOUNT_ID}"
-            with contextlib.suppress(Exception):  # it exists already (moto is per process)
-                self.client("s3").create_bucket(Bucket=bucket)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                "SchemaVersion: '1.0'\n"
-                "SageMaker:\n"
-                "  PythonSDK:\n"
-                "    Modules:\n"
-                "      TelemetryOptOut: true\n"
-                "      Session:\n"
-                f"        DefaultS3Bucket: {bucket}\n"
-            )
-
-    def client(self, service: str):
-        """A boto3 client on this stand-in that faults do not touch (for set-up code)."""
-        if not self.url:
-            raise RuntimeError("start() the stand-in first")
-        if service not in self._clients:
-            import boto3
-            from botocore.config import Config
-
-            credentials = self._credentials
-            session = boto3.session.Session(
-                aws_access_key_id=credentials.access_key,
-                aws_secret_access_key=credentials.secret_key,
-                aws_session_token=credentials.token,
-                region_name=self.region,
-            )
-            client = session.client(
-                service,
-                endpoint_url=self.url,
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-            )
-            token = self._internal_token
-
-            def mark(request, **_):
-                request.headers["X-Standin-Internal"] = token
-
-            client.meta.events.register("before-sign", mark)
-            self._clients[service] = client
-        return self._clients[service]
-
-    def control(self, route: str, body: Optional[dict] = None) -> Any:
-        """Call a control route (``state``, ``clock``, ``faults``, ``reset``, ``kill-host``)
-        over HTTP, signed; POST when ``body`` is given. Raises urllib's HTTPError on 4xx."""
-        import json
-        import urllib.request
-
-        from .sigv4 import sign
-
-        if not self.url:
-            raise RuntimeError("start() the stand-in first")
-        url = f"{self.url}/_standin/{route}"
-        data = None if body is None else json.dumps(body).encode()
-        method = "GET" if data is None else "POST"
-        headers = sign(self._credentials, method, url, data or b"", self.region)
-        request = urllib.request.Request(url, data, headers, method=method)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own URL
-            return json.loads(answer.read())
+        self.faults.reset()
+        self.faults.update(latency=0.0, channel_latency=0.0)
+        return self.faults.snapshot()
 
     def create_job(self, name: str, *args: Any, **kwargs: Any) -> str:
         """CreateTrainingJob through real boto3 to this stand-in; returns the job's ARN.
-        The arguments are ``_job_request``'s."""
-        request = self._job_request(name, *args, **kwargs)
+        The arguments are ``seed.job_request``'s."""
+        request = job_request(self.region, name, *args, **kwargs)
         return self.client("sagemaker").create_training_job(**request)["TrainingJobArn"]
-
-    def _job_request(
-        self,
-        name: str,
-        instance_count: int = 1,
-        instance_groups: Optional[list] = None,
-        remote_debug: Optional[bool] = False,
-        network_isolation: bool = False,
-        schedule: Union[dict, Schedule, None] = None,
-        started_ago: float = 0,
-        *,
-        instance_type: str = "ml.m5.xlarge",
-        hyperparameters: Optional[dict] = None,
-        stop_after: Optional[float] = None,
-        tags: Optional[list] = None,
-        environment: Optional[dict] = None,
-        image: Optional[str] = None,
-        container_entrypoint: Optional[list] = None,
-        container_arguments: Optional[list] = None,
-    ) -> dict:
-        """The CreateTrainingJob request of a stand-in job.
-
-        ``schedule``: seconds per phase and outcome, e.g. {"training": 600, "outcome":
-        "Failed", "failure_reason": "..."} (keys: starting, downloading, training, uploading,
-        stopping, outcome, failure_reason). ``started_ago`` backdates the creation, so the job
-        is created in the phase it would have reached; ``stop_after`` stops it that many
-        seconds after creation. Each of these travels as a ``standin:`` tag.
-        ``environment``: the job's Environment. SM_DEBUG_HOLD_ON_FAILURE in it holds a failed
-        job's containers that long only if what they run holds: ``container_entrypoint``
-        wrapped by ``hold.wrapped_argv`` or starting with sm-debug-entrypoint (as on AWS).
-        ``image``: the TrainingImage (default a PyTorch DLC; see ecr.py for the images).
-        """
-        if isinstance(schedule, dict):
-            schedule = Schedule(**schedule)
-        schedule = schedule or Schedule()
-        tags = [*(tags or []), *schedule.to_tags()]
-        if started_ago:
-            tags.append({"Key": "standin:started-ago", "Value": f"{started_ago:g}"})
-        if stop_after is not None:
-            tags.append({"Key": "standin:stop-after", "Value": f"{stop_after:g}"})
-        if instance_groups:
-            groups = [
-                group
-                if isinstance(group, dict)
-                else {
-                    "InstanceGroupName": group[0],
-                    "InstanceType": group[1],
-                    "InstanceCount": group[2],
-                }  # fmt: skip
-                for group in instance_groups
-            ]
-            resources: dict = {"InstanceGroups": groups, "VolumeSizeInGB": 100}
-        else:
-            resources = {
-                "InstanceType": instance_type,
-                "InstanceCount": instance_count,
-                "VolumeSizeInGB": 100,
-            }
-        total = schedule.starting + schedule.downloading + schedule.training + schedule.uploading
-        bucket = f"s3://sagemaker-{self.region}-{ACCOUNT_ID}"
-        request = {
-            "TrainingJobName": name,
-            "AlgorithmSpecification": {
-                "TrainingImage": image or dlc_image(self.region),
-                "TrainingInputMode": "File",
-                **(
-                    {"ContainerEntrypoint": list(container_entrypoint)}
-                    if container_entrypoint
-                    else {}
-                ),
-                **(
-                    {"ContainerArguments": list(container_arguments)} if container_arguments else {}
-                ),
-            },  # fmt: skip
-            "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/SageMakerExecutionRole",
-            "InputDataConfig": [
-                {
-                    "ChannelName": "train",
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": f"{bucket}/{name}/input/train",
-                            "S3DataDistributionType": "FullyReplicated",
-                        }
-                    },
-                }
-            ],
-            "OutputDataConfig": {"S3OutputPath": f"{bucket}/output"},
-            "ResourceConfig": resources,
-            "StoppingCondition": {
-                "MaxRuntimeInSeconds": int(min(max(86400, total + 3600), 28 * 86400))
-            },
-            "HyperParameters": {k: str(v) for k, v in (hyperparameters or {}).items()},
-            "EnableNetworkIsolation": bool(network_isolation),
-            "Tags": tags,
-        }
-        if remote_debug is not None:
-            request["RemoteDebugConfig"] = {"EnableRemoteDebug": bool(remote_debug)}
-        # Stand-in hosts run as if under `sm-debug-entrypoint --ssh`: say so in the job's
-        # own configuration, where SSH attach looks before trusting an announcement.
-        environment = {"SM_DEBUG_SSH": "1", **(environment or {})}
-        request["Environment"] = {k: str(v) for k, v in environment.items()}
-        return request
 
     def create_jobs(self, specs: list[dict]) -> list[str]:
         """Many jobs at once, cheaply (benchmarks seed 10,000): each spec is ``create_job``'s
@@ -614,9 +429,9 @@ class StandIn:
         arns = []
         for spec in specs:
             spec = dict(spec)
-            request = self._job_request(spec.pop("name"), **spec)
+            request = job_request(self.region, spec.pop("name"), **spec)
             awsmodel.validate("sagemaker", "CreateTrainingJob", request)
-            with self._jobs._lock:
+            with self._jobs.lock:
                 arns.append(self._jobs.create(request, self.region)["TrainingJobArn"])
         if self._hosts is not None:
             self.reconcile(only=[(self.region, spec["name"]) for spec in specs])
@@ -624,10 +439,10 @@ class StandIn:
 
     # -- called by the front for SageMaker actions ------------------------------------------
 
-    def _sagemaker_call(self, action: str, params: dict, region: str) -> Optional[dict]:
-        if self._clock.mode == "real":
+    def sagemaker_call(self, action: str, params: dict, region: str) -> Optional[dict]:
+        if self.clock.mode == "real":
             self.reconcile()  # hosts agree with what this call is about to report
-        result = self._jobs.handle(action, params, region)
+        result = sagemaker.api.handle(self._jobs, action, params, region)
         if action in ("CreateTrainingJob", "StopTrainingJob"):
             self.reconcile(only=[(region, params["TrainingJobName"])])
         return result
@@ -659,7 +474,7 @@ class StandIn:
     def _live(self, job: str, host: str, region: Optional[str]):
         if self._hosts is None:
             raise HostNotLive(job, host, "has no environment (the stand-in runs with hosts=False)")
-        if self._clock.mode == "real":
+        if self.clock.mode == "real":
             self.reconcile()
         found = self._hosts.get(region or self.region, job, host)
         if found is None:
@@ -689,7 +504,7 @@ class StandIn:
         every host of it goes away. Raises HostNotLive if the host is not running."""
         self._live(job, host, region)
         found = self._jobs.get(job, region or self.region)
-        with self._jobs._lock:
+        with self._jobs.lock:
             found.lose_host(
                 self.now(),
                 "AlgorithmError: ExecuteUserScriptError:\nExitCode 137\n"
@@ -721,73 +536,8 @@ class StandIn:
         found = self._jobs.get(name, region or self.region)
         if found is None:
             return None
-        with self._jobs._lock:
+        with self._jobs.lock:
             return self._jobs.description(found)
-
-    # -- state -------------------------------------------------------------------------------
-
-    def state(self) -> dict:
-        t = self.now()
-        jobs = []
-        for job in sorted(self._jobs.all(), key=lambda j: (j.created, j.seq)):
-            with self._jobs._lock:
-                segment = job.at(t)
-            hosts = []
-            for spec in job.hosts:
-                live = self._hosts.get(job.region, job.name, spec.name) if self._hosts else None
-                hosts.append(
-                    {
-                        "name": spec.name,
-                        "group": spec.group,
-                        "instance_type": spec.instance_type,
-                        "live": live is not None,
-                        "ssh": {"addr": live.addr, "port": live.port}
-                        if live is not None and live.port
-                        else None,
-                        "log_stream": self.log_stream(job.name, spec.name, job.region),
-                    }
-                )
-            jobs.append(
-                {
-                    "name": job.name,
-                    "region": job.region,
-                    "arn": job.arn,
-                    "status": segment.status,
-                    "secondary_status": segment.secondary,
-                    "created": job.created,
-                    "remote_debug": bool(job.remote_debug),
-                    "network_isolation": job.network_isolation,
-                    "hosts": hosts,
-                }
-            )
-        return {
-            "url": self.url,
-            "region": self.region,
-            "account_id": ACCOUNT_ID,
-            "clock": {
-                "mode": self._clock.mode,
-                "now": t,
-                "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
-            },
-            "faults": self.faults,
-            "hosts_enabled": self.hosts_enabled,
-            "ssh_user": self.ssh_user,
-            "sshd_missing_hint": self.sshd_missing_hint,
-            "jobs": jobs,
-        }
-
-
-def dlc_image(region: str) -> str:
-    """The PyTorch Deep Learning Container the stand-in's jobs run by default."""
-    return (
-        f"{ecr.DLC_REGISTRY}.dkr.ecr.{region}.amazonaws.com/"
-        "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
-    )
-
-
-def byoc_image(region: str) -> str:
-    """The stand-in's bring-your-own-container image: only an ENTRYPOINT (see ecr.py)."""
-    return f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{ecr.BYOC_REPOSITORY}:latest"
 
 
 def is_loopback(address: str) -> bool:
@@ -802,4 +552,12 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-__all__ = ["SSHD_MISSING_HINT", "StandIn", "StandInError", "HostNotLive"]
+__all__ = [
+    "ACCOUNT_ID",
+    "SSHD_MISSING_HINT",
+    "HostNotLive",
+    "StandIn",
+    "StandInError",
+    "byoc_image",
+    "dlc_image",
+]

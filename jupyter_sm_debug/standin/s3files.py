@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Optional
 
-from .logs import _lock as _moto_lock  # moto's backends are not thread-safe
+from .logs.backend import _lock as _moto_lock  # moto's backends are not thread-safe
 
 log = logging.getLogger(__name__)
 

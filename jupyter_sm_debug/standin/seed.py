@@ -1,11 +1,17 @@
-"""The "demo" seed: a realistic account, every job created through the real API."""
+"""Seeding: the CreateTrainingJob request of a stand-in job (``StandIn.create_job``, the
+benchmarks' ``create_jobs``), the images they run, and the "demo" seed: a realistic
+account, every job created through the real API."""
 
 from __future__ import annotations
 
 import time
+from typing import Optional, Union
 
 from .. import hold
 from . import demo_code, ecr
+from .sagemaker.models import Schedule
+
+ACCOUNT_ID = "123456789012"  # moto's default account
 
 HOUR = 3600.0
 
@@ -40,6 +46,117 @@ WITHOUT_HOSTS = {
         }
     },
 }
+
+
+def dlc_image(region: str) -> str:
+    """The PyTorch Deep Learning Container the stand-in's jobs run by default."""
+    return (
+        f"{ecr.DLC_REGISTRY}.dkr.ecr.{region}.amazonaws.com/"
+        "pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
+    )
+
+
+def byoc_image(region: str) -> str:
+    """The stand-in's bring-your-own-container image: only an ENTRYPOINT (see ecr.py)."""
+    return f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{ecr.BYOC_REPOSITORY}:latest"
+
+
+def job_request(
+    region: str,
+    name: str,
+    instance_count: int = 1,
+    instance_groups: Optional[list] = None,
+    remote_debug: Optional[bool] = False,
+    network_isolation: bool = False,
+    schedule: Union[dict, Schedule, None] = None,
+    started_ago: float = 0,
+    *,
+    instance_type: str = "ml.m5.xlarge",
+    hyperparameters: Optional[dict] = None,
+    stop_after: Optional[float] = None,
+    tags: Optional[list] = None,
+    environment: Optional[dict] = None,
+    image: Optional[str] = None,
+    container_entrypoint: Optional[list] = None,
+    container_arguments: Optional[list] = None,
+) -> dict:
+    """The CreateTrainingJob request of a stand-in job.
+
+    ``schedule``: seconds per phase and outcome, e.g. {"training": 600, "outcome":
+    "Failed", "failure_reason": "..."} (keys: starting, downloading, training, uploading,
+    stopping, outcome, failure_reason). ``started_ago`` backdates the creation, so the job
+    is created in the phase it would have reached; ``stop_after`` stops it that many
+    seconds after creation. Each of these travels as a ``standin:`` tag.
+    ``environment``: the job's Environment. SM_DEBUG_HOLD_ON_FAILURE in it holds a failed
+    job's containers that long only if what they run holds: ``container_entrypoint``
+    wrapped by ``hold.wrapped_argv`` or starting with sm-debug-entrypoint (as on AWS).
+    ``image``: the TrainingImage (default a PyTorch DLC; see ecr.py for the images).
+    """
+    if isinstance(schedule, dict):
+        schedule = Schedule(**schedule)
+    schedule = schedule or Schedule()
+    tags = [*(tags or []), *schedule.to_tags()]
+    if started_ago:
+        tags.append({"Key": "standin:started-ago", "Value": f"{started_ago:g}"})
+    if stop_after is not None:
+        tags.append({"Key": "standin:stop-after", "Value": f"{stop_after:g}"})
+    if instance_groups:
+        groups = [
+            group
+            if isinstance(group, dict)
+            else {
+                "InstanceGroupName": group[0],
+                "InstanceType": group[1],
+                "InstanceCount": group[2],
+            }  # fmt: skip
+            for group in instance_groups
+        ]
+        resources: dict = {"InstanceGroups": groups, "VolumeSizeInGB": 100}
+    else:
+        resources = {
+            "InstanceType": instance_type,
+            "InstanceCount": instance_count,
+            "VolumeSizeInGB": 100,
+        }
+    total = schedule.starting + schedule.downloading + schedule.training + schedule.uploading
+    bucket = f"s3://sagemaker-{region}-{ACCOUNT_ID}"
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": image or dlc_image(region),
+            "TrainingInputMode": "File",
+            **({"ContainerEntrypoint": list(container_entrypoint)} if container_entrypoint else {}),
+            **({"ContainerArguments": list(container_arguments)} if container_arguments else {}),
+        },  # fmt: skip
+        "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/SageMakerExecutionRole",
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"{bucket}/{name}/input/train",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{bucket}/output"},
+        "ResourceConfig": resources,
+        "StoppingCondition": {
+            "MaxRuntimeInSeconds": int(min(max(86400, total + 3600), 28 * 86400))
+        },
+        "HyperParameters": {k: str(v) for k, v in (hyperparameters or {}).items()},
+        "EnableNetworkIsolation": bool(network_isolation),
+        "Tags": tags,
+    }
+    if remote_debug is not None:
+        request["RemoteDebugConfig"] = {"EnableRemoteDebug": bool(remote_debug)}
+    # Stand-in hosts run as if under `sm-debug-entrypoint --ssh`: say so in the job's
+    # own configuration, where SSH attach looks before trusting an announcement.
+    environment = {"SM_DEBUG_SSH": "1", **(environment or {})}
+    request["Environment"] = {k: str(v) for k, v in environment.items()}
+    return request
 
 
 def _name(prefix: str, created: float) -> str:

@@ -12,7 +12,7 @@ import tornado.ioloop
 import tornado.web
 import tornado.wsgi
 
-from .front import Front
+from .router import Router
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def make_application(standin, executor) -> tornado.web.Application:
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    front = Front(standin, moto_app)
+    front = Router(standin, moto_app)
     fallback = _WSGIContainer(front, executor=executor)
     routes = [
         *_data_channel_route(standin),

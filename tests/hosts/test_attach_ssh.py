@@ -242,7 +242,7 @@ def test_session_directories_go_when_the_server_process_exits(tmp_path):
 async def test_hosts_without_sshd_say_so_rather_than_blame_the_image(api, standin, monkeypatch):
     """Issue 21: on a machine without sshd the demo's stand-in hosts run without SSH. They
     report it as sm-debug-entrypoint does, and Attach names the missing server."""
-    monkeypatch.setattr(standin._hosts.ssh, "sshd", None)
+    monkeypatch.setattr(standin.backends.hosts.ssh, "sshd", None)
     name = f"no-sshd-{os.getpid()}-{time.monotonic_ns() % 100000}"
     standin.create_job(name, instance_count=1, started_ago=60)
     status, body = await attach(api, name, "algo-1", transport="ssh")

@@ -95,7 +95,7 @@ async def test_every_ssm_session_is_terminated(services, run_job, standin):
 
 
 async def test_a_dead_host_is_reported_while_the_others_answer(services, run_job, standin):
-    host = standin._hosts.get(standin.region, run_job, "algo-3")
+    host = standin.backends.hosts.get(standin.region, run_job, "algo-3")
     os.kill(host.sshd.pid, signal.SIGSTOP)  # accepts nothing: the connection never answers
     try:
         started = time.monotonic()

@@ -157,7 +157,7 @@ class Impostor:
     redirected address would reach."""
 
     def __init__(self, standin, directory, port: int):
-        kit = standin._hosts.ssh
+        kit = standin.backends.hosts.ssh
         directory.mkdir(parents=True, exist_ok=True)
         self.host_key = directory / "impostor_host_key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key)],
@@ -189,7 +189,7 @@ class Impostor:
 
 def take_over(standin, tmp_path, job) -> Impostor:
     """The host's sshd goes away and an impostor listens at the announced address."""
-    live = standin._hosts.get(standin.region, job, "algo-1")
+    live = standin.backends.hosts.get(standin.region, job, "algo-1")
     live.sshd.terminate()
     live.sshd.wait(timeout=10)
     return Impostor(standin, tmp_path, live.port)
@@ -228,7 +228,7 @@ async def test_a_spoofed_stream_or_a_later_line_cannot_redirect_attach(api, stan
     event = {"timestamp": int(time.time() * 1000), "message": impostor_line}
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=spoofed, logEvents=[event])
     # What the training code prints goes into the host's own stream after the announcement.
-    standin._hosts.logs.put(standin.region, standin.log_stream(job, "algo-1"),
+    standin.backends.hosts.logs.put(standin.region, standin.log_stream(job, "algo-1"),
                             [(standin.now() + 1, f"sample={impostor_line}"),
                              (standin.now() + 2, impostor_line)])  # fmt: skip
     status, body = await attach(api, job)
@@ -504,7 +504,7 @@ def test_a_stand_in_host_counts_sessions_with_the_entrypoints_rule(standin, tmp_
     from jupyter_sm_debug.standin import hosts
 
     job = running_job(standin, "counting")
-    live = standin._hosts.get(standin.region, job, "algo-1")
+    live = standin.backends.hosts.get(standin.region, job, "algo-1")
     bad = tmp_path / "bad"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bad)], check=True)
     options = ["-F", os.devnull, "-p", str(live.port), "-o", "BatchMode=yes",
@@ -579,7 +579,7 @@ async def test_a_job_without_the_entrypoints_ssh_needs_an_explicit_address(
         logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True
     )["events"][0]["timestamp"]
     forged = f"SM_DEBUG_SSH host=algo-1 addr=127.0.0.1 port=9 hostkey=ssh-ed25519:{KEY}"
-    standin._hosts.logs.put(standin.region, stream, [(first / 1000 - 1, forged)])
+    standin.backends.hosts.logs.put(standin.region, stream, [(first / 1000 - 1, forged)])
     lines = boto3.client("logs").get_log_events(
         logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True
     )["events"]
@@ -595,7 +595,9 @@ async def test_a_job_without_the_entrypoints_ssh_needs_an_explicit_address(
 
     addr, port = standin.host_address(job, "algo-1")
     # The stand-in's hosts share one host key (what its sshd presents).
-    real_key = " ".join(standin._hosts.ssh.host_key.with_suffix(".pub").read_text().split()[:2])
+    real_key = " ".join(
+        standin.backends.hosts.ssh.host_key.with_suffix(".pub").read_text().split()[:2]
+    )
     status, body = await attach(api, job, address=f"{addr}:{port}", host_key=real_key)
     assert status == 201, body
     assert body["host_key"]["verified"] is True and body["host_key"]["source"] == "request"
@@ -612,7 +614,9 @@ async def test_an_image_whose_entrypoint_runs_ssh_needs_no_setting(api, standin,
     if standin.sshd_missing_hint:
         pytest.skip(standin.sshd_missing_hint)
     repository = f"with-entrypoint-{uuid.uuid4().hex[:6]}"
-    standin._ecr.put(ACCOUNT_ID, repository, "1", ["sm-debug-entrypoint", "--ssh", "--"], ["train"])
+    standin.backends.ecr.put(
+        ACCOUNT_ID, repository, "1", ["sm-debug-entrypoint", "--ssh", "--"], ["train"]
+    )
     image = f"{ACCOUNT_ID}.dkr.ecr.{standin.region}.amazonaws.com/{repository}:1"
     unset = {"SM_DEBUG_SSH": ""}  # the stand-in's jobs set it by default
     baked, plain = f"baked-{uuid.uuid4().hex[:8]}", f"plain-{uuid.uuid4().hex[:8]}"

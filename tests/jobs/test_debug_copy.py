@@ -128,7 +128,7 @@ def phase(sagemaker, name: str) -> tuple[str, str]:
 
 
 def host_sessions(standin, job: str) -> int:
-    live = standin._hosts.get(standin.region, job, "algo-1")
+    live = standin.backends.hosts.get(standin.region, job, "algo-1")
     return hosts._ssh_sessions([live]).get(live.token, 0)
 
 
@@ -166,7 +166,7 @@ async def test_a_failed_job_ends_but_its_debug_copy_holds_until_the_last_session
     standin.advance(FAILS_AFTER + 10)  # the copy failed like its original 10 s ago: held
     assert phase(sagemaker, copy) == ("InProgress", "Training")
     # The host truly runs the wrapper around the job's command.
-    live = standin._hosts.get(standin.region, copy, "algo-1")
+    live = standin.backends.hosts.get(standin.region, copy, "algo-1")
     init = live.init or live.train.pid
     assert Path(f"/proc/{init}/task/{init}/children").read_text().split(), "nothing runs"
     child = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]

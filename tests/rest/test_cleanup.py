@@ -49,7 +49,7 @@ async def detach(jp_fetch, name):
 
 def on_this_machine(standin, job: str, host: str, pid: int) -> int:
     """A host's pid as this machine numbers it (a host in namespaces has its own)."""
-    live = standin._hosts.get(standin.region, job, host)
+    live = standin.backends.hosts.get(standin.region, job, host)
     if live.init is None:
         return pid
     found = outside_pid(live.init, pid)

@@ -62,7 +62,7 @@ def raw(http_server_client, jp_base_url, jp_auth_header):
 def calls(standin, monkeypatch) -> list:
     """The AWS actions the stand-in is asked for (attempts, retries included)."""
     seen: list = []
-    faults = standin._faults
+    faults = standin.faults
     original = faults.take
 
     def take(action):
@@ -110,7 +110,7 @@ async def test_expired_credentials_are_403_with_what_to_do(
 ):
     job = running_job(standin, "expired")
     terminals = set(terminal_manager.terminals)
-    standin._faults.update(expired=True)
+    standin.faults.update(expired=True)
     for method, path, body in (
         ("GET", "/sm-debug/jobs", None),
         ("GET", f"/sm-debug/jobs/{job}", None),

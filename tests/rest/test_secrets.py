@@ -133,7 +133,7 @@ async def test_no_secret_reaches_the_browser_or_the_log(
 
     # Faults: their error messages name the problem, never the credentials.
     for faults, code in (({"expired": True}, "credentials_rejected"), ({"down": True}, None)):
-        standin._faults.update(**faults)
+        standin.faults.update(**faults)
         try:
             status, answer = await call("GET", f"/sm-debug/jobs/{job}")
         finally:
@@ -186,7 +186,7 @@ def test_the_server_log_at_debug_holds_no_secret(standin, tmp_path):
             terminal.send(PROBE)
             outputs.append(terminal.expect("END-PROBE"))
             terminal.close()
-        standin._faults.update(expired=True)
+        standin.faults.update(expired=True)
         try:
             status, answer = call("GET", f"/sm-debug/jobs/{job}")
         finally:

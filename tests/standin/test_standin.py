@@ -559,7 +559,7 @@ def test_hosts_and_their_sessions_end_with_the_job(standin):
         pytest.skip(standin.sshd_missing_hint)
     name = unique("ends")
     standin.create_job(name, started_ago=60, schedule={"training": 100})
-    live = standin._hosts.get(standin.region, name, "algo-1")
+    live = standin.backends.hosts.get(standin.region, name, "algo-1")
     sshd_pid = live.sshd.pid
     addr, port = standin.host_address(name, "algo-1")
     # The host's own processes (its training, its init) hold the token too.
@@ -608,7 +608,7 @@ def test_stop_ends_every_host_and_removes_its_files(tmp_path):
     server.start()
     root = server.root
     server.create_job("ending", instance_count=2, started_ago=60)
-    live = [server._hosts.get(server.region, "ending", h) for h in ("algo-1", "algo-2")]
+    live = [server.backends.hosts.get(server.region, "ending", h) for h in ("algo-1", "algo-2")]
     argv = server.host_shell_argv("ending", "algo-2")
     shell = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip
@@ -625,7 +625,7 @@ def test_stop_ends_every_host_and_removes_its_files(tmp_path):
 
 def test_hosts_without_sshd_still_have_shells(tmp_path):
     server = StandIn(root=tmp_path, clock="manual")
-    server._hosts.ssh.sshd = None  # as on a machine without openssh-server
+    server.backends.hosts.ssh.sshd = None  # as on a machine without openssh-server
     server.start()
     try:
         assert "apt-get install openssh-server" in server.sshd_missing_hint
@@ -814,7 +814,7 @@ def test_hosts_do_not_outlive_a_killed_stand_in(tmp_path):
         "s = StandIn(clock='manual')\n"
         "s.start()\n"
         "s.create_job('orphans', instance_count=2, started_ago=60)\n"
-        "live = [s._hosts.get(s.region, 'orphans', h) for h in ('algo-1', 'algo-2')]\n"
+        "live = [s.backends.hosts.get(s.region, 'orphans', h) for h in ('algo-1', 'algo-2')]\n"
         "print(json.dumps({'root': str(s.root), 'tokens': [h.token for h in live],\n"
         "    'sshd': [h.sshd.pid for h in live if h.sshd],\n"
         "    'argv': s.host_shell_argv('orphans', 'algo-1')}), flush=True)\n"

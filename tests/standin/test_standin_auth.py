@@ -206,7 +206,7 @@ def test_each_stand_in_makes_its_own_credentials_in_a_0600_file(standin, tmp_pat
     text = path.read_text()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         assert f"{name.lower()} = {env[name]}\n" in text
-    assert env["AWS_SECRET_ACCESS_KEY"] not in repr(standin._credentials)
+    assert env["AWS_SECRET_ACCESS_KEY"] not in repr(standin.credentials)
     with StandIn(root=tmp_path, clock="manual", hosts=False) as other:
         assert other.client_env()["AWS_SECRET_ACCESS_KEY"] != env["AWS_SECRET_ACCESS_KEY"]
         # One stand-in's credentials do not open another.
@@ -221,7 +221,7 @@ def test_each_stand_in_makes_its_own_credentials_in_a_0600_file(standin, tmp_pat
 
 
 def test_control_routes_refuse_unsigned_or_wrongly_signed_requests(standin):
-    before = standin.faults
+    before = standin.faults.snapshot()
     status, answer = raw(standin, "POST", "/_standin/faults", json.dumps({"down": True}).encode())
     assert status == 403 and "error" in json.loads(answer)
     assert raw(standin, "GET", "/_standin/state")[0] == 403
@@ -229,14 +229,14 @@ def test_control_routes_refuse_unsigned_or_wrongly_signed_requests(standin):
     url = f"{standin.url}/_standin/state"
     other = Credentials.generate()
     assert raw(standin, "GET", "/_standin/state", headers=sign(other, "GET", url))[0] == 403
-    assert standin.faults == before
+    assert standin.faults.snapshot() == before
     # Signed, they work: a header signature, or a presigned URL.
     assert standin.control("state")["url"] == standin.url
-    assert raw(standin, "GET", "/_standin/state", headers=sign(standin._credentials, "GET", url))[
+    assert raw(standin, "GET", "/_standin/state", headers=sign(standin.credentials, "GET", url))[
         0
     ] == 200  # fmt: skip
     request = AWSRequest(method="GET", url=url)
-    creds = standin._credentials
+    creds = standin.credentials
     boto = BotoCredentials(creds.access_key, creds.secret_key, creds.token)
     SigV4QueryAuth(boto, "standin", standin.region, expires=60).add_auth(request)
     status, answer = raw(standin, "GET", request.url[len(standin.url) :])

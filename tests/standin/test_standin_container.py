@@ -129,7 +129,7 @@ def test_over_ssh_a_host_looks_like_a_container(standin):
     # The other host is another container: its own name, its own init.
     other = ssh(standin, name, "algo-1", "hostname; echo $SM_CURRENT_HOST $SM_MODEL_DIR")
     assert other.stdout.split() == ["algo-1", "algo-1", "/opt/ml/model"]
-    one, two = (standin._hosts.get(standin.region, name, h) for h in ("algo-1", "algo-2"))
+    one, two = (standin.backends.hosts.get(standin.region, name, h) for h in ("algo-1", "algo-2"))
     assert os.readlink(f"/proc/{one.init}/ns/pid") != os.readlink(f"/proc/{two.init}/ns/pid")
     assert socket.gethostname() not in ("algo-1", "algo-2")
 
@@ -164,7 +164,7 @@ def test_the_release_file_is_the_containers_own_tmp(standin):
     assert result.returncode == 0, result.stderr
     assert "sm-debug-release" in result.stdout.split()
     # Outside, the stand-in finds it in the host's sandbox, and only there.
-    live = standin._hosts.get(standin.region, name, "algo-1")
+    live = standin.backends.hosts.get(standin.region, name, "algo-1")
     assert live.release_file.exists()
     assert not Path(container.INSIDE_RELEASE_FILE).exists() or (
         Path(container.INSIDE_RELEASE_FILE).stat().st_ino != live.release_file.stat().st_ino
@@ -193,7 +193,7 @@ def test_ending_a_host_ends_every_process_in_its_namespaces(standin):
         pytest.skip(standin.sshd_missing_hint)
     name = unique("ctr-end")
     standin.create_job(name, started_ago=60, schedule={"training": 100})
-    live = standin._hosts.get(standin.region, name, "algo-1")
+    live = standin.backends.hosts.get(standin.region, name, "algo-1")
     addr, port = standin.host_address(name, "algo-1")
     # A session that leaves a double-forked process behind, and one still open.
     ssh(standin, name, "algo-1", "(setsid sleep 300 >/dev/null 2>&1 &)")
@@ -220,11 +220,11 @@ def test_ending_a_host_ends_every_process_in_its_namespaces(standin):
 
 def test_without_namespaces_a_host_still_has_a_shell_that_says_so(tmp_path):
     server = StandIn(root=tmp_path, clock="manual")
-    server._hosts.isolate = False  # as where namespaces are not permitted
+    server.backends.hosts.isolate = False  # as where namespaces are not permitted
     server.start()
     try:
         server.create_job("plain", started_ago=60)
-        live = server._hosts.get(server.region, "plain", "algo-1")
+        live = server.backends.hosts.get(server.region, "plain", "algo-1")
         assert live.init is None and live.not_isolated
         env, cwd = server.host_env("plain", "algo-1")
         result = subprocess.run(
@@ -301,7 +301,7 @@ def test_host_processes_take_signals_like_a_containers(standin):
     try:
         name = unique("signals")
         standin.create_job(name, started_ago=60)
-        live = standin._hosts.get(standin.region, name, "algo-1")
+        live = standin.backends.hosts.get(standin.region, name, "algo-1")
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)

@@ -15,7 +15,7 @@ GROUP = "/aws/sagemaker/TrainingJobs"
 def test_describe_log_streams_leaves_out_a_missing_next_token(standin):
     logs = standin.client("logs")
     stream = f"findings-{uuid.uuid4().hex[:8]}/algo-1-1"
-    standin._logs.put(standin.region, stream, [(standin.now(), "hello")])
+    standin.backends.logs.put(standin.region, stream, [(standin.now(), "hello")])
     raw = []  # botocore drops a null member: look at the wire
     logs.meta.events.register(
         "after-call.cloudwatch-logs.DescribeLogStreams",
@@ -28,7 +28,7 @@ def test_describe_log_streams_leaves_out_a_missing_next_token(standin):
 
 def test_get_log_events_on_a_missing_stream_names_the_stream(standin):
     logs = standin.client("logs")
-    standin._logs.put(standin.region, f"findings-{uuid.uuid4().hex[:8]}/x", [(0.0, "x")])
+    standin.backends.logs.put(standin.region, f"findings-{uuid.uuid4().hex[:8]}/x", [(0.0, "x")])
     with pytest.raises(botocore.exceptions.ClientError) as error:
         logs.get_log_events(logGroupName=GROUP, logStreamName="no-such-stream")
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -208,7 +208,7 @@ def test_a_release_file_touched_before_the_failure_does_not_count(standin, sm):
 def test_the_hold_ends_when_the_last_debug_session_closes(standin, sm):
     needs_sshd(standin)
     name = held_job(standin, "lastsession")
-    live = standin._hosts.get(standin.region, name, "algo-1")
+    live = standin.backends.hosts.get(standin.region, name, "algo-1")
 
     def sessions() -> int:
         return hosts._ssh_sessions([live]).get(live.token, 0)

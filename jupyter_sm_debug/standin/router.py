@@ -1,107 +1,41 @@
-"""The WSGI front of the stand-in: control routes, faults, and routing of AWS calls.
+"""The router: the stand-in's WSGI entry for AWS calls and its control routes.
 
-Every AWS call gets the configured latency and faults first, then goes to its owner:
-SageMaker training-job actions to the stand-in's own store, SSM sessions to ``ssm.py``,
-everything else (CloudWatch Logs, STS, IAM...) to moto's server app.
+Every AWS call goes through the same steps: authenticate (SigV4 with the stand-in's
+credentials), faults (latency, down, throttling, expired), then the first registered
+service that handles it (``SERVICES``: each package's ``api.SERVICE``) validates it against
+its botocore model, dispatches it, and the answer is serialised in the call's protocol.
+Calls no service takes, and those a service passes on, are moto's server app's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import http
-import importlib
 import io
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, ecr, iam, sagemaker, sigv4
+from . import awsmodel, ecr, iam, logs, sagemaker, sigv4, ssm_service
 from .errors import StandInError
-from .logs import stream_exists, streams_with_prefix
+from .service import Call, Response, Service
 
 log = logging.getLogger(__name__)
 
-SSM_ACTIONS = ("StartSession", "TerminateSession", "ResumeSession")
-ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
-ECR_ACTIONS = ("BatchGetImage", "GetDownloadUrlForLayer")
+# In the order they are asked; the first that handles a call answers it.
+SERVICES: tuple[Service, ...] = (
+    sagemaker.api.SERVICE,
+    ssm_service.SERVICE,
+    ecr.SERVICE,
+    iam.api.SERVICE,
+    logs.SERVICE,
+)
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
-
-
-class Faults:
-    """Latency on every AWS call, a round trip on the SSM data channel (channel_latency:
-    each websocket message waits half of it in each direction), throttling of the next N
-    calls, the whole API down, or the caller's credentials expired (every call answers
-    ExpiredToken)."""
-
-    def __init__(self, latency: float = 0.0, channel_latency: float = 0.0):
-        self._lock = threading.Lock()
-        self.initial_latency = latency
-        self.initial_channel_latency = channel_latency
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.latency = float(self.initial_latency)
-            self.channel_latency = float(self.initial_channel_latency)
-            self.throttle = 0
-            self.throttle_action: Optional[str] = None
-            self.down = False
-            self.expired = False
-
-    def update(self, **changes: Any) -> dict:
-        for key in ("latency", "channel_latency"):
-            if key in changes:
-                value = changes[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise ValueError(f"{key} must be a number of seconds >= 0")
-        if "throttle" in changes:
-            throttle = changes["throttle"]
-            if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 0:
-                raise ValueError("throttle must be a whole number of calls >= 0")
-        if "throttle_action" in changes:
-            action = changes["throttle_action"]
-            if action is not None and not isinstance(action, str):
-                raise ValueError("throttle_action must be an action name or null")
-        for flag in ("down", "expired"):
-            if flag in changes and not isinstance(changes[flag], bool):
-                raise ValueError(f"{flag} must be true or false")
-        known = {"latency", "channel_latency", "throttle", "throttle_action", "down", "expired"}
-        unknown = set(changes) - known
-        if unknown:
-            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
-        with self._lock:
-            for key, value in changes.items():
-                if key == "throttle_action" and value:
-                    value = value.rsplit(".", 1)[-1]  # "SageMaker.ListTrainingJobs" works too
-                setattr(self, key, float(value) if "latency" in key else value)
-        return self.snapshot()
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {
-                "latency": self.latency,
-                "channel_latency": self.channel_latency,
-                "throttle": self.throttle,
-                "throttle_action": self.throttle_action,
-                "down": self.down,
-                "expired": self.expired,
-            }
-
-    def take(self, action: str) -> tuple[float, bool, bool]:
-        """(latency, down, throttled) for one call; a throttled call uses up one of N."""
-        with self._lock:
-            throttled = False
-            if self.throttle > 0 and self.throttle_action in (None, action):
-                self.throttle -= 1
-                throttled = True
-            return self.latency, self.down, throttled
 
 
 def _json_default(value: Any) -> Any:
@@ -119,12 +53,10 @@ def _status_line(status: int) -> str:
         return f"{status} Error"
 
 
-class Front:
+class Router:
     def __init__(self, standin, moto_app: Callable):
         self.standin = standin
         self.moto_app = moto_app
-        self._ssm_handle: Any = None
-        self._ssm_loaded = False
 
     # -- WSGI ---------------------------------------------------------------------------------
 
@@ -157,7 +89,7 @@ class Front:
         """None if the request is signed with the stand-in's credentials, else the refusal
         (AWS's error in the service's protocol; plain JSON on a control route)."""
         try:
-            sigv4.verify(environ, _read_raw(environ), self.standin._credentials)
+            sigv4.verify(environ, _read_raw(environ), self.standin.credentials)
         except sigv4.AuthError as refused:
             json_code, query_code, status = sigv4.ERRORS[refused.kind]
             if control:
@@ -183,131 +115,51 @@ class Front:
             action = _query_action(environ, body)
             protocol = "query" if action else "rest"
         internal = environ.get("HTTP_X_STANDIN_INTERNAL")
-        if not internal or internal != self.standin._internal_token:
-            latency, down, throttled = self.standin._faults.take(action)
-            if latency:
-                time.sleep(latency)
-            if down:
-                error = StandInError("ServiceUnavailable", "Service Unavailable", 503)
-                return self._error(start_response, protocol, error)
-            if throttled:
-                code = "ThrottlingException" if protocol == "json" else "Throttling"
-                return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
-            if self.standin._faults.expired:
-                code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
-                message = "The security token included in the request is expired"
-                return self._error(start_response, protocol, StandInError(code, message))
+        if not internal or internal != self.standin.internal_token:
+            refused = self._faults(start_response, protocol, action)
+            if refused is not None:
+                return refused
         region = _region(environ) or self.standin.region
+        call = Call(environ, body, protocol, prefix, action, region, self.moto_app)
         try:
-            if prefix == "SageMaker" and action in sagemaker.ACTIONS:
-                params = _json_params(body)
-                awsmodel.validate("sagemaker", action, params)
-                result = self.standin._sagemaker_call(action, params, region)
-                if result is not None:
-                    return self._json(start_response, result)
-            elif prefix == "AmazonSSM" and action in SSM_ACTIONS:
-                handle = self._ssm()
-                if handle is None:
-                    raise StandInError(
-                        "UnknownOperationException",
-                        f"{action} is not available: the stand-in has no SSM module.",
-                    )
-                params = _json_params(body)
-                awsmodel.validate("ssm", action, params)
-                return self._json(start_response, handle(action, params, self.standin) or {})
-            elif prefix == ECR_TARGET and action in ECR_ACTIONS:
-                params = _json_params(body)
-                awsmodel.validate("ecr", action, params)
-                images = self.standin._ecr
-                if action == "BatchGetImage":
-                    answer = images.batch_get_image(params, self.standin.account_id)
-                else:
-                    base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
-                    answer = images.get_download_url_for_layer(
-                        params, self.standin.account_id, base
-                    )
-                return self._json(start_response, answer)
-            elif protocol == "query" and action == "SimulatePrincipalPolicy":
-                answer = iam.simulate_principal_policy(body, self.standin.account_id)
-                start_response(
-                    "200 OK",
-                    [("Content-Type", "text/xml"), ("Content-Length", str(len(answer)))],
-                )
-                return [answer]
-            elif target == "Logs_20140328.FilterLogEvents":
-                answer = self._filter_log_events(environ, body, region)
+            for service in SERVICES:
+                if not service.handles(call):
+                    continue
+                if service.model:
+                    awsmodel.validate(service.model, action, call.params)
+                answer = service.dispatch(self.standin, call)
                 if answer is not None:
-                    return self._json(start_response, answer)
-            elif target == "Logs_20140328.GetLogEvents":
-                params = _json_params(body)
-                if not stream_exists(
-                    self.standin.account_id, region, params.get("logGroupName", ""),
-                    params.get("logStreamName", ""),
-                ):  # fmt: skip
-                    # moto says the *group* does not exist; AWS names what is missing.
-                    raise StandInError(
-                        "ResourceNotFoundException", "The specified log stream does not exist."
-                    )
-            elif target == "Logs_20140328.DescribeLogStreams":
-                return self._without_null_token(environ, start_response)
+                    return self._serialise(start_response, answer)
+                break
         except StandInError as error:
             return self._error(start_response, protocol, error)
         return self.moto_app(environ, start_response)
 
-    def _without_null_token(self, environ: dict, start_response: Callable):
-        """moto's answer, less its ``"nextToken": null`` (AWS leaves the member out when
-        there is no further page)."""
-        captured: dict = {}
-
-        def keep(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        data = b"".join(self.moto_app(environ, keep))
-        if captured.get("status", "").startswith("200"):
-            with contextlib.suppress(ValueError, AttributeError):
-                answer = json.loads(data)
-                if answer.get("nextToken", "") is None:
-                    del answer["nextToken"]
-                    data = json.dumps(answer).encode()
-        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(data))))
-        start_response(captured.get("status", "500 Internal Server Error"), headers)
-        return [data]
-
-    def _filter_log_events(self, environ: dict, body: str, region: str) -> Optional[dict]:
-        """moto 5.2.5 ignores logStreamNamePrefix: rewrite it to the logStreamNames it means."""
-        params = _json_params(body)
-        prefix = params.get("logStreamNamePrefix")
-        if prefix is None:
-            return None
-        if params.get("logStreamNames"):
-            raise StandInError(
-                "InvalidParameterException",
-                "Cannot specify both logStreamNames and logStreamNamePrefix.",
-            )
-        names = streams_with_prefix(
-            self.standin.account_id, region, params.get("logGroupName", ""), prefix
-        )
-        if not names:
-            return {"events": [], "searchedLogStreams": []}
-        del params["logStreamNamePrefix"]
-        params["logStreamNames"] = names
-        data = json.dumps(params).encode()
-        environ["wsgi.input"] = io.BytesIO(data)
-        environ["CONTENT_LENGTH"] = str(len(data))
+    def _faults(self, start_response: Callable, protocol: str, action: str):
+        """None if the call goes on, else the fault's answer (after the latency)."""
+        faults = self.standin.faults
+        latency, down, throttled = faults.take(action)
+        if latency:
+            time.sleep(latency)
+        if down:
+            error = StandInError("ServiceUnavailable", "Service Unavailable", 503)
+            return self._error(start_response, protocol, error)
+        if throttled:
+            code = "ThrottlingException" if protocol == "json" else "Throttling"
+            return self._error(start_response, protocol, StandInError(code, "Rate exceeded"))
+        if faults.expired:
+            code = "ExpiredTokenException" if protocol == "json" else "ExpiredToken"
+            message = "The security token included in the request is expired"
+            return self._error(start_response, protocol, StandInError(code, message))
         return None
 
-    def _ssm(self) -> Optional[Callable]:
-        if not self._ssm_loaded:
-            try:
-                module = importlib.import_module(f"{__package__}.ssm")
-            except ModuleNotFoundError as error:
-                if error.name != f"{__package__}.ssm":
-                    raise  # ssm.py exists but is broken: say so, do not hide it
-                module = None
-            self._ssm_handle = getattr(module, "handle", None)
-            self._ssm_loaded = True
-        return self._ssm_handle
+    def _serialise(self, start_response: Callable, answer: Any):
+        if isinstance(answer, Response):
+            headers = [(k, v) for k, v in answer.headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(answer.data))))
+            start_response(answer.status, headers)
+            return [answer.data]
+        return self._json(start_response, answer)
 
     # -- control routes -----------------------------------------------------------------------
 
@@ -317,14 +169,14 @@ class Front:
         routes = {
             "state": ("GET", lambda _: self.standin.state()),
             "clock": ("POST", self._clock),
-            "faults": ("POST", lambda body: self.standin._faults.update(**body)),
+            "faults": ("POST", lambda body: self.standin.faults.update(**body)),
             "reset": ("POST", lambda _: self._reset()),
             "kill-host": ("POST", self._kill_host),
             "ssm-drop": ("POST", self._ssm_drop),
             "jobs": ("POST", self._create_jobs),
         }
         if route == "faults" and method == "GET":
-            return self._plain(start_response, 200, self.standin.faults)
+            return self._plain(start_response, 200, self.standin.faults.snapshot())
         if route not in routes:
             return self._plain(
                 start_response, 404, {"error": f"no stand-in route /_standin/{route}"}
@@ -390,10 +242,10 @@ class Front:
 
     def _reset(self) -> dict:
         self.standin.reset()
-        return {"reset": True, "jobs": len(self.standin._jobs.all())}
+        return {"reset": True, "jobs": len(self.standin.backends.sagemaker.all())}
 
     def _blob(self, start_response: Callable, token: str):
-        data = self.standin._ecr.blob(token)
+        data = self.standin.backends.ecr.blob(token)
         if data is None:
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [
@@ -473,18 +325,6 @@ def _protocol(environ: dict) -> str:
     ):
         return "query"
     return "rest"
-
-
-def _json_params(body: str) -> dict:
-    try:
-        params = json.loads(body) if body.strip() else {}
-    except ValueError as error:
-        raise StandInError(
-            "SerializationException", "The request body is not valid JSON."
-        ) from error
-    if not isinstance(params, dict):
-        raise StandInError("SerializationException", "The request body must be a JSON object.")
-    return params
 
 
 def _query_action(environ: dict, body: str) -> str:

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Optional
 
-from .errors import StandInError
+from ..errors import StandInError
 
 DLC_REGISTRY = "763104351884"
 DLC_ENTRYPOINT = ["bash", "-m", "start_with_right_hostname.sh"]
