@@ -28,6 +28,8 @@ import re
 import urllib.request
 from typing import Any, Callable, Optional
 
+from .entrypoint import MARK_DIR, TOOL_MARK
+
 # The name the wrapper runs under ($0): what `ps` shows, and what tells a wrapped job apart.
 WRAPPER_NAME = "sm-debug-hold"
 HOLD_VARIABLE = "SM_DEBUG_HOLD_ON_FAILURE"
@@ -56,13 +58,17 @@ BOOT = 'n=$1; shift; s=; while [ "$n" -gt 0 ]; do s="$s$1"; shift; n=$((n-1)); d
 # - signals: SIGTERM/SIGINT are forwarded and mark the job as stopping (never hold after).
 #   A trap interrupts `wait`, so wait again until the child's own status comes back; a
 #   second wait that answers 127 means the first one already had it.
-# - sessions (same rule as entrypoint.session_count): an SSM session is a process named
-#   ssm-session-worker (the kernel cuts comm to 15 characters); an SSH session is an sshd
-#   connection with a process of the user under it: a non-sshd process whose sshd
-#   ancestors lead up to the listener; the connection is the sshd just below the listener,
-#   counted once. A port probe or a login in progress has only sshd processes: no session.
+# - sessions (same rule as entrypoint.debug_sessions): a session is a process of the user
+#   under an SSM session worker (comm ssm-session-worker, cut to 15 characters by the
+#   kernel; the session is the worker) or under an authenticated sshd connection (the
+#   connection is the sshd just below the listener). A port forward, a port probe or a login
+#   in progress runs nothing under its worker or sshd: no session.
+# - the extension's own sessions (run, stacks, host state ...) never count: a session is
+#   its own when a process in it carries TOOL_MARK in its argv or environment, or MARK_DIR
+#   holds a directory named by its id (tool_argv). One seen marked once stays so; one that
+#   ended between two looks is checked against MARK_DIR.
 # - hold: ends at the release file (a regular file, not a symlink), the window's end, a
-#   SIGTERM, or when sessions were seen and none is left.
+#   SIGTERM, or when a person's session has closed and no person's session is left.
 WRAPPER_LINES = [
     "hold=${SM_DEBUG_HOLD_ON_FAILURE:-0};",
     'case $hold in ""|*[!0-9]*) hold=0;; esac;',
@@ -95,25 +101,66 @@ WRAPPER_LINES = [
     "is_sshd() { case $1 in sshd|sshd-session|sshd-auth) return 0;; esac; return 1; };",
     "stat_of() { line=; { read -r line < /proc/$1/stat; } 2>/dev/null || return 1;",
     "comm=${line#*\\(}; comm=${comm%\\)*}; rest=${line##*\\) }; set -- $rest; ppid=$2; };",
-    "sessions() { n=0; seen=' ';",
+    'has() { case $1 in *" $2 "*) return 0;; esac; return 1; };',
+    f"marks={MARK_DIR};",
+    'marked() { [ -d "$marks/$1" ] && [ ! -L "$marks/$1" ]; };',
+    "sessions() { ids=' '; mine=' ';",
     'for d in /proc/[0-9]*; do p=${d#/proc/}; stat_of "$p" || continue;',
-    "case $comm in ssm-session-wor|ssm-session-worker) n=$((n+1)); continue;; esac;",
-    'if is_sshd "$comm"; then continue; fi; below=; cur=$ppid;',
-    'while stat_of "$cur" && is_sshd "$comm"; do',
-    'parent=$ppid; if stat_of "$parent" && is_sshd "$comm"; then below=$cur; cur=$parent;',
-    "else break; fi; done;",
-    'if [ -n "$below" ]; then case $seen in *" $below "*) ;; *) seen="$seen$below ";',
-    "n=$((n+1));; esac; fi; done; echo $n; };",
-    'start=$(date +%s); why="hold window over"; had=;',
+    "case $comm in ssm-session-wor*) continue;; esac;",
+    'if is_sshd "$comm"; then continue; fi; id=; cur=$ppid; n=0;',
+    'while [ "$n" -lt 256 ] && stat_of "$cur"; do n=$((n+1));',
+    "case $comm in ssm-session-wor*) id=$cur; break;; esac;",
+    'if is_sshd "$comm"; then below=;',
+    'while parent=$ppid; stat_of "$parent" && is_sshd "$comm"; do below=$cur; cur=$parent;',
+    'done; id=$below; break; fi; cur=$ppid; done; [ -n "$id" ] || continue;',
+    'has "$ids" "$id" || ids="$ids$id ";',
+    'if ! has "$mine" "$id"; then if marked "$id" ||',
+    f"grep -qs {TOOL_MARK} /proc/$p/cmdline /proc/$p/environ; then",
+    'mine="$mine$id "; fi; fi; done; };',
+    "tools=' '; people=' ';",
+    "look() { sessions; closed=; for id in $people; do",
+    'if ! has "$ids" "$id" && ! marked "$id"; then closed=1; fi; done;',
+    "keep=' '; for id in $tools $mine; do",
+    'if has "$ids" "$id" && ! has "$keep" "$id"; then keep="$keep$id "; fi; done; tools=$keep;',
+    'people=\' \'; for id in $ids; do has "$tools" "$id" || people="$people$id "; done;',
+    'for m in "$marks"/[0-9]*; do [ -d "/proc/${m##*/}" ] || rmdir "$m" 2>/dev/null; done; };',
+    'start=$(date +%s); why="hold window over";',
     'while [ $(( $(date +%s) - start )) -lt "$hold" ]; do',
     'if [ -n "$stopping" ]; then why=stopped; break; fi;',
     'if [ -f "$release" ] && [ ! -L "$release" ]; then why=released; break; fi;',
-    'if [ "$(sessions)" -gt 0 ]; then had=1;',
-    'elif [ -n "$had" ]; then why="last session closed"; break; fi;',
+    'look; if [ -n "$closed" ] && [ "$people" = " " ]; then why="last session closed"; break; fi;',
     "sleep 1 & wait $!; done;",
     'say "hold ended ($why); exiting with $code";',
     'exit "$code"',
 ]
+
+
+# The extension's own sessions: every command the extension runs on a host (run, stacks,
+# host state; files and kernels to come) goes through tool_argv, so the container side
+# (SessionWatch, the wrapper's sessions) never takes it for a person's session:
+# - TOOL_MARK is in the argv from the first exec: over SSH in the login shell's ``-c``
+#   command (and sshd's SSH_ORIGINAL_COMMAND), and in the environment of every process the
+#   command starts;
+# - before the command runs, MARK_SCRIPT makes a directory named by each pid it descends
+#   from (the SSM session worker, the sshd connection ...) in MARK_DIR, so a session that
+#   opened and closed between two looks of the hold (an SSM shell is unmarked until the
+#   command is typed into it) is still known as the extension's. mkdir never follows a
+#   symlink, and only directories count as marks.
+# Faking a mark can only make a session not count: a hold then lasts to its window's end
+# or its release file, never shorter.
+MARK_SCRIPT = (
+    f'd={MARK_DIR}; mkdir -p -m 1777 "$d" 2>/dev/null;'
+    " up() { set -- $1; p=$2; }; p=$$;"
+    ' if [ -d "$d" ] && [ ! -L "$d" ]; then while [ "$p" -gt 1 ]; do'
+    ' mkdir "$d/$p" 2>/dev/null; l=; { read -r l < /proc/$p/stat; } 2>/dev/null || break;'
+    ' up "${l##*\\) }"; done; fi; exec "$@"'
+)
+TOOL_NAME = "sm-debug-tool"
+
+
+def tool_argv(argv: list[str]) -> list[str]:
+    """argv marked as the extension's own (see MARK_SCRIPT): it runs `argv` unchanged."""
+    return ["env", TOOL_MARK, "sh", "-c", MARK_SCRIPT, TOOL_NAME, *argv]
 
 
 def wrapper_script(one_line: bool = True) -> str:

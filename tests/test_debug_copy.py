@@ -228,3 +228,50 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
     assert {"Key": "sm-debug:hold", "Value": "entrypoint"} in tags
     standin.advance(FAILS_AFTER + 10)
     assert phase(sagemaker, f"{name}-c") == ("InProgress", "Training")  # its entrypoint holds
+
+
+# -- issue 23, finding 1: looking never ends the hold ----------------------------------------
+
+
+STANDIN_SSM_COUNTS_EVERY_SESSION = (
+    "the stand-in's SSM gateway (standin/core.py _ssm_sessions) still counts every Connected "
+    "session; it needs entrypoint.subtree_marked per session (see issue 23's report)"
+)
+
+
+@pytest.mark.parametrize(
+    "transport",
+    ["ssh", pytest.param("ssm", marks=pytest.mark.xfail(reason=STANDIN_SSM_COUNTS_EVERY_SESSION))],
+)
+async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
+    api, standin, sagemaker, transport
+):
+    """The extension's own sessions (host state, stacks, run) open and close on a held copy;
+    after each the stand-in's reconcile (the container side's look) keeps the job held."""
+    if transport == "ssh" and standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    options, _ = KINDS["entrypoint"]
+    original = f"look-{transport}-{uuid.uuid4().hex[:6]}"
+    standin.create_job(original, schedule=FAILING, started_ago=FAILS_AFTER + 5, **options)
+    copy = f"{original}-copy"
+    status, job = await api("POST", "jobs", original, "debug-copy",
+                            body={"hold_seconds": 600, "name": copy})  # fmt: skip
+    assert status == 201, job
+    standin.advance(FAILS_AFTER + 10)
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    looks = [
+        ("GET", ("hosts", "algo-1", "state"), None, {"transport": transport}),
+        ("POST", ("stacks",), {"transport": transport}, {}),
+        ("POST", ("run",), {"argv": ["sh", "-c", "sleep 3; echo hi"], "transport": transport}, {}),
+    ]
+    for method, path, body, query in looks:
+        call = asyncio.ensure_future(api(method, "jobs", copy, *path, body=body, **query))
+        while not call.done():  # the container side looks while the session is open
+            await asyncio.get_running_loop().run_in_executor(None, standin.reconcile)
+            await asyncio.sleep(0.05)
+        status, answer = call.result()
+        assert status == 200, (path, answer)
+        standin.reconcile()
+        assert phase(sagemaker, copy) == ("InProgress", "Training"), path
+    standin.reconcile()
+    assert phase(sagemaker, copy) == ("InProgress", "Training")

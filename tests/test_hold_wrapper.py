@@ -7,6 +7,7 @@ the sessions it counts are only the ones a test makes."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,10 @@ def start(tmp_path: Path, command: list[str], seconds: int = 0) -> subprocess.Po
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SM_DEBUG_RELEASE_FILE": str(tmp_path / "rel")}
     if seconds:
         env[hold.HOLD_VARIABLE] = str(seconds)
+    # A mark directory of its own, as each container has its own /tmp.
+    private = f'mkdir -p {hold.MARK_DIR} && mount -t tmpfs tmpfs {hold.MARK_DIR} && exec "$@"'
     return subprocess.Popen(
-        [UNSHARE, "--pid", "--fork", "--mount-proc", "--", *argv],
+        [UNSHARE, "--pid", "--fork", "--mount-proc", "--", DASH, "-c", private, "sh", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,
     )  # fmt: skip
@@ -189,3 +192,92 @@ def test_an_image_on_sm_debug_entrypoint_is_not_wrapped_twice():
     wrapped = hold.plan({"TrainingImage": "x"}, lambda uri: {"Entrypoint": ["python", "t.py"]})
     assert wrapped["mechanism"] == "wrapper"
     assert wrapped["fields"]["ContainerArguments"] == ["train"]
+
+
+# -- finding 1: the extension's own sessions never end a hold -------------------------------
+
+
+def tool(argv: list[str]) -> str:
+    """A shell command line running argv as the extension runs every command on a host."""
+    return " ".join(shlex.quote(a) for a in hold.tool_argv(argv))
+
+
+def test_an_ssm_run_session_never_ends_the_hold(tmp_path):
+    worker = named(tmp_path, "ssm-session-worker")
+    # An SSM shell session is unmarked until the command is typed into it (2 s here, so the
+    # hold sees it unmarked first), then the extension's command runs and the session ends.
+    typed = f"sleep 2; {tool(['sh', '-c', 'sleep 1; exit 0'])}; :"
+    script = f"{worker} -c {shlex.quote(typed)} & exit 3"
+    process = start(tmp_path, ["sh", "-c", script], seconds=6)
+    wait_for(process, "SM_DEBUG_HOLD")
+    returncode, err = finish(process)
+    assert returncode == 3 and "hold ended (hold window over)" in err, err
+
+
+def test_an_ssh_run_session_never_ends_the_hold(tmp_path):
+    sshd = named(tmp_path, "sshd")
+    # sshd runs the client's command through the user's shell: `sh -c "env SM_DEBUG_...`.
+    command = tool(["sh", "-c", "sleep 2; exit 0"])
+    script = f"{sshd} -c {shlex.quote(f'{sshd} -c {shlex.quote(command)}; :')} & exit 4"
+    process = start(tmp_path, ["sh", "-c", script], seconds=5)
+    wait_for(process, "SM_DEBUG_HOLD")
+    returncode, err = finish(process)
+    assert returncode == 4 and "hold ended (hold window over)" in err, err
+
+
+def test_a_port_forward_session_never_counts(tmp_path):
+    worker = named(tmp_path, "ssm-session-worker", shutil.which("sleep"))  # runs nothing
+    process = start(tmp_path, ["sh", "-c", f"{worker} 2 & exit 5"], seconds=4)
+    wait_for(process, "SM_DEBUG_HOLD")
+    returncode, err = finish(process)
+    assert returncode == 5 and "hold ended (hold window over)" in err, err
+
+
+def test_a_person_leaving_ends_the_hold_while_a_run_goes_on(tmp_path):
+    worker = named(tmp_path, "ssm-session-worker")
+    person = f"{worker} -c 'sleep 2; :'"
+    run = f"{worker} -c {shlex.quote(tool(['sh', '-c', 'sleep 30']) + '; :')}"
+    process = start(tmp_path, ["sh", "-c", f"{person} & {run} & exit 6"], seconds=60)
+    wait_for(process, "SM_DEBUG_HOLD")
+    returncode, err = finish(process, timeout=30)
+    assert returncode == 6 and "hold ended (last session closed)" in err, err
+
+
+def test_a_planted_link_is_no_mark(tmp_path):
+    worker = named(tmp_path, "ssm-session-worker")
+    # A person's session whose pid someone linked into the mark directory still counts.
+    plant = f"ln -s / {hold.MARK_DIR}/$$; sleep 2; :"
+    process = start(tmp_path, ["sh", "-c", f"{worker} -c {shlex.quote(plant)} & exit 7"], 60)
+    wait_for(process, "SM_DEBUG_HOLD")
+    returncode, err = finish(process)
+    assert returncode == 7 and "hold ended (last session closed)" in err, err
+
+
+def test_a_session_is_known_as_the_extensions_from_outside_its_namespaces(tmp_path):
+    """subtree_marked, for a host that counts sessions from outside (the stand-in): the
+    mark directory is read as the session's processes see it (their /tmp, their pids)."""
+    from jupyter_sm_debug import entrypoint
+
+    private = f"mkdir -p {hold.MARK_DIR} && mount -t tmpfs tmpfs {hold.MARK_DIR} && "
+    # Typed into a shell (no mark in any argv): it marks, then runs unmarked.
+    (tmp_path / "typed").write_text(f"sleep 1; {tool(['true'])}; sleep 30\n")
+    marked_later = f"{DASH} {tmp_path / 'typed'}"
+    plain = "sleep 30"
+    shells = {
+        name: subprocess.Popen(
+            [UNSHARE, "--pid", "--fork", "--mount-proc", "--", DASH, "-c", private + command],
+            start_new_session=True,
+        )
+        for name, command in (("marked", marked_later), ("plain", plain))
+    }
+    try:
+        assert not entrypoint.subtree_marked(shells["marked"].pid)
+        deadline = time.monotonic() + 20
+        while not entrypoint.subtree_marked(shells["marked"].pid):
+            assert time.monotonic() < deadline, "the mark never showed"
+            time.sleep(0.1)
+        assert not entrypoint.subtree_marked(shells["plain"].pid)
+    finally:
+        for shell in shells.values():
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
