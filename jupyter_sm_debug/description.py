@@ -201,3 +201,28 @@ def detail(description: dict) -> dict:
         # Filled in by the detail view (jobs.listing) from the hosts' logs.
         "hold": None,
     }
+
+
+def hold_answer(first: dict, hosts: list[str], description: dict) -> dict:
+    """The hold the panel shows: its hosts, and when it ends, the earlier of the hold
+    window's end and the job's runtime limit (MaxRuntimeInSeconds from the start of
+    training: SageMaker stops the job then, hold or not). `limited_by` says which."""
+    from datetime import datetime, timezone
+
+    from .hold import runtime_end_ms
+
+    until, limited_by = first["until"], "hold"
+    runtime_end = runtime_end_ms(description)
+    if runtime_end is not None:
+        hold_end = datetime.fromisoformat(first["until"]).timestamp() * 1000
+        if runtime_end < hold_end:
+            until = datetime.fromtimestamp(runtime_end / 1000, tz=timezone.utc).isoformat()
+            limited_by = "runtime"
+    return {
+        "hosts": hosts,
+        "since": first["since"],
+        "until": until,
+        "seconds": first["seconds"],
+        "last_lines": first["last_lines"],
+        "limited_by": limited_by,
+    }

@@ -211,6 +211,61 @@ def container_fields(command: list[str], arguments: list[str]) -> dict:
     return fields
 
 
+# -- how long a copy may run ---------------------------------------------------------------
+
+# SageMaker's default StoppingCondition, and the default quota "Longest run time for a
+# training job" (5 days; an account may have it raised up to 28 days). A copy asks for no
+# more than the larger of this and what its source was already allowed.
+DEFAULT_MAX_RUNTIME = 86400
+RUNTIME_QUOTA_SECONDS = 432000
+
+
+def stopping_condition(source: dict | None, hold_seconds: int) -> tuple[dict, str]:
+    """(the copy's StoppingCondition, a note when it cannot cover the whole hold).
+
+    MaxRuntimeInSeconds counts from the start of training, so the hold (which follows the
+    failure) is covered when the runtime grows by the hold window: the copy asks for the
+    source's runtime + the hold, within RUNTIME_QUOTA_SECONDS (or the source's own runtime
+    when that was larger). With managed spot training MaxWaitTimeInSeconds must stay at or
+    above MaxRuntimeInSeconds: it grows by as much."""
+    condition = dict(source or {})
+    runtime = int(condition.get("MaxRuntimeInSeconds") or DEFAULT_MAX_RUNTIME)
+    ceiling = max(runtime, RUNTIME_QUOTA_SECONDS)
+    raised = min(runtime + max(0, hold_seconds), ceiling)
+    condition["MaxRuntimeInSeconds"] = raised
+    if condition.get("MaxWaitTimeInSeconds"):
+        wait = int(condition["MaxWaitTimeInSeconds"])
+        condition["MaxWaitTimeInSeconds"] = max(wait + (raised - runtime), raised)
+    note = ""
+    if raised < runtime + hold_seconds:
+        note = (
+            f" The copy may train for at most {_duration(raised)} (MaxRuntimeInSeconds, raised"
+            f" from {_duration(runtime)} within the {_duration(ceiling)} limit), so SageMaker"
+            " may stop it before the hold window ends."
+        )
+    return condition, note
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def runtime_end_ms(description: dict) -> int | None:
+    """When SageMaker stops the job for MaxRuntimeInSeconds (ms since the epoch), if known."""
+    started = description.get("TrainingStartTime")
+    runtime = (description.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    if not started or not runtime:
+        return None
+    try:
+        return int(started.timestamp() * 1000) + int(runtime) * 1000
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 # -- the effective command ---------------------------------------------------------------
 
 IMAGE_URI = re.compile(

@@ -46,6 +46,10 @@ def debug_copy_request(
     }
     request["TrainingJobName"] = new_name
     request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
+    # The runtime limit counts the hold too: it grows by the hold window (hold.stopping_condition).
+    request["StoppingCondition"], _ = hold.stopping_condition(
+        request.get("StoppingCondition"), hold_seconds
+    )
     environment = dict(request.get("Environment") or {})
     environment[hold.HOLD_VARIABLE] = str(hold_seconds)
     request["Environment"] = environment
@@ -69,7 +73,8 @@ def debug_copy_request(
 
 def public_plan(plan: dict) -> dict:
     """What the UI shows of a hold plan (not the wrapper's text)."""
-    return {key: plan[key] for key in ("mechanism", "command", "possible", "reason")}
+    keys = ("mechanism", "command", "possible", "reason", "runtime_limit")
+    return {key: plan[key] for key in keys if key in plan}
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,6 +193,12 @@ class Actions:
         possible, reason."""
         description = await self.cache.describe(name, fresh=True)
         plan = await self.hold_plan(description)
+        _, runtime_note = hold.stopping_condition(
+            description.get("StoppingCondition"), hold_seconds
+        )
+        if plan.get("possible") and hold_seconds > 0 and runtime_note:
+            plan = {**plan, "reason": plan["reason"] + runtime_note,
+                    "runtime_limit": runtime_note.strip()}  # fmt: skip
         if dry_run:
             return {"name": name, "hold": public_plan(plan)}
         if description.get("EnableNetworkIsolation"):
