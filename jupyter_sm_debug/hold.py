@@ -23,6 +23,7 @@ be rewritten and uploaded to S3 (no s3:PutObject, nothing left behind).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.request
@@ -196,19 +197,98 @@ def unwrapped(argv: list[str]) -> list[str]:
 
 def container_fields(command: list[str], arguments: list[str]) -> dict:
     """ContainerEntrypoint/ContainerArguments that run ``command + arguments`` under the
-    wrapper, within AWS's limits; ValueError (with the reason) when they cannot fit."""
+    wrapper, within AWS's limits; ValueError (with the reason) when they cannot fit.
+
+    SageMaker runs ContainerEntrypoint followed by ContainerArguments, so the wrapped argv
+    may be split anywhere between the two: it keeps the source's split when that fits, and
+    otherwise fills ContainerEntrypoint and puts the rest into ContainerArguments."""
     head = wrapped_argv(command)
     for item in [*head, *arguments]:
         if len(item) > MAX_ITEM_LENGTH:
-            raise ValueError(f"an argument is longer than AWS's {MAX_ITEM_LENGTH} characters")
-    if len(head) > MAX_ITEMS or len(arguments) > MAX_ITEMS:
+            raise ValueError(
+                f"an argument is longer than AWS's {MAX_ITEM_LENGTH} characters"
+                " (ContainerEntrypoint/ContainerArguments items)"
+            )
+    if len(head) <= MAX_ITEMS and len(arguments) <= MAX_ITEMS:
+        fields = {"ContainerEntrypoint": head}
+        if arguments:
+            fields["ContainerArguments"] = list(arguments)
+        return fields
+    whole = [*head, *arguments]
+    if len(whole) > 2 * MAX_ITEMS:
         raise ValueError(
-            f"the command and the wrapper need more than AWS's {MAX_ITEMS} entrypoint items"
+            f"the wrapped command has {len(whole)} items ({len(command) + len(arguments)}"
+            f" of the job's own and {len(head) - len(command)} of the wrapper); AWS allows"
+            f" {MAX_ITEMS} in ContainerEntrypoint and {MAX_ITEMS} in ContainerArguments"
         )
-    fields = {"ContainerEntrypoint": head}
-    if arguments:
-        fields["ContainerArguments"] = list(arguments)
-    return fields
+    return {"ContainerEntrypoint": whole[:MAX_ITEMS], "ContainerArguments": whole[MAX_ITEMS:]}
+
+
+# -- AWS's limits, from botocore's model --------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _model_shape(operation: str = "CreateTrainingJob"):
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model(operation).input_shape
+
+
+def limit_problems(params: dict, operation: str = "CreateTrainingJob") -> list[str]:
+    """What in this request breaks a documented limit of botocore's model for the operation:
+    sizes of strings, lists and maps, string patterns, number ranges. Empty: it passes."""
+    problems: list[str] = []
+    _check(_model_shape(operation), params, operation, problems)
+    return problems
+
+
+def _check(shape, value, path: str, problems: list[str]) -> None:  # noqa: C901
+    meta, kind = shape.metadata, shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key in shape.members:
+                _check(shape.members[key], item, f"{path}.{key}", problems)
+        return
+    if kind in ("list", "map", "string") and isinstance(value, (list, dict, str)):
+        size = len(value)
+        noun = {"list": "items", "map": "entries", "string": "characters"}[kind]
+        if "max" in meta and size > meta["max"]:
+            problems.append(f"{path} has {size} {noun}; AWS allows at most {meta['max']}")
+        if "min" in meta and size < meta["min"]:
+            problems.append(f"{path} has {size} {noun}; AWS needs at least {meta['min']}")
+    if kind == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(shape.member, item, f"{path}[{index}]", problems)
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            _check(shape.key, key, f"{path} key {key!r}", problems)
+            _check(shape.value, item, f"{path}[{key!r}]", problems)
+    elif kind == "string" and isinstance(value, str) and meta.get("pattern"):
+        try:
+            matches = re.fullmatch(meta["pattern"], value) is not None
+        except re.error:
+            matches = True  # a pattern Python cannot read: AWS's own check decides
+        if not matches:
+            problems.append(f"{path} does not match AWS's pattern {meta['pattern']}")
+    elif kind in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            problems.append(f"{path} is {value}; AWS allows at most {meta['max']}")
+        if "min" in meta and value < meta["min"]:
+            problems.append(f"{path} is {value}; AWS needs at least {meta['min']}")
+
+
+def environment_room(environment: dict | None) -> str:
+    """Why HOLD_VARIABLE cannot join this Environment (AWS's map limit), or ""."""
+    shape = _model_shape().members["Environment"]
+    limit = shape.metadata.get("max")
+    current = dict(environment or {})
+    if HOLD_VARIABLE not in current and limit is not None and len(current) >= limit:
+        return (
+            f"The job's Environment already has {len(current)} entries, AWS's limit"
+            f" ({limit}); the hold needs one more ({HOLD_VARIABLE})."
+        )
+    return ""
 
 
 # -- how long a copy may run ---------------------------------------------------------------
@@ -415,6 +495,11 @@ def plan(algorithm: dict, read_config: Callable[[str], dict]) -> dict:
         "reason": f"holds by wrapping `{shown}`",
         "fields": fields,
     }
+
+
+def refused(reason: str) -> dict[str, Any]:
+    """A plan with no hold, and why."""
+    return _refused(reason)
 
 
 def _refused(reason: str) -> dict[str, Any]:

@@ -81,8 +81,14 @@ def test_fits_in_aws_limits():
     forged = list(argv)
     forged[5] = forged[5].replace("hold", "h0ld", 1)
     assert not hold.is_wrapped(forged)
+    # 95 items fit once the rest goes to ContainerArguments (issue 23, finding 6); 200 don't.
+    fields = hold.container_fields(["x"] * 95, ["train"])
+    assert len(fields["ContainerEntrypoint"]) == hold.MAX_ITEMS
+    assert fields["ContainerEntrypoint"] + fields["ContainerArguments"] == hold.wrapped_argv(
+        ["x"] * 95 + ["train"]
+    )
     with pytest.raises(ValueError):
-        hold.container_fields(["x"] * 95, ["train"])
+        hold.container_fields(["x"] * 95, ["train"] * 100)
 
 
 def test_the_readable_script_is_the_same_program():
