@@ -287,3 +287,83 @@ def test_a_session_is_known_as_the_extensions_from_outside_its_namespaces(tmp_pa
         for shell in shells.values():
             os.killpg(shell.pid, signal.SIGKILL)
             shell.wait()
+
+
+# -- issue 23, finding 2: Stop under the wrapper is at least as kind as without it -----------
+
+GRACEFUL = """
+import os, signal, sys, time
+out = sys.argv[1]
+def stop(signum, frame):
+    time.sleep(2)  # final writes: a checkpoint, the model
+    with open(out, "w") as handle:
+        handle.write("saved")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("up", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_stop_lets_a_byo_entrypoint_with_a_handler_finish(tmp_path):
+    """Exec form, the training program itself is the command: SIGTERM reaches its handler,
+    the wrapper waits for it and exits with its code (0), not 143."""
+    (tmp_path / "train.py").write_text(GRACEFUL)
+    saved = tmp_path / "model"
+    process = start(tmp_path, ["python3", str(tmp_path / "train.py"), str(saved)], seconds=60)
+    wait_for(process, "up")
+    os.kill(wrapper_pid(process), signal.SIGTERM)
+    returncode, err = finish(process, timeout=30)
+    assert returncode == 0, err
+    assert saved.read_text() == "saved"
+    assert "holding" not in err
+
+
+def test_stop_reaches_training_under_a_job_control_launcher(tmp_path):
+    """DLC script mode's shape: `bash -m <script> train` runs the training in a process group
+    of its own. SIGTERM reaches the training (not only bash), the wrapper waits for it, and
+    the exit code is the launcher's as the training ended it."""
+    (tmp_path / "train.py").write_text(GRACEFUL)
+    saved = tmp_path / "model"
+    launcher = tmp_path / "start.sh"
+    launcher.write_text(f'python3 {tmp_path / "train.py"} "$@"\necho "launcher saw $?"\n')
+    bash = shutil.which("bash")
+    process = start(tmp_path, [bash, "-m", str(launcher), str(saved)], seconds=60)
+    wait_for(process, "up")
+    os.kill(wrapper_pid(process), signal.SIGTERM)
+    returncode, err = finish(process, timeout=30)
+    assert saved.read_text() == "saved", err
+    assert returncode == 0, err
+    assert "holding" not in err
+
+
+def test_stop_waits_for_orphans_within_the_grace(tmp_path):
+    """The command exits on SIGTERM at once but leaves a worker that needs 2 s to save: the
+    container (PID 1, the wrapper) stays up until it did, within SM_DEBUG_STOP_GRACE."""
+    (tmp_path / "train.py").write_text(GRACEFUL)
+    saved = tmp_path / "model"
+    script = f"python3 {tmp_path / 'train.py'} {saved} & sleep 60"
+    process = start(tmp_path, ["sh", "-c", script], seconds=60)
+    wait_for(process, "up")
+    os.kill(wrapper_pid(process), signal.SIGTERM)
+    returncode, err = finish(process, timeout=30)
+    assert saved.read_text() == "saved", err
+    assert returncode == 128 + signal.SIGTERM  # sh itself died of it: its code, as Docker's
+
+
+# -- issue 23, finding 7: no `env --default-signal` -------------------------------------------
+
+
+def test_without_env_default_signal_the_command_still_gets_sigint(tmp_path):
+    """An env without --default-signal (coreutils < 8.31, BusyBox): SIGINT is not left
+    ignored in the command."""
+    fake_env = tmp_path / "env"
+    fake_env.write_text('#!/bin/sh\necho "env: unrecognized option" >&2\nexit 125\n')
+    fake_env.chmod(0o755)
+    probe = "grep SigIgn /proc/self/status"
+    process = start(tmp_path, ["sh", "-c", probe])
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    ignored = int(out.split()[-1], 16) if out else None
+    assert ignored is not None and not ignored & (1 << (signal.SIGINT - 1)), out
