@@ -6,6 +6,7 @@ the sessions it counts are only the ones a test makes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -26,14 +27,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def start(tmp_path: Path, command: list[str], seconds: int = 0) -> subprocess.Popen:
+def start(
+    tmp_path: Path, command: list[str], seconds: int = 0, prelude: str = ""
+) -> subprocess.Popen:
     argv = hold.wrapped_argv(command)
     argv[0] = DASH  # /bin/sh is dash on Debian too; be explicit about the shell under test
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SM_DEBUG_RELEASE_FILE": str(tmp_path / "rel")}
+    if "SAGEMAKER_BASE_DIR" in os.environ:  # the training toolkit's /opt/ml
+        env["SAGEMAKER_BASE_DIR"] = os.environ["SAGEMAKER_BASE_DIR"]
     if seconds:
         env[hold.HOLD_VARIABLE] = str(seconds)
     # A mark directory of its own, as each container has its own /tmp.
-    private = f'mkdir -p {hold.MARK_DIR} && mount -t tmpfs tmpfs {hold.MARK_DIR} && exec "$@"'
+    private = f"mkdir -p {hold.MARK_DIR} && mount -t tmpfs tmpfs {hold.MARK_DIR} && "
+    private += prelude + 'exec "$@"'
     return subprocess.Popen(
         [UNSHARE, "--pid", "--fork", "--mount-proc", "--", DASH, "-c", private, "sh", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -367,3 +373,61 @@ def test_without_env_default_signal_the_command_still_gets_sigint(tmp_path):
     assert process.returncode == 0, err
     ignored = int(out.split()[-1], 16) if out else None
     assert ignored is not None and not ignored & (1 << (signal.SIGINT - 1)), out
+
+
+TOOLKIT = (
+    Path(os.environ.get("SM_DEBUG_TOOLKIT_VENV", Path.home() / ".cache/hold-toolkit/venv"))
+    / "bin"
+    / "train"
+)
+
+
+@pytest.mark.skipif(
+    not TOOLKIT.exists(),
+    reason="needs the SageMaker training toolkit in a venv: python3 -m venv ~/.cache/"
+    "hold-toolkit/venv && ~/.cache/hold-toolkit/venv/bin/pip install sagemaker-training "
+    "(or SM_DEBUG_TOOLKIT_VENV)",
+)
+@pytest.mark.timeout(400)
+def test_stop_with_the_real_training_toolkit_in_script_mode(tmp_path):
+    """A DLC in script mode: `bash -m <start script> train` runs the toolkit (sagemaker-
+    training), which runs the user's train.py. On Stop the user's SIGTERM handler runs and
+    its final write lands in the model directory before the container ends."""
+    ml = tmp_path / "ml"
+    config = ml / "input" / "config"
+    config.mkdir(parents=True)
+    (ml / "model").mkdir()
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(
+        GRACEFUL.replace(
+            "out = sys.argv[1]", 'out = os.environ["SM_MODEL_DIR"] + "/model.txt"'
+        ).replace('print("up", flush=True)', f'open("{tmp_path / "up"}", "w").close()')
+    )
+    (config / "hyperparameters.json").write_text(
+        json.dumps({"sagemaker_program": '"train.py"', "sagemaker_submit_directory": f'"{code}"'})
+    )
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"})
+    )
+    (config / "inputdataconfig.json").write_text("{}")
+    start_script = tmp_path / "start_with_right_hostname.sh"
+    start_script.write_text(f'if [ "$1" = train ]; then {TOOLKIT}; else eval "$@"; fi\n')
+    bash = shutil.which("bash")
+    os.environ["SAGEMAKER_BASE_DIR"] = str(ml)
+    try:
+        # The toolkit waits until every host's name resolves: algo-1 is this one.
+        (tmp_path / "hosts").write_text("127.0.0.1 localhost algo-1\n")
+        prelude = f"mount --bind {tmp_path / 'hosts'} /etc/hosts && "
+        process = start(tmp_path, [bash, "-m", str(start_script), "train"], 60, prelude)
+    finally:
+        del os.environ["SAGEMAKER_BASE_DIR"]
+    deadline = time.monotonic() + 240  # the toolkit starts slowly on a loaded machine
+    while not (tmp_path / "up").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the script never ran"
+        time.sleep(0.2)
+    os.kill(wrapper_pid(process), signal.SIGTERM)
+    returncode, err = finish(process, timeout=60)
+    assert (ml / "model" / "model.txt").read_text() == "saved", err[-2000:]
+    assert "holding" not in err
+    assert returncode in (0, 128 + signal.SIGTERM), err[-2000:]
