@@ -110,8 +110,18 @@ def summary(description: dict) -> dict:
         "billable_seconds": description.get("BillableTimeInSeconds"),
         "console_url": console_url(description),
         "remote_debug": {"enabled": remote_debug_enabled(description)},
+        "hold_window": hold_window(description),
         "described": True,
     }
+
+
+def hold_window(description: dict) -> int:
+    """The hold window (seconds) a running job was given (SM_DEBUG_HOLD_ON_FAILURE), 0 for
+    none: the list asks such a job for its hold so a held row shows it collapsed."""
+    if description.get("TrainingJobStatus") != "InProgress":
+        return 0
+    value = str((description.get("Environment") or {}).get("SM_DEBUG_HOLD_ON_FAILURE", ""))
+    return int(value) if value.isdigit() and 0 < int(value) <= 86400 else 0
 
 
 def listed_row(item: dict) -> dict:
@@ -133,6 +143,7 @@ def listed_row(item: dict) -> dict:
         "billable_seconds": None,
         "console_url": console_url(item),
         "remote_debug": None,
+        "hold_window": None,
         "described": False,
     }
 

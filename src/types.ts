@@ -41,6 +41,8 @@ export interface IJobSummary {
   name: string;
   status: JobStatus;
   secondary_status: string | null;
+  /** The hold window a running job was given (0: none; null: not described). */
+  hold_window?: number | null;
   created: string | null;
   started?: string | null;
   ended?: string | null;
