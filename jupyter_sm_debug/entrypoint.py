@@ -385,39 +385,6 @@ def ssh_session_count(root: int, table: dict[int, tuple[int, str]]) -> int:
     return sum(1 for mark in debug_sessions(table, root, ssm=False).values() if not mark)
 
 
-def subtree_marked(root: int, table: dict[int, tuple[int, str]] | None = None) -> bool:
-    """Whether the session whose first process is `root` (as this machine's /proc numbers
-    it) is one of the extension's own: a process under it carries the mark, or the mark
-    directory as that process sees it (its own /tmp, its own pid numbers inside a PID
-    namespace) names it. For a host that counts sessions from outside its namespaces (the
-    stand-in's SSM gateway)."""
-    table = process_table() if table is None else table
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (parent, _) in table.items():
-        children[parent].append(pid)
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        if carries_mark(pid) or any(
-            mark_file_names(inner, f"/proc/{pid}/root{MARK_DIR}") for inner in _inner_pids(pid)
-        ):
-            return True
-        todo += children.get(pid, [])
-    return False
-
-
-def _inner_pids(pid: int) -> list[int]:
-    """The pid's numbers in each PID namespace it is in (NSpid), outermost first."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("NSpid:"):
-                    return [int(n) for n in line.split()[1:]]
-    except (OSError, ValueError):
-        pass
-    return [pid]
-
-
 class SessionWatch:
     """What ends a hold early: a session a person opened has closed and no person's session
     is left. The extension's own sessions (run, stacks, host state, forwards) never count:
@@ -434,31 +401,16 @@ class SessionWatch:
         """(people's sessions open now, whether a person's session closed since last look)."""
         table = process_table()
         now = debug_sessions(table, self.sshd_pid, mark_dir=self.mark_dir)
-        closed = False
-        for sid in self.people - now.keys():
-            if not mark_file_names(sid, self.mark_dir):
-                closed = True
-        for sid, mark in now.items():
-            if mark or mark_file_names(sid, self.mark_dir):
-                self.tools.add(sid)
+        closed = any(not mark_file_names(s, self.mark_dir) for s in self.people - now.keys())
+        self.tools |= {s for s, mark in now.items() if mark}  # debug_sessions read the marks
         self.tools &= now.keys()
         self.people = {sid for sid in now if sid not in self.tools}
-        self._forget(table)
-        return len(self.people), closed
-
-    def _forget(self, table) -> None:
-        """Remove mark files of processes that are gone (pids are reused)."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # marks of processes that are gone (pids are reused)
             for name in os.listdir(self.mark_dir):
                 if name.isdigit() and int(name) not in table:
                     with contextlib.suppress(OSError):
                         os.rmdir(os.path.join(self.mark_dir, name))
-
-
-def session_count(sshd_pid: int | None) -> int:
-    """Open debug sessions of people: SSH sessions and SSM sessions running a process,
-    without the extension's own."""
-    return sum(1 for mark in debug_sessions(process_table(), sshd_pid).values() if not mark)
+        return len(self.people), closed
 
 
 class Supervisor:

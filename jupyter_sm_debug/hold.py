@@ -23,12 +23,14 @@ be rewritten and uploaded to S3 (no s3:PutObject, nothing left behind).
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import re
 import urllib.request
 from typing import Any, Callable, Optional
 
+from . import entrypoint
 from .entrypoint import MARK_DIR, TOOL_MARK
 
 # The name the wrapper runs under ($0): what `ps` shows, and what tells a wrapped job apart.
@@ -184,6 +186,40 @@ TOOL_NAME = "sm-debug-tool"
 def tool_argv(argv: list[str]) -> list[str]:
     """argv marked as the extension's own (see MARK_SCRIPT): it runs `argv` unchanged."""
     return ["env", TOOL_MARK, "sh", "-c", MARK_SCRIPT, TOOL_NAME, *argv]
+
+
+def subtree_marked(root: int, table: dict[int, tuple[int, str]] | None = None) -> bool:
+    """Whether the session whose first process is `root` (as this machine's /proc numbers
+    it) is one of the extension's own: a process under it carries the mark, or the mark
+    directory as that process sees it (its own /tmp, its own pid numbers inside a PID
+    namespace) names it. For a host that counts sessions from outside its namespaces (the
+    stand-in's SSM gateway)."""
+    table = entrypoint.process_table() if table is None else table
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for pid, (parent, _) in table.items():
+        children[parent].append(pid)
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        seen_from = f"/proc/{pid}/root{MARK_DIR}"  # its /tmp
+        if entrypoint.carries_mark(pid) or any(
+            entrypoint.mark_file_names(inner, seen_from) for inner in _inner_pids(pid)
+        ):
+            return True
+        todo += children.get(pid, [])
+    return False
+
+
+def _inner_pids(pid: int) -> list[int]:
+    """The pid's numbers in each PID namespace it is in (NSpid), outermost first."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return [int(n) for n in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return [pid]
 
 
 def wrapper_script(one_line: bool = True) -> str:

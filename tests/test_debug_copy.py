@@ -239,7 +239,7 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
 
 STANDIN_SSM_COUNTS_EVERY_SESSION = (
     "the stand-in's SSM gateway (standin/core.py _ssm_sessions) still counts every Connected "
-    "session; it needs entrypoint.subtree_marked per session (see issue 23's report)"
+    "session; it needs hold.subtree_marked per session (see issue 23's report)"
 )
 
 

@@ -268,7 +268,6 @@ def test_a_planted_link_is_no_mark(tmp_path):
 def test_a_session_is_known_as_the_extensions_from_outside_its_namespaces(tmp_path):
     """subtree_marked, for a host that counts sessions from outside (the stand-in): the
     mark directory is read as the session's processes see it (their /tmp, their pids)."""
-    from jupyter_sm_debug import entrypoint
 
     private = f"mkdir -p {hold.MARK_DIR} && mount -t tmpfs tmpfs {hold.MARK_DIR} && "
     # Typed into a shell (no mark in any argv): it marks, then runs unmarked.
@@ -283,12 +282,12 @@ def test_a_session_is_known_as_the_extensions_from_outside_its_namespaces(tmp_pa
         for name, command in (("marked", marked_later), ("plain", plain))
     }
     try:
-        assert not entrypoint.subtree_marked(shells["marked"].pid)
+        assert not hold.subtree_marked(shells["marked"].pid)
         deadline = time.monotonic() + 20
-        while not entrypoint.subtree_marked(shells["marked"].pid):
+        while not hold.subtree_marked(shells["marked"].pid):
             assert time.monotonic() < deadline, "the mark never showed"
             time.sleep(0.1)
-        assert not entrypoint.subtree_marked(shells["plain"].pid)
+        assert not hold.subtree_marked(shells["plain"].pid)
     finally:
         for shell in shells.values():
             os.killpg(shell.pid, signal.SIGKILL)
