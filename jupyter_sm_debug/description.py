@@ -112,13 +112,23 @@ def summary(description: dict) -> dict:
         "billable_seconds": description.get("BillableTimeInSeconds"),
         "console_url": console_url(description),
         "remote_debug": {"enabled": remote_debug_enabled(description)},
+        "hold_window": hold_window(description),
         "described": True,
     }
 
 
+def hold_window(description: dict) -> int:
+    """The hold window (seconds) a running job was given (SM_DEBUG_HOLD_ON_FAILURE), 0 for
+    none: the list asks such a job for its hold so a held row shows it collapsed."""
+    if description.get("TrainingJobStatus") != "InProgress":
+        return 0
+    value = str((description.get("Environment") or {}).get("SM_DEBUG_HOLD_ON_FAILURE", ""))
+    return int(value) if value.isdigit() and 0 < int(value) <= 86400 else 0
+
+
 # What a ListTrainingJobs summary lacks: only a description has them.
 DESCRIPTION_ONLY = ("started", "instance_count", "instances", "training_seconds",
-                    "billable_seconds", "remote_debug")  # fmt: skip
+                    "billable_seconds", "remote_debug", "hold_window")  # fmt: skip
 
 
 def listed_row(item: dict) -> dict:
@@ -200,4 +210,29 @@ def detail(description: dict) -> dict:
         "remote_debug_change": remote_debug_change(description),
         # Filled in by the detail view (jobs.listing) from the hosts' logs.
         "hold": None,
+    }
+
+
+def hold_answer(first: dict, hosts: list[str], description: dict) -> dict:
+    """The hold the panel shows: its hosts, and when it ends, the earlier of the hold
+    window's end and the job's runtime limit (MaxRuntimeInSeconds from the start of
+    training: SageMaker stops the job then, hold or not). `limited_by` says which."""
+    from datetime import datetime, timezone
+
+    from .hold import runtime_end_ms
+
+    until, limited_by = first["until"], "hold"
+    runtime_end = runtime_end_ms(description)
+    if runtime_end is not None:
+        hold_end = datetime.fromisoformat(first["until"]).timestamp() * 1000
+        if runtime_end < hold_end:
+            until = datetime.fromtimestamp(runtime_end / 1000, tz=timezone.utc).isoformat()
+            limited_by = "runtime"
+    return {
+        "hosts": hosts,
+        "since": first["since"],
+        "until": until,
+        "seconds": first["seconds"],
+        "last_lines": first["last_lines"],
+        "limited_by": limited_by,
     }

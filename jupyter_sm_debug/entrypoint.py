@@ -50,6 +50,11 @@ SESSION_PROCESS_NAMES = {"ssm-session-wor", "ssm-session-worker"}  # comm is cut
 SSHD_NAMES = {"sshd", "sshd-session", "sshd-auth"}
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LISTEN_TIMEOUT = 10.0
+# The extension's own sessions (run, stacks, host state; files and kernels to come) carry
+# this in their command's argv and environment, and leave a directory named by each pid they
+# descend from in MARK_DIR: a hold never ends because one of them closed (SessionWatch).
+TOOL_MARK = "SM_DEBUG_SESSION=tool"
+MARK_DIR = "/tmp/sm-debug-tool-sessions"  # noqa: S108 - names only, readable by the holder
 
 
 def log(message: str) -> None:
@@ -293,43 +298,119 @@ def process_table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def ssh_session_count(root: int, table: dict[int, tuple[int, str]]) -> int:
-    """Authenticated SSH sessions of the sshd at (or started by) `root`.
+def carries_mark(pid: int) -> bool:
+    """Whether this process says it belongs to one of the extension's own sessions: the
+    mark in its argv (a shell's ``-c`` command, sshd's SSH_ORIGINAL_COMMAND) or its
+    environment (TOOL_MARK, set by the extension's run command before anything else runs)."""
+    for name in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as handle:
+                if TOOL_MARK.encode() in handle.read(1 << 20):
+                    return True
+        except OSError:
+            continue
+    return False
 
-    sshd forks one process per connection; before authentication that connection has only
-    sshd processes (monitor, unprivileged child). Only after a login does sshd start the
-    user's shell or command, the first process below the connection that is not sshd. So a
-    session is a connection with a non-sshd process under it: a port probe, a connection
-    still authenticating or a failed login with the wrong key never counts. (A session that
-    runs no process, `ssh -N` or internal-sftp, does not count either.) The stand-in's hosts
-    use this same function.
-    """
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (parent, _) in table.items():
-        children[parent].append(pid)
-    listener, todo = None, [root]
-    while todo and listener is None:  # the topmost sshd at or below root (root may wrap it)
-        pid = todo.pop(0)
-        if table.get(pid, (0, ""))[1] in SSHD_NAMES:
-            listener = pid
-        todo += children.get(pid, [])
-    count = 0
-    for connection in children.get(listener, []) if listener else []:
-        todo = list(children.get(connection, []))
-        while todo:
-            pid = todo.pop()
-            if table.get(pid, (0, ""))[1] not in SSHD_NAMES:
-                count += 1
-                break
+
+def mark_file_names(pid: int, mark_dir: str | None = None) -> bool:
+    """Whether the extension's run command left a mark naming this pid (one of its
+    ancestors): the mark outlives a session that ends between two looks. A mark is a
+    directory (mkdir never follows a symlink; a planted file or link is no mark)."""
+    path = os.path.join(mark_dir or MARK_DIR, str(pid))
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def debug_sessions(
+    table: dict[int, tuple[int, str]],
+    sshd_pid: int | None = None,
+    marked=carries_mark,
+    mark_dir: str | None = None,
+    ssm: bool = True,
+) -> dict[int, bool]:
+    """The open debug sessions, session id -> whether it is one of the extension's own.
+
+    A session is a process of the user under an SSM session worker (its id: the worker) or
+    under an authenticated sshd connection (its id: the connection's sshd, just below the
+    listener). A session that runs nothing (a port forward, ``ssh -N``, a login still
+    authenticating, a port probe) is not one. A session is the extension's own when a
+    process in it carries the mark (carries_mark) or a mark file names its id.
+
+    SSH sessions are those of the sshd at (or started by) `sshd_pid` only (none without
+    it); SSM sessions count unless `ssm` is False."""
+    listener = None
+    if sshd_pid is not None:
+        children: dict[int, list[int]] = defaultdict(list)
+        for pid, (parent, _) in table.items():
+            children[parent].append(pid)
+        todo = [sshd_pid]
+        while todo and listener is None:  # the topmost sshd at or below it (it may wrap it)
+            pid = todo.pop(0)
+            if table.get(pid, (0, ""))[1] in SSHD_NAMES:
+                listener = pid
             todo += children.get(pid, [])
-    return count
+    sessions: dict[int, bool] = {}
+    for pid, (parent, comm) in table.items():
+        if comm in SESSION_PROCESS_NAMES or comm in SSHD_NAMES:
+            continue
+        session, cur, seen = None, parent, 0
+        while cur in table and seen < 256:
+            seen += 1
+            up, name = table[cur]
+            if name in SESSION_PROCESS_NAMES:
+                session = cur if ssm else None
+                break
+            if name in SSHD_NAMES:
+                below = None
+                while up in table and table[up][1] in SSHD_NAMES:
+                    below, cur, up = cur, up, table[up][0]
+                if below is not None and listener is not None and cur == listener:
+                    session = below
+                break
+            cur = up
+        if session is None:
+            continue
+        if not sessions.get(session):
+            sessions[session] = marked(pid) or mark_file_names(session, mark_dir)
+    return sessions
 
 
-def session_count(sshd_pid: int | None) -> int:
-    """Open debug sessions: authenticated SSH sessions plus SSM session workers."""
-    table = process_table()
-    count = sum(1 for _, comm in table.values() if comm in SESSION_PROCESS_NAMES)
-    return count + (ssh_session_count(sshd_pid, table) if sshd_pid else 0)
+def ssh_session_count(root: int, table: dict[int, tuple[int, str]]) -> int:
+    """Authenticated SSH sessions of the sshd at (or started by) `root` that are a person's:
+    a connection with a non-sshd process under it (a port probe, a connection still
+    authenticating or a failed login never counts; nor does ``ssh -N``), and none of the
+    extension's own (debug_sessions). The stand-in's hosts use this same function."""
+    return sum(1 for mark in debug_sessions(table, root, ssm=False).values() if not mark)
+
+
+class SessionWatch:
+    """What ends a hold early: a session a person opened has closed and no person's session
+    is left. The extension's own sessions (run, stacks, host state, forwards) never count:
+    a session marked at any look stays the extension's, and one that ended between two
+    looks is checked against the mark files its command left."""
+
+    def __init__(self, sshd_pid: int | None = None, mark_dir: str | None = None):
+        self.sshd_pid = sshd_pid
+        self.mark_dir = mark_dir or MARK_DIR
+        self.tools: set[int] = set()
+        self.people: set[int] = set()
+
+    def look(self) -> tuple[int, bool]:
+        """(people's sessions open now, whether a person's session closed since last look)."""
+        table = process_table()
+        now = debug_sessions(table, self.sshd_pid, mark_dir=self.mark_dir)
+        closed = any(not mark_file_names(s, self.mark_dir) for s in self.people - now.keys())
+        self.tools |= {s for s, mark in now.items() if mark}  # debug_sessions read the marks
+        self.tools &= now.keys()
+        self.people = {sid for sid in now if sid not in self.tools}
+        with contextlib.suppress(OSError):  # marks of processes that are gone (pids are reused)
+            for name in os.listdir(self.mark_dir):
+                if name.isdigit() and int(name) not in table:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.join(self.mark_dir, name))
+        return len(self.people), closed
 
 
 class Supervisor:
@@ -395,16 +476,14 @@ def release(release_file: str) -> int:
 def hold(seconds: float, release_file: str, sshd_pid: int | None, stop) -> str:
     """Wait up to `seconds`; returns why the hold ended."""
     deadline = time.monotonic() + seconds
-    seen_session = False
+    watch = SessionWatch(sshd_pid)
     while time.monotonic() < deadline:
         if stop():
             return "stopped"
         if released(release_file):
             return "released"
-        sessions = session_count(sshd_pid)
-        if sessions:
-            seen_session = True
-        elif seen_session:
+        open_now, closed = watch.look()
+        if closed and not open_now:
             return "last session closed"
         time.sleep(0.2)
     return "hold window over"

@@ -23,10 +23,15 @@ be rewritten and uploaded to S3 (no s3:PutObject, nothing left behind).
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
 import re
 import urllib.request
 from typing import Any, Callable, Optional
+
+from . import entrypoint
+from .entrypoint import MARK_DIR, TOOL_MARK
 
 # The name the wrapper runs under ($0): what `ps` shows, and what tells a wrapped job apart.
 WRAPPER_NAME = "sm-debug-hold"
@@ -56,13 +61,17 @@ BOOT = 'n=$1; shift; s=; while [ "$n" -gt 0 ]; do s="$s$1"; shift; n=$((n-1)); d
 # - signals: SIGTERM/SIGINT are forwarded and mark the job as stopping (never hold after).
 #   A trap interrupts `wait`, so wait again until the child's own status comes back; a
 #   second wait that answers 127 means the first one already had it.
-# - sessions (same rule as entrypoint.session_count): an SSM session is a process named
-#   ssm-session-worker (the kernel cuts comm to 15 characters); an SSH session is an sshd
-#   connection with a process of the user under it: a non-sshd process whose sshd
-#   ancestors lead up to the listener; the connection is the sshd just below the listener,
-#   counted once. A port probe or a login in progress has only sshd processes: no session.
+# - sessions (same rule as entrypoint.debug_sessions): a session is a process of the user
+#   under an SSM session worker (comm ssm-session-worker, cut to 15 characters by the
+#   kernel; the session is the worker) or under an authenticated sshd connection (the
+#   connection is the sshd just below the listener). A port forward, a port probe or a login
+#   in progress runs nothing under its worker or sshd: no session.
+# - the extension's own sessions (run, stacks, host state ...) never count: a session is
+#   its own when a process in it carries TOOL_MARK in its argv or environment, or MARK_DIR
+#   holds a directory named by its id (tool_argv). One seen marked once stays so; one that
+#   ended between two looks is checked against MARK_DIR.
 # - hold: ends at the release file (a regular file, not a symlink), the window's end, a
-#   SIGTERM, or when sessions were seen and none is left.
+#   SIGTERM, or when a person's session has closed and no person's session is left.
 WRAPPER_LINES = [
     "hold=${SM_DEBUG_HOLD_ON_FAILURE:-0};",
     'case $hold in ""|*[!0-9]*) hold=0;; esac;',
@@ -70,14 +79,40 @@ WRAPPER_LINES = [
     'say() { printf "[sm-debug] %s\\n" "$*" >&2; };',
     "stopping=; sig=; code=;",
     'if [ "$#" -eq 0 ]; then say "no command to run"; exit 2; fi;',
-    'case $1 in *=*) "$@" & ;; *) if env --default-signal=INT,QUIT true 2>/dev/null; then',
-    'env --default-signal=INT,QUIT "$@" & else "$@" & fi;; esac;',
-    "child=$!;",
-    "trap 'sig=1; stopping=1; kill -TERM $child 2>/dev/null' TERM;",
+    "is_sshd() { case $1 in sshd|sshd-session|sshd-auth) return 0;; esac; return 1; };",
+    "stat_of() { line=; { read -r line < /proc/$1/stat; } 2>/dev/null || return 1;",
+    "comm=${line#*\\(}; comm=${comm%\\)*}; rest=${line##*\\) }; set -- $rest; st=$1; ppid=$2; };",
+    'has() { case $1 in *" $2 "*) return 0;; esac; return 1; };',
+    "run() { case $1 in *=*) ;; *) if env --default-signal=INT,QUIT true 2>/dev/null; then",
+    'exec env --default-signal=INT,QUIT "$@"; fi;; esac;',
+    'for p in python3 python; do if command -v "$p" >/dev/null 2>&1; then exec "$p" -c',
+    "'import os,signal,sys;signal.signal(2,signal.SIG_DFL);signal.signal(3,signal.SIG_DFL);"
+    'exec("try:os.execvp(sys.argv[1],sys.argv[1:])\\nexcept OSError as e:'
+    'print(e,file=sys.stderr);sys.exit(127)")\' "$@"; fi; done;',
+    "if command -v perl >/dev/null 2>&1; then exec perl -e",
+    '\'$SIG{INT}=$SIG{QUIT}="DEFAULT";exec {$ARGV[0]} @ARGV or exit 127\' "$@"; fi;',
+    'say "no env --default-signal, python or perl: the command starts with SIGINT ignored";',
+    'exec "$@"; };',
+    'run "$@" & child=$!;',
+    'catches() { m=; { while read -r k v; do [ "$k" = SigCgt: ] && m=$v; done',
+    '< /proc/$1/status; } 2>/dev/null; [ -n "$m" ] &&',
+    '[ $(( 0x${m#"${m%????}"} & 16384 )) -ne 0 ]; };',
+    "below() { out=' '; more=1; while [ -n \"$more\" ]; do more=;",
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; if has "$out" "$p"; then continue; fi;',
+    'stat_of "$p" && [ "$st" != Z ] || continue;',
+    'if [ "$ppid" = "$1" ] || has "$out" "$ppid"; then',
+    'out="$out$p "; more=1; fi; done; done; };',
+    'term() { below "$child"; for p in $out; do kill -TERM "$p" 2>/dev/null; done;',
+    'if [ "$out" = " " ] || catches "$child"; then kill -TERM "$child" 2>/dev/null; fi; };',
+    "trap 'sig=1; if [ -z \"$stopping\" ]; then stopping=1; term; fi' TERM;",
     "trap 'sig=1; stopping=1; kill -INT $child 2>/dev/null' INT;",
     'while :; do sig=; wait "$child"; c=$?;',
     'if [ "$c" -eq 127 ] && [ -n "$code" ]; then break; fi;',
     'code=$c; if [ -z "$sig" ]; then break; fi; done;',
+    'if [ -n "$stopping" ]; then t0=$(date +%s); grace=${SM_DEBUG_STOP_GRACE:-110};',
+    'case $grace in ""|*[!0-9]*) grace=110;; esac;',
+    'while below $$; [ "$out" != " " ] && [ $(( $(date +%s) - t0 )) -lt "$grace" ]; do',
+    'sleep 1 & wait $!; done; exit "$code"; fi;',
     'if [ "$code" -eq 0 ] || [ "$hold" -eq 0 ] || [ -n "$stopping" ]; then exit "$code"; fi;',
     "trap 'stopping=1' TERM INT;",
     "host=;",
@@ -92,28 +127,99 @@ WRAPPER_LINES = [
     " so you can attach and inspect it. End the hold early with \\`touch $release\\`"
     ' (or sm-debug-entrypoint --release).";',
     'printf "SM_DEBUG_HOLD host=%s seconds=%s code=%s\\n" "$host" "$hold" "$code";',
-    "is_sshd() { case $1 in sshd|sshd-session|sshd-auth) return 0;; esac; return 1; };",
-    "stat_of() { line=; { read -r line < /proc/$1/stat; } 2>/dev/null || return 1;",
-    "comm=${line#*\\(}; comm=${comm%\\)*}; rest=${line##*\\) }; set -- $rest; ppid=$2; };",
-    "sessions() { n=0; seen=' ';",
+    f"marks={MARK_DIR};",
+    'marked() { [ -d "$marks/$1" ] && [ ! -L "$marks/$1" ]; };',
+    "sessions() { ids=' '; mine=' ';",
     'for d in /proc/[0-9]*; do p=${d#/proc/}; stat_of "$p" || continue;',
-    "case $comm in ssm-session-wor|ssm-session-worker) n=$((n+1)); continue;; esac;",
-    'if is_sshd "$comm"; then continue; fi; below=; cur=$ppid;',
-    'while stat_of "$cur" && is_sshd "$comm"; do',
-    'parent=$ppid; if stat_of "$parent" && is_sshd "$comm"; then below=$cur; cur=$parent;',
-    "else break; fi; done;",
-    'if [ -n "$below" ]; then case $seen in *" $below "*) ;; *) seen="$seen$below ";',
-    "n=$((n+1));; esac; fi; done; echo $n; };",
-    'start=$(date +%s); why="hold window over"; had=;',
+    "case $comm in ssm-session-wor*) continue;; esac;",
+    'if is_sshd "$comm"; then continue; fi; id=; cur=$ppid; n=0;',
+    'while [ "$n" -lt 256 ] && stat_of "$cur"; do n=$((n+1));',
+    "case $comm in ssm-session-wor*) id=$cur; break;; esac;",
+    'if is_sshd "$comm"; then below=;',
+    'while parent=$ppid; stat_of "$parent" && is_sshd "$comm"; do below=$cur; cur=$parent;',
+    'done; id=$below; break; fi; cur=$ppid; done; [ -n "$id" ] || continue;',
+    'has "$ids" "$id" || ids="$ids$id ";',
+    'if ! has "$mine" "$id"; then if marked "$id" ||',
+    f"grep -qs {TOOL_MARK} /proc/$p/cmdline /proc/$p/environ; then",
+    'mine="$mine$id "; fi; fi; done; };',
+    "tools=' '; people=' ';",
+    "look() { sessions; closed=; for id in $people; do",
+    'if ! has "$ids" "$id" && ! marked "$id"; then closed=1; fi; done;',
+    "keep=' '; for id in $tools $mine; do",
+    'if has "$ids" "$id" && ! has "$keep" "$id"; then keep="$keep$id "; fi; done; tools=$keep;',
+    'people=\' \'; for id in $ids; do has "$tools" "$id" || people="$people$id "; done;',
+    'for m in "$marks"/[0-9]*; do [ -d "/proc/${m##*/}" ] || rmdir "$m" 2>/dev/null; done; };',
+    'start=$(date +%s); why="hold window over";',
     'while [ $(( $(date +%s) - start )) -lt "$hold" ]; do',
     'if [ -n "$stopping" ]; then why=stopped; break; fi;',
     'if [ -f "$release" ] && [ ! -L "$release" ]; then why=released; break; fi;',
-    'if [ "$(sessions)" -gt 0 ]; then had=1;',
-    'elif [ -n "$had" ]; then why="last session closed"; break; fi;',
+    'look; if [ -n "$closed" ] && [ "$people" = " " ]; then why="last session closed"; break; fi;',
     "sleep 1 & wait $!; done;",
     'say "hold ended ($why); exiting with $code";',
     'exit "$code"',
 ]
+
+
+# The extension's own sessions: every command the extension runs on a host (run, stacks,
+# host state; files and kernels to come) goes through tool_argv, so the container side
+# (SessionWatch, the wrapper's sessions) never takes it for a person's session:
+# - TOOL_MARK is in the argv from the first exec: over SSH in the login shell's ``-c``
+#   command (and sshd's SSH_ORIGINAL_COMMAND), and in the environment of every process the
+#   command starts;
+# - before the command runs, MARK_SCRIPT makes a directory named by each pid it descends
+#   from (the SSM session worker, the sshd connection ...) in MARK_DIR, so a session that
+#   opened and closed between two looks of the hold (an SSM shell is unmarked until the
+#   command is typed into it) is still known as the extension's. mkdir never follows a
+#   symlink, and only directories count as marks.
+# Faking a mark can only make a session not count: a hold then lasts to its window's end
+# or its release file, never shorter.
+MARK_SCRIPT = (
+    f'd={MARK_DIR}; mkdir -p -m 1777 "$d" 2>/dev/null;'
+    " up() { set -- $1; p=$2; }; p=$$;"
+    ' if [ -d "$d" ] && [ ! -L "$d" ]; then while [ "$p" -gt 1 ]; do'
+    ' mkdir "$d/$p" 2>/dev/null; l=; { read -r l < /proc/$p/stat; } 2>/dev/null || break;'
+    ' up "${l##*\\) }"; done; fi; exec "$@"'
+)
+TOOL_NAME = "sm-debug-tool"
+
+
+def tool_argv(argv: list[str]) -> list[str]:
+    """argv marked as the extension's own (see MARK_SCRIPT): it runs `argv` unchanged."""
+    return ["env", TOOL_MARK, "sh", "-c", MARK_SCRIPT, TOOL_NAME, *argv]
+
+
+def subtree_marked(root: int, table: dict[int, tuple[int, str]] | None = None) -> bool:
+    """Whether the session whose first process is `root` (as this machine's /proc numbers
+    it) is one of the extension's own: a process under it carries the mark, or the mark
+    directory as that process sees it (its own /tmp, its own pid numbers inside a PID
+    namespace) names it. For a host that counts sessions from outside its namespaces (the
+    stand-in's SSM gateway)."""
+    table = entrypoint.process_table() if table is None else table
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for pid, (parent, _) in table.items():
+        children[parent].append(pid)
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        seen_from = f"/proc/{pid}/root{MARK_DIR}"  # its /tmp
+        if entrypoint.carries_mark(pid) or any(
+            entrypoint.mark_file_names(inner, seen_from) for inner in _inner_pids(pid)
+        ):
+            return True
+        todo += children.get(pid, [])
+    return False
+
+
+def _inner_pids(pid: int) -> list[int]:
+    """The pid's numbers in each PID namespace it is in (NSpid), outermost first."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return [int(n) for n in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return [pid]
 
 
 def wrapper_script(one_line: bool = True) -> str:
@@ -149,19 +255,153 @@ def unwrapped(argv: list[str]) -> list[str]:
 
 def container_fields(command: list[str], arguments: list[str]) -> dict:
     """ContainerEntrypoint/ContainerArguments that run ``command + arguments`` under the
-    wrapper, within AWS's limits; ValueError (with the reason) when they cannot fit."""
+    wrapper, within AWS's limits; ValueError (with the reason) when they cannot fit.
+
+    SageMaker runs ContainerEntrypoint followed by ContainerArguments, so the wrapped argv
+    may be split anywhere between the two: it keeps the source's split when that fits, and
+    otherwise fills ContainerEntrypoint and puts the rest into ContainerArguments."""
     head = wrapped_argv(command)
     for item in [*head, *arguments]:
         if len(item) > MAX_ITEM_LENGTH:
-            raise ValueError(f"an argument is longer than AWS's {MAX_ITEM_LENGTH} characters")
-    if len(head) > MAX_ITEMS or len(arguments) > MAX_ITEMS:
+            raise ValueError(
+                f"an argument is longer than AWS's {MAX_ITEM_LENGTH} characters"
+                " (ContainerEntrypoint/ContainerArguments items)"
+            )
+    if len(head) <= MAX_ITEMS and len(arguments) <= MAX_ITEMS:
+        fields = {"ContainerEntrypoint": head}
+        if arguments:
+            fields["ContainerArguments"] = list(arguments)
+        return fields
+    whole = [*head, *arguments]
+    if len(whole) > 2 * MAX_ITEMS:
         raise ValueError(
-            f"the command and the wrapper need more than AWS's {MAX_ITEMS} entrypoint items"
+            f"the wrapped command has {len(whole)} items ({len(command) + len(arguments)}"
+            f" of the job's own and {len(head) - len(command)} of the wrapper); AWS allows"
+            f" {MAX_ITEMS} in ContainerEntrypoint and {MAX_ITEMS} in ContainerArguments"
         )
-    fields = {"ContainerEntrypoint": head}
-    if arguments:
-        fields["ContainerArguments"] = list(arguments)
-    return fields
+    return {"ContainerEntrypoint": whole[:MAX_ITEMS], "ContainerArguments": whole[MAX_ITEMS:]}
+
+
+# -- AWS's limits, from botocore's model --------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _model_shape(operation: str = "CreateTrainingJob"):
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model(operation).input_shape
+
+
+def limit_problems(params: dict, operation: str = "CreateTrainingJob") -> list[str]:
+    """What in this request breaks a documented limit of botocore's model for the operation:
+    sizes of strings, lists and maps, string patterns, number ranges. Empty: it passes."""
+    problems: list[str] = []
+    _check(_model_shape(operation), params, operation, problems)
+    return problems
+
+
+def _check(shape, value, path: str, problems: list[str]) -> None:  # noqa: C901
+    meta, kind = shape.metadata, shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key in shape.members:
+                _check(shape.members[key], item, f"{path}.{key}", problems)
+        return
+    if kind in ("list", "map", "string") and isinstance(value, (list, dict, str)):
+        size = len(value)
+        noun = {"list": "items", "map": "entries", "string": "characters"}[kind]
+        if "max" in meta and size > meta["max"]:
+            problems.append(f"{path} has {size} {noun}; AWS allows at most {meta['max']}")
+        if "min" in meta and size < meta["min"]:
+            problems.append(f"{path} has {size} {noun}; AWS needs at least {meta['min']}")
+    if kind == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(shape.member, item, f"{path}[{index}]", problems)
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            _check(shape.key, key, f"{path} key {key!r}", problems)
+            _check(shape.value, item, f"{path}[{key!r}]", problems)
+    elif kind == "string" and isinstance(value, str) and meta.get("pattern"):
+        try:
+            matches = re.fullmatch(meta["pattern"], value) is not None
+        except re.error:
+            matches = True  # a pattern Python cannot read: AWS's own check decides
+        if not matches:
+            problems.append(f"{path} does not match AWS's pattern {meta['pattern']}")
+    elif kind in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            problems.append(f"{path} is {value}; AWS allows at most {meta['max']}")
+        if "min" in meta and value < meta["min"]:
+            problems.append(f"{path} is {value}; AWS needs at least {meta['min']}")
+
+
+def environment_room(environment: dict | None) -> str:
+    """Why HOLD_VARIABLE cannot join this Environment (AWS's map limit), or ""."""
+    shape = _model_shape().members["Environment"]
+    limit = shape.metadata.get("max")
+    current = dict(environment or {})
+    if HOLD_VARIABLE not in current and limit is not None and len(current) >= limit:
+        return (
+            f"The job's Environment already has {len(current)} entries, AWS's limit"
+            f" ({limit}); the hold needs one more ({HOLD_VARIABLE})."
+        )
+    return ""
+
+
+# -- how long a copy may run ---------------------------------------------------------------
+
+# SageMaker's default StoppingCondition, and the default quota "Longest run time for a
+# training job" (5 days; an account may have it raised up to 28 days). A copy asks for no
+# more than the larger of this and what its source was already allowed.
+DEFAULT_MAX_RUNTIME = 86400
+RUNTIME_QUOTA_SECONDS = 432000
+
+
+def stopping_condition(source: dict | None, hold_seconds: int) -> tuple[dict, str]:
+    """(the copy's StoppingCondition, a note when it cannot cover the whole hold).
+
+    MaxRuntimeInSeconds counts from the start of training, so the hold (which follows the
+    failure) is covered when the runtime grows by the hold window: the copy asks for the
+    source's runtime + the hold, within RUNTIME_QUOTA_SECONDS (or the source's own runtime
+    when that was larger). With managed spot training MaxWaitTimeInSeconds must stay at or
+    above MaxRuntimeInSeconds: it grows by as much."""
+    condition = dict(source or {})
+    runtime = int(condition.get("MaxRuntimeInSeconds") or DEFAULT_MAX_RUNTIME)
+    ceiling = max(runtime, RUNTIME_QUOTA_SECONDS)
+    raised = min(runtime + max(0, hold_seconds), ceiling)
+    condition["MaxRuntimeInSeconds"] = raised
+    if condition.get("MaxWaitTimeInSeconds"):
+        wait = int(condition["MaxWaitTimeInSeconds"])
+        condition["MaxWaitTimeInSeconds"] = max(wait + (raised - runtime), raised)
+    note = ""
+    if raised < runtime + hold_seconds:
+        note = (
+            f" The copy may train for at most {_duration(raised)} (MaxRuntimeInSeconds, raised"
+            f" from {_duration(runtime)} within the {_duration(ceiling)} limit), so SageMaker"
+            " may stop it before the hold window ends."
+        )
+    return condition, note
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def runtime_end_ms(description: dict) -> int | None:
+    """When SageMaker stops the job for MaxRuntimeInSeconds (ms since the epoch), if known."""
+    started = description.get("TrainingStartTime")
+    runtime = (description.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    if not started or not runtime:
+        return None
+    try:
+        return int(started.timestamp() * 1000) + int(runtime) * 1000
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 # -- the effective command ---------------------------------------------------------------
@@ -313,6 +553,11 @@ def plan(algorithm: dict, read_config: Callable[[str], dict]) -> dict:
         "reason": f"holds by wrapping `{shown}`",
         "fields": fields,
     }
+
+
+def refused(reason: str) -> dict[str, Any]:
+    """A plan with no hold, and why."""
+    return _refused(reason)
 
 
 def _refused(reason: str) -> dict[str, Any]:

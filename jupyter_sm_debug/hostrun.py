@@ -25,6 +25,7 @@ from typing import Optional
 from .connect import HostTarget, RunResult
 from .connect.registry import get_transport
 from .errors import SMDebugError
+from .hold import tool_argv
 
 # The most a /run answer may hold, all hosts and streams together, as sent (documented in
 # openapi.yaml). 8 MiB: a page of text per host on a 64-host job, and no more than a
@@ -118,7 +119,9 @@ async def run_on_host(runner, target: HostTarget, argv, timeout, stdin, limit) -
     try:
         # The transport keeps to the timeout itself; this bounds what it cannot (e.g. a
         # connection attempt that hangs) with a little slack for its clean-up.
-        result = await asyncio.wait_for(runner.run(target, argv, timeout, stdin), timeout + 5)
+        # Marked as the extension's own (hold.tool_argv): a hold never ends when it closes.
+        marked = tool_argv(argv)
+        result = await asyncio.wait_for(runner.run(target, marked, timeout, stdin), timeout + 5)
     except asyncio.TimeoutError:
         return RunResult(None, timed_out=True, seconds=time.monotonic() - started)
     except SMDebugError as error:

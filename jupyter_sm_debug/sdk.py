@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -80,7 +81,34 @@ def hold_plan(algorithm: dict, boto_session: Any) -> dict:
 
 
 def _with_hold_variable(environment: Any, seconds: int) -> dict:
+    """The environment with the hold window; HoldNotPossible when AWS's Environment limit
+    leaves no room for it."""
+    room = hold.environment_room(dict(environment or {}))
+    if room:
+        raise HoldNotPossible(f"No hold is possible for this job: {room}")
     return {**dict(environment or {}), HOLD_VARIABLE: str(seconds)}
+
+
+def _within_limits(params: dict) -> None:
+    """HoldNotPossible naming the limit when the request, as the hold made it, breaks one of
+    AWS's documented limits (botocore's model): better than AWS's ValidationException."""
+    problems = hold.limit_problems(params)
+    if problems:
+        raise HoldNotPossible(
+            f"No hold is possible for this job: it would break AWS's limits: {'; '.join(problems)}."
+            " Use hold_on_failure=0 for remote debug alone."
+        )
+
+
+def _inside(owner: Any) -> bool:
+    """Whether this thread is running a method of `owner` now (its train() builds the
+    request): the hook then knows the request is this trainer's and no other's."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_locals.get("self") is owner:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _estimator(estimator: Any, seconds: int) -> None:
@@ -98,6 +126,7 @@ def _estimator(estimator: Any, seconds: int) -> None:
     }
     plan = _possible(hold_plan(algorithm, estimator.sagemaker_session.boto_session))
     if plan["fields"]:  # none when the image's own sm-debug-entrypoint holds
+        _within_limits({"AlgorithmSpecification": {**algorithm, **plan["fields"]}})
         estimator.container_entry_point = plan["fields"]["ContainerEntrypoint"]
         estimator.container_arguments = plan["fields"].get("ContainerArguments")
 
@@ -106,8 +135,10 @@ def _model_trainer(trainer: Any, seconds: int) -> None:
     """SDK v3 ModelTrainer: remote debug and the environment through its public API. It
     has no ContainerEntrypoint of its own (with SourceCode, train() sets ["/bin/bash"] and
     arguments that run its sm_train.sh), so the wrapper goes into the CreateTrainingJob
-    request as botocore builds it: a before-parameter-build hook on the SDK's clients,
-    limited to this trainer's jobs (its image and base job name)."""
+    request as botocore builds it: a before-parameter-build hook on the SDK's clients that
+    acts only on a request built while this trainer's own method runs in this thread (the
+    clients are shared: sagemaker-core caches one per session and region, and other
+    trainers of the same image and name create their jobs through it too)."""
     trainer.with_remote_debug_config(None)  # None means RemoteDebugConfig(enable...=True)
     trainer.environment = _with_hold_variable(trainer.environment, seconds)
     if seconds == 0:
@@ -119,17 +150,18 @@ def _model_trainer(trainer: Any, seconds: int) -> None:
 
     def wrap(params: dict, **_: Any) -> None:
         algorithm = params.get("AlgorithmSpecification") or {}
-        name = str(params.get("TrainingJobName", ""))
-        base = str(trainer.base_job_name or "")
-        if algorithm.get("TrainingImage") != image or (base and not name.startswith(base)):
+        if not _inside(trainer) or algorithm.get("TrainingImage") != image:
             return
         plan = _possible(hold_plan(algorithm, boto_session))
         if not plan["fields"]:
+            _within_limits(params)
             return
-        params["AlgorithmSpecification"] = {
+        wrapped = {
             **{k: v for k, v in algorithm.items() if not k.startswith("Container")},
             **plan["fields"],
         }
+        _within_limits({**params, "AlgorithmSpecification": wrapped})
+        params["AlgorithmSpecification"] = wrapped
 
     event = "before-parameter-build.sagemaker.CreateTrainingJob"
     # A fresh id per call (an id() is reused once its trainer is gone); wrapping twice is

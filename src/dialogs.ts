@@ -103,11 +103,13 @@ export function describeHoldPlan(
   if (!plan) {
     return '';
   }
+  const limit =
+    plan.possible && plan.runtime_limit ? ' ' + plan.runtime_limit : '';
   if (plan.possible && plan.mechanism === 'entrypoint') {
-    return trans.__("Holds with the image's own sm-debug-entrypoint.");
+    return trans.__("Holds with the image's own sm-debug-entrypoint.") + limit;
   }
   if (plan.possible && plan.command) {
-    return trans.__('Holds by wrapping `%1`.', plan.command);
+    return trans.__('Holds by wrapping `%1`.', plan.command) + limit;
   }
   return trans.__('No hold is possible: %1', plan.reason);
 }

@@ -163,6 +163,17 @@ export function minutesLeft(hold: IHold, now: number = Date.now()): number {
 }
 
 /**
+ * The collapsed row's badge: "Held · 23 min left" (the full label is its title).
+ */
+export function heldBadgeLabel(
+  trans: TranslationBundle,
+  hold: IHold,
+  now: number = Date.now()
+): string {
+  return trans.__('Held · %1 min left', minutesLeft(hold, now));
+}
+
+/**
  * "Failed · held for debugging · 23 min left".
  */
 export function holdLabel(

@@ -408,6 +408,23 @@ export class JobsModel extends JobListModel {
       })
       .map(job => this.loadDetail(job));
     await Promise.all([super.refreshAll(), ...details]);
+    await this.loadHolds();
+  }
+
+  /**
+   * Ask each running row that was given a hold window for its hold, so a held
+   * job shows as held while collapsed, after a reload too.
+   */
+  async loadHolds(): Promise<void> {
+    const held = this.jobs
+      .filter(
+        job =>
+          job.status === 'InProgress' &&
+          (job.hold_window ?? 0) > 0 &&
+          !this._expanded.has(job.name)
+      )
+      .map(job => this.loadDetail(job.name));
+    await Promise.all(held);
   }
 
   /**

@@ -41,6 +41,8 @@ export interface IJobSummary {
   name: string;
   status: JobStatus;
   secondary_status: string | null;
+  /** The hold window a running job was given (0: none; null: not described). */
+  hold_window?: number | null;
   created: string | null;
   started?: string | null;
   ended?: string | null;
@@ -93,6 +95,8 @@ export interface IHold {
   seconds: number;
   /** The failure's last lines, from the host's log. */
   last_lines: string[];
+  /** What ends the hold at `until`: its window, or the job's MaxRuntimeInSeconds. */
+  limited_by?: 'hold' | 'runtime';
 }
 
 /**
@@ -134,6 +138,8 @@ export interface IHoldPlan {
   command: string | null;
   possible: boolean;
   reason: string;
+  /** Set when SageMaker's runtime limit may end the copy before the hold does. */
+  runtime_limit?: string;
 }
 
 export interface IJob extends IJobSummary {

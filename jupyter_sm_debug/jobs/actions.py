@@ -46,9 +46,14 @@ def debug_copy_request(
     }
     request["TrainingJobName"] = new_name
     request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
-    environment = dict(request.get("Environment") or {})
-    environment[hold.HOLD_VARIABLE] = str(hold_seconds)
-    request["Environment"] = environment
+    # The runtime limit counts the hold too: it grows by the hold window (hold.stopping_condition).
+    request["StoppingCondition"], _ = hold.stopping_condition(
+        request.get("StoppingCondition"), hold_seconds
+    )
+    if not hold.environment_room(request.get("Environment")):
+        environment = dict(request.get("Environment") or {})
+        environment[hold.HOLD_VARIABLE] = str(hold_seconds)
+        request["Environment"] = environment
     mechanism = "none"
     if hold_plan and hold_plan.get("possible") and hold_plan.get("fields") and hold_seconds > 0:
         algorithm = {
@@ -67,9 +72,35 @@ def debug_copy_request(
     return request
 
 
+def planned_copy(
+    description: dict, new_name: str, hold_seconds: int, plan: dict
+) -> tuple[dict, dict, list[str]]:
+    """(CreateTrainingJob request, the plan as it stands, what still breaks AWS's limits).
+
+    When the hold cannot fit in AWS's documented limits (botocore's model: the Environment's
+    100 entries, the 100 + 100 entrypoint items, sizes, patterns), the plan says which and
+    the copy goes without the hold. The plan also says when the runtime limit cannot grow
+    by the whole hold window (runtime_limit)."""
+    room = hold.environment_room(description.get("Environment"))
+    if room and plan.get("possible") and hold_seconds > 0:
+        plan = hold.refused(room)
+    request = debug_copy_request(description, new_name, hold_seconds, plan)
+    problems = hold.limit_problems(request)
+    if problems and plan.get("possible") and hold_seconds > 0:
+        plan = hold.refused(f"The copy would break AWS's limits: {'; '.join(problems)}.")
+        request = debug_copy_request(description, new_name, hold_seconds, plan)
+        problems = hold.limit_problems(request)
+    _, runtime_note = hold.stopping_condition(description.get("StoppingCondition"), hold_seconds)
+    if plan.get("possible") and hold_seconds > 0 and runtime_note:
+        plan = {**plan, "reason": plan["reason"] + runtime_note,
+                "runtime_limit": runtime_note.strip()}  # fmt: skip
+    return request, plan, problems
+
+
 def public_plan(plan: dict) -> dict:
     """What the UI shows of a hold plan (not the wrapper's text)."""
-    return {key: plan[key] for key in ("mechanism", "command", "possible", "reason")}
+    keys = ("mechanism", "command", "possible", "reason", "runtime_limit")
+    return {key: plan[key] for key in keys if key in plan}
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,13 +219,20 @@ class Actions:
         possible, reason."""
         description = await self.cache.describe(name, fresh=True)
         plan = await self.hold_plan(description)
+        request, plan, problems = planned_copy(
+            description, new_name or copy_name(name), hold_seconds, plan
+        )
         if dry_run:
             return {"name": name, "hold": public_plan(plan)}
         if description.get("EnableNetworkIsolation"):
             raise network_isolation(
                 name, "Create the copy yourself without EnableNetworkIsolation."
             )
-        request = debug_copy_request(description, new_name or copy_name(name), hold_seconds, plan)
+        if problems:
+            raise SMDebugError(
+                409, "aws_limits", f"The copy would break AWS's limits: {'; '.join(problems)}.",
+                "Create the copy yourself within AWS's limits.",
+            )  # fmt: skip
         await self.aws.call("sagemaker", "create_training_job", **request)
         copy = detail(await self.cache.describe(request["TrainingJobName"], fresh=True))
         # `hold` stays the job's live hold (none yet); how the copy holds is `hold_plan`.

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..description import detail, hosts_of, listed_row, summary
+from ..description import detail, hold_answer, hosts_of, listed_row, summary
 from ..errors import SMDebugError
 
 if TYPE_CHECKING:
@@ -137,10 +137,4 @@ class Listing:
         if not holds:
             return None
         first = min(holds, key=lambda h: h["until"])
-        return {
-            "hosts": [h["host"] for h in holds],
-            "since": first["since"],
-            "until": first["until"],
-            "seconds": first["seconds"],
-            "last_lines": first["last_lines"],
-        }
+        return hold_answer(first, [h["host"] for h in holds], description)

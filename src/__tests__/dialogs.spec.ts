@@ -33,6 +33,20 @@ describe('formatDuration', () => {
 describe('describeHoldPlan', () => {
   const trans = nullTranslator.load('jupyter_sm_debug');
 
+  it('says when the runtime limit may end the copy before the hold does', () => {
+    const limit =
+      'The copy may train for at most 120 h (MaxRuntimeInSeconds, raised from 120 h within the 120 h limit), so SageMaker may stop it before the hold window ends.';
+    expect(
+      describeHoldPlan(trans, {
+        mechanism: 'wrapper',
+        command: 'python train.py',
+        possible: true,
+        reason: 'holds by wrapping `python train.py`',
+        runtime_limit: limit
+      })
+    ).toBe('Holds by wrapping `python train.py`. ' + limit);
+  });
+
   it('names the command the copy wraps, or says plainly why none holds', () => {
     expect(
       describeHoldPlan(trans, {

@@ -316,6 +316,7 @@ function summaryOf(job: IJob): IJobSummary {
     secondary_status,
     created,
     instance_count,
-    remote_debug: { ...job.remote_debug }
+    remote_debug: { ...job.remote_debug },
+    ...(job.hold_window !== undefined ? { hold_window: job.hold_window } : {})
   };
 }

@@ -37,6 +37,33 @@ describe('JobsModel', () => {
     jest.useRealTimers();
   });
 
+  describe('held jobs (issue 23, finding 8)', () => {
+    it('asks a running row with a hold window for its hold, collapsed and after a reload', async () => {
+      const held = server.jobs.find(job => job.name === 'job-044')!;
+      held.status = 'InProgress';
+      held.secondary_status = 'Training';
+      held.hold_window = 600;
+      held.hold = {
+        hosts: ['algo-1'],
+        since: new Date(0).toISOString(),
+        until: new Date(Date.now() + 600000).toISOString(),
+        seconds: 600,
+        last_lines: ['Traceback']
+      };
+      for (let reload = 0; reload < 2; reload++) {
+        model?.dispose();
+        model = makeModel(server);
+        model.isVisible = true;
+        await jest.advanceTimersByTimeAsync(0);
+        await settle();
+        expect(model.isExpanded('job-044')).toBe(false);
+        expect(model.detail('job-044')?.job?.hold?.seconds).toBe(600);
+        // Rows without a hold window are not asked.
+        expect(model.detail('job-043')).toBeUndefined();
+      }
+    });
+  });
+
   describe('loading and paging', () => {
     it('loads nothing until the panel is first shown', async () => {
       model = makeModel(server);

@@ -140,6 +140,18 @@ function HeldJob(props: {
           new Date(hold.until).toLocaleTimeString()
         )}
       </div>
+      {hold.limited_by === 'runtime' ? (
+        <div className="jp-SMDebug-heldHint jp-SMDebug-heldRuntime">
+          {trans.__(
+            "SageMaker's runtime limit for this job (MaxRuntimeInSeconds) comes before the hold window's end: the job is stopped then."
+          )}
+        </div>
+      ) : null}
+      <div className="jp-SMDebug-heldHint jp-SMDebug-heldEnds">
+        {trans.__(
+          'The hold ends then, when you release it (sm-debug-entrypoint --release), or when the last shell you opened on a host closes. Host state, Stacks, Run and port forwards never end it.'
+        )}
+      </div>
       {hold.last_lines.length > 0 ? (
         <pre
           className="jp-SMDebug-heldLines"

@@ -8,7 +8,13 @@ import {
 import * as React from 'react';
 
 import { AttachManager } from '../attach';
-import { elapsedOf, holdLabel, instancesLabel, whenOf } from '../format';
+import {
+  elapsedOf,
+  heldBadgeLabel,
+  holdLabel,
+  instancesLabel,
+  whenOf
+} from '../format';
 import { secondaryStatusLabel, statusClass, statusLabel } from '../labels';
 import { JobsModel } from '../model';
 import {
@@ -467,8 +473,11 @@ function JobRow(props: IJobsViewProps & { job: IJobSummary }): JSX.Element {
             </span>
             <span className="jp-SMDebug-badges">
               {hold ? (
-                <span className="jp-SMDebug-badge jp-mod-failed jp-mod-held">
-                  {holdLabel(trans, hold)}
+                <span
+                  className="jp-SMDebug-badge jp-mod-failed jp-mod-held"
+                  title={holdLabel(trans, hold)}
+                >
+                  {heldBadgeLabel(trans, hold)}
                 </span>
               ) : (
                 <span className={`jp-SMDebug-badge ${statusClass(job.status)}`}>

@@ -43,9 +43,13 @@ async def test_a_failed_job_gets_a_debug_copy(api, sagemaker):
         "RoleArn",
         "ResourceConfig",
         "OutputDataConfig",
-        "StoppingCondition",
     ):
         assert new[key] == old[key], key
+    # The runtime limit grows by the hold window (issue 23, finding 3).
+    runtime = old["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert new["StoppingCondition"]["MaxRuntimeInSeconds"] == min(
+        runtime + 900, max(runtime, hold.RUNTIME_QUOTA_SECONDS)
+    )
     assert new.get("HyperParameters") == old.get("HyperParameters")
     for key, value in (old.get("Environment") or {}).items():
         assert new["Environment"][key] == value
@@ -228,3 +232,121 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
     assert {"Key": "sm-debug:hold", "Value": "entrypoint"} in tags
     standin.advance(FAILS_AFTER + 10)
     assert phase(sagemaker, f"{name}-c") == ("InProgress", "Training")  # its entrypoint holds
+
+
+# -- issue 23, finding 1: looking never ends the hold ----------------------------------------
+
+
+STANDIN_SSM_COUNTS_EVERY_SESSION = (
+    "the stand-in's SSM gateway (standin/core.py _ssm_sessions) still counts every Connected "
+    "session; it needs hold.subtree_marked per session (see issue 23's report)"
+)
+
+
+@pytest.mark.parametrize(
+    "transport",
+    ["ssh", pytest.param("ssm", marks=pytest.mark.xfail(reason=STANDIN_SSM_COUNTS_EVERY_SESSION))],
+)
+async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
+    api, standin, sagemaker, transport
+):
+    """The extension's own sessions (host state, stacks, run) open and close on a held copy;
+    after each the stand-in's reconcile (the container side's look) keeps the job held."""
+    if transport == "ssh" and standin.sshd_missing_hint:
+        pytest.skip(standin.sshd_missing_hint)
+    options, _ = KINDS["entrypoint"]
+    original = f"look-{transport}-{uuid.uuid4().hex[:6]}"
+    standin.create_job(original, schedule=FAILING, started_ago=FAILS_AFTER + 5, **options)
+    copy = f"{original}-copy"
+    status, job = await api("POST", "jobs", original, "debug-copy",
+                            body={"hold_seconds": 600, "name": copy})  # fmt: skip
+    assert status == 201, job
+    standin.advance(FAILS_AFTER + 10)
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    looks = [
+        ("GET", ("hosts", "algo-1", "state"), None, {"transport": transport}),
+        ("POST", ("stacks",), {"transport": transport}, {}),
+        ("POST", ("run",), {"argv": ["sh", "-c", "sleep 3; echo hi"], "transport": transport}, {}),
+    ]
+    for method, path, body, query in looks:
+        call = asyncio.ensure_future(api(method, "jobs", copy, *path, body=body, **query))
+        while not call.done():  # the container side looks while the session is open
+            await asyncio.get_running_loop().run_in_executor(None, standin.reconcile)
+            await asyncio.sleep(0.05)
+        status, answer = call.result()
+        assert status == 200, (path, answer)
+        standin.reconcile()
+        assert phase(sagemaker, copy) == ("InProgress", "Training"), path
+    standin.reconcile()
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+
+
+# -- issue 23, finding 3: the copy's runtime limit covers the hold ----------------------------
+
+
+def test_the_copys_stopping_condition_grows_by_the_hold():
+    grown, note = hold.stopping_condition({"MaxRuntimeInSeconds": 45}, 1800)
+    assert grown == {"MaxRuntimeInSeconds": 1845} and note == ""
+    spot, _ = hold.stopping_condition(
+        {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}, 600
+    )
+    assert spot == {"MaxRuntimeInSeconds": 4200, "MaxWaitTimeInSeconds": 4200}
+    assert spot["MaxWaitTimeInSeconds"] >= spot["MaxRuntimeInSeconds"]
+    default, _ = hold.stopping_condition(None, 600)
+    assert default == {"MaxRuntimeInSeconds": hold.DEFAULT_MAX_RUNTIME + 600}
+    # At the quota the copy keeps the source's own limit, and says the hold may be cut.
+    full, note = hold.stopping_condition({"MaxRuntimeInSeconds": hold.RUNTIME_QUOTA_SECONDS}, 600)
+    assert full == {"MaxRuntimeInSeconds": hold.RUNTIME_QUOTA_SECONDS}
+    assert "may stop it before the hold window ends" in note
+    longer, _ = hold.stopping_condition({"MaxRuntimeInSeconds": 28 * 86400}, 600)
+    assert longer == {"MaxRuntimeInSeconds": 28 * 86400}  # an account with a raised quota
+
+
+async def test_a_short_runtime_limit_no_longer_stops_the_held_copy(api, standin, sagemaker):
+    """The issue's case: a source with a 45 s MaxRuntimeInSeconds (that failed in it). Its
+    copy's limit grows by the hold, so the copy is still held after the source's limit."""
+    name = f"short-{uuid.uuid4().hex[:6]}"
+    request = standin._job_request(
+        name, schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
+        container_entrypoint=["python", "/opt/ml/code/train.py"],
+    )  # fmt: skip
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 45}
+    sagemaker.create_training_job(**request)
+    copy = f"{name}-copy"
+    status, job = await api("POST", "jobs", name, "debug-copy",
+                            body={"hold_seconds": 600, "name": copy})  # fmt: skip
+    assert status == 201, job
+    described = sagemaker.describe_training_job(TrainingJobName=copy)
+    assert described["StoppingCondition"]["MaxRuntimeInSeconds"] == 645
+    standin.advance(20 + 45 + 60)  # a minute past the source's own limit
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    status, detail = await api("GET", "jobs", copy)
+    assert status == 200 and detail["hold"], detail
+    assert detail["hold"]["limited_by"] == "hold"
+
+
+async def test_when_the_runtime_limit_is_shorter_the_dry_run_and_the_countdown_say_so(
+    api, standin, sagemaker
+):
+    name = f"quota-{uuid.uuid4().hex[:6]}"
+    request = standin._job_request(
+        name, schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
+        container_entrypoint=["python", "/opt/ml/code/train.py"],
+    )  # fmt: skip
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": hold.RUNTIME_QUOTA_SECONDS}
+    sagemaker.create_training_job(**request)
+    status, preview = await api("POST", "jobs", name, "debug-copy",
+                                body={"dry_run": True, "hold_seconds": 600})  # fmt: skip
+    assert status == 200 and preview["hold"]["possible"], preview
+    assert "may stop it before the hold window ends" in preview["hold"]["reason"]
+    # The countdown: min(hold end, runtime end), and which one it is.
+    started = sagemaker.describe_training_job(TrainingJobName=name)["CreationTime"]
+    from jupyter_sm_debug.description import hold_answer
+
+    first = {"since": started.isoformat(), "until": "2999-01-01T00:00:00+00:00", "seconds": 600,
+             "last_lines": []}  # fmt: skip
+    shown = hold_answer(first, ["algo-1"], {"TrainingStartTime": started,
+                        "StoppingCondition": {"MaxRuntimeInSeconds": 60}})  # fmt: skip
+    assert shown["limited_by"] == "runtime"
+    assert shown["until"].startswith(str(started.year))
+    assert hold_answer(first, ["algo-1"], {})["limited_by"] == "hold"

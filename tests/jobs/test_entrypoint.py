@@ -370,3 +370,34 @@ def test_release_never_writes_through_a_symlink(ml_root, tmp_path):
     assert run("--release").returncode == 0
     assert not victim.exists()
     assert (ml_root / "release").is_file() and not (ml_root / "release").is_symlink()
+
+
+# -- issue 23, finding 1: looking never ends the hold ------------------------------------------
+
+
+@needs_sshd
+def test_the_extensions_own_ssh_sessions_never_end_the_hold(ml_root, tmp_path):
+    """Runs as the extension sends them (hold.tool_argv, as host state, stacks and run do)
+    open and close; the hold goes on. Then a person's session closes and ends it."""
+    import shlex
+
+    from jupyter_sm_debug import hold
+
+    box = Container(tmp_path, "--hold-on-failure", "120", command=("sh", "-c", "exit 4"))
+    try:
+        line = box.proc.stdout.readline()
+        while not line.startswith("SM_DEBUG_HOLD"):
+            line = box.proc.stdout.readline()
+        for argv in (["cat", "/proc/loadavg"], ["sh", "-c", "sleep 1; echo done"], ["true"]):
+            result = box.ssh(shlex.join(hold.tool_argv(argv)))
+            assert result.returncode == 0, result.stderr
+        # The hold looks every 0.2 s: give it several looks after the last run closed.
+        marker = tmp_path / "looked"
+        box.ssh(shlex.join(hold.tool_argv(["sh", "-c", f"sleep 1.5; touch {marker}"])))
+        assert marker.exists()
+        assert box.proc.poll() is None, "one of the extension's own sessions ended the hold"
+        assert box.ssh("sleep 1").returncode == 0  # a person's session, then it closes
+        assert box.proc.wait(timeout=20) == 4
+    finally:
+        _, err = box.stop()
+    assert "hold ended (last session closed)" in err

@@ -147,3 +147,34 @@ def test_v3_unreadable_image_says_why(sdk_standin):
     )
     with pytest.raises(HoldNotPossible, match="ecr:BatchGetImage and ecr:GetDownloadUrlForLayer"):
         debuggable(trainer, hold_on_failure=600)
+
+
+@only_v3
+def test_v3_debuggable_changes_exactly_the_trainer_it_was_given(sdk_standin, sm, source_dir):
+    """Issue 23, finding 5: sagemaker-core caches one SageMaker client per session and region,
+    and every trainer creates its job through it. Two plain trainers of the same image and
+    base name, launched before and after the debuggable one, stay as they are."""
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import Compute, SourceCode
+
+    def trainer() -> ModelTrainer:
+        return ModelTrainer(
+            training_image=dlc_image(sdk_standin.region), role=ROLE, base_job_name="same-v3",
+            source_code=SourceCode(source_dir=source_dir, entry_script="train.py"),
+            compute=Compute(instance_type="ml.g5.xlarge", instance_count=1),
+        )  # fmt: skip
+
+    before = trainer()
+    before.train(wait=False, logs=False)
+    debugged = debuggable(trainer(), hold_on_failure=600)
+    debugged.train(wait=False, logs=False)
+    after = trainer()
+    after.train(wait=False, logs=False)
+    launched(sm, debugged._latest_training_job.training_job_name)
+    for plain in (before, after):
+        job = sm.describe_training_job(TrainingJobName=plain._latest_training_job.training_job_name)
+        algorithm = job["AlgorithmSpecification"]
+        argv = algorithm.get("ContainerEntrypoint", []) + algorithm.get("ContainerArguments", [])
+        assert not hold.is_wrapped(argv), algorithm
+        assert hold.HOLD_VARIABLE not in (job.get("Environment") or {})
+        assert (job.get("RemoteDebugConfig") or {}).get("EnableRemoteDebug") is not True
