@@ -6,8 +6,9 @@ import re
 
 from .errors import SMDebugError
 
-# AWS's own pattern for TrainingJobName (botocore model: 1..63 chars).
-JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# AWS's own pattern for TrainingJobName, and its length limit (botocore model: 1..63 chars),
+# which the pattern alone does not keep: its hyphens are not counted.
+JOB_NAME = re.compile(r"(?=.{1,63}\Z)[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", re.DOTALL)
 HOST_NAME = re.compile(r"algo-([1-9][0-9]{0,4})")
 NAME_CONTAINS = re.compile(r"[a-zA-Z0-9\-]{1,63}")
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")

@@ -99,6 +99,17 @@ def descendants(root: int | None = None) -> set[int]:
     return procs.descendants([os.getpid() if root is None else root])
 
 
+def other_jobs_processes(standin, job: str) -> set[int]:
+    """Processes of the stand-in's hosts of jobs other than `job`: the demo's jobs run real
+    programs (a hung rank's poll, a held job's wrapper) that start and end processes of
+    their own while a test counts its own."""
+    pids: set[int] = set()
+    for host in list(standin.backends.hosts.live.values()):
+        if host.job != job and host.process is not None:
+            pids |= {host.process.pid} | descendants(host.process.pid)
+    return pids
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:

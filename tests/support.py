@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import time
@@ -60,3 +61,16 @@ def wait_gone(pid: int, timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.05)
     return not alive(pid)
+
+
+async def failed_job(api, timeout: float = 120.0) -> dict:
+    """The newest Failed job's row. The demo's failing job is a real program that fails a
+    few seconds after the stand-in starts, so a test that runs first waits for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, page = await api("GET", "jobs", status="Failed")
+        assert status == 200, page
+        if page["jobs"]:
+            return page["jobs"][0]
+        assert time.monotonic() < deadline, "no job failed in time"
+        await asyncio.sleep(0.5)

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support import assert_error
+from support import assert_error, failed_job
 
 from jupyter_sm_debug import hold
 from jupyter_sm_debug.standin import hosts
@@ -17,8 +17,7 @@ from jupyter_sm_debug.standin.core import byoc_image
 
 
 async def test_a_failed_job_gets_a_debug_copy(api, sagemaker):
-    status, page = await api("GET", "jobs", status="Failed")
-    original = page["jobs"][0]["name"]
+    original = (await failed_job(api))["name"]
     new_name = f"copy-{uuid.uuid4().hex[:8]}"
     status, job = await api(
         "POST", "jobs", original, "debug-copy", body={"hold_seconds": 900, "name": new_name}
@@ -177,8 +176,13 @@ async def test_a_failed_job_ends_but_its_debug_copy_holds_until_the_last_session
     cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[:-1]
     assert hold.is_wrapped([part.decode() for part in cmdline])
 
+    # A copy runs the hold wrapper, not sm-debug-entrypoint --ssh: its log's SSH line could be
+    # the training code's, so SSH needs the address and key (issue 22, finding 10).
+    addr, port = standin.host_address(copy, "algo-1")
+    key = " ".join(standin.backends.hosts.ssh.host_key.with_suffix(".pub").read_text().split()[:2])
     status, attached = await api("POST", "jobs", copy, "hosts", "algo-1", "terminals",
-                                 body={"transport": "ssh"})  # fmt: skip
+                                 body={"transport": "ssh", "address": f"{addr}:{port}",
+                                       "host_key": key})  # fmt: skip
     assert status == 201, attached
     deadline = time.monotonic() + 15
     while host_sessions(standin, copy) == 0 and time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import assert_error, unique
+from support import assert_error, failed_job, unique
 from tornado.httpclient import HTTPClientError
 
 # -- listing -------------------------------------------------------------------------
@@ -30,6 +30,7 @@ async def test_list_shows_seeded_jobs_newest_first_with_summaries(api, demo_jobs
 
 
 async def test_list_filters_by_status_and_name(api, demo_jobs):
+    await failed_job(api)
     status, page = await api("GET", "jobs", status="Failed")
     assert status == 200 and page["jobs"]
     assert {job["status"] for job in page["jobs"]} == {"Failed"}
@@ -112,8 +113,7 @@ async def test_heterogeneous_job_lists_every_group_host(api, demo_jobs):
 
 
 async def test_failed_job_carries_its_failure_reason(api):
-    status, page = await api("GET", "jobs", status="Failed")
-    name = page["jobs"][0]["name"]
+    name = (await failed_job(api))["name"]
     status, job = await api("GET", "jobs", name)
     assert status == 200
     assert job["failure_reason"]

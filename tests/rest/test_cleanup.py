@@ -16,6 +16,7 @@ from hardening_helpers import (
     descendants,
     describe_processes,
     end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
+    other_jobs_processes,
     running_job,
     session_clients,
     wait_until,
@@ -92,10 +93,11 @@ async def test_deleting_a_terminal_ends_the_session_within_two_seconds(
     terminal.ws.close()
 
 
-def snapshot(standin) -> dict:
+def snapshot(standin, job: str) -> dict:
+    ours = descendants() - other_jobs_processes(standin, job)
     return {
-        "descendants": {p for p in descendants() if alive(p)},
-        "zombies": {p for p in descendants() if zombie(p)},
+        "descendants": {p for p in ours if alive(p)},
+        "zombies": {p for p in ours if zombie(p)},
         "clients": session_clients(standin),
     }
 
@@ -103,7 +105,7 @@ def snapshot(standin) -> dict:
 async def test_fifty_attach_detach_cycles_leak_nothing(
     api, jp_fetch, jp_ws_fetch, job, standin, terminal_manager
 ):
-    before = snapshot(standin)
+    before = snapshot(standin, job)
     sessions_before = set(registry(standin).sessions)
     names = set()
     for cycle in range(CYCLES):
@@ -119,13 +121,13 @@ async def test_fifty_attach_detach_cycles_leak_nothing(
         await detach(jp_fetch, name)
 
     def settled():
-        now = snapshot(standin)
+        now = snapshot(standin, job)
         return now["descendants"] <= before["descendants"] and now["clients"] <= before["clients"]
 
     assert await async_wait_until(settled, timeout=10), describe_processes(
-        snapshot(standin)["descendants"] - before["descendants"]
+        snapshot(standin, job)["descendants"] - before["descendants"]
     )
-    after = snapshot(standin)
+    after = snapshot(standin, job)
     assert after["zombies"] <= before["zombies"], describe_processes(after["zombies"])
     assert not names & set(terminal_manager.terminals)
     made = [s for sid, s in registry(standin).sessions.items() if sid not in sessions_before]

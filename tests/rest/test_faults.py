@@ -256,7 +256,7 @@ async def test_ssh_missing_is_a_clear_error(raw, standin, terminal_manager, monk
     terminals = set(terminal_manager.terminals)
     status, answer, _ = await raw("POST", attach_path(job), {"transport": "ssh"})
     FAULTS.append("ssh missing")
-    assert_error(status, answer, (409, 503), "ssh_missing")
+    assert_error(status, answer, (409, 503), "ssh_client_missing")
     assert "OpenSSH" in answer["error"]["message"] and "apt-get" in answer["error"]["hint"]
     status, env, _ = await raw("GET", "/sm-debug/environment")
     assert env["clients"]["ssh"] is None

@@ -21,6 +21,7 @@ from hardening_helpers import (
     descendants,
     end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     environ_of,
+    other_jobs_processes,
     raw_client,
     running_job,
     session_clients,
@@ -164,13 +165,14 @@ def check_refusal(status, body, problems, label) -> None:
         problems.append(f"{label}: {error}")
 
 
-def processes_now(standin) -> set:
-    """This process's descendants and the stand-in's session clients, by pid."""
-    return descendants() | session_clients(standin)
+def processes_now(standin, job: str) -> set:
+    """This process's descendants and the stand-in's session clients, by pid, but for the
+    processes other jobs' hosts run."""
+    return (descendants() | session_clients(standin)) - other_jobs_processes(standin, job)
 
 
 async def test_hostile_job_names_on_every_route(raw, job, standin, terminal_manager, spawns):
-    terminals, before = set(terminal_manager.terminals), processes_now(standin)
+    terminals, before = set(terminal_manager.terminals), processes_now(standin, job)
     problems: list[str] = []
     segments = [segment(name) for name in hostile_job_names(job)] + RAW_JOB_SEGMENTS
     for seg in segments:
@@ -181,12 +183,12 @@ async def test_hostile_job_names_on_every_route(raw, job, standin, terminal_mana
     assert not problems, "\n".join(problems)
     assert spawns == []
     assert set(terminal_manager.terminals) == terminals
-    assert processes_now(standin) - before == set()  # nothing new was spawned
+    assert processes_now(standin, job) - before == set()  # nothing new was spawned
     assert standin.job(job)["RemoteDebugConfig"] == {"EnableRemoteDebug": True}
 
 
 async def test_hostile_host_names_never_attach(raw, job, standin, terminal_manager, spawns):
-    terminals, before = set(terminal_manager.terminals), processes_now(standin)
+    terminals, before = set(terminal_manager.terminals), processes_now(standin, job)
     problems: list[str] = []
     hosts = [segment(host) for host in hostile_host_names()] + ["%2e%2e", "..", "%ff", "%00"]
     for host in hosts:
@@ -201,7 +203,7 @@ async def test_hostile_host_names_never_attach(raw, job, standin, terminal_manag
         assert_error(status, answer, 400 if code.startswith("invalid") else 404, code)
     assert spawns == []
     assert set(terminal_manager.terminals) == terminals
-    assert processes_now(standin) - before == set()  # nothing new was spawned
+    assert processes_now(standin, job) - before == set()  # nothing new was spawned
 
     # The same route with a valid host does attach: the refusals above were the names'.
     status, answer, _ = await raw(

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from held_jobs import WRAPPED
-from support import assert_error, unique
+from support import assert_error, failed_job, unique
 
 from jupyter_sm_debug.jobs import console_url
 
@@ -22,6 +22,8 @@ FAILING = {"starting": 20, "downloading": 10, "training": 60, "outcome": "Failed
 
 
 async def finished_job(api, status="Completed") -> dict:
+    if status == "Failed":
+        return await failed_job(api)
     _, page = await api("GET", "jobs", status=status)
     return page["jobs"][0]
 
