@@ -2,6 +2,7 @@
 session-manager-plugin.
 
 - ``protocol``: the wire format and the protocol's constants (defined there once);
+  ``handshake``: the handshake's and the KMS challenge's payloads;
 - ``channel``: the data-channel state, either end (the stand-in's agents use it too);
 - ``encryption``: the KMS data key and AES-GCM of encrypted sessions;
 - ``wsframe``: RFC 6455 framing (and the opening handshake) for both clients; ``wsclient``

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import encryption
+from . import handshake as hs
 from . import protocol as p
 
 # From the plugin's src/config/config.go (seconds).
@@ -96,8 +97,8 @@ class StreamData:
 class HandshakeRequested:
     """Client side: the agent's request, and the response already sent for it."""
 
-    request: p.HandshakeRequest
-    response: p.HandshakeResponse
+    request: hs.HandshakeRequest
+    response: hs.HandshakeResponse
 
     @property
     def kms_requested(self) -> bool:
@@ -106,7 +107,7 @@ class HandshakeRequested:
 
 @dataclass
 class HandshakeCompleted:
-    complete: p.HandshakeComplete
+    complete: hs.HandshakeComplete
 
 
 @dataclass
@@ -115,7 +116,7 @@ class HandshakeAnswered:
     client's data key opened). ``challenged``: the encryption challenge went out, and
     :class:`EncryptionConfirmed` follows."""
 
-    response: p.HandshakeResponse
+    response: hs.HandshakeResponse
     ok: bool
     challenged: bool = False
     problem: str = ""
@@ -369,17 +370,17 @@ class DataChannel:
         payload = msg.payload
         if self.role == CLIENT:
             if ptype == p.PayloadType.HANDSHAKE_REQUEST:
-                return [self._answer_handshake(p.parse_handshake_request(payload))]
+                return [self._answer_handshake(hs.parse_handshake_request(payload))]
             if ptype == p.PayloadType.HANDSHAKE_COMPLETE:
                 self.handshake_done = True
-                return [HandshakeCompleted(p.parse_handshake_complete(payload))]
+                return [HandshakeCompleted(hs.parse_handshake_complete(payload))]
             if ptype == p.PayloadType.ENC_CHALLENGE_REQUEST:
                 self._answer_challenge(payload)
                 return []
             encrypted = (p.PayloadType.OUTPUT, p.PayloadType.STDERR, p.PayloadType.EXIT_CODE)
         else:
             if ptype == p.PayloadType.HANDSHAKE_RESPONSE:
-                return [self._handshake_answered(p.parse_handshake_response(payload))]
+                return [self._handshake_answered(hs.parse_handshake_response(payload))]
             if ptype == p.PayloadType.ENC_CHALLENGE_RESPONSE:
                 return [self._challenge_answered(payload)]
             if not self.handshake_done:
@@ -394,20 +395,20 @@ class DataChannel:
 
     # ------------------------------------------------------------------ handshake
 
-    def _answer_handshake(self, req: p.HandshakeRequest) -> HandshakeRequested:
+    def _answer_handshake(self, req: hs.HandshakeRequest) -> HandshakeRequested:
         self.agent_version = req.agent_version
         processed = []
         errors = []
         for action in req.actions:
             status, error, result = self._decide(action)
-            processed.append(p.ProcessedAction(action.action_type, status, result, error))
+            processed.append(hs.ProcessedAction(action.action_type, status, result, error))
             if error:
                 errors.append(error)
-        resp = p.HandshakeResponse(self.version, processed, errors)
-        self.send_stream(p.PayloadType.HANDSHAKE_RESPONSE, p.handshake_response_payload(resp))
+        resp = hs.HandshakeResponse(self.version, processed, errors)
+        self.send_stream(p.PayloadType.HANDSHAKE_RESPONSE, hs.handshake_response_payload(resp))
         return HandshakeRequested(req, resp)
 
-    def _decide(self, action: p.RequestedAction) -> tuple[int, str, Any]:
+    def _decide(self, action: hs.RequestedAction) -> tuple[int, str, Any]:
         kind = action.action_type
         if kind == p.ActionType.SESSION_TYPE:
             params = action.parameters if isinstance(action.parameters, dict) else {}
@@ -431,7 +432,7 @@ class DataChannel:
             return self._make_data_key(action)
         return p.ActionStatus.UNSUPPORTED, f"Unsupported action {kind}", None
 
-    def _make_data_key(self, action: p.RequestedAction) -> tuple[int, str, Any]:
+    def _make_data_key(self, action: hs.RequestedAction) -> tuple[int, str, Any]:
         """Client side of the KMSEncryption action: a data key from KMS for this session."""
         params = action.parameters if isinstance(action.parameters, dict) else {}
         key_id = params.get("KMSKeyId")
@@ -447,7 +448,7 @@ class DataChannel:
             except Exception as exc:  # noqa: BLE001 - any KMS failure fails the action
                 problem = str(exc) or type(exc).__name__
             else:
-                return p.ActionStatus.SUCCESS, "", p.kms_encryption_result(blob)
+                return p.ActionStatus.SUCCESS, "", hs.kms_encryption_result(blob)
         return p.ActionStatus.FAILED, f"Failed to process action KMSEncryption: {problem}", None
 
     def _answer_challenge(self, payload: bytes) -> None:
@@ -455,13 +456,13 @@ class DataChannel:
         if self.cipher is None:
             return  # no key: the agent times out and says why
         try:
-            challenge = self.cipher.decrypt(p.parse_challenge(payload))
+            challenge = self.cipher.decrypt(hs.parse_challenge(payload))
         except (p.ProtocolError, encryption.EncryptionError):
             return
-        answer = p.challenge_payload(self.cipher.encrypt(challenge))
+        answer = hs.challenge_payload(self.cipher.encrypt(challenge))
         self.send_stream(p.PayloadType.ENC_CHALLENGE_RESPONSE, answer)
 
-    def _handshake_answered(self, resp: p.HandshakeResponse) -> HandshakeAnswered:
+    def _handshake_answered(self, resp: hs.HandshakeResponse) -> HandshakeAnswered:
         """Agent side: with KMS, open the client's data key and challenge it."""
         self.client_version = resp.client_version
         self._handshake_answered_at = self.clock()
@@ -472,13 +473,13 @@ class DataChannel:
         try:
             if not results or self.decrypt_data_key is None:
                 raise ValueError("the client did not take part in KMS encryption")
-            blob = p.parse_kms_encryption_result(results[0])
+            blob = hs.parse_kms_encryption_result(results[0])
             context = encryption.encryption_context(self.session_id, self.target_id)
             self.cipher = encryption.BlockCipher(self.decrypt_data_key(blob, context), agent=True)
         except Exception as exc:  # noqa: BLE001 - a key that does not open fails the session
             return HandshakeAnswered(resp, False, problem=f"Fetching data key failed: {exc}")
         self._challenge = os.urandom(encryption.CHALLENGE_BYTES)
-        challenge = p.challenge_payload(self.cipher.encrypt(self._challenge))
+        challenge = hs.challenge_payload(self.cipher.encrypt(self._challenge))
         self.send_stream(p.PayloadType.ENC_CHALLENGE_REQUEST, challenge)
         self._challenge_sent = self.clock()
         return HandshakeAnswered(resp, True, challenged=True)
@@ -488,7 +489,7 @@ class DataChannel:
         if self.cipher is None or not self._challenge:
             return EncryptionConfirmed(False)
         try:
-            answer = self.cipher.decrypt(p.parse_challenge(payload))
+            answer = self.cipher.decrypt(hs.parse_challenge(payload))
         except (p.ProtocolError, encryption.EncryptionError):
             return EncryptionConfirmed(False)
         return EncryptionConfirmed(answer == self._challenge)
@@ -501,16 +502,16 @@ class DataChannel:
     ) -> int:
         """Agent side: open the handshake, as the agent does before starting a shell (or a
         port session, whose properties carry portNumber and type)."""
-        actions: Sequence[p.RequestedAction] = [p.session_type_action(session_type, properties)]
+        actions: Sequence[hs.RequestedAction] = [hs.session_type_action(session_type, properties)]
         if kms_key_id:
             # With the block cipher's random challenge (buildHandshakeRequestPayload).
             challenge = base64.b64encode(os.urandom(RANDOM_CHALLENGE_BYTES)).decode()
-            actions = [*actions, p.kms_action(kms_key_id, challenge)]
+            actions = [*actions, hs.kms_action(kms_key_id, challenge)]
             self._kms_key_id = kms_key_id
         self._handshake_started = self.clock()
         self._handshake_answered_at = None
-        req = p.HandshakeRequest(self.version, list(actions))
-        return self.send_stream(p.PayloadType.HANDSHAKE_REQUEST, p.handshake_request_payload(req))
+        req = hs.HandshakeRequest(self.version, list(actions))
+        return self.send_stream(p.PayloadType.HANDSHAKE_REQUEST, hs.handshake_request_payload(req))
 
     def handshake_expired(self) -> str:
         """Agent side: why the handshake failed for lack of an answer, or "". The agent's
@@ -540,9 +541,9 @@ class DataChannel:
         if self.cipher is not None and not customer_message:
             # buildHandshakeCompletePayload: the line the plugin prints for an encrypted session
             customer_message = KMS_CUSTOMER_MESSAGE
-        done = p.HandshakeComplete(int(took * 1e9), customer_message)
+        done = hs.HandshakeComplete(int(took * 1e9), customer_message)
         self.handshake_done = True
-        payload = p.handshake_complete_payload(done)
+        payload = hs.handshake_complete_payload(done)
         return self.send_stream(p.PayloadType.HANDSHAKE_COMPLETE, payload)
 
     def close(self, output: str = "") -> None:

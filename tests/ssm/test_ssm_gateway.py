@@ -13,6 +13,7 @@ import time
 import pytest
 from test_ssm_session import PROMPT, Terminal, client_env, sessions
 
+from jupyter_sm_debug.ssm import handshake as hs
 from jupyter_sm_debug.ssm import protocol as p
 from jupyter_sm_debug.standin import ssm as standin_ssm
 
@@ -111,7 +112,7 @@ def test_kms_or_the_knob_brings_the_handshake_back(standin, target):
         started, ws = open_channel(standin, target)
         first = p.decode(ws.recv_data()[1])
         assert first.payload_type == p.PayloadType.HANDSHAKE_REQUEST
-        request = p.parse_handshake_request(first.payload)
+        request = hs.parse_handshake_request(first.payload)
         assert [a.action_type for a in request.actions] == [p.ActionType.SESSION_TYPE]
         ws.close()
     finally:

@@ -17,6 +17,7 @@ import uuid
 import pytest
 from forward_apps import HostApp
 
+from jupyter_sm_debug.ssm import handshake as hs
 from jupyter_sm_debug.ssm import protocol as p
 from jupyter_sm_debug.ssm.channel import CLIENT, DataChannel
 from jupyter_sm_debug.ssm.portforward import PortForwardClient
@@ -43,10 +44,10 @@ HOSTILE = {
     "parse",
     [
         lambda b: p.parse_acknowledgement(p.AgentMessage(p.MessageType.ACKNOWLEDGE, b)),
-        p.parse_handshake_request,
-        p.parse_handshake_response,
-        p.parse_handshake_complete,
-        p.parse_challenge,
+        hs.parse_handshake_request,
+        hs.parse_handshake_response,
+        hs.parse_handshake_complete,
+        hs.parse_challenge,
         p.parse_size,
     ],
 )
@@ -69,7 +70,7 @@ def test_every_payload_parser_fails_only_with_malformed_payload(parse, payload):
 
 def test_a_deep_payload_is_malformed_and_channel_closed_takes_only_strings():
     with pytest.raises(p.MalformedPayload, match="nested too deep"):
-        p.parse_handshake_complete(DEEP)
+        hs.parse_handshake_complete(DEEP)
     nested = json.dumps({"Output": [[[1]]], "SessionId": "s"}).encode()
     closed = p.parse_channel_closed(p.AgentMessage(p.MessageType.CHANNEL_CLOSED, nested))
     assert closed.output == "" and closed.session_id == "s"

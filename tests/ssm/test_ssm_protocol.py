@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from jupyter_sm_debug.ssm import handshake as hs
 from jupyter_sm_debug.ssm import protocol as p
 from jupyter_sm_debug.ssm.channel import (
     AGENT,
@@ -216,22 +217,22 @@ def test_flag_payload_is_a_big_endian_u32():
 
 
 def test_handshake_payloads_round_trip():
-    req = p.HandshakeRequest(
-        "3.3.0.0", [p.session_type_action("Standard_Stream"), p.kms_action("alias/k")]
+    req = hs.HandshakeRequest(
+        "3.3.0.0", [hs.session_type_action("Standard_Stream"), hs.kms_action("alias/k")]
     )
-    wire = json.loads(p.handshake_request_payload(req))
+    wire = json.loads(hs.handshake_request_payload(req))
     assert wire["RequestedClientActions"][1] == {
         "ActionType": "KMSEncryption",
         "ActionParameters": {"KMSKeyId": "alias/k"},
     }
-    assert p.parse_handshake_request(p.handshake_request_payload(req)) == req
+    assert hs.parse_handshake_request(hs.handshake_request_payload(req)) == req
 
-    resp = p.HandshakeResponse("1.2.0.0", [p.ProcessedAction("SessionType", 1)], [])
-    assert json.loads(p.handshake_response_payload(resp))["Errors"] is None
-    assert p.parse_handshake_response(p.handshake_response_payload(resp)) == resp
+    resp = hs.HandshakeResponse("1.2.0.0", [hs.ProcessedAction("SessionType", 1)], [])
+    assert json.loads(hs.handshake_response_payload(resp))["Errors"] is None
+    assert hs.parse_handshake_response(hs.handshake_response_payload(resp)) == resp
 
-    done = p.HandshakeComplete(1_500_000, "hello")
-    assert p.parse_handshake_complete(p.handshake_complete_payload(done)) == done
+    done = hs.HandshakeComplete(1_500_000, "hello")
+    assert hs.parse_handshake_complete(hs.handshake_complete_payload(done)) == done
 
 
 def test_open_data_channel_token_message():
@@ -649,7 +650,7 @@ def test_a_wrong_challenge_answer_is_not_confirmed():
     assert answered.challenged
     forged = p.AgentMessage(
         p.MessageType.INPUT_STREAM,
-        p.challenge_payload(b"\0" * 12 + b"x" * 80),
+        hs.challenge_payload(b"\0" * 12 + b"x" * 80),
         payload_type=p.PayloadType.ENC_CHALLENGE_RESPONSE,
         sequence_number=1,
     )
@@ -670,8 +671,8 @@ def test_a_data_key_for_another_session_does_not_open():
 def test_unknown_handshake_actions_are_unsupported():
     client_wire = Wire()
     client = DataChannel(CLIENT, client_wire)
-    req = p.HandshakeRequest("3", [p.RequestedAction("Telepathy", {})])
-    frame = out_frame(0, p.handshake_request_payload(req), p.PayloadType.HANDSHAKE_REQUEST)
+    req = hs.HandshakeRequest("3", [hs.RequestedAction("Telepathy", {})])
+    frame = out_frame(0, hs.handshake_request_payload(req), p.PayloadType.HANDSHAKE_REQUEST)
     (requested,) = client.receive(frame)
     assert requested.response.actions[0].status == p.ActionStatus.UNSUPPORTED
     assert requested.response.errors == ["Unsupported action Telepathy"]
