@@ -50,15 +50,6 @@ class PortForwardError(Exception):
     pass
 
 
-def version_tuple(text: str) -> tuple:
-    parts = []
-    for part in (text or "").split("."):
-        if not part.isdigit():
-            break
-        parts.append(int(part))
-    return tuple(parts)
-
-
 class PortForwardClient:
     def __init__(
         self,
@@ -128,11 +119,11 @@ class PortForwardClient:
         if self.closed.is_set():
             raise PortForwardError(self.close_reason or "The session ended at once.")
         if self.keepalive is None:
-            self.keepalive = version_tuple(self.channel.agent_version) <= (
+            self.keepalive = p.version_tuple(self.channel.agent_version) <= (
                 KEEPALIVE_DISABLED_AFTER_AGENT
             )
         self._next_ping = asyncio.get_running_loop().time() + KEEPALIVE_INTERVAL
-        if version_tuple(self.channel.agent_version) <= p.MUX_AFTER:
+        if p.version_tuple(self.channel.agent_version) <= p.MUX_AFTER:
             await self.close()
             raise PortForwardError(
                 f"The SSM agent ({self.channel.agent_version or 'unknown version'}) is "

@@ -423,6 +423,17 @@ def parse_flag(payload: bytes) -> int:
     return struct.unpack(">I", payload)[0]
 
 
+def version_tuple(text: str) -> tuple:
+    """A dotted version's leading numbers, for comparing (an agent's or a client's version
+    as its handshake says it: "3.1.1511.0" -> (3, 1, 1511, 0))."""
+    parts = []
+    for part in (text or "").split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
 # ---------------------------------------------------------------------------- token message
 
 

@@ -35,15 +35,6 @@ from .ssm_sessions import SsmSession
 KEEPALIVE_DISABLED_AFTER_CLIENT = (1, 2, 331, 0)
 
 
-def version_tuple(text: str) -> tuple:
-    parts = []
-    for part in (text or "").split("."):
-        if not part.isdigit():
-            break
-        parts.append(int(part))
-    return tuple(parts)
-
-
 class PortAgent(AgentBase):
     """One port session's agent (lifecycle and resume: ``AgentBase``)."""
 
@@ -100,7 +91,7 @@ class PortAgent(AgentBase):
     def _start_mux(self, client_version: str) -> None:
         """MuxPortSession.initialize: smux keep-alive unless the client is newer than
         1.2.331.0 (an unreadable version compares as older)."""
-        self.keepalive = version_tuple(client_version) <= KEEPALIVE_DISABLED_AFTER_CLIENT
+        self.keepalive = p.version_tuple(client_version) <= KEEPALIVE_DISABLED_AFTER_CLIENT
         if self.keepalive:
             now = time.monotonic()
             self._next_ping = now + self.registry.smux_keepalive_interval

@@ -91,6 +91,16 @@ class Registry:
                 (registry, repository, "*")
             )
 
+    def _require_repository(self, registry: str, repository: str) -> None:
+        """ECR's RepositoryNotFoundException, worded as ECR words it, for an unknown one."""
+        if not self._repository_known(registry, repository):
+            raise StandInError(
+                "RepositoryNotFoundException",
+                f"The repository with name '{repository}' does not exist in the registry "
+                f"with id '{registry}'",
+                400,
+            )
+
     def _repository_known(self, registry: str, repository: str) -> bool:
         with self._lock:
             return any(key[:2] == (registry, repository) for key in self._images)
@@ -100,13 +110,7 @@ class Registry:
     def batch_get_image(self, params: dict, caller: str) -> dict:
         registry = params.get("registryId") or caller
         repository = params["repositoryName"]
-        if not self._repository_known(registry, repository):
-            raise StandInError(
-                "RepositoryNotFoundException",
-                f"The repository with name '{repository}' does not exist in the registry "
-                f"with id '{registry}'",
-                400,
-            )
+        self._require_repository(registry, repository)
         images, failures = [], []
         for image_id in params.get("imageIds") or []:
             tag = image_id.get("imageTag")
@@ -137,13 +141,7 @@ class Registry:
     def get_download_url_for_layer(self, params: dict, caller: str, base_url: str) -> dict:
         registry = params.get("registryId") or caller
         repository, digest = params["repositoryName"], params["layerDigest"]
-        if not self._repository_known(registry, repository):
-            raise StandInError(
-                "RepositoryNotFoundException",
-                f"The repository with name '{repository}' does not exist in the registry "
-                f"with id '{registry}'",
-                400,
-            )
+        self._require_repository(registry, repository)
         with self._lock:
             if digest not in self._blobs:
                 raise StandInError(
