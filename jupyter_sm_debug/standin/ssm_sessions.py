@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from ..ssm import protocol as p
@@ -34,6 +34,12 @@ class SsmSession:
     inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
     port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (ssm_port.py)
     local_port: str = ""  # its localPortNumber: the agent passes it on to the client
+    # As a held host's look sees it (StandIn._ssm_sessions): the extension's own; the pids
+    # (as the host numbers them) of its shell's processes while it counted as a person's;
+    # its close was looked at.
+    ours: bool = False
+    pids: set = field(default_factory=set)
+    closed: bool = False
 
     @property
     def kms_key_id(self) -> str:

@@ -241,16 +241,7 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
 # -- issue 23, finding 1: looking never ends the hold ----------------------------------------
 
 
-STANDIN_SSM_COUNTS_EVERY_SESSION = (
-    "the stand-in's SSM gateway (standin/core.py _ssm_sessions) still counts every Connected "
-    "session; it needs hold.subtree_marked per session (see issue 23's report)"
-)
-
-
-@pytest.mark.parametrize(
-    "transport",
-    ["ssh", pytest.param("ssm", marks=pytest.mark.xfail(reason=STANDIN_SSM_COUNTS_EVERY_SESSION))],
-)
+@pytest.mark.parametrize("transport", ["ssh", "ssm"])
 async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
     api, standin, sagemaker, transport
 ):
@@ -283,6 +274,47 @@ async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
         assert phase(sagemaker, copy) == ("InProgress", "Training"), path
     standin.reconcile()
     assert phase(sagemaker, copy) == ("InProgress", "Training")
+
+
+async def test_a_persons_ssm_shell_closing_still_ends_the_hold(
+    api, standin, sagemaker, terminal_manager, jp_fetch
+):
+    """The other side of the rule: a terminal a person opened over SSM (nothing marks it)
+    counts, and its close ends the held copy's hold."""
+    from jupyter_sm_debug.standin import ssm
+
+    options, _ = KINDS["entrypoint"]
+    original = f"person-{uuid.uuid4().hex[:6]}"
+    standin.create_job(original, schedule=FAILING, started_ago=FAILS_AFTER + 5, **options)
+    copy = f"{original}-copy"
+    status, job = await api("POST", "jobs", original, "debug-copy",
+                            body={"hold_seconds": 600, "name": copy})  # fmt: skip
+    assert status == 201, job
+    standin.advance(FAILS_AFTER + 10)
+    status, attached = await api("POST", "jobs", copy, "hosts", "algo-1", "terminals",
+                                 body={"transport": "ssm"})  # fmt: skip
+    assert status == 201, attached
+    deadline = time.monotonic() + 15
+    while standin._ssm_sessions(standin.region, copy, "algo-1")[0] == 0:
+        assert time.monotonic() < deadline, "the shell never reached the host"
+        await asyncio.sleep(0.1)
+    standin.reconcile()  # sees the session
+    assert phase(sagemaker, copy) == ("InProgress", "Training")
+    response = await jp_fetch("api", "terminals", attached["terminal"]["name"], method="DELETE")
+    assert response.code == 204
+    registry = ssm.registry(standin)
+
+    def connected() -> bool:
+        with registry.lock:
+            return any(s.job == copy and s.status != "Terminated"
+                       for s in registry.sessions.values())  # fmt: skip
+
+    deadline = time.monotonic() + 15
+    while connected():
+        assert time.monotonic() < deadline, "the session never closed"
+        await asyncio.sleep(0.1)
+    standin.reconcile()  # the last session closed
+    assert phase(sagemaker, copy) == ("Failed", "Failed")
 
 
 # -- issue 23, finding 3: the copy's runtime limit covers the hold ----------------------------

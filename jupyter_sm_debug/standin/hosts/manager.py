@@ -23,6 +23,10 @@ from .scripted import ScriptedMixin
 from .sshd import SshdMixin, SshKit
 
 
+def _no_ssm_sessions(region: str, job: str, host: str) -> tuple[int, bool]:
+    return 0, False
+
+
 class HostManager(InputsMixin, SshdMixin, ProcessMixin, ScriptedMixin):
     ADDRESS = "127.0.0.1"
 
@@ -39,8 +43,9 @@ class HostManager(InputsMixin, SshdMixin, ProcessMixin, ScriptedMixin):
         self._listed = "[]"
         # False: hosts without namespaces (as where they are not permitted); None: if possible.
         self.isolate: Optional[bool] = None
-        # (region, job, host) -> open SSM sessions of that host; the stand-in sets it.
-        self.ssm_sessions: Callable[[str, str, str], int] = lambda region, job, host: 0
+        # (region, job, host) -> (people's SSM sessions open on that host, whether one
+        # closed since the last look); the stand-in sets it.
+        self.ssm_sessions: Callable[[str, str, str], tuple[int, bool]] = _no_ssm_sessions
         # Seconds between SIGTERM and SIGKILL when a lived job is stopped (docker stop -t
         # 120, as SageMaker stops a container); tests shorten it.
         self.stop_grace = 120.0

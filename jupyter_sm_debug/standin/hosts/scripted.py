@@ -125,10 +125,13 @@ class ScriptedMixin:
             return "released"
         ssh = _ssh_sessions(hosts)
         for host in hosts:
-            count = ssh.get(host.token, 0) + self.ssm_sessions(job.region, job.name, host.spec.name)
-            if count:
+            # A person's SSH session is one at any look (its mark is in its argv from the
+            # start); an SSM shell is marked only once a command is typed into it, so it is
+            # seen as a person's only when it closes unmarked (StandIn._ssm_sessions).
+            ssm_open, ssm_closed = self.ssm_sessions(job.region, job.name, host.spec.name)
+            if ssh.get(host.token, 0) or ssm_closed:
                 state.sessions_seen.add(host.spec.name)
-            elif host.spec.name in state.sessions_seen:
+            if not (ssh.get(host.token, 0) or ssm_open) and host.spec.name in state.sessions_seen:
                 return "last session closed"
         return None
 
