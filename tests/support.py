@@ -64,13 +64,15 @@ def wait_gone(pid: int, timeout: float = 2.0) -> bool:
 
 
 async def failed_job(api, timeout: float = 120.0) -> dict:
-    """The newest Failed job's row. The demo's failing job is a real program that fails a
-    few seconds after the stand-in starts, so a test that runs first waits for it."""
+    """The newest Failed job's row (the Failed filter also lists held jobs, InProgress). The
+    demo's failing job is a real program that fails a few seconds after the stand-in
+    starts, so a test that runs first waits for it."""
     deadline = time.monotonic() + timeout
     while True:
         status, page = await api("GET", "jobs", status="Failed")
         assert status == 200, page
-        if page["jobs"]:
-            return page["jobs"][0]
+        failed = [job for job in page["jobs"] if job["status"] == "Failed"]
+        if failed:
+            return failed[0]
         assert time.monotonic() < deadline, "no job failed in time"
         await asyncio.sleep(0.5)

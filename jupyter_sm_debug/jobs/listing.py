@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..description import detail, hold_answer, hosts_of, listed_row, summary
+from ..description import detail, hold_answer, hold_window, hosts_of, listed_row, summary
 from ..errors import SMDebugError
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .cache import Descriptions
 
 TAIL_EVENTS = 200  # the hold line is among a stream's last events
+HELD_CANDIDATES = 100  # running jobs looked at for holds (ListTrainingJobs' largest page)
 
 
 class Listing:
@@ -50,6 +51,12 @@ class Listing:
         page = await self.aws.call("sagemaker", "list_training_jobs", **params)
         self.aws.warm_attach_client()
         items = page.get("TrainingJobSummaries", [])
+        # A held job failed but is InProgress on AWS (our wrapper keeps its container up),
+        # so StatusEquals=Failed hides it. The Failed filter's first page also lists the held
+        # jobs, first and marked `held`: decided here, where the hold is read from the logs
+        # as the detail view reads it (the front end would need a second paged list and a
+        # detail request per running row). Held jobs are few and short-lived.
+        held = await self._held(name_contains) if status == "Failed" and not next_token else []
         if not describe:
             rows = []
             for item in items:
@@ -60,12 +67,39 @@ class Listing:
                     # two plus the browser's.
                     self.cache.prefetch(item["TrainingJobName"])
                 rows.append(known if known is not None else listed_row(item))
-            return {"jobs": rows, "next_token": page.get("NextToken")}
+            return {"jobs": held + rows, "next_token": page.get("NextToken")}
         # ListTrainingJobs has no instance count or remote-debug state: describe the jobs
         # (concurrently, bounded by the pool) unless a description that is still current
         # is at hand.
         rows = await asyncio.gather(*(self._listed(item) for item in items))
-        return {"jobs": list(rows), "next_token": page.get("NextToken")}
+        return {"jobs": held + list(rows), "next_token": page.get("NextToken")}
+
+    async def _held(self, name_contains: str | None) -> list[dict]:
+        """The rows of the running jobs that are held now (a hold window, and a hold their
+        logs tell of), each with `held: true`, newest first."""
+        params: dict[str, Any] = {
+            "StatusEquals": "InProgress",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": HELD_CANDIDATES,
+        }
+        if name_contains:
+            params["NameContains"] = name_contains
+        page = await self.aws.call("sagemaker", "list_training_jobs", **params)
+
+        async def one(item: dict) -> dict | None:
+            try:
+                description = self.cache.current(item) or await self.cache.describe(
+                    item["TrainingJobName"], fresh=True
+                )
+                if not hold_window(description) or await self.hold(description) is None:
+                    return None
+            except SMDebugError:
+                return None  # one job that cannot be described does not fail the list
+            return {**summary(description), "held": True}
+
+        rows = await asyncio.gather(*map(one, page.get("TrainingJobSummaries", [])))
+        return [row for row in rows if row is not None]
 
     async def _listed(self, item: dict) -> dict:
         """The sidebar row of one ListTrainingJobs summary, described only if needed:

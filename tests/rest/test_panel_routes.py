@@ -127,6 +127,29 @@ async def test_a_held_job_says_since_when_until_when_and_why(api, standin):
     assert "hold" not in page["jobs"][0]
 
 
+@pytest.mark.parametrize("describe", ["true", "false"])
+async def test_the_failed_filter_shows_held_jobs_marked_held(api, standin, describe):
+    """A held job failed but is InProgress on AWS: the Failed filter's first page lists it
+    (marked held); a running job with a hold window that has not failed is not listed."""
+    name = unique("heldfilter")
+    standin.create_job(f"{name}-held", schedule=FAILING, started_ago=90 + 60,
+                       environment={"SM_DEBUG_HOLD_ON_FAILURE": "1800"}, **WRAPPED)  # fmt: skip
+    standin.create_job(f"{name}-running", schedule=FAILING, started_ago=30,
+                       environment={"SM_DEBUG_HOLD_ON_FAILURE": "1800"}, **WRAPPED)  # fmt: skip
+    standin.reconcile()
+    status, page = await api("GET", "jobs", status="Failed", name_contains=name,
+                             describe=describe)  # fmt: skip
+    assert status == 200, page
+    rows = {row["name"]: row for row in page["jobs"]}
+    assert set(rows) == {f"{name}-held"}, page
+    held = rows[f"{name}-held"]
+    assert (held["status"], held["held"]) == ("InProgress", True)
+    # The other filters are ListTrainingJobs' own.
+    _, running = await api("GET", "jobs", status="InProgress", name_contains=name)
+    assert {row["name"] for row in running["jobs"]} == {f"{name}-held", f"{name}-running"}
+    assert not any(row.get("held") for row in running["jobs"])
+
+
 async def test_a_running_or_finished_job_has_no_hold(api, demo_jobs):
     _, job = await api("GET", "jobs", demo_jobs["llama-finetune"])
     assert job["hold"] is None
