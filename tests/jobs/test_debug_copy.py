@@ -12,7 +12,7 @@ import pytest
 from support import assert_error, failed_job
 
 from jupyter_sm_debug import hold
-from jupyter_sm_debug.standin import hosts
+from jupyter_sm_debug.standin import hosts, seed
 from jupyter_sm_debug.standin.core import byoc_image
 
 
@@ -243,7 +243,7 @@ async def test_a_job_on_sm_debug_entrypoint_holds_by_itself(api, standin, sagema
 
 @pytest.mark.parametrize("transport", ["ssh", "ssm"])
 async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
-    api, standin, sagemaker, transport
+    api, standin, sagemaker, transport, jp_serverapp
 ):
     """The extension's own sessions (host state, stacks, run) open and close on a held copy;
     after each the stand-in's reconcile (the container side's look) keeps the job held."""
@@ -258,6 +258,13 @@ async def test_host_state_stacks_and_run_on_a_held_copy_leave_it_held(
     assert status == 201, job
     standin.advance(FAILS_AFTER + 10)
     assert phase(sagemaker, copy) == ("InProgress", "Training")
+    if transport == "ssh":  # a copy's SSH address is configured, not read from its log
+        addr, port = standin.host_address(copy, "algo-1")
+        key = " ".join(
+            standin.backends.hosts.ssh.host_key.with_suffix(".pub").read_text().split()[:2]
+        )
+        config = jp_serverapp.web_app.settings["sm_debug"].config
+        config.ssh_addresses = {copy: {"algo-1": {"address": f"{addr}:{port}", "host_key": key}}}
     looks = [
         ("GET", ("hosts", "algo-1", "state"), None, {"transport": transport}),
         ("POST", ("stacks",), {"transport": transport}, {}),
@@ -342,8 +349,9 @@ async def test_a_short_runtime_limit_no_longer_stops_the_held_copy(api, standin,
     """The issue's case: a source with a 45 s MaxRuntimeInSeconds (that failed in it). Its
     copy's limit grows by the hold, so the copy is still held after the source's limit."""
     name = f"short-{uuid.uuid4().hex[:6]}"
-    request = standin._job_request(
-        name, schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
+    request = seed.job_request(
+        standin.region, name,
+        schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
         container_entrypoint=["python", "/opt/ml/code/train.py"],
     )  # fmt: skip
     request["StoppingCondition"] = {"MaxRuntimeInSeconds": 45}
@@ -365,8 +373,9 @@ async def test_when_the_runtime_limit_is_shorter_the_dry_run_and_the_countdown_s
     api, standin, sagemaker
 ):
     name = f"quota-{uuid.uuid4().hex[:6]}"
-    request = standin._job_request(
-        name, schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
+    request = seed.job_request(
+        standin.region, name,
+        schedule={"starting": 20, "downloading": 5, "training": 30, "outcome": "Failed"},
         container_entrypoint=["python", "/opt/ml/code/train.py"],
     )  # fmt: skip
     request["StoppingCondition"] = {"MaxRuntimeInSeconds": hold.RUNTIME_QUOTA_SECONDS}
