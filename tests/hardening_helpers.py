@@ -107,6 +107,11 @@ def other_jobs_processes(standin, job: str) -> set[int]:
     for host in list(standin.backends.hosts.live.values()):
         if host.job != job and host.process is not None:
             pids |= {host.process.pid} | descendants(host.process.pid)
+    # A host the stand-in is starting right now is not in `live` yet: its processes carry
+    # their job's name in their environment, as a container's do.
+    for pid in descendants() - pids:
+        if environ_of(pid).get("TRAINING_JOB_NAME") not in (None, job):
+            pids.add(pid)
     return pids
 
 

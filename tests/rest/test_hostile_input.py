@@ -19,6 +19,7 @@ from hardening_helpers import (
     assert_error,
     async_wait_until,
     descendants,
+    describe_processes,
     end_created_jobs,  # noqa: F401 - module fixture: stops the jobs made here
     environ_of,
     other_jobs_processes,
@@ -183,7 +184,8 @@ async def test_hostile_job_names_on_every_route(raw, job, standin, terminal_mana
     assert not problems, "\n".join(problems)
     assert spawns == []
     assert set(terminal_manager.terminals) == terminals
-    assert processes_now(standin, job) - before == set()  # nothing new was spawned
+    new = processes_now(standin, job) - before  # nothing new was spawned
+    assert new == set(), describe_processes(new)
     assert standin.job(job)["RemoteDebugConfig"] == {"EnableRemoteDebug": True}
 
 
@@ -203,7 +205,8 @@ async def test_hostile_host_names_never_attach(raw, job, standin, terminal_manag
         assert_error(status, answer, 400 if code.startswith("invalid") else 404, code)
     assert spawns == []
     assert set(terminal_manager.terminals) == terminals
-    assert processes_now(standin, job) - before == set()  # nothing new was spawned
+    new = processes_now(standin, job) - before  # nothing new was spawned
+    assert new == set(), describe_processes(new)
 
     # The same route with a valid host does attach: the refusals above were the names'.
     status, answer, _ = await raw(
