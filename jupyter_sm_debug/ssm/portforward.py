@@ -150,6 +150,9 @@ class PortForwardClient:
     async def _read_loop(self) -> None:
         try:
             while True:
+                # A stream whose reader is full holds the whole session back (smux.py): the
+                # agent's window fills and it waits, as with xtaci/smux's receive buffer.
+                await self.carrier.mux.readable.wait()
                 message = await self.ws.read_message()
                 if message is None:
                     self._finish("The data channel closed.")

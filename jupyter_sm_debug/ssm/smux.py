@@ -28,6 +28,7 @@ VERSION = 1
 SYN, FIN, PSH, NOP = 0, 1, 2, 3
 HEADER = struct.Struct("<BBHI")
 MAX_FRAME = 32768  # smux's default MaxFrameSize
+STREAM_LIMIT = 1 << 20  # a stream's reader pauses the session above twice this, unread
 
 
 class SmuxError(ValueError):
@@ -45,8 +46,13 @@ class Stream:
     def __init__(self, session: Session, stream_id: int):
         self.session = session
         self.id = stream_id
-        # The default line limit, as a TCP connection's: readuntil() cannot buffer 1 GiB.
-        self.reader = asyncio.StreamReader()
+        self.reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        # Above 2 x STREAM_LIMIT unread bytes the reader pauses its "transport": the session
+        # stops taking frames (Session.readable) until the reader is read down, as xtaci/smux
+        # stops its recvLoop past MaxReceiveBuffer. A slow reader holds the agent back
+        # through the data channel's window instead of filling this server's memory.
+        self._valve = _Valve(session)
+        self.reader.set_transport(self._valve)
         self.closed_by_us = False
         self.closed_by_peer = False
 
@@ -71,6 +77,27 @@ class Stream:
             self.session._maybe_forget(self)
 
 
+class _Valve:
+    """What a stream's StreamReader pauses and resumes: the whole session's intake."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.paused = False
+
+    def pause_reading(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.session._paused += 1
+            self.session.readable.clear()
+
+    def resume_reading(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.session._paused -= 1
+            if self.session._paused == 0:
+                self.session.readable.set()
+
+
 class Session:
     """`send` takes frame bytes to the peer; `feed` takes bytes from the peer in any
     chunking. A server gets each stream the peer opens through `on_stream`."""
@@ -89,6 +116,10 @@ class Session:
         self._buffer = bytearray()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
+        # Clear while a stream's reader is full: whoever feeds this session waits on it.
+        self.readable = asyncio.Event()
+        self.readable.set()
+        self._paused = 0
 
     def open_stream(self) -> Stream:
         if self.closed:
@@ -136,6 +167,7 @@ class Session:
     def _maybe_forget(self, stream: Stream) -> None:
         if stream.closed_by_us and stream.closed_by_peer:
             self.streams.pop(stream.id, None)
+            stream._valve.resume_reading()  # an unread, forgotten stream holds no one back
 
     def close(self) -> None:
         """The carrier is gone: every stream ends."""
@@ -146,6 +178,8 @@ class Session:
             stream.closed_by_us = True
             stream._peer_closed()
         self.streams.clear()
+        self._paused = 0
+        self.readable.set()  # nothing is fed any more: no one waits on a closed session
         for task in list(self._tasks):
             task.cancel()
 
