@@ -43,6 +43,8 @@ export interface IJobSummary {
   secondary_status: string | null;
   /** The hold window a running job was given (0: none; null: not described). */
   hold_window?: number | null;
+  /** True on a running job the Failed filter lists because its containers are held. */
+  held?: boolean;
   created: string | null;
   started?: string | null;
   ended?: string | null;
