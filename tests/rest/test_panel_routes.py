@@ -6,19 +6,12 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from held_jobs import WRAPPED
+from held_jobs import FAILING, WRAPPED
 from support import assert_error, failed_job, unique
 
 from jupyter_sm_debug.jobs import console_url
 
-REASON = (
-    "AlgorithmError: ExecuteUserScriptError:\nExitCode 1\n"
-    'ErrorMessage "ZeroDivisionError: division by zero"\n'
-    'Command "/opt/conda/bin/python3.10 train.py", exit code: 1'
-)
-# Fails 90 s after creation, then sm-debug-entrypoint holds it for an hour.
-FAILING = {"starting": 20, "downloading": 10, "training": 60, "outcome": "Failed",
-           "failure_reason": REASON}  # fmt: skip
+# FAILING: fails 90 s after creation, then sm-debug-entrypoint holds it for an hour.
 
 
 async def finished_job(api, status="Completed") -> dict:
