@@ -7,6 +7,7 @@ next to a Jupyter server. Clients reach it only through real boto3 over HTTP.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import shutil
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .. import entrypoint, hold
-from . import ecr, iam, sagemaker
+from . import ecr, iam, sagemaker, ssm_looks
 from .clients import ClientsMixin
 from .clock import Clock
 from .errors import HostNotLive, StandInError
@@ -85,7 +85,7 @@ class StandIn(ClientsMixin):
             hosts=HostManager(self.root, self._internal, logs, region) if hosts else None,
         )
         if self._hosts is not None:
-            self._hosts.ssm_sessions = self._ssm_sessions
+            self._hosts.ssm_sessions = functools.partial(ssm_looks.ssm_sessions, self)
         # Marks the stand-in's own set-up calls (client()): faults do not touch them.
         self.internal_token = uuid.uuid4().hex
         # Only requests signed with these reach the stand-in (see sigv4.py): any local user
@@ -365,48 +365,6 @@ class StandIn(ClientsMixin):
         if self._hosts is not None:
             self._hosts.stop_grace = float(seconds)
 
-    def _ssm_sessions(self, region: str, job: str, host: str) -> tuple[int, bool]:
-        """(people's SSM sessions open on a host now, whether one closed since the last
-        look), by entrypoint.SessionWatch's rule: only a shell session counts (a port
-        forward runs nothing), from when its shell is in the host, never one of the
-        extension's own. A shell whose processes
-        carry its mark at a look (hold.subtree_marked) stays ours; one that closed is checked
-        against the mark directories its command left (named by the pids it descends from,
-        as the host numbers them), since a command typed into an SSM shell can mark it and
-        end between two looks. The SSM stand-in serves the default region."""
-        if region != self.region:
-            return 0, False
-        try:
-            from . import ssm
-        except ImportError:
-            return 0, False
-        sessions = ssm.registry(self)
-        with sessions.lock:
-            mine = [s for s in sessions.sessions.values() if s.job == job and s.host == host]
-        live = self._hosts.get(region, job, host) if self._hosts is not None else None
-        # The host's /tmp (its own with namespaces), seen through a process that outlives
-        # its sessions.
-        marks = f"/proc/{live.init}/root{hold.MARK_DIR}" if live and live.init else hold.MARK_DIR
-        table = entrypoint.process_table()
-        people, closed = 0, False
-        for session in mine:
-            shell = getattr(session.agent, "proc", None)
-            if session.ours or (shell is None and not session.pids):
-                continue
-            if session.status == "Connected" and shell is not None:
-                if hold.subtree_marked(shell.pid, table):
-                    session.ours = True
-                    continue
-                session.pids |= _numbers_inside(shell.pid, table, live.init if live else None)
-                people += bool(session.pids)  # a person's once its shell is in the host
-            elif session.status == "Terminated" and session.pids and not session.closed:
-                session.closed = True
-                if any(entrypoint.mark_file_names(pid, marks) for pid in session.pids):
-                    session.ours = True
-                else:
-                    closed = True
-        return people, closed
-
     # -- faults ------------------------------------------------------------------------------
 
     def set_faults(
@@ -588,27 +546,3 @@ __all__ = [
     "byoc_image",
     "dlc_image",
 ]
-
-
-def _numbers_inside(root: int, table: dict[int, tuple[int, str]], init: Optional[int]) -> set[int]:
-    """The pids of the processes under `root` (and itself) that are in the host (in the PID
-    namespace of its `init`; all without one), as the host numbers them (the innermost of
-    each NSpid): what the extension's mark directories are named by."""
-    inside = _pid_namespace(init) if init else None
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if inside is None or _pid_namespace(pid) == inside:
-            found.add(hold._inner_pids(pid)[-1])
-        todo += children.get(pid, [])
-    return found
-
-
-def _pid_namespace(pid: int) -> Optional[str]:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return None

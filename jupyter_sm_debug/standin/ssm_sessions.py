@@ -34,7 +34,7 @@ class SsmSession:
     inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
     port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (ssm_port.py)
     local_port: str = ""  # its localPortNumber: the agent passes it on to the client
-    # As a held host's look sees it (StandIn._ssm_sessions): the extension's own; the pids
+    # As a held host's look sees it (ssm_looks.ssm_sessions): the extension's own; the pids
     # (as the host numbers them) of its shell's processes while it counted as a person's;
     # its close was looked at.
     ours: bool = False

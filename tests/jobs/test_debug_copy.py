@@ -12,7 +12,7 @@ import pytest
 from support import assert_error, failed_job
 
 from jupyter_sm_debug import hold
-from jupyter_sm_debug.standin import hosts, seed
+from jupyter_sm_debug.standin import hosts, seed, ssm_looks
 from jupyter_sm_debug.standin.core import byoc_image
 
 
@@ -302,7 +302,7 @@ async def test_a_persons_ssm_shell_closing_still_ends_the_hold(
                                  body={"transport": "ssm"})  # fmt: skip
     assert status == 201, attached
     deadline = time.monotonic() + 15
-    while standin._ssm_sessions(standin.region, copy, "algo-1")[0] == 0:
+    while ssm_looks.ssm_sessions(standin, standin.region, copy, "algo-1")[0] == 0:
         assert time.monotonic() < deadline, "the shell never reached the host"
         await asyncio.sleep(0.1)
     standin.reconcile()  # sees the session

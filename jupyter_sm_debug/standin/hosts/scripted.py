@@ -127,7 +127,7 @@ class ScriptedMixin:
         for host in hosts:
             # A person's SSH session is one at any look (its mark is in its argv from the
             # start); an SSM shell is marked only once a command is typed into it, so it is
-            # seen as a person's only when it closes unmarked (StandIn._ssm_sessions).
+            # seen as a person's only when it closes unmarked (ssm_looks.ssm_sessions).
             ssm_open, ssm_closed = self.ssm_sessions(job.region, job.name, host.spec.name)
             if ssh.get(host.token, 0) or ssm_closed:
                 state.sessions_seen.add(host.spec.name)
