@@ -25,6 +25,21 @@ GROUP = "/aws/sagemaker/TrainingJobs"
 pytestmark = pytest.mark.timeout(600)
 
 
+def forget_sdk_clients() -> None:
+    """SDK v3 keeps the first SageMaker client made in the process (sagemaker-core's
+    SageMakerClient cache): after another stand-in's tests it would still sign with that
+    stand-in's credentials, so this module's stand-in gets clients made anew (and boto3's
+    default session, which the SDK's argument-less Session() starts from)."""
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    try:
+        from sagemaker.core.utils.utils import SageMakerClient
+    except ImportError:  # SDK v2
+        return
+    getattr(SageMakerClient, "_instances", {}).pop(SageMakerClient, None)
+
+
 @pytest.fixture(scope="module")
 def lived(tmp_path_factory):
     """A stand-in whose hosts run the jobs, with this process's clients pointed at it."""
@@ -39,7 +54,9 @@ def lived(tmp_path_factory):
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     os.environ["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
+    forget_sdk_clients()
     yield server
+    forget_sdk_clients()
     server.stop()
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]
