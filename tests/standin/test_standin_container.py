@@ -19,17 +19,11 @@ from pathlib import Path
 import pytest
 from ptyprocess import PtyProcess
 from support import REPO
+from test_standin import SSH_OPTIONS
 from test_standin_hold import held_job, messages
 
 from jupyter_sm_debug.standin import StandIn, container, procs
 
-SSH_OPTIONS = [
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "BatchMode=yes",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=10",
-]  # fmt: skip
 # What an ML engineer types first in a container, between markers to cut the answers apart.
 PROBE = (
     "echo '<<host'; hostname; echo '<<ls'; ls /opt/ml; echo '<<config'; "
