@@ -423,7 +423,9 @@ def test_a_page_by_creation_time_looks_at_the_page_only(tmp_path, monkeypatch):
             MaxResults=20, SortOrder="Descending", NextToken=first["NextToken"]
         )
         assert second["TrainingJobSummaries"][0]["TrainingJobName"] == "many-0020"
-        assert len(looked) == 40
+        # The clock's own tick looks at the seeded demo's lived jobs now and then: count
+        # only the 2,000 listed here.
+        assert len([job for job in looked if job.name.startswith("many-")]) == 40
     finally:
         server.stop()
 
