@@ -15,6 +15,7 @@ from ..errors import SMDebugError
 
 if TYPE_CHECKING:
     from ..config import SMDebug
+    from ..files.base import FileSystem
     from ..jobs import JobsService
 
 # Variables a session process may inherit from the server; everything else is dropped so
@@ -71,7 +72,7 @@ class Transport(Protocol):
     ones it can do (a registry answers 400 for a verb a transport lacks)."""
 
     name: str
-    capabilities: frozenset[str]  # of "attach", "run", "forward"
+    capabilities: frozenset[str]  # of "attach", "run", "forward", "files"
 
     async def attach(self, target: HostTarget) -> Session: ...
 
@@ -80,6 +81,10 @@ class Transport(Protocol):
     ) -> RunResult: ...
 
     async def forward(self, target: HostTarget, remote_port: int) -> Tunnel: ...
+
+    async def files(self, target: HostTarget) -> FileSystem:
+        """The host's files (files/base.py); the caller pools and closes it."""
+        ...
 
 
 def base_environment() -> dict[str, str]:
