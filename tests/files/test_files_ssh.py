@@ -526,3 +526,21 @@ async def test_internal_sftp_in_the_entrypoints_sshd_is_no_persons_session(tmp_p
         if box.poll() is None:
             box.terminate()
             box.wait(timeout=15)
+
+
+def test_the_sftp_argv_is_the_attach_argv_with_no_pty_and_no_forwards(tmp_path):
+    from types import SimpleNamespace
+
+    from jupyter_sm_debug.connect.ssh import argv
+
+    config = SimpleNamespace(ssh_config="")
+    options = argv.client_options(config, str(tmp_path / "known_hosts"), "sm-debug-algo-1", 2222)
+    attach = argv.session_argv("ssh", options, ["-i", "key"], "root", "10.0.0.7")
+    sftp = argv.sftp_argv(attach)
+    assert sftp[0] == "ssh" and "-t" not in sftp and "-T" in sftp
+    assert sftp[-4:] == ["-s", "--", "10.0.0.7", "sftp"]
+    for kept in ("StrictHostKeyChecking=yes", "ClearAllForwardings=yes", "ForwardAgent=no",
+                 f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "ControlPath=none",
+                 "BatchMode=yes"):  # fmt: skip
+        assert sftp[sftp.index(kept) - 1] == "-o"
+    assert not {"-L", "-R", "-D", "-N", "-A", "-X"} & set(sftp)
