@@ -183,11 +183,11 @@ class Connection:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.process.wait(), 5)
         await self._end_process(self.process)
-        for task in (self._reader, self._stderr):
-            if task is not None:
-                task.cancel()
-        if self._stderr is not None:
-            await asyncio.gather(self._stderr, return_exceptions=True)
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._stderr is not None:  # ssh's last words (why it failed) reach EOF soon
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._stderr, 2)
 
     # -- requests -------------------------------------------------------------------------------
 

@@ -544,3 +544,34 @@ def test_the_sftp_argv_is_the_attach_argv_with_no_pty_and_no_forwards(tmp_path):
                  "BatchMode=yes"):  # fmt: skip
         assert sftp[sftp.index(kept) - 1] == "-o"
     assert not {"-L", "-R", "-D", "-N", "-A", "-X"} & set(sftp)
+
+
+async def test_a_vanished_host_says_so(services, job, standin, ml):
+    (ml / "t" / "a.txt").write_text("a")
+    async with host_files(services, job) as fs:
+        await fs.stat(b"/opt/ml/t/a.txt")
+        standin.kill_host(job, "algo-1")
+        deadline = time.monotonic() + 60
+        while fs.alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not fs.alive()
+        with pytest.raises(FileError) as caught:
+            await fs.stat(b"/opt/ml/t/a.txt")
+        assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
+        assert "algo-1" in caught.value.message
+
+
+async def test_a_host_without_the_sftp_subsystem_gets_a_clear_error(services, job, monkeypatch):
+    """As a container whose sshd offers no sftp: our argv asks for a subsystem sshd lacks."""
+    from jupyter_sm_debug.connect import process
+    from jupyter_sm_debug.connect.ssh import argv
+
+    offered = argv.sftp_argv
+    monkeypatch.setattr(argv, "sftp_argv", lambda words: offered(words, "no-such-subsystem"))
+    before = set(process._directories)
+    with pytest.raises(Exception) as caught:
+        async with host_files(services, job):
+            pass
+    assert (caught.value.status, caught.value.code) == (502, "sftp_failed")
+    assert "subsystem" in caught.value.message and "Subsystem sftp" in caught.value.hint
+    assert set(process._directories) == before, "the connection's directory was kept"
