@@ -150,6 +150,7 @@ class Connection:
         self.stderr_tail = b""
         self.broken: Optional[str] = None
         self.extensions: dict[bytes, bytes] = {}
+        self._draining = asyncio.Lock()  # one drain at a time (Python 3.9's may not share)
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -212,7 +213,8 @@ class Connection:
     async def drain(self) -> None:
         """Waits while the pipe to ssh is full (flow control for pipelined writes)."""
         try:
-            await self.process.stdin.drain()
+            async with self._draining:
+                await self.process.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             self._break(f"the SSH process stopped reading ({type(exc).__name__})")
             raise WireError(self.broken) from None

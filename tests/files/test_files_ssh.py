@@ -575,3 +575,43 @@ async def test_a_host_without_the_sftp_subsystem_gets_a_clear_error(services, jo
     assert (caught.value.status, caught.value.code) == (502, "sftp_failed")
     assert "subsystem" in caught.value.message and "Subsystem sftp" in caught.value.hint
     assert set(process._directories) == before, "the connection's directory was kept"
+
+
+async def test_many_operations_share_one_session_and_a_cancelled_write_leaves_nothing(
+    services, job, ml
+):
+    data = os.urandom(3 * MiB)
+    (ml / "t" / "keep.txt").write_text("whole")
+    for i in range(300):
+        (ml / "t" / f"n{i}").write_text("n")
+    async with host_files(services, job) as fs:
+        results = await asyncio.gather(*(
+            call for i in range(3) for call in (
+                fs.write(f"/opt/ml/t/w{i}.bin".encode(), chunks(data[i:], data[:i])),
+                fs.listdir(b"/opt/ml/t"), fs.stat(b"/opt/ml/t/keep.txt"),
+                read_all(fs, b"/opt/ml/t/keep.txt"),
+            )
+        ))  # fmt: skip
+        assert [r.size for r in results[0::4]] == [3 * MiB] * 3
+        assert all(len(r[0]) >= 301 for r in results[1::4])
+        assert results[3::4] == [b"whole"] * 3
+        for i in range(3):
+            assert (ml / "t" / f"w{i}.bin").read_bytes() == data[i:] + data[:i]
+
+        started, never = asyncio.Event(), asyncio.Event()
+
+        async def stalled():
+            yield data
+            started.set()
+            await never.wait()
+            yield b"never"
+
+        writing = asyncio.ensure_future(fs.write(b"/opt/ml/t/keep.txt", stalled()))
+        await started.wait()
+        assert any(name.startswith(".keep.txt.sm-debug-") for name in os.listdir(ml / "t"))
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        assert fs.alive() and (ml / "t" / "keep.txt").read_text() == "whole"
+        assert not [name for name in os.listdir(ml / "t") if name.startswith(".")]
+        assert (await fs.stat(b"/opt/ml/t/keep.txt")).size == 5
