@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -434,3 +435,27 @@ async def test_a_read_asks_only_for_what_its_consumer_takes():
     assert len(await reading.__anext__()) == CHUNK
     assert len(asked) == agentfs.READ_AHEAD  # not the whole (endless) file
     await reading.aclose()
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "link-or-check"])
+def test_the_agents_rename_never_replaces(tmp_path, monkeypatch, renameat2):
+    if not renameat2:
+        monkeypatch.setattr(agent, "_rename_noreplace", [None])  # as on a host without it
+    elif agent._noreplace() is None:
+        pytest.skip("no renameat2 in this libc")
+    base = bytes(tmp_path)
+    (tmp_path / "a").write_bytes(b"A")
+    (tmp_path / "b").write_bytes(b"B")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "e").mkdir()
+    (tmp_path / "link").symlink_to("a")
+    for old, new in [(b"/a", b"/b"), (b"/d", b"/e"), (b"/a", b"/d"), (b"/link", b"/b")]:
+        with pytest.raises(OSError) as caught:
+            agent.rename(base + old, base + new)
+        assert caught.value.errno == errno.EEXIST
+    assert (tmp_path / "b").read_bytes() == b"B"
+    agent.rename(base + b"/a", base + b"/c")
+    agent.rename(base + b"/d", base + b"/e/d")
+    agent.rename(base + b"/link", base + b"/link2")
+    assert sorted(os.listdir(tmp_path)) == ["b", "c", "e", "link2"]
+    assert os.readlink(tmp_path / "link2") == "a" and os.listdir(tmp_path / "e") == ["d"]
