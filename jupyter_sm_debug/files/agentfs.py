@@ -134,6 +134,12 @@ def _entry(fields: Any, path: bytes) -> Entry:
                  fields.get("symlink") is True)  # fmt: skip
 
 
+def listable(name: bytes) -> bool:
+    """Whether a kernel could list this name in a directory."""
+    plain = b"/" not in name and b"\0" not in name
+    return plain and 0 < len(name) <= NAME_MAX and name not in (b".", b"..")
+
+
 def parse_listing(folder: bytes, count: Any, payload: bytes) -> list[Entry]:
     """The records of a listing; any name a kernel would never list refuses the whole
     listing (a hostile agent's "../x" never becomes a path)."""
@@ -149,9 +155,9 @@ def parse_listing(folder: bytes, count: Any, payload: bytes) -> list[Entry]:
         pos += RECORD.size
         name = payload[pos : pos + length]
         pos += length
-        if len(name) != length or not 0 < length <= NAME_MAX or kind > 1:
+        if len(name) != length or kind > 1:
             raise AgentBroke("a cut listing")
-        if b"/" in name or b"\0" in name or name in (b".", b"..") or name in seen:
+        if not listable(name) or name in seen:
             raise AgentBroke(f"a listed name that cannot be one: {name[:40]!r}")
         seen.add(name)
         directory = kind == 1
@@ -379,13 +385,4 @@ class AgentFS:
         return lambda header, data: _entry(header.get("entry"), path)
 
 
-async def open_agent_fs(target: Any, transport: Any, idle_seconds: int = AGENT_IDLE_SECONDS):
-    """Push the agent into the target's host (one agent per FileSystem) and return its
-    AgentFS. Raises connect.pushed.NoPython when the host has no Python."""
-    from ..connect.pushed import push
-
-    pushed = await push(target, agent_source(), idle_seconds=idle_seconds, transport=transport)
-    return AgentFS(pushed, target.host)
-
-
-__all__ = ["AgentFS", "agent_source", "clean", "open_agent_fs", "parse_listing"]
+__all__ = ["AgentFS", "agent_source", "clean", "listable", "parse_listing"]
