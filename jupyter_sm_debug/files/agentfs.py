@@ -42,6 +42,7 @@ MAX_STREAMS = 6  # streams open at once; more operations wait for one
 MAX_IDLE = 3  # streams kept for the next operation
 STREAM_MAX_AGE = 120.0  # an idle stream older than this is closed, not reused
 TIMEOUT = 60.0  # for any one reply
+SHUTDOWN_TIMEOUT = 10.0  # close() waits this long for the agent, then just ends the tunnel
 AGENT_IDLE_SECONDS = 900  # the agent ends itself after this long with no stream open
 
 
@@ -370,15 +371,18 @@ class AgentFS:
             return
         if self.alive():
             with contextlib.suppress(Exception):
-                async with self._stream() as stream:
-                    request = stream.send({"op": "shutdown"})
-                    await stream.writer.drain()
-                    await asyncio.wait_for(stream.reply(request, 0), 10)
+                await asyncio.wait_for(self._shutdown(), SHUTDOWN_TIMEOUT)
         self._closed = True
         for stream in self._idle:
             stream.close()
         self._idle.clear()
         await self.pushed.close()
+
+    async def _shutdown(self) -> None:
+        async with self._stream() as stream:
+            request = stream.send({"op": "shutdown"})
+            await stream.writer.drain()
+            await stream.reply(request, 0)
 
     @staticmethod
     def _entry_of(path: bytes) -> Any:
