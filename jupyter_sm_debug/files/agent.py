@@ -158,15 +158,28 @@ def op_listdir(header, payload, conn):
     return {"count": len(records), "truncated": truncated}, b"".join(records)
 
 
-def op_open(header, payload, conn):
-    fd = os.open(_path(header), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+# Opening never waits (a FIFO without a writer would hold the thread for good), and only a
+# regular file is read or appended to (a device such as /dev/zero never ends).
+OPEN_FLAGS = os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _regular(fd):
+    """fd's stat when it is a regular file; closes it and raises otherwise."""
     try:
         info = os.fstat(fd)
         if st.S_ISDIR(info.st_mode):
             raise OSError(errno.EISDIR, "a directory")
+        if not st.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
     except BaseException:
         os.close(fd)
         raise
+    return info
+
+
+def op_open(header, payload, conn):
+    fd = os.open(_path(header), os.O_RDONLY | OPEN_FLAGS)
+    info = _regular(fd)
     handle = conn.add({"fd": fd})
     return {"handle": handle, "size": info.st_size}, b""
 
@@ -187,12 +200,9 @@ def op_close(header, payload, conn):
 
 def op_wopen(header, payload, conn):
     path = _path(header)
-    cloexec = getattr(os, "O_CLOEXEC", 0)
     if header.get("append"):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | cloexec, 0o666)
-        if st.S_ISDIR(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EISDIR, "a directory")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | OPEN_FLAGS, 0o666)
+        _regular(fd)
         return {"handle": conn.add({"fd": fd, "temp": None, "target": path})}, b""
     # The file a symlink names is the one replaced (the link stays a link).
     target = os.path.realpath(path) if os.path.islink(path) else path

@@ -43,12 +43,19 @@ MAX_IDLE = 3  # streams kept for the next operation
 STREAM_MAX_AGE = 120.0  # an idle stream older than this is closed, not reused
 TIMEOUT = 60.0  # for any one reply
 SHUTDOWN_TIMEOUT = 10.0  # close() waits this long for the agent, then just ends the tunnel
+# What EINVAL means when opening: the agent reads and appends to regular files only.
+NOT_REGULAR = "it is not a regular file (a pipe, socket or device); use a terminal"
 AGENT_IDLE_SECONDS = 900  # the agent ends itself after this long with no stream open
 
 
 def agent_source() -> bytes:
     """agent.py's text, as pushed into a host."""
     return resources.files(__package__).joinpath("agent.py").read_bytes()
+
+
+def opening_error(number: int, path: bytes, host: str) -> FileError:
+    """file_error, where EINVAL says that only regular files are read or written."""
+    return file_error(number, path, host, NOT_REGULAR if number == errno.EINVAL else "")
 
 
 class AgentBroke(Exception):
@@ -280,7 +287,7 @@ class AgentFS:
             request = stream.send({"op": "open", "path": _wire(path)})
             header, _ = await stream.reply(request, 0)
             if header.get("errno") is not None:
-                raise file_error(header["errno"], path, self.host)
+                raise opening_error(header["errno"], path, self.host)
             handle = header.get("handle")
             if type(handle) is not int:
                 raise AgentBroke("a handle that is not a number")
@@ -319,7 +326,7 @@ class AgentFS:
             await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
             if header.get("errno") is not None:
-                raise file_error(header["errno"], path, self.host)
+                raise opening_error(header["errno"], path, self.host)
             handle = header.get("handle")
             if type(handle) is not int:
                 raise AgentBroke("a handle that is not a number")
@@ -389,4 +396,4 @@ class AgentFS:
         return lambda header, data: _entry(header.get("entry"), path)
 
 
-__all__ = ["AgentFS", "agent_source", "clean", "listable", "parse_listing"]
+__all__ = ["AgentFS", "agent_source", "clean", "listable", "opening_error", "parse_listing"]

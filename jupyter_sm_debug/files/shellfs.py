@@ -28,7 +28,7 @@ from typing import Any, AsyncIterable, AsyncIterator
 
 from ..errors import SMDebugError
 from ..hold import tool_argv
-from .agentfs import clean, listable
+from .agentfs import clean, listable, opening_error
 from .base import CHUNK, MAX_ENTRIES, Entry, file_error
 
 SHELL_PIECE = 4 * 1024 * 1024  # bytes per read or write run
@@ -45,8 +45,8 @@ PRELUDE = (
     'exists() { [ -e "$1" ] || [ -L "$1" ]; }; '
     f"fail() {{ exit $(({CODE_BASE} + $1)); }}; "
 )
-E = {name: getattr(errno, name) for name in ("ENOENT", "EACCES", "EEXIST", "ENOTDIR", "EISDIR")}
-E["ENOTEMPTY"] = errno.ENOTEMPTY
+ERRNOS = ("ENOENT", "EACCES", "EEXIST", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EINVAL")
+E = {name: getattr(errno, name) for name in ERRNOS}
 
 _SCRIPTS = {
     "stat": 'dec "$1"; p=$_v; exists "$p" || fail {ENOENT}; rec "$p"',
@@ -59,7 +59,8 @@ _SCRIPTS = {
     ),
     "read": (
         'dec "$1"; p=$_v; exists "$p" || fail {ENOENT}; [ -d "$p" ] && fail {EISDIR}; '
-        '[ -r "$p" ] || fail {EACCES}; tail -c +$(($2 + 1)) "$p" | head -c "$3"'
+        '[ -f "$p" ] || fail {EINVAL}; [ -r "$p" ] || fail {EACCES}; '
+        'tail -c +$(($2 + 1)) "$p" | head -c "$3"'
     ),
     # $1 the file, $2 the temporary name, $3 the folder, $4 "new" or "more"
     "piece": (
@@ -164,7 +165,7 @@ class ShellFS:
                                "The host may be overloaded; try again.")  # fmt: skip
         code = result.exit_code or 0
         if CODE_BASE < code < 256:
-            raise file_error(code - CODE_BASE, shown, self.host)
+            raise opening_error(code - CODE_BASE, shown, self.host)
         if code != 0 or result.truncated:
             said = result.stderr.decode(errors="replace").strip()[-300:]
             raise file_error(errno.EIO, shown, self.host, said or f"exit {code}")
@@ -182,13 +183,16 @@ class ShellFS:
         truncated = len(items) % 2 == 1 and items[-1] == b"T"
         if truncated:
             items.pop()
-        if len(items) % 2:
-            raise file_error(errno.EIO, path, self.host, "a cut listing")
+        if len(items) % 2 or len(items) > 2 * MAX_ENTRIES:
+            raise SMDebugError(502, "files_shell_failed", "The host's listing was cut or too "
+                               "long.", "Use a terminal.")  # fmt: skip
         entries = []
+        seen: set[bytes] = set()
         for name, raw in zip(items[::2], items[1::2]):
-            if not listable(name):
+            if not listable(name) or name in seen:
                 raise SMDebugError(502, "files_shell_failed", "The host listed an impossible "
                                    "name.", "Use a terminal.")  # fmt: skip
+            seen.add(name)
             entries.append(_record(posixpath.join(path, name), raw))
         return entries, truncated
 

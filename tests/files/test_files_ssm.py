@@ -277,6 +277,12 @@ async def test_errors_have_their_codes(services, job, backend):
         with pytest.raises(FileError) as caught:
             await fs.write(folder, chunks_of(b"x"))
         assert caught.value.code == "is_a_directory"
+        # Only regular files are read: a FIFO would wait for a writer, /dev/zero never end.
+        await run(services, job, ["mkfifo", (folder + b"/fifo").decode()])
+        for special in (folder + b"/fifo", b"/dev/zero"):
+            with pytest.raises(FileError) as caught:
+                await asyncio.wait_for(read_all(fs, special), 60)
+            assert "not a regular file" in caught.value.message
         # The session goes on after every error.
         assert (await fs.stat(folder + b"/f")).size == 1
 
