@@ -65,19 +65,22 @@ _SCRIPTS = {
     # $1 the file, $2 the temporary name, $3 the folder, $4 "new" or "more"
     "piece": (
         'dec "$1"; t=$_v; dec "$2"; tmp=$_v; dec "$3"; d=$_v; [ -d "$t" ] && fail {EISDIR}; '
-        '[ -d "$d" ] || fail {ENOENT}; [ -w "$d" ] || fail {EACCES}; '
+        'exists "$t" && [ ! -f "$t" ] && fail {EINVAL}; [ -d "$d" ] || fail {ENOENT}; '
+        '[ -w "$d" ] || fail {EACCES}; '
         'if [ "$4" = new ]; then (set -C; cat > "$tmp") || exit 1; '
         'else [ -f "$tmp" ] && [ ! -L "$tmp" ] || fail {ENOENT}; cat >> "$tmp" || exit 1; fi'
     ),
     "commit": (
         'dec "$1"; t=$_v; dec "$2"; tmp=$_v; '
         'if [ -L "$t" ]; then r=$(readlink -f "$t"; echo x); t=${r%?x}; fi; '
+        'exists "$t" && [ ! -f "$t" ] && { rm -f "$tmp"; fail {EINVAL}; }; '
         'if [ -e "$t" ]; then m=$(stat -L -c %a "$t") && chmod "$m" "$tmp"; fi; '
         'mv -f "$tmp" "$t" || { rm -f "$tmp"; exit 1; }; rec "$t"'
     ),
     "abort": 'dec "$2"; rm -f "$_v"',
     "append": (
-        'dec "$1"; p=$_v; [ -d "$p" ] && fail {EISDIR}; dec "$3"; exists "$_v" || fail {ENOENT}; '
+        'dec "$1"; p=$_v; [ -d "$p" ] && fail {EISDIR}; '
+        'exists "$p" && [ ! -f "$p" ] && fail {EINVAL}; dec "$3"; exists "$_v" || fail {ENOENT}; '
         'cat >> "$p" || exit 1; rec "$p"'
     ),
     "mkdir": (

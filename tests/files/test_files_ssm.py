@@ -283,6 +283,12 @@ async def test_errors_have_their_codes(services, job, backend):
             with pytest.raises(FileError) as caught:
                 await asyncio.wait_for(read_all(fs, special), 60)
             assert "not a regular file" in caught.value.message
+        for append in (False, True):  # nor written: a save would replace it with a file
+            with pytest.raises(FileError) as caught:
+                await fs.write(folder + b"/fifo", chunks_of(b"x"), append=append)
+            assert "not a regular file" in caught.value.message
+        is_fifo = ["sh", "-c", '[ -p "$1" ] && echo fifo', "sh", (folder + b"/fifo").decode()]
+        assert await run(services, job, is_fifo) == b"fifo\n"
         # The session goes on after every error.
         assert (await fs.stat(folder + b"/f")).size == 1
 
