@@ -71,8 +71,8 @@ class SMDebugApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Release everything the extension started: forwards, terminals with their
-        sessions, file sessions, AWS clients and their threads. Each step is bounded and logged; one that
-        fails does not keep the others from running."""
+        sessions, file sessions, AWS clients and their threads. Each step is bounded and
+        logged; one that fails does not keep the others from running."""
         state, self.state = self.state, None
         if state is None:
             return

@@ -465,9 +465,9 @@ class FilesHandler(SMDebugHandler):
         await self.on_host(query["transport"], operation)
 
     async def untitled(self, fs: FileSystem, directory: bytes, kind: str, ext: str) -> Entry:
-        """The first free one of "untitled.txt", "untitled1.txt"... or "Untitled Folder", "Untitled Folder 1"...,
-        taken without ever replacing what is there (mkdir, or a rename
-        that never overwrites)."""
+        """The first free one of "untitled.txt", "untitled1.txt"... or "Untitled Folder",
+        "Untitled Folder 1"..., taken without ever replacing what is there (mkdir, or a
+        rename that never overwrites)."""
         stem, insert = ("Untitled Folder", " ") if kind == "directory" else ("untitled", "")
         ext_bytes = ext.encode() if kind == "file" else b""
         temporary = join(directory, b".~untitled" + UPLOAD_SUFFIX)
