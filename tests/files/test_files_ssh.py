@@ -1,0 +1,331 @@
+"""A host's files over SSH (files/sftp.py): our SFTP 3 client through the pinned ssh, against
+a stand-in host's sshd. The host's /opt/ml is a directory of this machine (the sandbox), so
+tests set files up and check them on disk directly."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jupyter_sm_debug.connect import HostTarget
+from jupyter_sm_debug.connect.registry import get_transport
+from jupyter_sm_debug.files.base import CHUNK, FileError
+from jupyter_sm_debug.files.sftp import WINDOW
+
+pytestmark = pytest.mark.usefixtures("standin")
+MiB = 1 << 20
+
+
+@pytest.fixture
+def job(standin):
+    name = f"files-{uuid.uuid4().hex[:8]}"
+    standin.create_job(name, instance_count=1, remote_debug=True, started_ago=600)
+    return name
+
+
+@pytest.fixture
+def services(jp_serverapp):
+    return jp_serverapp.web_app.settings["sm_debug"]
+
+
+def live_host(standin, job, host="algo-1"):
+    return standin.backends.hosts.get(standin.region, job, host)
+
+
+@pytest.fixture
+def ml(standin, job) -> Path:
+    """The host's /opt/ml as this machine sees it; /opt/ml/t is the test's own directory."""
+    path = live_host(standin, job).sandbox / "opt" / "ml"
+    (path / "t").mkdir()
+    return path
+
+
+@contextlib.asynccontextmanager
+async def host_files(services, job, host="algo-1"):
+    description = await services.jobs.describe(job, fresh=True)
+    target = HostTarget(job, host, description, services.config, services.jobs, transport="ssh")
+    files = await get_transport("ssh", "files").files(target)
+    try:
+        yield files
+    finally:
+        await files.close()
+
+
+async def chunks(*pieces: bytes):
+    for piece in pieces:
+        yield piece
+
+
+async def read_all(fs, path: bytes) -> bytes:
+    return b"".join([chunk async for chunk in fs.read(path)])
+
+
+async def test_lists_opt_ml_and_a_directory_of_1000_entries(services, job, ml):
+    for i in range(1000):
+        (ml / "t" / f"f{i:04}").write_bytes(b"x" * (i % 7))
+    (ml / "t" / "sub").mkdir()
+    (ml / "t" / "link").symlink_to("sub")
+    (ml / "t" / "broken").symlink_to("nowhere")
+    async with host_files(services, job) as fs:
+        assert fs.info["host_key"]["fingerprints"]
+        entries, truncated = await fs.listdir(b"/opt/ml")
+        assert not truncated
+        kinds = {e.name: e.kind for e in entries}
+        assert kinds[b"code"] == kinds[b"input"] == kinds[b"output"] == kinds[b"t"] == "directory"
+        assert {e.path for e in entries} >= {b"/opt/ml/code", b"/opt/ml/t"}
+        entries, truncated = await fs.listdir(b"/opt/ml/t/")
+    assert not truncated and len(entries) == 1003
+    by_name = {e.name: e for e in entries}
+    assert b"." not in by_name and b".." not in by_name
+    assert by_name[b"f0006"].kind == "file" and by_name[b"f0006"].size == 6
+    assert by_name[b"f0006"].path == b"/opt/ml/t/f0006"
+    assert abs(by_name[b"f0006"].mtime - (ml / "t" / "f0006").stat().st_mtime) < 1.5
+    assert by_name[b"f0006"].writable  # the stand-in's sessions are root's
+    assert by_name[b"sub"].kind == "directory" and not by_name[b"sub"].symlink
+    assert by_name[b"link"].kind == "directory" and by_name[b"link"].symlink
+    assert by_name[b"broken"].kind == "file" and by_name[b"broken"].symlink
+
+
+async def test_stat_and_the_errors_of_missing_paths(services, job, ml):
+    (ml / "t" / "a.txt").write_text("hello")
+    async with host_files(services, job) as fs:
+        entry = await fs.stat(b"/opt/ml/t/./a.txt")
+        assert (entry.name, entry.path, entry.kind, entry.size) == (
+            b"a.txt", b"/opt/ml/t/a.txt", "file", 5,
+        )  # fmt: skip
+        root = await fs.stat(b"/")
+        assert (root.path, root.kind, root.size) == (b"/", "directory", None)
+        for call in (fs.stat(b"/opt/ml/nothing"), fs.listdir(b"/opt/ml/nothing"),
+                     read_all(fs, b"/opt/ml/nothing"), fs.remove(b"/opt/ml/nothing"),
+                     fs.rename(b"/opt/ml/nothing", b"/opt/ml/t/x")):  # fmt: skip
+            with pytest.raises(FileError) as caught:
+                await call
+            assert (caught.value.status, caught.value.code) == (404, "file_not_found")
+            assert "algo-1" in caught.value.message
+        with pytest.raises(FileError) as caught:
+            await fs.listdir(b"/opt/ml/t/a.txt")
+        assert caught.value.code == "not_a_directory"
+        with pytest.raises(FileError) as caught:
+            await read_all(fs, b"/opt/ml/t")
+        assert caught.value.code == "is_a_directory"
+        with pytest.raises(FileError) as caught:
+            await fs.stat(b"opt/ml")
+        assert (caught.value.status, caught.value.code) == (400, "invalid_path")
+        with pytest.raises(FileError):
+            await fs.stat(b"/opt/ml/t/a.txt\0/etc/passwd")
+        assert fs.alive()
+
+
+async def test_a_1_mib_binary_file_round_trips(services, job, ml):
+    data = os.urandom(MiB)
+    async with host_files(services, job) as fs:
+        entry = await fs.write(b"/opt/ml/t/blob.bin", chunks(data[:1000], data[1000:]))
+        assert (entry.kind, entry.size) == ("file", MiB)
+        assert (
+            hashlib.sha256((ml / "t" / "blob.bin").read_bytes()).digest()
+            == hashlib.sha256(data).digest()
+        )
+        back = [chunk async for chunk in fs.read(b"/opt/ml/t/blob.bin")]
+        assert all(0 < len(chunk) <= CHUNK for chunk in back)
+        assert hashlib.sha256(b"".join(back)).hexdigest() == hashlib.sha256(data).hexdigest()
+        tail = b"".join([chunk async for chunk in fs.read(b"/opt/ml/t/blob.bin", MiB - 10)])
+        assert tail == data[-10:]
+
+
+async def test_a_write_keeps_the_mode_and_a_failed_write_leaves_the_original_whole(
+    services, job, ml
+):
+    original = ml / "t" / "train.py"
+    original.write_bytes(b"print('original')\n" * 1000)
+    original.chmod(0o751)
+
+    async def failing():
+        yield b"new content " * 10000
+        yield b"more " * 100000
+        raise RuntimeError("the upload broke")
+
+    async with host_files(services, job) as fs:
+        with pytest.raises(RuntimeError, match="the upload broke"):
+            await fs.write(b"/opt/ml/t/train.py", failing())
+        assert original.read_bytes() == b"print('original')\n" * 1000
+        assert sorted(os.listdir(ml / "t")) == ["train.py"], "a temporary file was left"
+        entry = await fs.write(b"/opt/ml/t/train.py", chunks(b"print('fixed')\n"))
+        assert entry.size == len(b"print('fixed')\n")
+        assert original.read_bytes() == b"print('fixed')\n"
+        assert original.stat().st_mode & 0o7777 == 0o751
+        # A new file, and through a symlink (the link stays a link).
+        await fs.write(b"/opt/ml/t/new.txt", chunks(b"new"))
+        assert (ml / "t" / "new.txt").read_bytes() == b"new"
+        (ml / "t" / "alias.py").symlink_to("train.py")
+        await fs.write(b"/opt/ml/t/alias.py", chunks(b"via link\n"))
+        assert (ml / "t" / "alias.py").is_symlink()
+        assert original.read_bytes() == b"via link\n"
+        assert sorted(os.listdir(ml / "t")) == ["alias.py", "new.txt", "train.py"]
+        with pytest.raises(FileError) as caught:
+            await fs.write(b"/opt/ml/t", chunks(b"x"))
+        assert caught.value.code == "is_a_directory"
+        with pytest.raises(FileError) as caught:
+            await fs.write(b"/opt/ml/t/no/such/dir", chunks(b"x"))
+        assert caught.value.code == "file_not_found"
+
+
+async def test_append_mkdir_rename_and_remove(services, job, ml):
+    async with host_files(services, job) as fs:
+        await fs.write(b"/opt/ml/t/log.txt", chunks(b"one\n"), append=True)
+        entry = await fs.write(b"/opt/ml/t/log.txt", chunks(b"two\n", b"three\n"), append=True)
+        assert (ml / "t" / "log.txt").read_bytes() == b"one\ntwo\nthree\n" and entry.size == 14
+
+        made = await fs.mkdir(b"/opt/ml/t/d")
+        assert (made.kind, made.path) == ("directory", b"/opt/ml/t/d") and (ml / "t" / "d").is_dir()
+        with pytest.raises(FileError) as caught:
+            await fs.mkdir(b"/opt/ml/t/d")
+        assert (caught.value.status, caught.value.code) == (409, "file_exists")
+        with pytest.raises(FileError) as caught:
+            await fs.mkdir(b"/opt/ml/t/nothing/d")
+        assert caught.value.code == "file_not_found"
+
+        (ml / "t" / "other.txt").write_text("other")
+        with pytest.raises(FileError) as caught:
+            await fs.rename(b"/opt/ml/t/log.txt", b"/opt/ml/t/other.txt")
+        assert (caught.value.status, caught.value.code) == (409, "file_exists")
+        with pytest.raises(FileError) as caught:
+            await fs.rename(b"/opt/ml/t/log.txt", b"/opt/ml/t/d")
+        assert caught.value.code == "file_exists"
+        assert (ml / "t" / "other.txt").read_text() == "other"
+        assert (ml / "t" / "log.txt").read_bytes() == b"one\ntwo\nthree\n"
+        moved = await fs.rename(b"/opt/ml/t/log.txt", b"/opt/ml/t/d/log.txt")
+        assert moved.path == b"/opt/ml/t/d/log.txt" and not (ml / "t" / "log.txt").exists()
+        renamed = await fs.rename(b"/opt/ml/t/d", b"/opt/ml/t/e")
+        assert renamed.kind == "directory" and (ml / "t" / "e" / "log.txt").exists()
+
+        with pytest.raises(FileError) as caught:
+            await fs.remove(b"/opt/ml/t/e")
+        assert (caught.value.status, caught.value.code) == (409, "directory_not_empty")
+        (ml / "t" / "link").symlink_to("e")
+        await fs.remove(b"/opt/ml/t/link")  # the link, not what it points to
+        assert not (ml / "t" / "link").is_symlink() and (ml / "t" / "e" / "log.txt").exists()
+        await fs.remove(b"/opt/ml/t/e/log.txt")
+        await fs.remove(b"/opt/ml/t/e")
+        await fs.remove(b"/opt/ml/t/other.txt")
+        assert os.listdir(ml / "t") == []
+
+
+HOSTILE = [b"new\nline", b"-rf", b"--help", b"bad \xff\xfe utf8", b"with  spaces ", b"\xef\xa3\xbf",
+           b"..hidden", b"tab\there", b"*?[glob]", b"$(touch pwned)"]  # fmt: skip
+
+
+async def test_hostile_names_round_trip(services, job, ml):
+    async with host_files(services, job) as fs:
+        for name in HOSTILE:
+            await fs.write(b"/opt/ml/t/" + name, chunks(name))
+            await fs.mkdir(b"/opt/ml/t/dir " + name)
+        entries, _ = await fs.listdir(b"/opt/ml/t")
+        names = {e.name for e in entries}
+        assert names == set(HOSTILE) | {b"dir " + name for name in HOSTILE}
+        for name in HOSTILE:
+            assert await read_all(fs, b"/opt/ml/t/" + name) == name
+            assert (ml / "t" / os.fsdecode(name)).read_bytes() == name
+            await fs.rename(b"/opt/ml/t/" + name, b"/opt/ml/t/dir " + name + b"/" + name)
+        assert not (ml / "t" / "pwned").exists() and not list(ml.parent.glob("pwned"))
+        entries, _ = await fs.listdir(b"/opt/ml/t/dir -rf")
+        assert [e.path for e in entries] == [b"/opt/ml/t/dir -rf/-rf"]
+
+
+async def test_permission_denied_even_for_root(services, job, ml):
+    """The stand-in's sessions are root's, so mode bits deny nothing. Two refusals root
+    meets: sysfs refuses to create files (EACCES), and an immutable file (chattr +i, EPERM)
+    can be neither replaced nor removed; both come back as 403 permission_denied."""
+    async with host_files(services, job) as fs:
+        for call in (fs.write(b"/sys/sm-debug-test", chunks(b"x")), fs.mkdir(b"/sys/sm-debug")):
+            with pytest.raises(FileError) as caught:
+                await call
+            assert (caught.value.status, caught.value.code) == (403, "permission_denied")
+        locked = ml / "t" / "locked.txt"
+        locked.write_text("keep me")
+        if (
+            shutil.which("chattr") is None
+            or subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode
+        ):
+            pytest.skip("this file system has no immutable files (chattr +i) for the EPERM case")
+        try:
+            for call in (fs.write(b"/opt/ml/t/locked.txt", chunks(b"changed")),
+                         fs.remove(b"/opt/ml/t/locked.txt"),
+                         fs.rename(b"/opt/ml/t/locked.txt", b"/opt/ml/t/moved")):  # fmt: skip
+                with pytest.raises(FileError) as caught:
+                    await call
+                assert (caught.value.status, caught.value.code) == (403, "permission_denied")
+            assert locked.read_text() == "keep me"
+            assert os.listdir(ml / "t") == ["locked.txt"], "a temporary file was left"
+        finally:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+
+
+async def test_a_100_mib_read_streams_in_bounded_chunks(services, job, ml):
+    block = os.urandom(MiB)
+    with open(ml / "t" / "big.bin", "wb") as out:
+        for i in range(100):
+            out.write(block[i:] + block[:i])
+    expected = hashlib.sha256((ml / "t" / "big.bin").read_bytes()).hexdigest()
+    async with host_files(services, job) as fs:
+        digest, total, largest, in_flight = hashlib.sha256(), 0, 0, 0
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            async for chunk in fs.read(b"/opt/ml/t/big.bin"):
+                digest.update(chunk)
+                total += len(chunk)
+                largest = max(largest, len(chunk))
+                in_flight = max(in_flight, len(fs.connection._waiting))
+                del chunk
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert total == 100 * MiB and digest.hexdigest() == expected
+        assert largest <= CHUNK and in_flight <= WINDOW
+        assert peak < 12 * MiB, f"reading held {peak / MiB:.1f} MiB at once"
+        # A reader that stops early leaves the session usable.
+        async for _ in fs.read(b"/opt/ml/t/big.bin"):
+            break
+        assert (await fs.stat(b"/opt/ml/t/big.bin")).size == 100 * MiB
+
+
+async def test_a_files_session_is_not_a_persons_session_and_ends_with_ssh(services, job, standin):
+    """The hold counts a person's sessions under the host's sshd; the files session (the
+    stand-in's marked sftp-server; internal-sftp in a real container) is not one."""
+    from jupyter_sm_debug.standin import hosts
+
+    live = live_host(standin, job)
+    async with host_files(services, job) as fs:
+        await fs.stat(b"/opt/ml")
+        pid = fs.connection.process.pid
+        assert hosts._ssh_sessions([live]) == {}
+        person = subprocess.Popen(
+            ["ssh", "-F", os.devnull, "-p", str(live.port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "IdentitiesOnly=yes", "-i", standin.client_key_path,
+             "-l", standin.ssh_user, live.addr, "sleep 30"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:  # the control: the same count sees a person's session
+            deadline = time.monotonic() + 15
+            while not hosts._ssh_sessions([live]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert hosts._ssh_sessions([live]) == {live.token: 1}
+        finally:
+            person.terminate()
+            person.wait(timeout=10)
+    assert not fs.alive()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(FileError) as caught:
+        await fs.stat(b"/opt/ml")
+    assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
