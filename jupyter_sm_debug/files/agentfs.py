@@ -238,34 +238,34 @@ class AgentFS:
         )  # fmt: skip
 
     async def _call(
-        self, op: str, shown: bytes, payload: bytes = b"", max_payload: int = 0, **fields: Any
-    ) -> tuple[dict, bytes]:
-        """One request and its reply; an errno reply raises its FileError for `shown`."""
+        self, op: str, shown: bytes, parse: Any = None, max_payload: int = 0, **fields: Any
+    ) -> Any:
+        """One request and its reply, read by `parse(header, payload)` while the stream is
+        held (a reply it refuses closes the stream); an errno reply raises its FileError
+        for `shown`."""
         async with self._stream() as stream:
-            request = stream.send({"op": op, **fields}, payload)
+            request = stream.send({"op": op, **fields})
             await stream.writer.drain()
             header, data = await stream.reply(request, max_payload)
-        if header.get("errno") is not None:
-            raise file_error(header["errno"], shown, self.host)
-        return header, data
+            if header.get("errno") is not None:
+                raise file_error(header["errno"], shown, self.host)
+            return parse(header, data) if parse is not None else None
 
     # -- FileSystem --------------------------------------------------------------------------
 
     async def stat(self, path: bytes) -> Entry:
         path = clean(path)
-        header, _ = await self._call("stat", path, path=_wire(path))
-        return self._entry(header.get("entry"), path)
+        return await self._call("stat", path, self._entry_of(path), path=_wire(path))
 
     async def listdir(self, path: bytes) -> tuple[list[Entry], bool]:
         path = clean(path)
-        header, data = await self._call(
-            "listdir", path, max_payload=MAX_LISTING, path=_wire(path), max=MAX_ENTRIES
+
+        def parse(header: dict, data: bytes) -> tuple[list[Entry], bool]:
+            return parse_listing(path, header.get("count"), data), header.get("truncated") is True
+
+        return await self._call(
+            "listdir", path, parse, MAX_LISTING, path=_wire(path), max=MAX_ENTRIES
         )
-        try:
-            entries = parse_listing(path, header.get("count"), data)
-        except AgentBroke as error:
-            raise self._lost_error(str(error)) from None
-        return entries, header.get("truncated") is True
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
         path = clean(path)
@@ -333,24 +333,24 @@ class AgentFS:
             request = stream.send({"op": "commit", "handle": handle, "path": _wire(path)})
             await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
-        if header.get("errno") is not None:
-            raise file_error(header["errno"], path, self.host)
-        return self._entry(header.get("entry"), path)
+            if header.get("errno") is not None:
+                raise file_error(header["errno"], path, self.host)
+            return _entry(header.get("entry"), path)
 
     async def mkdir(self, path: bytes) -> Entry:
         path = clean(path)
-        header, _ = await self._call("mkdir", path, path=_wire(path))
-        return self._entry(header.get("entry"), path)
+        return await self._call("mkdir", path, self._entry_of(path), path=_wire(path))
 
     async def rename(self, old: bytes, new: bytes) -> Entry:
         old, new = clean(old), clean(new)
         try:
-            header, _ = await self._call("rename", old, old=_wire(old), new=_wire(new))
+            return await self._call(
+                "rename", old, self._entry_of(new), old=_wire(old), new=_wire(new)
+            )
         except SMDebugError as error:
             if error.code == "file_exists":
                 raise file_error(errno.EEXIST, new, self.host) from None  # names the new path
             raise
-        return self._entry(header.get("entry"), new)
 
     async def remove(self, path: bytes) -> None:
         path = clean(path)
@@ -374,11 +374,9 @@ class AgentFS:
         self._idle.clear()
         await self.pushed.close()
 
-    def _entry(self, fields: Any, path: bytes) -> Entry:
-        try:
-            return _entry(fields, path)
-        except AgentBroke as error:
-            raise self._lost_error(str(error)) from None
+    @staticmethod
+    def _entry_of(path: bytes) -> Any:
+        return lambda header, data: _entry(header.get("entry"), path)
 
 
 async def open_agent_fs(target: Any, transport: Any, idle_seconds: int = AGENT_IDLE_SECONDS):
