@@ -83,15 +83,16 @@ class SFTPFileSystem:
         self.info: dict = {}  # the transport's (SSH: how the host key was verified)
         self.uid: Optional[int] = None
         self.gid: Optional[int] = None
-        ext = connection.extensions
-        self.posix_rename = ext.get(b"posix-rename@openssh.com") == b"1"
-        self.statvfs = ext.get(b"statvfs@openssh.com") == b"2"
+        self.posix_rename = self.statvfs = False
         self.read_size = self.write_size = SMALL_BLOCK
 
     @_guarded
     async def start(self) -> None:
-        """Limits and the session's uid, once after the version exchange."""
-        if self.connection.extensions.get(b"limits@openssh.com") == b"1":
+        """Extensions, limits and the session's uid, once after the version exchange."""
+        ext = self.connection.extensions
+        self.posix_rename = ext.get(b"posix-rename@openssh.com") == b"1"
+        self.statvfs = ext.get(b"statvfs@openssh.com") == b"2"
+        if ext.get(b"limits@openssh.com") == b"1":
             try:
                 kind, reply = await self._call(w.EXTENDED, string(b"limits@openssh.com"))
                 expect(kind, w.EXTENDED_REPLY, reply)
@@ -156,7 +157,7 @@ class SFTPFileSystem:
         return file_error(errno.EIO, path, self.host, f"the host's SFTP server said {status}")
 
     async def _attrs(self, kind: int, path: bytes) -> Attrs:
-        """w.STAT or w.LSTAT of `path` (FileError when it fails)."""
+        """STAT or LSTAT of `path` (FileError when it fails)."""
         try:
             reply_kind, reply = await self._call(kind, string(path))
             expect(reply_kind, w.ATTRS, reply)
@@ -289,9 +290,12 @@ class SFTPFileSystem:
             for request, _ in pending:
                 self.connection.forget(request)
             await self._close_handle(handle)
-        targets = await asyncio.gather(
-            *(self._followed(w.child(path, name), attrs) for name, attrs in found)
-        )
+        targets: list = []
+        for at in range(0, len(found), 256):  # symlinks' targets, 256 requests at a time
+            batch = found[at : at + 256]
+            targets += await asyncio.gather(
+                *(self._followed(w.child(path, name), attrs) for name, attrs in batch)
+            )
         entries = [
             self._entry(w.child(path, name), attrs, target)
             for (name, attrs), target in zip(found, targets)
@@ -301,12 +305,15 @@ class SFTPFileSystem:
     # -- reading --------------------------------------------------------------------------------
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
+        inner = self._read(normalise(path), offset)
         try:
-            async for chunk in self._read(normalise(path), offset):
+            async for chunk in inner:
                 yield chunk
         except WireError as error:
             await self.connection.close(str(error))
             raise self._lost() from None
+        finally:
+            await inner.aclose()  # a reader that stops early: forget its requests, close
 
     async def _read(self, path: bytes, offset: int) -> AsyncIterator[bytes]:
         attrs = await self._attrs(w.STAT, path)
@@ -353,7 +360,7 @@ class SFTPFileSystem:
                 await self._close_handle(handle)
 
     async def _data(self, path, request, future, asked: int) -> Optional[bytes]:
-        """The data of a w.READ reply; None at the end of the file."""
+        """The data of a READ reply; None at the end of the file."""
         kind, reply = await self._wait(request, future)
         try:
             expect(kind, w.DATA, reply)

@@ -269,6 +269,33 @@ async def test_permission_denied_even_for_root(services, job, ml):
             subprocess.run(["chattr", "-i", str(locked)], check=True)
 
 
+async def test_a_full_disk_and_a_read_only_file_system_say_so(services, job, standin, ml):
+    """SFTP 3 says only SSH_FX_FAILURE for both: statvfs@openssh.com tells them apart. A
+    small tmpfs and a read-only one are mounted inside the host (its mount namespace)."""
+    from jupyter_sm_debug.standin import container
+
+    live = live_host(standin, job)
+    if live.init is None:
+        pytest.skip(f"hosts have no mount namespace here ({live.not_isolated})")
+    (ml / "t" / "full").mkdir()
+    (ml / "t" / "ro").mkdir()
+    inside = [*container.enter_argv(live.init), "sh", "-c",
+              "mount -t tmpfs -o size=64k tmpfs /opt/ml/t/full && "
+              "mount -t tmpfs -o ro,size=64k tmpfs /opt/ml/t/ro"]  # fmt: skip
+    mounted = subprocess.run(inside, capture_output=True, text=True, timeout=30)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs inside the host: {mounted.stderr.strip()[-200:]}")
+    async with host_files(services, job) as fs:
+        with pytest.raises(FileError) as caught:
+            await fs.write(b"/opt/ml/t/full/big.bin", chunks(os.urandom(MiB)))
+        assert (caught.value.status, caught.value.code) == (507, "no_space")
+        assert (await fs.listdir(b"/opt/ml/t/full"))[0] == [], "a temporary file was left"
+        for call in (fs.write(b"/opt/ml/t/ro/x", chunks(b"x")), fs.mkdir(b"/opt/ml/t/ro/d")):
+            with pytest.raises(FileError) as caught:
+                await call
+            assert (caught.value.status, caught.value.code) == (403, "read_only")
+
+
 async def test_a_100_mib_read_streams_in_bounded_chunks(services, job, ml):
     block = os.urandom(MiB)
     with open(ml / "t" / "big.bin", "wb") as out:
@@ -329,3 +356,82 @@ async def test_a_files_session_is_not_a_persons_session_and_ends_with_ssh(servic
     with pytest.raises(FileError) as caught:
         await fs.stat(b"/opt/ml")
     assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
+
+
+# -- a hostile server: what OpenSSH never sends, our client must still refuse ------------------
+
+FAKE_SERVER = r"""
+import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def send(kind, body):
+    out.write(struct.pack(">IB", len(body) + 1, kind) + body); out.flush()
+def s(b):
+    return struct.pack(">I", len(b)) + b
+DIR = struct.pack(">II", 4, 0o40755)
+batches = 0
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break
+    body = inp.read(struct.unpack(">I", head)[0])
+    kind, rest = body[0], body[1:]
+    if kind == 1:
+        send(2, struct.pack(">I", 3)); continue
+    rid, arg = rest[:4], rest[8:8 + struct.unpack(">I", rest[4:8])[0]]
+    if kind in (7, 17) and arg == b"/proc/self":
+        send(101, rid + struct.pack(">I", 2) + s(b"") + s(b""))
+    elif kind in (7, 17) and arg == b"/huge":
+        out.write(struct.pack(">I", 64 << 20) + b"\x69" + rid); out.flush()
+    elif kind in (7, 17) and arg == b"/stray":
+        send(105, struct.pack(">I", 99999) + DIR)
+    elif kind in (7, 17):
+        send(105, rid + DIR)
+    elif kind == 11:
+        send(102, rid + s(b"h"))
+    elif kind == 12:
+        batches += 1
+        names = [b"ok", b"a/b", b"..", b".", b"x\0y", b"", b"/", b"../../etc"]
+        if batches == 1:
+            send(104, rid + struct.pack(">I", len(names))
+                 + b"".join(s(n) + s(b"long") + DIR for n in names))
+        else:
+            send(101, rid + struct.pack(">I", 1) + s(b"") + s(b""))
+    else:
+        send(101, rid + struct.pack(">I", 0) + s(b"") + s(b""))
+"""
+
+
+@contextlib.asynccontextmanager
+async def fake_files():
+    import asyncio
+    import sys
+
+    from jupyter_sm_debug.connect.process import end_process
+    from jupyter_sm_debug.files.sftp import SFTPFileSystem
+    from jupyter_sm_debug.files.sftp_wire import Connection
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FAKE_SERVER, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    connection = Connection(process, end_process)
+    await connection.start(20)
+    fs = SFTPFileSystem(connection, "fake")
+    await fs.start()
+    try:
+        yield fs
+    finally:
+        await fs.close()
+
+
+@pytest.mark.parametrize("bad", [b"/huge", b"/stray"])
+async def test_a_hostile_server_gets_only_valid_names_and_no_oversized_or_stray_reply(bad):
+    async with fake_files() as fs:
+        entries, truncated = await fs.listdir(b"/d")
+        assert [e.name for e in entries] == [b"ok"] and not truncated
+        assert entries[0].path == b"/d/ok"
+        assert fs.uid is None and not fs.posix_rename  # no /proc/self, no extensions
+        with pytest.raises(FileError) as caught:
+            await fs.stat(bad)  # 64 MiB announced, or a reply to a request never sent
+        assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
+        assert not fs.alive()
