@@ -30,7 +30,6 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..connect import HostTarget
 from ..errors import SMDebugError
 from ..files.base import Entry, FileError, FileSystem
 from ..files.models import directory_model, file_model, model_of
@@ -38,7 +37,7 @@ from ..files.names import basename, join, parent, request_path, safe_name, to_wi
 from .base import SMDebugHandler
 from .hosts import transport_field
 from .spec import Body, Field, Query
-from .target import host_targets
+from .target import host_targets, require_reachable
 
 UPLOAD_SUFFIX = b".sm-debug-upload"  # a chunked upload's temporary sibling: .~<name><this>
 OLD_SUFFIX = b".sm-debug-old"  # the replaced file while an upload's last chunk lands
@@ -209,21 +208,30 @@ class FilesHandler(SMDebugHandler):
             )  # fmt: skip
         return path
 
-    async def target(self, transport: str) -> HostTarget:
-        (target,), _ = await host_targets(self, transport, "files", [self.host])
-        return target
-
     async def on_host(self, transport: str, operation) -> None:
-        """Run `operation(fs)` with the host's FileSystem; a connection that breaks under
-        it is a 502 that says so, never a traceback."""
-        target = await self.target(transport)
+        """Run `operation(fs)` with the host's FileSystem. The job's description may come
+        from the cache (a file browser makes many requests; each need not describe the
+        job): when the host then fails, a fresh one says whether the job ended (409
+        not_attachable with its hint). A connection that breaks under an operation is a
+        502 that says so, never a traceback."""
+        (target,), cached = await host_targets(self, transport, "files", [self.host], cached=True)
         try:
             async with self.state.files.use(target) as fs:
                 await operation(fs)
         except (StreamClosedError, asyncio.CancelledError):
             raise
+        except SMDebugError as error:
+            if cached and error.status >= 500:
+                await self.ended(transport)
+            raise
         except (OSError, EOFError, asyncio.IncompleteReadError) as error:
+            if cached:
+                await self.ended(transport)
             raise lost(self.host, error) from error
+
+    async def ended(self, transport: str) -> None:
+        """409 not_attachable if the job, described now, cannot be reached any more."""
+        require_reachable(await self.jobs.describe(self.job, fresh=True), transport)
 
     # -- GET ---------------------------------------------------------------------------------
 

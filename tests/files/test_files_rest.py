@@ -444,9 +444,10 @@ async def test_a_stopped_job_answers_a_clear_error(api, standin, sagemaker, tran
         if status != 200:
             break
         await asyncio.sleep(0.2)
-    assert 400 <= status < 600 and status != 500, (status, error)
-    assert error["error"]["code"] in ("not_attachable", "host_connection_lost"), error
-    assert error["error"]["hint"]
+    # Whichever comes first: the job described as ended (409 not_attachable), or the host's
+    # session or address gone (502/503/504 with the backend's code); JSON with a hint.
+    assert status in (409, 502, 503, 504), (status, error)
+    assert error["error"]["message"] and error["error"]["hint"]
 
 
 async def test_file_sessions_close_when_idle_and_with_the_server(files, jp_serverapp, config):
