@@ -269,7 +269,7 @@ class FilesHandler(SMDebugHandler):
 
     async def open_file(self, fs: FileSystem, entry: Entry, query: dict) -> None:
         limit = self.config.files_max_open_bytes
-        if not query["content"]:
+        if not query["content"] and not query["hash"]:
             self.answer(file_model(entry, None, None, self.host))
             return
         if entry.size is not None and entry.size > limit:
@@ -280,7 +280,8 @@ class FilesHandler(SMDebugHandler):
             if len(data) > limit:  # it grew since stat
                 raise too_large(len(data), limit, self.host)
         digest = hashlib.sha256(data).hexdigest() if query["hash"] else None
-        self.answer(file_model(entry, bytes(data), query.get("format"), self.host, digest))
+        content = bytes(data) if query["content"] else None  # hash=1 content=0: the hash only
+        self.answer(file_model(entry, content, query.get("format"), self.host, digest))
 
     async def download(self, fs: FileSystem, entry: Entry) -> None:
         """The file's bytes as an attachment, chunk by chunk as the host sends them: the

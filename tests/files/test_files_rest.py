@@ -144,6 +144,9 @@ async def test_a_file_opens_as_text_or_base64_and_saves_back(files):
     assert status == 200, model
     assert (model["type"], model["format"], model["content"]) == ("file", "text", "print('hi')\n")
     assert model["mimetype"] == "text/x-python" and model["name"] == "train.py"
+    status, model = await files("GET", f"{home}/train.py", content="0", hash="1")
+    assert model["content"] is None
+    assert model["hash"] == hashlib.sha256(b"print('hi')\n").hexdigest()
     status, model = await files("GET", f"{home}/train.py", format="base64", hash="1")
     assert base64.b64decode(model["content"]) == b"print('hi')\n"
     assert model["hash"] == hashlib.sha256(b"print('hi')\n").hexdigest()
@@ -465,3 +468,36 @@ async def test_file_sessions_close_when_idle_and_with_the_server(files, jp_serve
     pooled = list(service._live.values())
     await jp_serverapp.extension_manager.extension_apps["jupyter_sm_debug"].pop().stop_extension()
     assert service._live == {} and not any(p.fs.alive() for p in pooled)
+
+
+async def test_every_verb_needs_jupyter_credentials(http_server_client, jp_base_url, job):
+    url = f"{jp_base_url.rstrip('/')}/sm-debug/jobs/{job}/hosts/algo-1/files/tmp"
+    for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+        body = None if method in ("GET", "DELETE") else json.dumps({"type": "directory"})
+        response = await http_server_client.fetch(
+            url, method=method, body=body, raise_error=False,
+            headers={"Authorization": "token not-the-token"},
+        )  # fmt: skip
+        assert response.code == 403, (method, response.code)
+        assert json.loads(response.body)["error"]["code"] == "forbidden"
+
+
+async def test_an_abandoned_download_ends_quietly_and_frees_its_slot(
+    files, on_host, http_server_client, jp_base_url, jp_auth_header, job, transport, caplog
+):
+    home = await fresh(files)
+    await on_host(f"head -c {16 * MIB} /dev/zero > /{home}/zeros")
+    path = (f"{jp_base_url.rstrip('/')}/sm-debug/jobs/{job}/hosts/algo-1/files/{home}/zeros"
+            f"?download=1&transport={transport}")  # fmt: skip
+    headers = "".join(f"{k}: {v}\r\n" for k, v in jp_auth_header.items())
+    for _ in range(6):  # more than a host's slots: each abandoned one must give its slot back
+        port = http_server_client.get_http_port()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode())
+        await writer.drain()
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        await reader.readexactly(64 * 1024)  # some of it, then the browser goes away
+        writer.close()
+    status, model = await files("GET", home)
+    assert status == 200 and [e["name"] for e in model["content"]] == ["zeros"], model
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text[-2000:]
