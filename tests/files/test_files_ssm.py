@@ -17,13 +17,16 @@ import pytest
 from held_jobs import FAILING, FAILS_AFTER, WRAPPED, hold_env
 from support import unique
 
-from jupyter_sm_debug.connect import HostTarget
+from jupyter_sm_debug.connect import HostTarget, launch
 from jupyter_sm_debug.connect.registry import get_transport
 from jupyter_sm_debug.errors import SMDebugError
 from jupyter_sm_debug.files import agent, agentfs
 from jupyter_sm_debug.files.base import CHUNK, MAX_ENTRIES, FileError
+from jupyter_sm_debug.files.shellfs import ShellFS
 
 pytestmark = pytest.mark.usefixtures("standin")
+# The agent, and the shell commands that stand in for it in a host without Python.
+BACKENDS = pytest.mark.parametrize("backend", ["agent", "shell"])
 MiB = 1024 * 1024
 
 
@@ -45,10 +48,16 @@ async def target_of(services, job, host="algo-1") -> HostTarget:
 
 
 @contextlib.asynccontextmanager
-async def opened(services, job):
-    """The host's files over SSM and a new empty directory in it (pytest-jupyter runs async
-    tests, not async fixtures)."""
-    files = await get_transport("ssm", "files").files(await target_of(services, job))
+async def opened(services, job, backend="agent"):
+    """The host's files over SSM (the agent, or the shell commands a host without Python
+    gets) and a new empty directory in it (pytest-jupyter runs async tests, not async
+    fixtures)."""
+    target = await target_of(services, job)
+    if backend == "shell":
+        files = ShellFS(target, get_transport("ssm", "run"))
+    else:
+        files = await get_transport("ssm", "files").files(target)
+        assert isinstance(files, agentfs.AgentFS)
     try:
         folder = f"/tmp/files-{unique('t')}".encode()
         await files.mkdir(folder)
@@ -79,8 +88,9 @@ def names(entries) -> set[bytes]:
 # -- listing --------------------------------------------------------------------------------
 
 
-async def test_lists_opt_ml_and_a_directory_of_a_thousand_entries(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_lists_opt_ml_and_a_directory_of_a_thousand_entries(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         entries, truncated = await fs.listdir(b"/opt/ml")
         assert {b"input", b"code", b"output", b"model"} <= names(entries) and not truncated
         by_name = {entry.name: entry for entry in entries}
@@ -101,8 +111,9 @@ async def test_lists_opt_ml_and_a_directory_of_a_thousand_entries(services, job)
 # -- reading and writing -------------------------------------------------------------------
 
 
-async def test_a_binary_mebibyte_goes_there_and_back_whole(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_a_binary_mebibyte_goes_there_and_back_whole(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         data = os.urandom(MiB)
         path = folder + b"/blob.bin"
         # Uneven pieces, one over CHUNK (split on the way).
@@ -119,8 +130,11 @@ async def test_a_binary_mebibyte_goes_there_and_back_whole(services, job):
         assert await read_all(fs, path, offset=2 * MiB) == b""
 
 
-async def test_a_failed_save_leaves_the_original_whole_and_no_temporary_file(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_a_failed_save_leaves_the_original_whole_and_no_temporary_file(
+    services, job, backend
+):
+    async with opened(services, job, backend) as (fs, folder):
         path = folder + b"/train.py"
         await fs.write(path, chunks_of(b"print('original')\n"))
         await run(services, job, ["chmod", "750", path.decode()])
@@ -143,8 +157,9 @@ async def test_a_failed_save_leaves_the_original_whole_and_no_temporary_file(ser
         assert names(entries) == {b"train.py"}
 
 
-async def test_append_adds_to_the_end_and_creates(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_append_adds_to_the_end_and_creates(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         path = folder + b"/log.txt"
         await fs.write(path, chunks_of(b"one\n"), append=True)
         entry = await fs.write(path, chunks_of(b"two\n", b"three\n"), append=True)
@@ -174,8 +189,9 @@ async def test_a_hundred_mebibytes_stream_in_bounded_chunks_beside_a_listing(ser
 # -- directories, renames, removal ----------------------------------------------------------
 
 
-async def test_mkdir_rename_and_remove(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_mkdir_rename_and_remove(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         sub = await fs.mkdir(folder + b"/sub")
         assert (sub.kind, sub.name) == ("directory", b"sub")
         with pytest.raises(FileError) as caught:
@@ -206,8 +222,9 @@ async def test_mkdir_rename_and_remove(services, job):
         assert (await fs.listdir(folder))[0] == []
 
 
-async def test_names_with_newlines_dashes_spaces_and_invalid_utf8(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_names_with_newlines_dashes_spaces_and_invalid_utf8(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         odd = [
             b"line\nbreak",
             b"-rf",
@@ -236,8 +253,9 @@ async def test_names_with_newlines_dashes_spaces_and_invalid_utf8(services, job)
         assert caught.value.status == 400
 
 
-async def test_errors_have_their_codes(services, job):
-    async with opened(services, job) as (fs, folder):
+@BACKENDS
+async def test_errors_have_their_codes(services, job, backend):
+    async with opened(services, job, backend) as (fs, folder):
         missing = folder + b"/missing"
         for call in (
             fs.stat(missing),
@@ -259,8 +277,32 @@ async def test_errors_have_their_codes(services, job):
         with pytest.raises(FileError) as caught:
             await fs.write(folder, chunks_of(b"x"))
         assert caught.value.code == "is_a_directory"
+        # Only regular files are read: a FIFO would wait for a writer, /dev/zero never end.
+        await run(services, job, ["mkfifo", (folder + b"/fifo").decode()])
+        for special in (folder + b"/fifo", b"/dev/zero"):
+            with pytest.raises(FileError) as caught:
+                await asyncio.wait_for(read_all(fs, special), 60)
+            assert "not a regular file" in caught.value.message
+        for append in (False, True):  # nor written: a save would replace it with a file
+            with pytest.raises(FileError) as caught:
+                await fs.write(folder + b"/fifo", chunks_of(b"x"), append=append)
+            assert "not a regular file" in caught.value.message
+        is_fifo = ["sh", "-c", '[ -p "$1" ] && echo fifo', "sh", (folder + b"/fifo").decode()]
+        assert await run(services, job, is_fifo) == b"fifo\n"
         # The session goes on after every error.
         assert (await fs.stat(folder + b"/f")).size == 1
+
+
+async def test_a_host_without_python_gets_its_files_by_shell_commands(services, job, monkeypatch):
+    # As in a container with none of the Pythons pushed.py looks for.
+    monkeypatch.setattr(launch, "PYTHONS", ("sm-debug-no-such-python",))
+    files = await get_transport("ssm", "files").files(await target_of(services, job))
+    try:
+        assert isinstance(files, ShellFS)
+        entries, _ = await files.listdir(b"/opt/ml")
+        assert {b"input", b"code"} <= names(entries)
+    finally:
+        await files.close()
 
 
 # -- the agent's life ----------------------------------------------------------------------
