@@ -150,6 +150,7 @@ class Connection:
         self.stderr_tail = b""
         self.broken: Optional[str] = None
         self.extensions: dict[bytes, bytes] = {}
+        self._draining = asyncio.Lock()  # one drain at a time (Python 3.9's may not share)
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -183,11 +184,11 @@ class Connection:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.process.wait(), 5)
         await self._end_process(self.process)
-        for task in (self._reader, self._stderr):
-            if task is not None:
-                task.cancel()
-        if self._stderr is not None:
-            await asyncio.gather(self._stderr, return_exceptions=True)
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._stderr is not None:  # ssh's last words (why it failed) reach EOF soon
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._stderr, 2)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -212,7 +213,8 @@ class Connection:
     async def drain(self) -> None:
         """Waits while the pipe to ssh is full (flow control for pipelined writes)."""
         try:
-            await self.process.stdin.drain()
+            async with self._draining:
+                await self.process.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             self._break(f"the SSH process stopped reading ({type(exc).__name__})")
             raise WireError(self.broken) from None

@@ -4,6 +4,7 @@ tests set files up and check them on disk directly."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -313,11 +314,14 @@ async def test_a_100_mib_read_streams_in_bounded_chunks(services, job, ml):
                 largest = max(largest, len(chunk))
                 in_flight = max(in_flight, len(fs.connection._waiting))
                 del chunk
+                if total % (10 * MiB) < CHUNK:  # a slow reader now and then: replies pile up
+                    await asyncio.sleep(0.2)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         assert total == 100 * MiB and digest.hexdigest() == expected
-        assert largest <= CHUNK and in_flight <= WINDOW
+        # At most WINDOW reads in flight, so the replies held are bounded (16 x 255 KiB).
+        assert largest <= CHUNK and in_flight <= WINDOW and in_flight * fs.read_size <= 4 * MiB
         assert peak < 12 * MiB, f"reading held {peak / MiB:.1f} MiB at once"
         # A reader that stops early leaves the session usable.
         async for _ in fs.read(b"/opt/ml/t/big.bin"):
@@ -403,7 +407,7 @@ while True:
 
 @contextlib.asynccontextmanager
 async def fake_files():
-    import asyncio
+
     import sys
 
     from jupyter_sm_debug.connect.process import end_process
@@ -435,3 +439,179 @@ async def test_a_hostile_server_gets_only_valid_names_and_no_oversized_or_stray_
             await fs.stat(bad)  # 64 MiB announced, or a reply to a request never sent
         assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
         assert not fs.alive()
+
+
+# -- a real container's sshd (sm-debug-entrypoint --ssh): internal-sftp --------------------------
+
+
+@pytest.mark.skipif(not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"),
+                    reason="needs openssh-server")  # fmt: skip
+async def test_internal_sftp_in_the_entrypoints_sshd_is_no_persons_session(tmp_path):
+    """In a real container the files session is sshd's internal-sftp: it runs in sshd's own
+    process, so the hold's count never sees it. A person's session, the control, is seen and
+    ends the hold when it closes."""
+
+    import json
+    import sys
+
+    from support import free_port
+
+    from jupyter_sm_debug import entrypoint
+    from jupyter_sm_debug.connect.process import end_process
+    from jupyter_sm_debug.connect.ssh import first_announcement
+    from jupyter_sm_debug.files.sftp import SFTPFileSystem
+    from jupyter_sm_debug.files.sftp_wire import Connection
+
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    (tmp_path / "data.bin").write_bytes(b"\0\xff" * 1000)
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SM_")}
+    env.update(SM_DEBUG_ML_ROOT=str(tmp_path), SM_DEBUG_RELEASE_FILE=str(tmp_path / "release"),
+               SM_DEBUG_AUTHORIZED_KEYS=(tmp_path / "key.pub").read_text(),
+               SM_CURRENT_HOST="algo-2")  # fmt: skip
+    port = free_port()
+    box = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_sm_debug.entrypoint", "--ssh", "--ssh-port", str(port),
+         "--announce-addr", "127.0.0.1", "--hold-on-failure", "120", "--", "sh", "-c", "exit 4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        found = first_announcement([{"message": box.stdout.readline()}], "algo-2")
+        while not box.stdout.readline().startswith("SM_DEBUG_HOLD"):
+            pass
+        known = tmp_path / "known_hosts"
+        known.write_text(found.host_key.known_hosts_line("entrypoint"))
+        options = ["-F", os.devnull, "-i", str(key), "-p", str(port), "-o", "BatchMode=yes",
+                   "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+                   "-o", "HostKeyAlias=entrypoint", "-o", "IdentitiesOnly=yes",
+                   "-l", os.environ.get("USER", "root")]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            "ssh", "-T", *options, "-s", "--", "127.0.0.1", "sftp",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        connection = Connection(process, end_process)
+        await connection.start(30)
+        fs = SFTPFileSystem(connection, "algo-2")
+        await fs.start()
+        try:
+            entries, _ = await fs.listdir(os.fsencode(tmp_path))
+            assert b"data.bin" in {e.name for e in entries}
+            assert await read_all(fs, os.fsencode(tmp_path / "data.bin")) == b"\0\xff" * 1000
+            assert fs.posix_rename and fs.statvfs  # internal-sftp is OpenSSH's sftp-server
+            assert entrypoint.ssh_session_count(box.pid, entrypoint.process_table()) == 0
+        finally:
+            await fs.close()
+        assert box.poll() is None
+        person = subprocess.Popen(["ssh", *options, "127.0.0.1", "sleep 3"],  # then it ends
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not entrypoint.ssh_session_count(
+                box.pid, entrypoint.process_table()
+            ):
+                await asyncio.sleep(0.05)
+            assert entrypoint.ssh_session_count(box.pid, entrypoint.process_table()) == 1
+            assert box.poll() is None, "the files session's end ended the hold"
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, person.wait, 30)
+        assert await asyncio.get_running_loop().run_in_executor(None, box.wait, 30) == 4
+        assert "hold ended (last session closed)" in box.stderr.read()
+    finally:
+        if box.poll() is None:
+            box.terminate()
+            box.wait(timeout=15)
+
+
+def test_the_sftp_argv_is_the_attach_argv_with_no_pty_and_no_forwards(tmp_path):
+    from types import SimpleNamespace
+
+    from jupyter_sm_debug.connect.ssh import argv
+
+    config = SimpleNamespace(ssh_config="")
+    options = argv.client_options(config, str(tmp_path / "known_hosts"), "sm-debug-algo-1", 2222)
+    attach = argv.session_argv("ssh", options, ["-i", "key"], "root", "10.0.0.7")
+    sftp = argv.sftp_argv(attach)
+    assert sftp[0] == "ssh" and "-t" not in sftp and "-T" in sftp
+    assert sftp[-4:] == ["-s", "--", "10.0.0.7", "sftp"]
+    for kept in ("StrictHostKeyChecking=yes", "ClearAllForwardings=yes", "ForwardAgent=no",
+                 f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "ControlPath=none",
+                 "BatchMode=yes"):  # fmt: skip
+        assert sftp[sftp.index(kept) - 1] == "-o"
+    assert not {"-L", "-R", "-D", "-N", "-A", "-X"} & set(sftp)
+
+
+async def test_a_vanished_host_says_so(services, job, standin, ml):
+    (ml / "t" / "a.txt").write_text("a")
+    async with host_files(services, job) as fs:
+        await fs.stat(b"/opt/ml/t/a.txt")
+        standin.kill_host(job, "algo-1")
+        deadline = time.monotonic() + 60
+        while fs.alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not fs.alive()
+        with pytest.raises(FileError) as caught:
+            await fs.stat(b"/opt/ml/t/a.txt")
+        assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
+        assert "algo-1" in caught.value.message
+
+
+async def test_a_host_without_the_sftp_subsystem_gets_a_clear_error(services, job, monkeypatch):
+    """As a container whose sshd offers no sftp: our argv asks for a subsystem sshd lacks."""
+    from jupyter_sm_debug.connect import process
+    from jupyter_sm_debug.connect.ssh import argv
+
+    offered = argv.sftp_argv
+    monkeypatch.setattr(argv, "sftp_argv", lambda words: offered(words, "no-such-subsystem"))
+    before = set(process._directories)
+    with pytest.raises(Exception) as caught:
+        async with host_files(services, job):
+            pass
+    assert (caught.value.status, caught.value.code) == (502, "sftp_failed")
+    assert "subsystem" in caught.value.message and "Subsystem sftp" in caught.value.hint
+    assert set(process._directories) == before, "the connection's directory was kept"
+
+
+async def test_many_operations_share_one_session_and_a_cancelled_write_leaves_nothing(
+    services, job, ml
+):
+    data = os.urandom(3 * MiB)
+    (ml / "t" / "keep.txt").write_text("whole")
+    for i in range(300):
+        (ml / "t" / f"n{i}").write_text("n")
+    async with host_files(services, job) as fs:
+        results = await asyncio.gather(*(
+            call for i in range(3) for call in (
+                fs.write(f"/opt/ml/t/w{i}.bin".encode(), chunks(data[i:], data[:i])),
+                fs.listdir(b"/opt/ml/t"), fs.stat(b"/opt/ml/t/keep.txt"),
+                read_all(fs, b"/opt/ml/t/keep.txt"),
+            )
+        ))  # fmt: skip
+        assert [r.size for r in results[0::4]] == [3 * MiB] * 3
+        assert all(len(r[0]) >= 301 for r in results[1::4])
+        assert results[3::4] == [b"whole"] * 3
+        for i in range(3):
+            assert (ml / "t" / f"w{i}.bin").read_bytes() == data[i:] + data[:i]
+
+        started, never = asyncio.Event(), asyncio.Event()
+
+        async def stalled():
+            yield data
+            started.set()
+            await never.wait()
+            yield b"never"
+
+        writing = asyncio.ensure_future(fs.write(b"/opt/ml/t/keep.txt", stalled()))
+        await started.wait()
+        assert any(name.startswith(".keep.txt.sm-debug-") for name in os.listdir(ml / "t"))
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        assert fs.alive() and (ml / "t" / "keep.txt").read_text() == "whole"
+        assert not [name for name in os.listdir(ml / "t") if name.startswith(".")]
+        assert (await fs.stat(b"/opt/ml/t/keep.txt")).size == 5
