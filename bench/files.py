@@ -51,7 +51,8 @@ class RssSampler:
     """The server's VmRSS every 20 ms in a thread: before, and the peak while running."""
 
     def __init__(self, pid: int):
-        self.pid, self.before, self.peak = pid, rss_kib(pid), 0
+        self.pid, self.before = pid, rss_kib(pid)
+        self.peak, self.samples = self.before, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -59,13 +60,15 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, rss_kib(self.pid))
+            self.samples += 1
 
-    def stop(self) -> float:
-        """MiB of growth at the peak."""
+    def stop(self) -> dict:
+        """KiB before and at the peak, the samples, and the growth in MiB."""
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_kib(self.pid))
-        return (self.peak - self.before) / 1024
+        return {"before_kib": self.before, "peak_kib": self.peak, "samples": self.samples,
+                "growth_mib": (self.peak - self.before) / 1024}  # fmt: skip
 
 
 def timed(call) -> float:
@@ -89,7 +92,7 @@ def prepare(http, mib: int) -> None:
         raise RuntimeError(f"preparing the host failed: {result}")
 
 
-def rest_numbers(server: JupyterServer, transport: str, rounds: int, mib: int) -> dict:
+def rest_numbers(server: JupyterServer, transport: str, rounds: int) -> dict:
     import requests
 
     session = requests.Session()
@@ -120,20 +123,27 @@ def rest_numbers(server: JupyterServer, transport: str, rounds: int, mib: int) -
         "open_1mib_seconds": statistics.median(timed(lambda: get("text")) for _ in range(rounds)),
         "save_1mib_seconds": statistics.median(timed(save) for _ in range(rounds)),
     }
+    return results
+
+
+def download(server: JupyterServer, transport: str, mib: int) -> dict:
+    """One streamed download=1 of the big file: MiB/s and the server's RSS meanwhile."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {server.token}"
+    url = f"{server.url}/sm-debug/jobs/{JOB}/hosts/algo-1/files{HOME}/big"
     sampler = RssSampler(server.proc.pid)
     started = time.perf_counter()
     got = 0
-    with session.get(f"{base}/big", params={"transport": transport, "download": 1},
-                     stream=True, timeout=1800) as response:  # fmt: skip
+    with session.get(url, params={"transport": transport, "download": 1}, stream=True,
+                     timeout=1800) as response:  # fmt: skip
         assert response.status_code == 200, response.status_code
         for chunk in response.iter_content(1 << 20):
             got += len(chunk)
     seconds = time.perf_counter() - started
-    results["download_rss_growth_mib"] = sampler.stop()
     assert got == mib << 20, got
-    results["download_seconds"] = seconds
-    results["download_mib_s"] = mib / seconds
-    return results
+    return {"mib_s": mib / seconds, "rss": sampler.stop()}
 
 
 def ssh_cat_rate(standin, address: tuple[str, int], mib: int) -> float:
@@ -169,7 +179,8 @@ async def ssm_cat_rate(standin, mib: int) -> float:
                             jobs=jobs, transport="ssm")  # fmt: skip
         ssm = get_transport("ssm", "run")
         # The server in the host, started by a run that returns once it printed its port.
-        start = (f"nohup python3 -c \"$0\" {HOME}/big < /dev/null > {HOME}/port 2>/dev/null & "
+        start = (f"rm -f {HOME}/port; nohup python3 -c \"$0\" {HOME}/big < /dev/null "
+                 f"> {HOME}/port 2>/dev/null & "
                  f"while [ ! -s {HOME}/port ]; do sleep 0.05; done; cat {HOME}/port")  # fmt: skip
         result = await ssm.run(target, ["sh", "-c", start, SERVE_ONCE], 60)
         port = int(result.stdout.split()[0])
@@ -194,10 +205,12 @@ def main() -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, default=None, help="download size (100)")
     ap.add_argument("--rounds", type=int, default=None, help="requests per figure (7)")
+    ap.add_argument("--downloads", type=int, default=None, help="downloads and cats each (3)")
     ap.add_argument("--only", default="ssh,ssm", help="transports (ssh,ssm)")
     args = ap.parse_args()
     mib = args.mib or (8 if args.quick else 100)
     rounds = args.rounds or (2 if args.quick else 7)
+    downloads_rounds = args.downloads or (1 if args.quick else 3)
     latency = args.latency / 1000
     transports = [t for t in ("ssh", "ssm") if t in args.only.split(",")]
     header("files: list, open, save, download", args)
@@ -224,13 +237,22 @@ def main() -> int:
         rows = []
         for transport in transports:
             print(f"measuring {transport} through REST", flush=True)
-            got = rest_numbers(server, transport, rounds, mib)
-            print(f"measuring {transport} cat", flush=True)
-            if transport == "ssh":
-                got["cat_mib_s"] = ssh_cat_rate(standin, address, mib)
-            else:
-                got["cat_mib_s"] = asyncio.run(ssm_cat_rate(standin, mib))
+            got = rest_numbers(server, transport, rounds)
+            # The download and the transport's cat alternated, the medians compared: the
+            # machine's load moves both.
+            downloads, cats = [], []
+            for n in range(downloads_rounds):
+                print(f"measuring {transport} download and cat, round {n + 1}", flush=True)
+                downloads.append(download(server, transport, mib))
+                if transport == "ssh":
+                    cats.append(ssh_cat_rate(standin, address, mib))
+                else:
+                    cats.append(asyncio.run(ssm_cat_rate(standin, mib)))
+            got["download_mib_s"] = statistics.median(d["mib_s"] for d in downloads)
+            got["cat_mib_s"] = statistics.median(cats)
             got["download_vs_cat"] = got["download_mib_s"] / got["cat_mib_s"]
+            got["download_rss_growth_mib"] = max(d["rss"]["growth_mib"] for d in downloads)
+            got["downloads"], got["cats"] = downloads, cats
             results[transport] = got
             rows.append([
                 transport, f"{got['first_request_seconds']:.2f} s",
