@@ -298,12 +298,25 @@ class FilesHandler(SMDebugHandler):
         self.set_header("Content-Security-Policy", "sandbox")
         self.set_header("Cache-Control", "no-store")
         chunks = fs.read(entry.path)
+        sent = False
         try:
             async for chunk in chunks:
                 self.write(chunk)
                 await self.flush()
+                sent = True
         except StreamClosedError:
             return  # the browser went away; the read ends with the generator
+        except Exception as error:
+            if not sent:
+                raise  # nothing sent yet: the error's JSON answer
+            # Headers and part of the file are out: ending the response normally would hand
+            # the browser a short file that looks whole. Cut the connection instead.
+            shown = to_wire(entry.path)[:200]
+            reason = getattr(error, "code", type(error).__name__)
+            self.log.info("sm-debug: download of %s from %s broke off: %s", shown, self.host,
+                          reason)  # fmt: skip
+            self.request.connection.stream.close()
+            return
         finally:
             await chunks.aclose()
         self.finish()

@@ -501,3 +501,34 @@ async def test_an_abandoned_download_ends_quietly_and_frees_its_slot(
     status, model = await files("GET", home)
     assert status == 200 and [e["name"] for e in model["content"]] == ["zeros"], model
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text[-2000:]
+
+
+async def test_a_download_that_breaks_off_is_never_a_short_whole_file(
+    files, on_host, http_server_client, jp_base_url, jp_auth_header, job, transport, jp_serverapp
+):
+    home = await fresh(files)
+    await on_host(f"head -c {32 * MIB} /dev/zero > /{home}/zeros")
+    service = jp_serverapp.web_app.settings["sm_debug"].files
+    [key] = [k for k in service.live() if k[:2] == (job, "algo-1") and k[2] == transport]
+    got = [0]
+
+    def chunk(data: bytes) -> None:
+        if not got[0]:  # the host's session ends once the download has begun
+            asyncio.ensure_future(service._live[key].fs.close())
+        got[0] += len(data)
+
+    url = http_server_client.get_url(
+        f"{jp_base_url.rstrip('/')}/sm-debug/jobs/{job}/hosts/algo-1/files/{home}/zeros"
+        f"?download=1&transport={transport}"
+    )
+    client = SimpleAsyncHTTPClient(force_instance=True, max_body_size=64 * MIB)
+    try:
+        with pytest.raises(HTTPClientError) as caught:  # the connection is cut, no clean end
+            await client.fetch(HTTPRequest(url, headers=jp_auth_header, streaming_callback=chunk,
+                                           request_timeout=120))  # fmt: skip
+    finally:
+        client.close()
+    assert caught.value.code == 599 and 0 < got[0] < 32 * MIB, (caught.value, got[0])
+    status, model = await files("GET", home)  # and the next request opens a new session
+    assert status == 200, model
+
