@@ -531,4 +531,3 @@ async def test_a_download_that_breaks_off_is_never_a_short_whole_file(
     assert caught.value.code == 599 and 0 < got[0] < 32 * MIB, (caught.value, got[0])
     status, model = await files("GET", home)  # and the next request opens a new session
     assert status == 200, model
-
