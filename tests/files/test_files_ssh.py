@@ -19,7 +19,7 @@ import pytest
 
 from jupyter_sm_debug.connect import HostTarget
 from jupyter_sm_debug.connect.registry import get_transport
-from jupyter_sm_debug.files.base import CHUNK, FileError
+from jupyter_sm_debug.files.base import CHUNK, MAX_ENTRIES, FileError
 from jupyter_sm_debug.files.sftp import WINDOW
 
 pytestmark = pytest.mark.usefixtures("standin")
@@ -372,7 +372,7 @@ def send(kind, body):
 def s(b):
     return struct.pack(">I", len(b)) + b
 DIR = struct.pack(">II", 4, 0o40755)
-batches = 0
+batches = many = 0
 while True:
     head = inp.read(4)
     if len(head) < 4:
@@ -391,7 +391,15 @@ while True:
     elif kind in (7, 17):
         send(105, rid + DIR)
     elif kind == 11:
-        send(102, rid + s(b"h"))
+        send(102, rid + s(b"m" if arg == b"/many" else b"h"))
+    elif kind == 12 and arg == b"m":
+        many += 1
+        if many <= 21:
+            names = [b"f%d-%d" % (many, i) for i in range(1000)]
+            send(104, rid + struct.pack(">I", len(names))
+                 + b"".join(s(n) + s(b"") + struct.pack(">I", 0) for n in names))
+        else:
+            send(101, rid + struct.pack(">I", 1) + s(b"") + s(b""))
     elif kind == 12:
         batches += 1
         names = [b"ok", b"a/b", b"..", b".", b"x\0y", b"", b"/", b"../../etc"]
@@ -435,6 +443,9 @@ async def test_a_hostile_server_gets_only_valid_names_and_no_oversized_or_stray_
         assert [e.name for e in entries] == [b"ok"] and not truncated
         assert entries[0].path == b"/d/ok"
         assert fs.uid is None and not fs.posix_rename  # no /proc/self, no extensions
+        entries, truncated = await fs.listdir(b"/many")  # 21,000 names: cut at MAX_ENTRIES
+        assert truncated and len(entries) == MAX_ENTRIES == 20000
+        assert entries[-1].name == b"f20-999" and entries[0].kind == "file"
         with pytest.raises(FileError) as caught:
             await fs.stat(bad)  # 64 MiB announced, or a reply to a request never sent
         assert (caught.value.status, caught.value.code) == (502, "host_connection_lost")
