@@ -285,6 +285,7 @@ class AgentFS:
         path = clean(path)
         async with self._stream() as stream:
             request = stream.send({"op": "open", "path": _wire(path)})
+            await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
             if header.get("errno") is not None:
                 raise opening_error(header["errno"], path, self.host)
