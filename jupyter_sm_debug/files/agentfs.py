@@ -37,7 +37,7 @@ MAX_REPLY_HEADER = 64 * 1024
 NAME_MAX = 255  # Linux's longest name; a longer listed name is refused
 MAX_LISTING = MAX_ENTRIES * (RECORD.size + NAME_MAX)
 MAX_PATH = 4096
-READ_AHEAD = 8  # chunks asked for ahead of the consumer (8 x 256 KiB = smux's 2 MiB pause)
+READ_AHEAD = 7  # chunks asked for ahead of the consumer (7 x 256 KiB, under smux's 2 MiB pause)
 MAX_STREAMS = 6  # streams open at once; more operations wait for one
 MAX_IDLE = 3  # streams kept for the next operation
 STREAM_MAX_AGE = 120.0  # an idle stream older than this is closed, not reused
