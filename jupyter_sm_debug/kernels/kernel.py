@@ -274,6 +274,7 @@ class RemoteKernel(Kernel):
                     if asking is not None:
                         asking.cancel()
                     asking = asyncio.ensure_future(self._input(message, allow_stdin))
+                    asking.add_done_callback(self._input_done)
         except Lost:
             return self._lost_reply()
         finally:
@@ -304,7 +305,7 @@ class RemoteKernel(Kernel):
             "password": bool(message.get("password")),
         }
         self.session.send(
-            socket, "input_request", content, self._shell_parent(), ident=self._shell_ident()
+            socket, "input_request", content, self._input_parent(), ident=self._input_ident()
         )
         while True:
             if socket.poll(0, zmq.POLLIN):
@@ -318,10 +319,14 @@ class RemoteKernel(Kernel):
         else:
             await self._send({"op": "input_reply", "value": str(value)})
 
-    def _shell_parent(self) -> dict:
+    def _input_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("sm-debug: input() failed", exc_info=task.exception())
+
+    def _input_parent(self) -> dict:
         return self.get_parent("shell")
 
-    def _shell_ident(self) -> Any:
+    def _input_ident(self) -> Any:
         if hasattr(self, "_shell_parent_ident") and hasattr(self, "_get_shell_context_var"):
             return self._get_shell_context_var(self._shell_parent_ident)  # ipykernel 7
         return self._parent_ident["shell"]  # ipykernel 6
