@@ -11,14 +11,16 @@ import subprocess
 import sys
 import tempfile
 
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
 
 from jupyter_sm_debug.connect.pushed import BOOTSTRAP
 from jupyter_sm_debug.kernels import LABEL_VARIABLE, RELAY_VARIABLE, agent
 
+TOKEN = "t0ken"  # noqa: S105 - a local test agent's
 
-def start_agent(python: str, token: str = "t0ken", idle: int = 60) -> tuple[int, int]:
+
+def start_agent(python: str, token: str = TOKEN, idle: int = 60) -> tuple[int, int]:
     """(port, pid) of the agent started as push() starts it, in this machine."""
     done = subprocess.run(
         [python, "-c", BOOTSTRAP, str(idle)], input=token.encode() + b"\n" + agent.program(),
@@ -31,7 +33,7 @@ def start_agent(python: str, token: str = "t0ken", idle: int = 60) -> tuple[int,
 @contextlib.asynccontextmanager
 async def local_kernel(python: str):
     """A started kernel client whose cells run in an agent under `python`."""
-    token = "t0ken"
+    token = TOKEN
     port, pid = start_agent(python, token)
     directory = tempfile.mkdtemp()
     path = os.path.join(directory, "relay.sock")

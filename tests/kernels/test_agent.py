@@ -18,7 +18,7 @@ import pytest
 from jupyter_sm_debug.kernels import agent, sanitize
 
 from .conftest import run_cell
-from .local import local_kernel, start_agent
+from .local import TOKEN, local_kernel, start_agent
 
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
 
@@ -69,7 +69,7 @@ async def test_a_python_without_ipykernel_runs_cells_and_is_interrupted():
 # -- the frame protocol, spoken by hand -----------------------------------------------------
 
 
-def connect(port: int, token: str = "t0ken") -> socket.socket:
+def connect(port: int, token: str = TOKEN) -> socket.socket:
     conn = socket.create_connection(("127.0.0.1", port), timeout=30)
     conn.sendall(token.encode() + b"\n")
     assert conn.recv(3) == b"OK\n"

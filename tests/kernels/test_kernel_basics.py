@@ -13,15 +13,16 @@ from .conftest import run_cell
 
 pytestmark = pytest.mark.usefixtures("standin")
 
-SCRIPTED = '''
+SCRIPTED = """
 class Page:
     def _repr_html_(self):
-        return '<b onmouseover="alert(1)">bold</b><script>alert(2)</script><iframe src="x"></iframe>'
+        return ('<b onmouseover="alert(1)">bold</b><script>alert(2)</script>'
+                '<iframe src="x"></iframe>')
     def _repr_mimebundle_(self, **kw):
         return {"application/javascript": "alert(3)", "text/x-python-script": "x"}
 display(Page())
 Page()
-'''
+"""
 
 
 async def host_processes(api, job: str, transport: str) -> list[str]:
@@ -85,7 +86,7 @@ async def test_a_kernel_runs_cells_in_the_host_and_leaves_nothing(
     cell = await run_cell(client, SCRIPTED)
     for data in [*cell.displays, *cell.results]:
         assert set(data) <= {"text/plain", "text/html"}, data
-        assert "<b>bold</b>" == data["text/html"]
+        assert data["text/html"] == "<b>bold</b>"
 
     # Interrupt through the server's REST API: KeyboardInterrupt, the namespace kept.
     async def interrupt():
