@@ -99,6 +99,7 @@ class RemoteKernel(Kernel):
         self._ids = itertools.count(1)
         self._lost: Optional[str] = None
         self._closing = False
+        self._connected: Optional[asyncio.Event] = None  # set while a stream is up
 
     # -- the stream to the interpreter -----------------------------------------------------
 
@@ -133,6 +134,7 @@ class RemoteKernel(Kernel):
         self._attach = {"op": "attach", "id": attached.get("id"), "key": attached.get("key")}
         self._started = started if started.get("op") == "started" else {}
         self._writer = writer
+        self._up().set()
         asyncio.ensure_future(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -152,6 +154,7 @@ class RemoteKernel(Kernel):
         """The stream dropped: the same interpreter again (the agent keeps it GRACE s)."""
         deadline = asyncio.get_running_loop().time() + REATTACH_SECONDS
         self._writer = None
+        self._up().clear()
         self._say("stderr", f"[sm-debug] lost the connection to {self.label}; reconnecting...\n")
         while asyncio.get_running_loop().time() < deadline and not self._closing:
             try:
@@ -161,6 +164,7 @@ class RemoteKernel(Kernel):
                 continue
             if answer.get("op") == "attached":
                 self._writer = writer
+                self._up().set()
                 self._say("stderr", f"[sm-debug] reconnected to {self.label}.\n")
                 return reader
             writer.close()
@@ -173,6 +177,7 @@ class RemoteKernel(Kernel):
         if self._lost:
             return
         self._lost = why
+        self._up().set()  # whoever waits for the stream learns it is lost
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(Lost(why))
@@ -194,9 +199,17 @@ class RemoteKernel(Kernel):
             elif op == "stream":
                 self._publish_stream(message)  # a background thread's output, between cells
 
+    def _up(self) -> asyncio.Event:
+        if self._connected is None:
+            self._connected = asyncio.Event()
+        return self._connected
+
     async def _send(self, message: dict) -> None:
+        if self._writer is None and not self._lost:  # reconnecting: wait for it
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._up().wait(), REATTACH_SECONDS + REPLY_TIMEOUT)
         if self._writer is None:
-            raise Lost(self._lost or "not connected")
+            raise Lost(self._lost or "the connection did not come back")
         self._writer.write(frame(message))
         await self._writer.drain()
 

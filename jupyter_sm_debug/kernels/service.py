@@ -67,8 +67,10 @@ class RemotePython:
     def socket_path(self) -> str:
         return os.path.join(self.directory, "relay.sock")
 
-    async def open(self) -> tuple[Any, Any]:
-        """A new authenticated stream to the agent; the tunnel again if it dropped."""
+    async def open(self, again: bool = True) -> tuple[Any, Any]:
+        """A new authenticated stream to the agent: the tunnel again if it dropped, and
+        the agent again if it is gone (its idle rule, or killed: a fresh interpreter is
+        all a kernel can get then)."""
         async with self.lock:
             if not self.pushed.tunnel.alive() and not self.closed:
                 transport = get_transport(self.target.transport, "forward")
@@ -76,7 +78,16 @@ class RemotePython:
                 self.pushed.tunnel = await transport.forward(self.target, self.pushed.port)
                 with contextlib.suppress(Exception):
                     await old.close()
-        return await self.pushed.open()
+        try:
+            return await self.pushed.open()
+        except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            if not again or self.closed:
+                raise
+        async with self.lock:
+            old_pushed = self.pushed
+            self.pushed = await push(self.target, agent.program(), idle_seconds=AGENT_IDLE)
+            await old_pushed.close()
+        return await self.open(again=False)
 
 
 class KernelsService:
@@ -185,8 +196,8 @@ class KernelsService:
         target = dataclasses.replace(
             remote.target, options={**remote.target.options, "output_limit": HOLD_OUTPUT}
         )
-        argv = ["sh", "-c", HOLD_LOOP, "sm-debug-kernel-hold", str(remote.pushed.pid)]
         while not remote.closed:
+            argv = ["sh", "-c", HOLD_LOOP, "sm-debug-kernel-hold", str(remote.pushed.pid)]
             try:
                 await transport.run(target, argv, HOLD_RUN_SECONDS)
             except asyncio.CancelledError:
@@ -222,7 +233,7 @@ class KernelsService:
         if remote.relay is not None:
             remote.relay.close()
         try:
-            reader, writer = await asyncio.wait_for(remote.open(), 15)
+            reader, writer = await asyncio.wait_for(remote.open(again=False), 15)
             data = json.dumps({"op": "shutdown"}).encode()
             writer.write(struct.pack(">I", len(data)) + data)
             await writer.drain()
