@@ -33,6 +33,7 @@ from .sanitize import MAX_MESSAGE, clean_bundle, clean_error, cut
 
 MAX_FRAME = 2 * MAX_MESSAGE  # base64 and JSON escapes on top of a bounded output
 REPLY_TIMEOUT = 30.0
+START_TIMEOUT = 150.0  # the agent is pushed while this process starts (push: 60 s at most)
 REATTACH_SECONDS = 60.0  # how long a dropped stream is tried again before giving up
 INPUT_POLL = 0.02
 
@@ -57,11 +58,13 @@ async def read_frame(reader: asyncio.StreamReader) -> dict:
     return message
 
 
-async def open_relay(path: str, first: dict) -> tuple[Any, Any, dict]:
+async def open_relay(
+    path: str, first: dict, timeout: float = REPLY_TIMEOUT
+) -> tuple[Any, Any, dict]:
     reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
     writer.write(frame(first))
     await writer.drain()
-    answer = await asyncio.wait_for(read_frame(reader), REPLY_TIMEOUT)
+    answer = await asyncio.wait_for(read_frame(reader), timeout)
     return reader, writer, answer
 
 
@@ -121,7 +124,8 @@ class RemoteKernel(Kernel):
 
     async def _connect(self) -> None:
         try:
-            reader, writer, attached = await open_relay(self.relay, {"op": "start"})
+            start = {"op": "start"}
+            reader, writer, attached = await open_relay(self.relay, start, START_TIMEOUT)
             if attached.get("op") != "attached":
                 raise Lost("the container did not start an interpreter")
             started = await asyncio.wait_for(read_frame(reader), REPLY_TIMEOUT)
