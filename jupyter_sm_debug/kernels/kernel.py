@@ -50,8 +50,10 @@ def frame(message: dict) -> bytes:
 async def read_frame(reader: asyncio.StreamReader) -> dict:
     head = await reader.readexactly(4)
     size = struct.unpack(">I", head)[0]
-    if size > MAX_FRAME:
-        raise Lost(f"the container sent a message of {size} bytes (at most {MAX_FRAME})")
+    if size > MAX_FRAME:  # read past it, never kept
+        while size:
+            size -= len(await reader.readexactly(min(size, 1 << 20)))
+        return {"op": "oversize", "size": struct.unpack(">I", head)[0]}
     message = json.loads(await reader.readexactly(size))
     if not isinstance(message, dict):
         raise Lost("the container sent something that is not a message")
@@ -159,7 +161,7 @@ class RemoteKernel(Kernel):
         deadline = asyncio.get_running_loop().time() + REATTACH_SECONDS
         self._writer = None
         self._up().clear()
-        self._say("stderr", f"[sm-debug] lost the connection to {self.label}; reconnecting...\n")
+        self._note(f"[sm-debug] lost the connection to {self.label}; reconnecting...\n")
         while asyncio.get_running_loop().time() < deadline and not self._closing:
             try:
                 reader, writer, answer = await open_relay(self.relay, self._attach or {})
@@ -169,7 +171,7 @@ class RemoteKernel(Kernel):
             if answer.get("op") == "attached":
                 self._writer = writer
                 self._up().set()
-                self._say("stderr", f"[sm-debug] reconnected to {self.label}.\n")
+                self._note(f"[sm-debug] reconnected to {self.label}.\n")
                 return reader
             writer.close()
             break
@@ -197,6 +199,9 @@ class RemoteKernel(Kernel):
             future = self._replies.pop(message.get("rid"), None)
             if future is not None and not future.done():
                 future.set_result(message)
+        elif op == "oversize":
+            self._note(f"[sm-debug] an output of {message['size'] >> 20} MiB from "
+                       f"{self.label} was dropped (at most {MAX_FRAME >> 20} MiB)\n")  # fmt: skip
         elif op in ("stream", "display_data", "execute_result", "error", "input_request", "done"):
             if self._cell is not None:
                 self._cell.put_nowait(message)
@@ -232,6 +237,14 @@ class RemoteKernel(Kernel):
 
     def _say(self, name: str, text: str) -> None:
         self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
+
+    def _note(self, text: str) -> None:
+        """Our own words on stderr, in the running cell's output when there is one (the
+        reader task has no request of its own for them to answer)."""
+        if self._cell is not None:
+            self._cell.put_nowait({"op": "stream", "name": "stderr", "text": text})
+        else:
+            self._say("stderr", text)
 
     def _publish_stream(self, message: dict) -> None:
         name = "stderr" if message.get("name") == "stderr" else "stdout"

@@ -193,3 +193,20 @@ def test_bundles_keep_only_inert_types_and_are_bounded():
     assert "application/javascript" in data["text/plain"]
     huge = sanitize.clean_bundle({"text/plain": "x" * (20 << 20)})
     assert len(json.dumps(huge)) <= sanitize.MAX_MESSAGE + 1024
+
+
+async def test_outputs_too_big_are_bounded_and_said_so():
+    async with local_kernel(sys.executable) as (_, client, _):
+        code = (
+            "class Big:\n"
+            "    def __init__(self, mib): self.mib = mib\n"
+            "    def _repr_html_(self): return '<p>' + 'x' * (self.mib << 20) + '</p>'\n"
+            "    def __repr__(self): return 'Big(%d)' % self.mib\n"
+            "display(Big(10))\nBig(20)"
+        )
+        cell = await run_cell(client, code)
+        assert cell.displays == [{"text/plain": "Big(10)\n[sm-debug: output larger than 8 MiB "
+                                                "shortened]"}]  # fmt: skip
+        assert cell.results == []
+        assert "an output of 20 MiB from this machine was dropped" in cell.stderr
+        assert (await run_cell(client, "1 + 1")).results[0]["text/plain"] == "2"
