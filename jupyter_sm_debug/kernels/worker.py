@@ -36,7 +36,7 @@ import warnings
 
 sock = None  # the stream to the agent (a socketpair end), set by main()
 send_lock = threading.Lock()
-STREAM_CHUNK = 64 * 1024
+STREAM_CHUNK = 256 * 1024
 FLUSH_SECONDS = 0.02
 
 
