@@ -401,7 +401,7 @@ class RemoteKernel(Kernel):
     # -- interrupt and shutdown ------------------------------------------------------------------
 
     def _on_sigint(self, *_: Any) -> None:
-        self.io_loop.add_callback_from_signal(self._interrupt)
+        self.io_loop.add_callback(self._interrupt)  # thread-safe, as a handler needs
 
     async def _interrupt(self) -> None:
         if self._writer is not None:
