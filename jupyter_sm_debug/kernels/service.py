@@ -101,8 +101,12 @@ class KernelsService:
         self.root = tempfile.mkdtemp(prefix="sm-debug-kernels-")  # 0700
         self.specs = os.path.join(self.root, "kernels")
         os.makedirs(self.specs, mode=0o700)
-        if self.specs not in spec_manager.kernel_dirs:
-            # The spec manager looks for <dir>/<name>/kernel.json in each of these.
+        # The spec manager looks for <dir>/<name>/kernel.json in each of its kernel_dirs; one
+        # without them (a gateway's) cannot start our kernels.
+        self.usable = kernel_manager is not None and isinstance(
+            getattr(spec_manager, "kernel_dirs", None), list
+        )
+        if self.usable and self.specs not in spec_manager.kernel_dirs:
             spec_manager.kernel_dirs = [*spec_manager.kernel_dirs, self.specs]
         self.hosts: dict[str, RemotePython] = {}
         self._watch: Optional[asyncio.Task] = None
@@ -112,6 +116,8 @@ class KernelsService:
     async def start(self, target: HostTarget) -> dict:
         """The agent is pushed while the kernel process starts (both take a while); the
         relay holds the kernel's first connection until the agent is there."""
+        if not self.usable:
+            raise no_kernel_manager()
         name = f"sm-debug-{uuid.uuid4().hex[:12]}"
         pushing = asyncio.ensure_future(push(target, agent.program(), idle_seconds=AGENT_IDLE))
         remote = RemotePython(name, target, pushing, tempfile.mkdtemp(dir=self.root))
@@ -274,7 +280,7 @@ class KernelsService:
             self._watch.cancel()
         hosts, self.hosts = list(self.hosts.values()), {}
         await asyncio.gather(*(self._end(remote) for remote in hosts), return_exceptions=True)
-        with contextlib.suppress(ValueError):
+        if self.usable:
             self.spec_manager.kernel_dirs = [
                 d for d in self.spec_manager.kernel_dirs if d != self.specs
             ]
@@ -283,6 +289,8 @@ class KernelsService:
 
 def no_kernel_manager() -> SMDebugError:
     return SMDebugError(
-        503, "no_kernel_manager", "This Jupyter server has no kernel manager.",
-        "Run the extension in a Jupyter server with kernels (JupyterLab).",
+        503, "kernels_unavailable",
+        "This Jupyter server cannot start kernels of its own (no kernel manager, or kernel "
+        "specs from a gateway).",
+        "Run JupyterLab with local kernels, or use a terminal on the host.",
     )  # fmt: skip
