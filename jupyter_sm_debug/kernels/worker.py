@@ -294,7 +294,12 @@ def figures():
         stderr.write(f"could not draw the figures: {error}\n")
 
 
-namespace = {"__name__": "__main__", "__builtins__": builtins, "display": display}
+class Helpers:
+    """What transform()'s lines call, under one name unlikely to be the user's."""
+
+
+namespace = {"__name__": "__main__", "__builtins__": builtins, "display": display,
+             "__sm_debug__": Helpers}  # fmt: skip
 count = [0]
 
 
@@ -307,12 +312,58 @@ def cell_error(kind, value, tb):
     }
 
 
+SHELL_LINE = re.compile(r"^(\s*)!(.*)$")
+PIP_LINE = re.compile(r"^(\s*)%(pip|conda)\s+(.*)$")
+CD_LINE = re.compile(r"^(\s*)%cd\s+(.*)$")
+HELP_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.]*)(\?\??)\s*$")
+
+
+def shell(command):
+    """`!command`: run by the shell, its output streamed (fd 1 and 2 are the cell's)."""
+    import subprocess
+
+    subprocess.call(command, shell=True)  # noqa: S602 - the user's own command line
+
+
+def help_of(name, detail):
+    found = describe(name, len(name), detail)
+    print(found["data"]["text/plain"] if found["found"] else f"Object `{name}` not found.")
+
+
+def cd(path):
+    os.chdir(os.path.expanduser(path.strip().strip("'\"")))
+    print(os.getcwd())
+
+
+def transform(code):
+    """IPython's line forms most used in a container: `!cmd`, `%pip`/`%conda`, `%cd`,
+    `name?` and `name??`. Everything else is plain Python."""
+    out = []
+    for line in code.split("\n"):
+        match = SHELL_LINE.match(line)
+        if match:
+            line = f"{match.group(1)}__sm_debug__.shell({match.group(2)!r})"
+        elif PIP_LINE.match(line):
+            match = PIP_LINE.match(line)
+            tool = f"{sys.executable} -m pip" if match.group(2) == "pip" else "conda"
+            line = f"{match.group(1)}__sm_debug__.shell({tool + ' ' + match.group(3)!r})"
+        elif CD_LINE.match(line):
+            match = CD_LINE.match(line)
+            line = f"{match.group(1)}__sm_debug__.cd({match.group(2)!r})"
+        elif HELP_LINE.match(line):
+            match = HELP_LINE.match(line)
+            detail = 1 if match.group(3) == "??" else 0
+            line = f"{match.group(1)}__sm_debug__.help_of({match.group(2)!r}, {detail})"
+        out.append(line)
+    return "\n".join(out)
+
+
 def execute(code):
     count[0] += 1
     filename = f"<cell {count[0]}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
-        tree = ast.parse(code, filename, "exec")
+        tree = ast.parse(transform(code), filename, "exec")
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
@@ -413,6 +464,11 @@ def describe(code, cursor, detail):
 
 def main():
     global sock
+    Helpers.shell, Helpers.cd, Helpers.help_of = (
+        staticmethod(shell),
+        staticmethod(cd),
+        staticmethod(help_of),
+    )
     sock = socket.fromfd(int(sys.argv[1]), socket.AF_UNIX, socket.SOCK_STREAM)
     os.close(int(sys.argv[1]))
     sys.argv = [""]

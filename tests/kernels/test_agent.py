@@ -210,3 +210,15 @@ async def test_outputs_too_big_are_bounded_and_said_so():
         assert cell.results == []
         assert "an output of 20 MiB from this machine was dropped" in cell.stderr
         assert (await run_cell(client, "1 + 1")).results[0]["text/plain"] == "2"
+
+
+async def test_shell_lines_cd_pip_and_help_as_in_ipython():
+    python = without_ipykernel()
+    async with local_kernel(python) as (_, client, _):
+        cell = await run_cell(client, "for i in range(2):\n    !echo step >&2\n!echo out")
+        assert (cell.stdout, cell.stderr, cell.results) == ("out\n", "step\nstep\n", [])
+        assert (await run_cell(client, "%cd /")).stdout == "/\n"
+        assert "Return the number of items" in (await run_cell(client, "len?")).stdout
+        assert (await run_cell(client, "%pip --version")).stdout.startswith("pip ")
+        cell = await run_cell(client, "a = 1 != 2\na")  # not a shell line
+        assert cell.results[0]["text/plain"] == "True"
