@@ -340,7 +340,8 @@ def kernel_goals(data: Optional[dict], latency: float) -> list[Goal]:
     for transport in ("ssh", "ssm"):
         names = (f"kernel ready over {transport} <= 3 s",
                  f"1+1 over {transport} <= one round trip + 20 ms",
-                 f"printing 10 MiB over {transport} >= 0.8 x the terminal's rate")  # fmt: skip
+                 f"printing 10 MiB over {transport} >= 0.8 x the terminal's rate",
+                 f"interrupt over {transport} <= 1 s")  # fmt: skip
         summary = dig(data, "summary", transport)
         if not summary:
             goals += [unmeasured(n, "-", "kernels did not run") for n in names]
@@ -356,6 +357,8 @@ def kernel_goals(data: Optional[dict], latency: float) -> list[Goal]:
             Goal(names[2], ">= 0.80x", f"{ratio:.2f}x ({summary['print_mibps']:.2f} vs "
                  f"{summary['terminal_mibps']:.2f} MiB/s)", ratio >= 0.8),
         ]  # fmt: skip
+        stop = summary.get("interrupt")
+        goals.append(Goal(names[3], "<= 1000 ms", ms(stop), stop is not None and stop <= 1.0))
     return goals
 
 

@@ -11,6 +11,8 @@ has none here (as in throughput.py).
 - ready: from POST .../kernels to the reply of a first `pass` cell (the agent pushed, the
   tunnel, the kernel process, a fresh interpreter in the host);
 - `1+1`: execute_request sent to execute_reply received (median of --rounds x 10);
+- interrupt: POST /api/kernels/{id}/interrupt during `time.sleep(60)` to the cell's reply
+  (KeyboardInterrupt);
 - print: a cell running `for line in open(f): print(line, end="")` over a 10 MiB file, until
   the kernel is idle; the terminal runs the same loop with `python3 -c` on the same host over
   the same transport, until its end marker.
@@ -124,6 +126,14 @@ async def one_transport(server, http, transport: str, path: Path, rounds: int) -
             out["one_plus_one"].append(result["reply_s"])
         result = await channels.execute(loop_code)
         out["print"].append({"seconds": result["idle_s"], "chars": result["chars"]})
+        # Interrupt a time.sleep(60): from the REST call to the cell's reply.
+        sleeping = asyncio.ensure_future(channels.execute("import time; time.sleep(60)"))
+        await asyncio.sleep(1.0)
+        started = time.perf_counter()
+        await asyncio.to_thread(http.request, "POST", f"api/kernels/{kernel_id}/interrupt", {})
+        stopped = await sleeping
+        assert stopped["reply"]["ename"] == "KeyboardInterrupt", stopped
+        out.setdefault("interrupt", []).append(time.perf_counter() - started)
         channels.close()
         await asyncio.to_thread(http.request, "DELETE", f"api/kernels/{kernel_id}")
         # The same loop in a terminal on the same host and transport.
@@ -177,13 +187,15 @@ def main() -> int:
 
         ready, one = median(data["ready"]), median(data["one_plus_one"])
         kernel_rate, terminal_rate = rate(data["print"]), rate(data["terminal"])
+        stop = median(data["interrupt"])
         summary[transport] = {"ready": ready, "one_plus_one": one, "print_mibps": kernel_rate,
-                              "terminal_mibps": terminal_rate}  # fmt: skip
-        rows.append([transport, f"{ready:.2f} s", f"{one * 1000:.1f} ms",
+                              "terminal_mibps": terminal_rate, "interrupt": stop}  # fmt: skip
+        rows.append([transport, f"{ready:.2f} s", f"{one * 1000:.1f} ms", f"{stop:.2f} s",
                      f"{kernel_rate:.2f}", f"{terminal_rate:.2f}",
                      f"{kernel_rate / terminal_rate:.2f}x"])  # fmt: skip
     print()
-    table(["transport", "ready", "1+1 (median)", f"print {mib} MiB: MiB/s", "terminal MiB/s",
+    table(["transport", "ready", "1+1 (median)", "interrupt", f"print {mib} MiB: MiB/s",
+           "terminal MiB/s",
            "kernel / terminal"], rows)  # fmt: skip
     summary["local_one_plus_one"] = median(local)
     print(f"\n1+1 on the server's own local python3 kernel (same websocket): "
