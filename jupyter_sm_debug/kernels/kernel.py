@@ -138,7 +138,9 @@ class RemoteKernel(Kernel):
             self._lose(str(error))
             raise
         self._attach = {"op": "attach", "id": attached.get("id"), "key": attached.get("key")}
-        self._started = started if started.get("op") == "started" else {}
+        self._started = {  # shown in the banner: the container's words, bounded
+            key: cut(started.get(key, ""), 256) for key in ("python", "executable", "cwd")
+        }
         self._writer = writer
         self._up().set()
         asyncio.ensure_future(self._read(reader))
