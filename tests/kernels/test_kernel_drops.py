@@ -14,13 +14,19 @@ from .conftest import run_cell
 pytestmark = pytest.mark.usefixtures("standin")
 
 
-async def test_a_dropped_tunnel_comes_back_to_the_same_namespace(jp_serverapp, job, kernel_of):
-    answer, client = await kernel_of(job, "algo-1", "ssh")
+@pytest.mark.parametrize("transport", ["ssh", "ssm"])
+async def test_a_dropped_tunnel_comes_back_to_the_same_namespace(
+    jp_serverapp, job, kernel_of, transport
+):
+    answer, client = await kernel_of(job, "algo-1", transport)
     assert (await run_cell(client, "x = 'kept'; x")).results[0]["text/plain"] == "'kept'"
     remote = jp_serverapp.web_app.settings["sm_debug"].kernels.hosts[answer["kernel"]["name"]]
     tunnel = remote.pushed.tunnel
-    for pid in tunnel.pids:  # the ssh process that carries the forward
-        os.kill(pid, signal.SIGKILL)
+    if transport == "ssh":
+        for pid in tunnel.pids:  # the ssh process that carries the forward
+            os.kill(pid, signal.SIGKILL)
+    else:
+        await tunnel.close()  # the port session ends (TerminateSession) under the kernel
     while tunnel.alive():
         await asyncio.sleep(0.05)
     cell = await run_cell(client, "x")
