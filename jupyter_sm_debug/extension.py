@@ -4,6 +4,7 @@ place where everything it starts is released (`stop_extension`).
 What the extension starts and where it ends:
 - AWS clients and their worker threads (JobsService): `JobsService.close`.
 - Port forwards (ssh processes, SSM port sessions): `ForwardRegistry.close_all`.
+- Hosts' file sessions (SFTP channels, SSM file agents): `FilesService.close_all`.
 - Terminals running SSH or SSM session clients, and their SSM sessions:
   `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
 - Kernels on hosts: their agents in the containers, relays, kernel specs and the hold's
@@ -22,6 +23,7 @@ from jupyter_server.extension.application import ExtensionApp
 from .api.routes import route_table
 from .config import SMDebug
 from .connect import registry as transports
+from .files.service import FilesService
 from .forwards import ForwardRegistry
 from .jobs import JobsService
 from .kernels.service import KernelsService
@@ -38,6 +40,7 @@ class State:
     jobs: JobsService
     terminals: TerminalSessions
     forwards: ForwardRegistry
+    files: FilesService
     kernels: KernelsService
 
 
@@ -60,6 +63,7 @@ class SMDebugApp(ExtensionApp):
             jobs=jobs,
             terminals=TerminalSessions(self.serverapp.web_app, log),
             forwards=ForwardRegistry(config, jobs, log),
+            files=FilesService(config, log),
             kernels=KernelsService(
                 self.serverapp.kernel_manager, self.serverapp.kernel_spec_manager, log
             ),
@@ -74,13 +78,14 @@ class SMDebugApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Release everything the extension started: forwards, terminals with their
-        sessions, AWS clients and their threads. Each step is bounded and logged; one that
-        fails does not keep the others from running."""
+        sessions, file sessions, AWS clients and their threads. Each step is bounded and
+        logged; one that fails does not keep the others from running."""
         state, self.state = self.state, None
         if state is None:
             return
         for what, step in (
             ("forwards", state.forwards.close_all),
+            ("file sessions", state.files.close_all),
             ("terminals", state.terminals.close),
             ("kernels", state.kernels.close),
         ):

@@ -9,7 +9,8 @@ import pytest
 from held_jobs import FAILING, FAILS_AFTER, WRAPPED, hold_env
 from support import unique
 
-from jupyter_sm_debug.standin import hosts, ssm_looks
+from jupyter_sm_debug.standin import hosts
+from jupyter_sm_debug.standin.ssm import looks as ssm_looks
 
 from .conftest import run_cell
 
