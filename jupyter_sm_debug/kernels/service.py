@@ -37,6 +37,7 @@ from ..connect import HostTarget
 from ..connect.pushed import Pushed, push
 from ..connect.registry import get_transport
 from ..errors import SMDebugError
+from ..hold import tool_argv
 from . import LABEL_VARIABLE, RELAY_VARIABLE, agent
 
 AGENT_IDLE = 300  # seconds the agent stays without any interpreter (a restart in between)
@@ -84,13 +85,26 @@ class RemotePython:
         try:
             return await self.pushed.open()
         except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
-            if not again or self.closed:
+            # Pushed again only when the agent is gone for sure: a new agent has none of
+            # the old one's interpreters, so a kernel reattaching would find its lost.
+            if not again or self.closed or not await self.agent_gone():
                 raise
         async with self.lock:
             old_pushed = self.pushed
             self.pushed = await push(self.target, agent.program(), idle_seconds=AGENT_IDLE)
             await old_pushed.close()
         return await self.open(again=False)
+
+    async def agent_gone(self) -> bool:
+        """Whether the agent's process has ended (a marked `kill -0`); unknown is not gone."""
+        runner = get_transport(self.target.transport, "run")
+        try:
+            result = await runner.run(
+                self.target, tool_argv(["kill", "-0", str(self.pushed.pid)]), 30
+            )
+        except Exception:  # noqa: BLE001 - unknown
+            return False
+        return result.exit_code not in (0, None) and not result.error
 
 
 class KernelsService:
