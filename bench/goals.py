@@ -1,5 +1,5 @@
-"""Every goal of issue 15 and of issue 26's files, measured: runs the benchmarks and judges
-their numbers.
+"""Every goal of issue 15, issue 26's files and issue 27's kernels, measured: runs the
+benchmarks and judges their numbers.
 
     python bench/goals.py [--quick] [--latency MS] [--json FILE] [--only a,b]
 
@@ -27,7 +27,7 @@ from common.report import load, machine, median, parser
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.
 BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "files",
-           "growth")  # fmt: skip
+           "growth", "kernels")  # fmt: skip
 ARGS: dict[str, list[str]] = {}  # extra arguments per benchmark
 
 
@@ -334,6 +334,35 @@ def growth_goals(data: Optional[dict], latency: float) -> list[Goal]:
     return goals
 
 
+def kernel_goals(data: Optional[dict], latency: float) -> list[Goal]:
+    """Issue 27: a kernel on a host, over each transport. SSM's round trip is the stand-in's
+    channel latency; SSH's TCP has none here (bench/kernels.py)."""
+    goals = []
+    for transport in ("ssh", "ssm"):
+        names = (f"kernel ready over {transport} <= 3 s",
+                 f"1+1 over {transport} <= one round trip + 20 ms",
+                 f"printing 10 MiB over {transport} >= 0.8 x the terminal's rate",
+                 f"interrupt over {transport} <= 1 s")  # fmt: skip
+        summary = dig(data, "summary", transport)
+        if not summary:
+            goals += [unmeasured(n, "-", "kernels did not run") for n in names]
+            continue
+        rtt = latency if transport == "ssm" else 0.0
+        local = dig(data, "summary", "local_one_plus_one")
+        note = f"a local python3 kernel: {ms(local)}" if local is not None else ""
+        ready, one = summary["ready"], summary["one_plus_one"]
+        ratio = summary["print_mibps"] / summary["terminal_mibps"]
+        goals += [
+            Goal(names[0], "<= 3000 ms", ms(ready), ready <= 3.0),
+            Goal(names[1], f"<= {ms(rtt + 0.020)}", ms(one), one <= rtt + 0.020, note),
+            Goal(names[2], ">= 0.80x", f"{ratio:.2f}x ({summary['print_mibps']:.2f} vs "
+                 f"{summary['terminal_mibps']:.2f} MiB/s)", ratio >= 0.8),
+        ]  # fmt: skip
+        stop = summary.get("interrupt")
+        goals.append(Goal(names[3], "<= 1000 ms", ms(stop), stop is not None and stop <= 1.0))
+    return goals
+
+
 def files_goals(data: Optional[dict], latency: float) -> list[Goal]:
     """Issue 26: a host's files through the REST routes, at --latency on the API, the SSM
     data channel and SSH's TCP (bench/files.py)."""
@@ -371,6 +400,7 @@ JUDGES: dict[str, Callable[[Optional[dict], float], list[Goal]]] = {
     "throughput": throughput_goals,
     "files": files_goals,
     "growth": growth_goals,
+    "kernels": kernel_goals,
 }
 
 

@@ -7,6 +7,8 @@ What the extension starts and where it ends:
 - Hosts' file sessions (SFTP channels, SSM file agents): `FilesService.close_all`.
 - Terminals running SSH or SSM session clients, and their SSM sessions:
   `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
+- Kernels on hosts: their agents in the containers, relays, kernel specs and the hold's
+  sessions: `KernelsService.close` (the kernel processes are the kernel manager's).
 - The transports' session threads and SSH session directories: `connect.registry.shutdown`.
 A new resource is released in `stop_extension`, nowhere else.
 """
@@ -24,6 +26,7 @@ from .connect import registry as transports
 from .files.service import FilesService
 from .forwards import ForwardRegistry
 from .jobs import JobsService
+from .kernels.service import KernelsService
 from .terminals import TerminalSessions
 
 STOP_TIMEOUT = 20.0  # seconds each release may take when the server stops
@@ -38,6 +41,7 @@ class State:
     terminals: TerminalSessions
     forwards: ForwardRegistry
     files: FilesService
+    kernels: KernelsService
 
 
 class SMDebugApp(ExtensionApp):
@@ -60,6 +64,9 @@ class SMDebugApp(ExtensionApp):
             terminals=TerminalSessions(self.serverapp.web_app, log),
             forwards=ForwardRegistry(config, jobs, log),
             files=FilesService(config, log),
+            kernels=KernelsService(
+                self.serverapp.kernel_manager, self.serverapp.kernel_spec_manager, log
+            ),
         )
         self.settings["sm_debug"] = self.state
         # The handlers read it from the web app's settings (ExtensionApp copies its own
@@ -80,6 +87,7 @@ class SMDebugApp(ExtensionApp):
             ("forwards", state.forwards.close_all),
             ("file sessions", state.files.close_all),
             ("terminals", state.terminals.close),
+            ("kernels", state.kernels.close),
         ):
             try:
                 await asyncio.wait_for(step(), STOP_TIMEOUT)
