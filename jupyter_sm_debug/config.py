@@ -136,3 +136,19 @@ class SMDebug(Configurable):
         "many seconds ends: the browser never says reliably that its last tab closed. "
         "0 keeps forwards until DELETE or the job ends.",
     )
+    files_idle_seconds = Float(
+        300.0,
+        min=0.0,
+        config=True,
+        help="A host's file session (SFTP over the pinned SSH connection, or the file agent "
+        "over SSM) that no request used for this many seconds is closed; the next request "
+        "opens a new one. 0 keeps them until the server stops.",
+    )
+    files_max_open_bytes = Int(
+        16 * 1024 * 1024,
+        min=1,
+        config=True,
+        help="Largest file the browser may open (GET with content) or save in one request "
+        "(and largest chunk of an upload); a larger file answers 413 file_too_large and is "
+        "downloaded instead (?download=1 streams any size).",
+    )

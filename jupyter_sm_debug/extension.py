@@ -4,6 +4,7 @@ place where everything it starts is released (`stop_extension`).
 What the extension starts and where it ends:
 - AWS clients and their worker threads (JobsService): `JobsService.close`.
 - Port forwards (ssh processes, SSM port sessions): `ForwardRegistry.close_all`.
+- Hosts' file sessions (SFTP channels, SSM file agents): `FilesService.close_all`.
 - Terminals running SSH or SSM session clients, and their SSM sessions:
   `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
 - The transports' session threads and SSH session directories: `connect.registry.shutdown`.
@@ -20,6 +21,7 @@ from jupyter_server.extension.application import ExtensionApp
 from .api.routes import route_table
 from .config import SMDebug
 from .connect import registry as transports
+from .files.service import FilesService
 from .forwards import ForwardRegistry
 from .jobs import JobsService
 from .terminals import TerminalSessions
@@ -35,6 +37,7 @@ class State:
     jobs: JobsService
     terminals: TerminalSessions
     forwards: ForwardRegistry
+    files: FilesService
 
 
 class SMDebugApp(ExtensionApp):
@@ -56,6 +59,7 @@ class SMDebugApp(ExtensionApp):
             jobs=jobs,
             terminals=TerminalSessions(self.serverapp.web_app, log),
             forwards=ForwardRegistry(config, jobs, log),
+            files=FilesService(config, log),
         )
         self.settings["sm_debug"] = self.state
         # The handlers read it from the web app's settings (ExtensionApp copies its own
@@ -67,13 +71,14 @@ class SMDebugApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Release everything the extension started: forwards, terminals with their
-        sessions, AWS clients and their threads. Each step is bounded and logged; one that
-        fails does not keep the others from running."""
+        sessions, file sessions, AWS clients and their threads. Each step is bounded and
+        logged; one that fails does not keep the others from running."""
         state, self.state = self.state, None
         if state is None:
             return
         for what, step in (
             ("forwards", state.forwards.close_all),
+            ("file sessions", state.files.close_all),
             ("terminals", state.terminals.close),
         ):
             try:

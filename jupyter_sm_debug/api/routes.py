@@ -8,12 +8,13 @@ from tornado import web
 
 from .. import proxy
 from ..errors import SMDebugError
-from . import forwards, hosts, jobs
+from . import files, forwards, hosts, jobs
 from .base import SMDebugHandler
 
 JOB = r"(?P<job>[^/]+)"
 HOST = r"(?P<host>[^/]+)"
 PORT = r"(?P<port>[^/]+)"
+FILE = r"(?P<path>.*)"  # under the host's "/", slashes and all; "" is "/" (files/names.py)
 
 
 def _no_such_route():
@@ -60,6 +61,7 @@ ROUTES = [
     (f"jobs/{JOB}/hosts/{HOST}/ports/{PORT}", forwards.PortHandler),
     ("forwards", forwards.ForwardsHandler),
     ("descriptions", jobs.DescriptionsHandler),
+    (f"jobs/{JOB}/hosts/{HOST}/files/{FILE}", files.FilesHandler),
 ]
 
 

@@ -5,6 +5,8 @@ Every verb is one session inside `ssm_session` (StartSession … always Terminat
   409 before any terminal opens, then hands the session (StreamUrl + TokenValue) to the
   session client (clients.py) through an environment variable, never an argv;
 - run: the built-in client types one command into the session's shell (ssm/run.py);
+- files: the files agent (files/agent.py) pushed by a marked run and reached by a forward
+  (files/agentfs.py), one agent and one port session per FileSystem;
 - forward: a port session (AWS-StartPortForwardingSession) run in the server's own event
   loop by the built-in client, whose every connection is one smux stream opened straight
   from the proxy (`Tunnel.connect`): no listener on this machine. AWS's plugin is never used
@@ -19,7 +21,7 @@ import contextlib
 import json
 import sys
 import time
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from ..description import attach_state
 from ..errors import SMDebugError
@@ -47,6 +49,9 @@ from .types import (
     Tunnel,
     base_environment,
 )
+
+if TYPE_CHECKING:
+    from ..files.base import FileSystem
 
 PORT_DOCUMENT = "AWS-StartPortForwardingSession"
 
@@ -149,7 +154,7 @@ def data_key(target: HostTarget):
 
 class SSMTransport:
     name = "ssm"
-    capabilities = frozenset({"attach", "run", "forward"})
+    capabilities = frozenset({"attach", "run", "forward", "files"})
 
     async def attach(self, target: HostTarget) -> Session:
         require_attachable(target)
@@ -223,6 +228,15 @@ class SSMTransport:
             )  # fmt: skip
         result.seconds = time.monotonic() - started
         return result
+
+    async def files(self, target: HostTarget) -> FileSystem:
+        """The host's files through a pushed standard-library agent (files/agentfs.py).
+        Neither its marked run nor its port session counts as a person's session, so it
+        never ends or keeps a hold. Raises NoPython (409) when the host has no Python."""
+        from ..files.agentfs import open_agent_fs
+
+        require_attachable(target)
+        return await open_agent_fs(target, self)
 
     async def forward(self, target: HostTarget, remote_port: int) -> Tunnel:
         from ..ssm.portforward import PortForwardClient, PortForwardError
