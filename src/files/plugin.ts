@@ -4,7 +4,6 @@ import {
 } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
-import { IStateDB } from '@jupyterlab/statedb';
 import { ITranslator } from '@jupyterlab/translation';
 
 import { HostFiles, IHostFiles } from './service';
@@ -21,23 +20,27 @@ export const filesPlugin: JupyterFrontEndPlugin<IHostFiles> = {
   autoStart: true,
   provides: IHostFiles,
   requires: [ITranslator, IDocumentManager, IFileBrowserFactory],
-  optional: [IStateDB],
-  activate: async (
+  activate: (
     app: JupyterFrontEnd,
     translator: ITranslator,
     docManager: IDocumentManager,
-    factory: IFileBrowserFactory,
-    state: IStateDB | null
-  ): Promise<IHostFiles> => {
+    factory: IFileBrowserFactory
+  ): IHostFiles => {
+    let storage: Storage | null = null;
+    try {
+      storage = window.localStorage;
+    } catch {
+      // Refused (e.g. by the browser's settings): nothing is remembered.
+    }
     const files = new HostFiles({
       app,
       docManager,
       factory,
-      state,
+      storage,
       translator
     });
-    // Before the layout restorer reopens the hosts' documents and tabs.
-    await files.restoreDrives();
+    // Now, before the layout restorer reopens the hosts' documents and tabs.
+    files.restoreDrives();
     return files;
   }
 };

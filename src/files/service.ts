@@ -7,7 +7,6 @@ import {
   FilterFileBrowserModel,
   IFileBrowserFactory
 } from '@jupyterlab/filebrowser';
-import { IStateDB } from '@jupyterlab/statedb';
 import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Token } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
@@ -42,7 +41,11 @@ export const SAFE_FACTORIES: ReadonlySet<string> = new Set([
 /** The factory for anything not in SAFE_FACTORIES. */
 export const TEXT_FACTORY = 'Editor';
 
-/** Where the hosts whose drives a page had are kept, to restore their tabs. */
+/**
+ * Where the hosts whose drives a page had are kept (localStorage: read at
+ * once when the plugin starts, before the layout restorer reopens their
+ * documents; IStateDB is only readable after every plugin has started).
+ */
 const STATE_KEY = 'jupyter-sm-debug:files-drives';
 /** At most this many hosts are remembered. */
 const MAX_REMEMBERED = 20;
@@ -75,7 +78,8 @@ export class HostFiles implements IHostFiles, IDisposable {
     this._app = options.app;
     this._docManager = options.docManager;
     this._factory = options.factory;
-    this._state = options.state;
+    this._storage = options.storage;
+    this._storageKey = `${STATE_KEY}:${options.app.serviceManager.serverSettings.baseUrl}`;
     this._translator = options.translator;
     this._trans = options.translator.load('jupyter_sm_debug');
     this._guardFactories();
@@ -98,12 +102,12 @@ export class HostFiles implements IHostFiles, IDisposable {
    * files tabs find them again after a reload (before the layout is
    * restored: the plugin waits for this).
    */
-  async restoreDrives(): Promise<void> {
-    if (!this._state) {
+  restoreDrives(): void {
+    if (!this._storage) {
       return;
     }
     try {
-      const saved = await this._state.fetch(STATE_KEY);
+      const saved = JSON.parse(this._storage.getItem(this._storageKey) ?? '[]');
       if (!Array.isArray(saved)) {
         return;
       }
@@ -312,19 +316,21 @@ export class HostFiles implements IHostFiles, IDisposable {
   }
 
   private _save(): void {
-    if (!this._state) {
-      return;
-    }
     const saved = Array.from(this._drives.values())
       .slice(-MAX_REMEMBERED)
       .map(drive => [drive.ref.job, drive.ref.host, drive.transport ?? '']);
-    void this._state.save(STATE_KEY, saved).catch(() => undefined);
+    try {
+      this._storage?.setItem(this._storageKey, JSON.stringify(saved));
+    } catch {
+      // Storage full or refused: the tabs are not restored after a reload.
+    }
   }
 
   private _app: JupyterFrontEnd;
   private _docManager: IDocumentManager;
   private _factory: IFileBrowserFactory;
-  private _state: IStateDB | null;
+  private _storage: Storage | null;
+  private _storageKey: string;
   private _translator: ITranslator;
   private _trans: TranslationBundle;
   private _drives = new Map<string, HostDrive>();
@@ -337,7 +343,8 @@ export namespace HostFiles {
     app: JupyterFrontEnd;
     docManager: IDocumentManager;
     factory: IFileBrowserFactory;
-    state: IStateDB | null;
+    /** Where the drives are remembered across reloads; null: nowhere. */
+    storage: Storage | null;
     translator: ITranslator;
   }
 }
@@ -353,9 +360,11 @@ function isRefusal(error: unknown): boolean {
 }
 
 /**
- * A document tab of a host's file says the host: its tooltip gives host, job
- * and path, and a badge after the name shows the host. The label itself is
- * left alone: a DocumentWidget renames its file when its label changes.
+ * A document tab of a host's file says the host: a badge after the name
+ * (CSS, from the tab's `data-sm-debug-host`) and a first line in its tooltip
+ * with host, job and path (JupyterLab writes the rest of the tooltip, and
+ * again on every save). The label itself is left alone: a DocumentWidget
+ * renames its file when its label changes.
  */
 function labelTab(
   widget: Widget,
@@ -364,14 +373,20 @@ function labelTab(
   context: DocumentRegistry.Context,
   trans: TranslationBundle
 ): void {
+  const title = widget.title;
+  const first = () => trans.__('%1 · %2: /%3', host, job, context.localPath);
   const update = () => {
-    const local = context.localPath;
-    widget.title.caption = trans.__('%1 · %2: /%3', host, job, local);
+    const line = first();
+    if (!title.caption.startsWith(`${line}\n`) && title.caption !== line) {
+      const rest = title.caption.startsWith(`${host} · ${job}: `)
+        ? title.caption.split('\n').slice(1).join('\n')
+        : title.caption;
+      title.caption = rest ? `${line}\n${rest}` : line;
+    }
   };
-  widget.title.className =
-    `${widget.title.className} jp-SMDebug-hostDoc`.trim();
-  widget.title.dataset = { ...widget.title.dataset, smDebugHost: host };
+  title.className = `${title.className} jp-SMDebug-hostDoc`.trim();
+  title.dataset = { ...title.dataset, 'sm-debug-host': host };
   update();
+  title.changed.connect(update);
   context.pathChanged.connect(update);
-  context.fileChanged.connect(update);
 }

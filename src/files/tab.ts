@@ -1,4 +1,6 @@
+import { PathExt } from '@jupyterlab/coreutils';
 import { FileBrowser, Uploader } from '@jupyterlab/filebrowser';
+import { Contents } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import {
   folderIcon,
@@ -73,6 +75,11 @@ export class HostFilesTab extends Panel implements ISMDebugTab {
       })
     );
     this.addWidget(browser);
+    // JupyterLab's browser model compares a change's global path, prefixed
+    // once more with the drive's name, to its own: on any drive but the
+    // default one it never matches, and a save, upload, rename or delete
+    // would not show. The drive's own signal has local paths.
+    drive.fileChanged.connect(this._onFileChanged, this);
     void this.cdStart();
   }
 
@@ -125,8 +132,21 @@ export class HostFilesTab extends Panel implements ISMDebugTab {
     if (this.isDisposed) {
       return;
     }
+    this._drive.fileChanged.disconnect(this._onFileChanged, this);
     this.browser.dispose();
     super.dispose();
+  }
+
+  private _onFileChanged(_: HostDrive, change: Contents.IChangedArgs): void {
+    const here = this.browser.model.manager.services.contents.localPath(
+      this.browser.model.path
+    );
+    const touched = [change.oldValue?.path, change.newValue?.path].some(
+      path => typeof path === 'string' && PathExt.dirname(path) === here
+    );
+    if (touched && !this.isDisposed) {
+      void this.browser.model.refresh();
+    }
   }
 
   private _setCaption(): void {
