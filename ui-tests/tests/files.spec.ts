@@ -190,4 +190,70 @@ test.describe('Files of a host', () => {
       .click();
     await expect(item(page, renamed)).toHaveCount(0, { timeout: 30000 });
   });
+
+  test('HTML opens as text, a binary or too large file as a notice with Download', async ({
+    page
+  }) => {
+    await openFiles(page);
+    const drive = (await browser(page).getAttribute('data-drive')) ?? '';
+    const job = drive.split('.')[1];
+    // Files made in algo-1 with a command (the run API).
+    const made = await page.request.post(`/sm-debug/jobs/${job}/run`, {
+      data: {
+        shell:
+          'mkdir -p /tmp/galata-files && cd /tmp/galata-files && ' +
+          `printf '<h1>from the container</h1><script>parent.document.title="ran"</script>' > page.html && ` +
+          "printf 'PK\\003\\004\\000\\000binary' > model.bin && " +
+          'head -c 17000000 /dev/zero | tr "\\0" x > big.log',
+        hosts: ['algo-1'],
+        transport: 'ssm'
+      }
+    });
+    expect(made.ok()).toBe(true);
+    await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      const tab = Array.from(app.shell.widgets('main')).find((w: any) =>
+        w.hasClass('jp-SMDebug-files')
+      ) as any;
+      await tab.browser.model.cd('/tmp/galata-files');
+    });
+    await expect(item(page, 'page.html')).toBeVisible({ timeout: 30000 });
+
+    // HTML opens in the text editor, never in the HTML viewer.
+    await item(page, 'page.html').dblclick();
+    await expect(
+      page.locator('.jp-FileEditor:not(.lm-mod-hidden) .cm-content')
+    ).toContainText('from the container', { timeout: 30000 });
+    // Asked for the HTML viewer by name, it is closed and the Editor shown.
+    await page.evaluate(async path => {
+      const app = (window as any).jupyterapp;
+      await app.commands.execute('docmanager:open', {
+        path,
+        factory: 'HTML Viewer'
+      });
+    }, `${drive}:tmp/galata-files/page.html`);
+    await expect(page.locator('.jp-HTMLViewer')).toHaveCount(0);
+    await expect(page.locator('iframe')).toHaveCount(0);
+    expect(await page.title()).not.toBe('ran');
+
+    // Not text: a notice with Download instead of an editor.
+    await filesTab(page, 'algo-1').click();
+    await item(page, 'model.bin').dblclick();
+    const notice = page.locator('.jp-SMDebug-refusedFile:not(.lm-mod-hidden)');
+    await expect(notice).toContainText('/tmp/galata-files/model.bin', {
+      timeout: 30000
+    });
+    await expect(notice).toContainText('not text');
+    const download = page.waitForEvent('download');
+    await notice.getByRole('button', { name: /^Download/ }).click();
+    expect((await download).suggestedFilename()).toBe('model.bin');
+
+    // Over the server's limit: the same, never loaded.
+    await filesTab(page, 'algo-1').click();
+    await item(page, 'big.log').dblclick();
+    await expect(notice).toContainText('/tmp/galata-files/big.log', {
+      timeout: 30000
+    });
+    await expect(notice).toContainText('too large');
+  });
 });
