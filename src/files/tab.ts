@@ -6,6 +6,7 @@ import {
   folderIcon,
   newFolderIcon,
   refreshIcon,
+  textEditorIcon,
   ToolbarButton
 } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
@@ -57,8 +58,9 @@ export class HostFilesTab extends Panel implements ISMDebugTab {
     toolbar.addItem(
       'new-file',
       new ToolbarButton({
-        label: trans.__('New File'),
-        tooltip: trans.__('New text file'),
+        // An icon: the browser's toolbar buttons are 40 px wide.
+        icon: textEditorIcon,
+        tooltip: trans.__('New Text File'),
         onClick: () => void browser.createNewFile({ ext: '.txt' })
       })
     );
