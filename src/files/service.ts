@@ -163,7 +163,7 @@ export class HostFiles implements IHostFiles, IDisposable {
       drive,
       trans: this._trans,
       translator: this._translator,
-      createBrowser: () => this._createBrowser(drive)
+      createBrowser: () => this._browserFor(drive)
     });
   }
 
@@ -212,6 +212,25 @@ export class HostFiles implements IHostFiles, IDisposable {
       path.split('/').pop() ?? path
     )?.name;
     return name && SAFE_FACTORIES.has(name) ? name : TEXT_FACTORY;
+  }
+
+  /**
+   * The browser of a drive's tab: the one made ahead for it when the page
+   * started, or a new one.
+   */
+  private _browserFor(drive: HostDrive): FileBrowser {
+    const ready = this._browsers.get(drive.name);
+    if (ready && !ready.isDisposed && !ready.parent) {
+      return ready;
+    }
+    const browser = this._createBrowser(drive);
+    this._browsers.set(drive.name, browser);
+    browser.disposed.connect(() => {
+      if (this._browsers.get(drive.name) === browser) {
+        this._browsers.delete(drive.name);
+      }
+    });
+    return browser;
   }
 
   private _createBrowser(drive: HostDrive): FileBrowser {
@@ -334,6 +353,7 @@ export class HostFiles implements IHostFiles, IDisposable {
   private _translator: ITranslator;
   private _trans: TranslationBundle;
   private _drives = new Map<string, HostDrive>();
+  private _browsers = new Map<string, FileBrowser>();
   private _guarded = new Set<string>();
   private _isDisposed = false;
 }
