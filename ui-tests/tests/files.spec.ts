@@ -256,4 +256,51 @@ test.describe('Files of a host', () => {
     });
     await expect(notice).toContainText('too large');
   });
+
+  test.describe('after a reload', () => {
+    // The layout is the server's workspace, as a user's is.
+    test.use({ mockState: false } as any);
+
+    test('the files tab and its document come back', async ({ page }) => {
+      await openFiles(page);
+      await item(page, 'code').dblclick();
+      await item(page, 'train.py').dblclick();
+      const docTab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+        hasText: 'train.py'
+      });
+      await expect(docTab).toHaveAttribute('data-sm-debug-host', 'algo-1', {
+        timeout: 30000
+      });
+      // Once JupyterLab has saved the layout with both tabs.
+      await expect
+        .poll(
+          async () => {
+            const answer = await page.request.get('/lab/api/workspaces/default');
+            const text = JSON.stringify(await answer.json());
+            return (
+              text.includes('sm-debug-files:') && text.includes('train.py')
+            );
+          },
+          { timeout: 30000 }
+        )
+        .toBe(true);
+
+      // Not galata's reload, which waits for a Launcher.
+      await page.reload({ waitForIsReady: false } as any);
+      await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+      await page.evaluate(() => (window as any).jupyterapp.restored);
+      await expect(filesTab(page, 'algo-1')).toHaveCount(1, {
+        timeout: 30000
+      });
+      // The document is read from the host again, through its drive.
+      await expect(docTab).toHaveAttribute('data-sm-debug-host', 'algo-1', {
+        timeout: 30000
+      });
+      await docTab.click();
+      await expect(
+        page.locator('.jp-FileEditor:not(.lm-mod-hidden) .cm-content')
+      ).toContainText('STEP_SECONDS', { timeout: 30000 });
+      await expect(page.locator('.jp-Dialog')).toHaveCount(0);
+    });
+  });
 });
