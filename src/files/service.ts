@@ -204,6 +204,26 @@ export class HostFiles implements IHostFiles, IDisposable {
   }
 
   /**
+   * The container path (`/opt/ml/code/train.py`) of the one item selected in
+   * the current host browser; null when the current browser is not a host's
+   * or not exactly one item is selected.
+   */
+  selectedContainerPath(): string | null {
+    const browser = this._factory.tracker.currentWidget;
+    const drive = browser ? this._drives.get(browser.model.driveName) : null;
+    if (!browser || !drive) {
+      return null;
+    }
+    const selected = Array.from(browser.selectedItems());
+    if (selected.length !== 1) {
+      return null;
+    }
+    return drive.containerPath(
+      this._app.serviceManager.contents.localPath(selected[0].path)
+    );
+  }
+
+  /**
    * The factory a host's file opens in: its default one when that is safe,
    * the Editor otherwise.
    */

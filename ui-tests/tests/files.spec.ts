@@ -177,6 +177,18 @@ test.describe('Files of a host', () => {
     await expect(item(page, renamed)).toBeVisible({ timeout: 30000 });
     await expect(item(page, name)).toHaveCount(0);
 
+    // The path a shell in the container knows, from the context menu.
+    await page
+      .context()
+      .grantPermissions(['clipboard-read', 'clipboard-write']);
+    await item(page, renamed).click({ button: 'right' });
+    await page
+      .getByRole('menuitem', { name: 'Copy Path in the Container' })
+      .click();
+    await expect
+      .poll(() => page.evaluate(() => navigator.clipboard.readText()))
+      .toBe(`/opt/ml/${renamed}`);
+
     // Delete from the context menu, confirmed. (JupyterLab calls it "Move to
     // Trash" when its own server has a trash; a container has none: the
     // drive deletes, docs/files.md.)
