@@ -52,6 +52,7 @@ export const filesPlugin: JupyterFrontEndPlugin<IHostFiles> = {
     app.commands.addCommand(COPY_CONTAINER_PATH, {
       label: trans.__('Copy Path in the Container'),
       caption: trans.__('Copy the path of the file as the container sees it'),
+      describedBy: { args: { type: 'object', properties: {} } },
       isVisible: () => files.selectedContainerPath() !== null,
       execute: () => {
         const path = files.selectedContainerPath();
