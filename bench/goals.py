@@ -1,4 +1,5 @@
-"""Every goal of issue 15, measured: runs the benchmarks and judges their numbers.
+"""Every goal of issue 15 and of issue 26's files, measured: runs the benchmarks and judges
+their numbers.
 
     python bench/goals.py [--quick] [--latency MS] [--json FILE] [--only a,b]
 
@@ -25,7 +26,8 @@ from common.report import load, machine, median, parser
 
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.
-BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "growth")
+BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "files",
+           "growth")  # fmt: skip
 ARGS: dict[str, list[str]] = {}  # extra arguments per benchmark
 
 
@@ -332,12 +334,42 @@ def growth_goals(data: Optional[dict], latency: float) -> list[Goal]:
     return goals
 
 
+def files_goals(data: Optional[dict], latency: float) -> list[Goal]:
+    """Issue 26: a host's files through the REST routes, at --latency on the API, the SSM
+    data channel and SSH's TCP (bench/files.py)."""
+    goals: list[Goal] = []
+    for transport, label in (("ssh", "SSH"), ("ssm", "SSM")):
+        got = (data or {}).get(transport)
+        names = [f"files {label}: list 1,000 entries", f"files {label}: open 1 MiB",
+                 f"files {label}: save 1 MiB", f"files {label}: 100 MiB download vs cat",
+                 f"files {label}: server RSS during the download"]  # fmt: skip
+        if got is None:
+            why = "files did not run" if data is None else f"no {label} sample"
+            goals += [unmeasured(name, "-", why) for name in names]
+            continue
+        goals.append(Goal(names[0], "<= 1 s", ms(got["list_1000_seconds"]),
+                          got["list_1000_seconds"] <= 1.0))  # fmt: skip
+        # SSH: 0.5 s; SSM: the data channel's own time for 1 MiB (its cat rate) + 0.5 s.
+        bound = 0.5 if transport == "ssh" else 1 / got["cat_mib_s"] + 0.5
+        for name, key in ((names[1], "open_1mib_seconds"), (names[2], "save_1mib_seconds")):
+            goals.append(Goal(name, f"<= {ms(bound)}", ms(got[key]), got[key] <= bound))
+        share = got["download_vs_cat"]
+        goals.append(Goal(names[3], ">= 80 % of cat over the same transport",
+                          f"{share * 100:.0f} % ({got['download_mib_s']:.1f} vs "
+                          f"{got['cat_mib_s']:.1f} MiB/s, {data['mib']} MiB)",
+                          share >= 0.8))  # fmt: skip
+        growth = got["download_rss_growth_mib"]
+        goals.append(Goal(names[4], "grows < 32 MiB", f"+{growth:.1f} MiB", growth < 32))
+    return goals
+
+
 JUDGES: dict[str, Callable[[Optional[dict], float], list[Goal]]] = {
     "footprint": footprint_goals,
     "list_jobs": list_goals,
     "attach_latency": attach_goals,
     "keystrokes": keystroke_goals,
     "throughput": throughput_goals,
+    "files": files_goals,
     "growth": growth_goals,
 }
 

@@ -30,7 +30,6 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..connect import HostTarget
 from ..errors import SMDebugError
 from ..files.base import Entry, FileError, FileSystem
 from ..files.models import directory_model, file_model, model_of
@@ -38,7 +37,7 @@ from ..files.names import basename, join, parent, request_path, safe_name, to_wi
 from .base import SMDebugHandler
 from .hosts import transport_field
 from .spec import Body, Field, Query
-from .target import host_targets
+from .target import host_targets, require_reachable
 
 UPLOAD_SUFFIX = b".sm-debug-upload"  # a chunked upload's temporary sibling: .~<name><this>
 OLD_SUFFIX = b".sm-debug-old"  # the replaced file while an upload's last chunk lands
@@ -209,21 +208,30 @@ class FilesHandler(SMDebugHandler):
             )  # fmt: skip
         return path
 
-    async def target(self, transport: str) -> HostTarget:
-        (target,), _ = await host_targets(self, transport, "files", [self.host])
-        return target
-
     async def on_host(self, transport: str, operation) -> None:
-        """Run `operation(fs)` with the host's FileSystem; a connection that breaks under
-        it is a 502 that says so, never a traceback."""
-        target = await self.target(transport)
+        """Run `operation(fs)` with the host's FileSystem. The job's description may come
+        from the cache (a file browser makes many requests; each need not describe the
+        job): when the host then fails, a fresh one says whether the job ended (409
+        not_attachable with its hint). A connection that breaks under an operation is a
+        502 that says so, never a traceback."""
+        (target,), cached = await host_targets(self, transport, "files", [self.host], cached=True)
         try:
             async with self.state.files.use(target) as fs:
                 await operation(fs)
         except (StreamClosedError, asyncio.CancelledError):
             raise
+        except SMDebugError as error:
+            if cached and error.status >= 500:
+                await self.ended(transport)
+            raise
         except (OSError, EOFError, asyncio.IncompleteReadError) as error:
+            if cached:
+                await self.ended(transport)
             raise lost(self.host, error) from error
+
+    async def ended(self, transport: str) -> None:
+        """409 not_attachable if the job, described now, cannot be reached any more."""
+        require_reachable(await self.jobs.describe(self.job, fresh=True), transport)
 
     # -- GET ---------------------------------------------------------------------------------
 
@@ -261,7 +269,7 @@ class FilesHandler(SMDebugHandler):
 
     async def open_file(self, fs: FileSystem, entry: Entry, query: dict) -> None:
         limit = self.config.files_max_open_bytes
-        if not query["content"]:
+        if not query["content"] and not query["hash"]:
             self.answer(file_model(entry, None, None, self.host))
             return
         if entry.size is not None and entry.size > limit:
@@ -272,7 +280,8 @@ class FilesHandler(SMDebugHandler):
             if len(data) > limit:  # it grew since stat
                 raise too_large(len(data), limit, self.host)
         digest = hashlib.sha256(data).hexdigest() if query["hash"] else None
-        self.answer(file_model(entry, bytes(data), query.get("format"), self.host, digest))
+        content = bytes(data) if query["content"] else None  # hash=1 content=0: the hash only
+        self.answer(file_model(entry, content, query.get("format"), self.host, digest))
 
     async def download(self, fs: FileSystem, entry: Entry) -> None:
         """The file's bytes as an attachment, chunk by chunk as the host sends them: the
@@ -289,12 +298,25 @@ class FilesHandler(SMDebugHandler):
         self.set_header("Content-Security-Policy", "sandbox")
         self.set_header("Cache-Control", "no-store")
         chunks = fs.read(entry.path)
+        sent = False
         try:
             async for chunk in chunks:
                 self.write(chunk)
                 await self.flush()
+                sent = True
         except StreamClosedError:
             return  # the browser went away; the read ends with the generator
+        except Exception as error:
+            if not sent:
+                raise  # nothing sent yet: the error's JSON answer
+            # Headers and part of the file are out: ending the response normally would hand
+            # the browser a short file that looks whole. Cut the connection instead.
+            shown = to_wire(entry.path)[:200]
+            reason = getattr(error, "code", type(error).__name__)
+            self.log.info("sm-debug: download of %s from %s broke off: %s", shown, self.host,
+                          reason)  # fmt: skip
+            self.request.connection.stream.close()
+            return
         finally:
             await chunks.aclose()
         self.finish()
@@ -320,8 +342,14 @@ class FilesHandler(SMDebugHandler):
             if body["type"] == "directory":
                 await self.make_directory(fs, where)
             elif body.get("chunk") is None:
-                existed = await self.existing(fs, where)
-                entry = await fs.write(where, once(data))
+                # Whether it existed (200 or 201) asked beside the write, not before it: one
+                # round trip less per save. The stat goes out first, the write's rename last.
+                existed, entry = await asyncio.gather(
+                    self.existing(fs, where), fs.write(where, once(data)), return_exceptions=True
+                )
+                for outcome in (entry, existed):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
                 self.answer(model_of(entry), 200 if existed else 201)
             else:
                 await self.upload_chunk(fs, where, data, body["chunk"])

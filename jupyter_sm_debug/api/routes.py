@@ -61,6 +61,7 @@ ROUTES = [
     (f"jobs/{JOB}/hosts/{HOST}/ports/{PORT}", forwards.PortHandler),
     ("forwards", forwards.ForwardsHandler),
     ("descriptions", jobs.DescriptionsHandler),
+    (f"jobs/{JOB}/hosts/{HOST}/files", files.FilesHandler),  # the root, as files/ is
     (f"jobs/{JOB}/hosts/{HOST}/files/{FILE}", files.FilesHandler),
 ]
 

@@ -232,11 +232,19 @@ class SSMTransport:
     async def files(self, target: HostTarget) -> FileSystem:
         """The host's files through a pushed standard-library agent (files/agentfs.py).
         Neither its marked run nor its port session counts as a person's session, so it
-        never ends or keeps a hold. Raises NoPython (409) when the host has no Python."""
-        from ..files.agentfs import open_agent_fs
+        never ends or keeps a hold. A host with no Python gets plain shell commands, one
+        marked run each (files/shellfs.py)."""
+        from ..files.agentfs import AGENT_IDLE_SECONDS, AgentFS, agent_source
+        from ..files.shellfs import ShellFS
+        from .launch import NoPython, launch
 
         require_attachable(target)
-        return await open_agent_fs(target, self)
+        try:
+            pushed = await launch(target, agent_source(), self, idle_seconds=AGENT_IDLE_SECONDS)
+            return AgentFS(pushed, target.host)
+        except NoPython:
+            target.jobs.log.info("sm-debug: %s has no Python: files by shell commands", target.host)
+            return ShellFS(target, self)
 
     async def forward(self, target: HostTarget, remote_port: int) -> Tunnel:
         from ..ssm.portforward import PortForwardClient, PortForwardError

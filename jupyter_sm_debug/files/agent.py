@@ -158,15 +158,39 @@ def op_listdir(header, payload, conn):
     return {"count": len(records), "truncated": truncated}, b"".join(records)
 
 
-def op_open(header, payload, conn):
-    fd = os.open(_path(header), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+# Opening never waits (a FIFO without a writer would hold the thread for good), and only a
+# regular file is read or appended to (a device such as /dev/zero never ends).
+OPEN_FLAGS = os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_regular(path, flags):
+    """An fd of a regular file, opened without waiting (EINVAL for anything else: a socket,
+    or a FIFO opened for writing with no reader, answers ENXIO at open)."""
+    try:
+        fd = os.open(path, flags | OPEN_FLAGS, 0o666)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            raise OSError(errno.EINVAL, "not a regular file") from None
+        raise
+    return fd, _regular(fd)
+
+
+def _regular(fd):
+    """fd's stat when it is a regular file; closes it and raises otherwise."""
     try:
         info = os.fstat(fd)
         if st.S_ISDIR(info.st_mode):
             raise OSError(errno.EISDIR, "a directory")
+        if not st.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
     except BaseException:
         os.close(fd)
         raise
+    return info
+
+
+def op_open(header, payload, conn):
+    fd, info = _open_regular(_path(header), os.O_RDONLY)
     handle = conn.add({"fd": fd})
     return {"handle": handle, "size": info.st_size}, b""
 
@@ -187,12 +211,8 @@ def op_close(header, payload, conn):
 
 def op_wopen(header, payload, conn):
     path = _path(header)
-    cloexec = getattr(os, "O_CLOEXEC", 0)
     if header.get("append"):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | cloexec, 0o666)
-        if st.S_ISDIR(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EISDIR, "a directory")
+        fd, _ = _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return {"handle": conn.add({"fd": fd, "temp": None, "target": path})}, b""
     # The file a symlink names is the one replaced (the link stays a link).
     target = os.path.realpath(path) if os.path.islink(path) else path
@@ -204,6 +224,8 @@ def op_wopen(header, payload, conn):
         original = None
     if original is not None and st.S_ISDIR(original.st_mode):
         raise OSError(errno.EISDIR, "a directory")
+    if original is not None and not st.S_ISREG(original.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")  # never replace /dev/null
     folder, name = os.path.split(target)
     fd, temp = tempfile.mkstemp(
         suffix=TEMP_SUFFIX, prefix=b"." + name[:40] + b".", dir=folder or b"/"
@@ -213,10 +235,11 @@ def op_wopen(header, payload, conn):
     item = {"fd": fd, "temp": temp, "target": target}
     try:
         if original is not None:
-            os.fchmod(fd, st.S_IMODE(original.st_mode))
-            # Not root: the file becomes the session user's, as with any editor's save.
+            # Owner first (a chown clears set-id bits), then the mode. Not root: the file
+            # becomes the session user's, as with any editor's save.
             with contextlib.suppress(OSError):
                 os.fchown(fd, original.st_uid, original.st_gid)
+            os.fchmod(fd, st.S_IMODE(original.st_mode))
         else:
             os.fchmod(fd, 0o666 & ~_umask)
     except BaseException:

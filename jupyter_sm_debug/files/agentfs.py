@@ -37,17 +37,25 @@ MAX_REPLY_HEADER = 64 * 1024
 NAME_MAX = 255  # Linux's longest name; a longer listed name is refused
 MAX_LISTING = MAX_ENTRIES * (RECORD.size + NAME_MAX)
 MAX_PATH = 4096
-READ_AHEAD = 4  # chunks asked for ahead of the consumer (4 x 256 KiB < smux's 2 MiB pause)
+READ_AHEAD = 8  # chunks asked for ahead of the consumer (8 x 256 KiB = smux's 2 MiB pause)
 MAX_STREAMS = 6  # streams open at once; more operations wait for one
 MAX_IDLE = 3  # streams kept for the next operation
 STREAM_MAX_AGE = 120.0  # an idle stream older than this is closed, not reused
 TIMEOUT = 60.0  # for any one reply
+SHUTDOWN_TIMEOUT = 10.0  # close() waits this long for the agent, then just ends the tunnel
+# What EINVAL means when opening: the agent reads and appends to regular files only.
+NOT_REGULAR = "it is not a regular file (a pipe, socket or device); use a terminal"
 AGENT_IDLE_SECONDS = 900  # the agent ends itself after this long with no stream open
 
 
 def agent_source() -> bytes:
     """agent.py's text, as pushed into a host."""
     return resources.files(__package__).joinpath("agent.py").read_bytes()
+
+
+def opening_error(number: int, path: bytes, host: str) -> FileError:
+    """file_error, where EINVAL says that only regular files are read or written."""
+    return file_error(number, path, host, NOT_REGULAR if number == errno.EINVAL else "")
 
 
 class AgentBroke(Exception):
@@ -134,6 +142,12 @@ def _entry(fields: Any, path: bytes) -> Entry:
                  fields.get("symlink") is True)  # fmt: skip
 
 
+def listable(name: bytes) -> bool:
+    """Whether a kernel could list this name in a directory."""
+    plain = b"/" not in name and b"\0" not in name
+    return plain and 0 < len(name) <= NAME_MAX and name not in (b".", b"..")
+
+
 def parse_listing(folder: bytes, count: Any, payload: bytes) -> list[Entry]:
     """The records of a listing; any name a kernel would never list refuses the whole
     listing (a hostile agent's "../x" never becomes a path)."""
@@ -149,9 +163,9 @@ def parse_listing(folder: bytes, count: Any, payload: bytes) -> list[Entry]:
         pos += RECORD.size
         name = payload[pos : pos + length]
         pos += length
-        if len(name) != length or not 0 < length <= NAME_MAX or kind > 1:
+        if len(name) != length or kind > 1:
             raise AgentBroke("a cut listing")
-        if b"/" in name or b"\0" in name or name in (b".", b"..") or name in seen:
+        if not listable(name) or name in seen:
             raise AgentBroke(f"a listed name that cannot be one: {name[:40]!r}")
         seen.add(name)
         directory = kind == 1
@@ -238,42 +252,43 @@ class AgentFS:
         )  # fmt: skip
 
     async def _call(
-        self, op: str, shown: bytes, payload: bytes = b"", max_payload: int = 0, **fields: Any
-    ) -> tuple[dict, bytes]:
-        """One request and its reply; an errno reply raises its FileError for `shown`."""
+        self, op: str, shown: bytes, parse: Any = None, max_payload: int = 0, **fields: Any
+    ) -> Any:
+        """One request and its reply, read by `parse(header, payload)` while the stream is
+        held (a reply it refuses closes the stream); an errno reply raises its FileError
+        for `shown`."""
         async with self._stream() as stream:
-            request = stream.send({"op": op, **fields}, payload)
+            request = stream.send({"op": op, **fields})
             await stream.writer.drain()
             header, data = await stream.reply(request, max_payload)
-        if header.get("errno") is not None:
-            raise file_error(header["errno"], shown, self.host)
-        return header, data
+            if header.get("errno") is not None:
+                raise file_error(header["errno"], shown, self.host)
+            return parse(header, data) if parse is not None else None
 
     # -- FileSystem --------------------------------------------------------------------------
 
     async def stat(self, path: bytes) -> Entry:
         path = clean(path)
-        header, _ = await self._call("stat", path, path=_wire(path))
-        return self._entry(header.get("entry"), path)
+        return await self._call("stat", path, self._entry_of(path), path=_wire(path))
 
     async def listdir(self, path: bytes) -> tuple[list[Entry], bool]:
         path = clean(path)
-        header, data = await self._call(
-            "listdir", path, max_payload=MAX_LISTING, path=_wire(path), max=MAX_ENTRIES
+
+        def parse(header: dict, data: bytes) -> tuple[list[Entry], bool]:
+            return parse_listing(path, header.get("count"), data), header.get("truncated") is True
+
+        return await self._call(
+            "listdir", path, parse, MAX_LISTING, path=_wire(path), max=MAX_ENTRIES
         )
-        try:
-            entries = parse_listing(path, header.get("count"), data)
-        except AgentBroke as error:
-            raise self._lost_error(str(error)) from None
-        return entries, header.get("truncated") is True
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
         path = clean(path)
         async with self._stream() as stream:
             request = stream.send({"op": "open", "path": _wire(path)})
+            await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
             if header.get("errno") is not None:
-                raise file_error(header["errno"], path, self.host)
+                raise opening_error(header["errno"], path, self.host)
             handle = header.get("handle")
             if type(handle) is not int:
                 raise AgentBroke("a handle that is not a number")
@@ -312,7 +327,7 @@ class AgentFS:
             await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
             if header.get("errno") is not None:
-                raise file_error(header["errno"], path, self.host)
+                raise opening_error(header["errno"], path, self.host)
             handle = header.get("handle")
             if type(handle) is not int:
                 raise AgentBroke("a handle that is not a number")
@@ -333,24 +348,24 @@ class AgentFS:
             request = stream.send({"op": "commit", "handle": handle, "path": _wire(path)})
             await stream.writer.drain()
             header, _ = await stream.reply(request, 0)
-        if header.get("errno") is not None:
-            raise file_error(header["errno"], path, self.host)
-        return self._entry(header.get("entry"), path)
+            if header.get("errno") is not None:
+                raise file_error(header["errno"], path, self.host)
+            return _entry(header.get("entry"), path)
 
     async def mkdir(self, path: bytes) -> Entry:
         path = clean(path)
-        header, _ = await self._call("mkdir", path, path=_wire(path))
-        return self._entry(header.get("entry"), path)
+        return await self._call("mkdir", path, self._entry_of(path), path=_wire(path))
 
     async def rename(self, old: bytes, new: bytes) -> Entry:
         old, new = clean(old), clean(new)
         try:
-            header, _ = await self._call("rename", old, old=_wire(old), new=_wire(new))
+            return await self._call(
+                "rename", old, self._entry_of(new), old=_wire(old), new=_wire(new)
+            )
         except SMDebugError as error:
             if error.code == "file_exists":
                 raise file_error(errno.EEXIST, new, self.host) from None  # names the new path
             raise
-        return self._entry(header.get("entry"), new)
 
     async def remove(self, path: bytes) -> None:
         path = clean(path)
@@ -364,30 +379,22 @@ class AgentFS:
             return
         if self.alive():
             with contextlib.suppress(Exception):
-                async with self._stream() as stream:
-                    request = stream.send({"op": "shutdown"})
-                    await stream.writer.drain()
-                    await asyncio.wait_for(stream.reply(request, 0), 10)
+                await asyncio.wait_for(self._shutdown(), SHUTDOWN_TIMEOUT)
         self._closed = True
         for stream in self._idle:
             stream.close()
         self._idle.clear()
         await self.pushed.close()
 
-    def _entry(self, fields: Any, path: bytes) -> Entry:
-        try:
-            return _entry(fields, path)
-        except AgentBroke as error:
-            raise self._lost_error(str(error)) from None
+    async def _shutdown(self) -> None:
+        async with self._stream() as stream:
+            request = stream.send({"op": "shutdown"})
+            await stream.writer.drain()
+            await stream.reply(request, 0)
+
+    @staticmethod
+    def _entry_of(path: bytes) -> Any:
+        return lambda header, data: _entry(header.get("entry"), path)
 
 
-async def open_agent_fs(target: Any, transport: Any, idle_seconds: int = AGENT_IDLE_SECONDS):
-    """Push the agent into the target's host (one agent per FileSystem) and return its
-    AgentFS. Raises connect.pushed.NoPython when the host has no Python."""
-    from ..connect.pushed import push
-
-    pushed = await push(target, agent_source(), idle_seconds=idle_seconds, transport=transport)
-    return AgentFS(pushed, target.host)
-
-
-__all__ = ["AgentFS", "agent_source", "clean", "open_agent_fs", "parse_listing"]
+__all__ = ["AgentFS", "agent_source", "clean", "listable", "opening_error", "parse_listing"]

@@ -1,6 +1,6 @@
 """smux over a Session Manager data channel: the one adapter both ends of a port session
 use, the built-in client (``portforward.py``) and the stand-in's port agent
-(``standin/ssm_port.py``).
+(``standin/ssm/port.py``).
 
 smux frames travel as the Output payloads of the data channel's stream messages, cut into
 messages of at most :data:`protocol.STREAM_DATA_PAYLOAD_SIZE` bytes (both Go ends read their

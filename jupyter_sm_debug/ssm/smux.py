@@ -14,7 +14,7 @@ have odd ids (3, 5, ... as smux counts), the server's even ones. v1 has no per-s
 control: like smux, a reader that does not keep up holds back the whole session.
 Keep-alive (a NOP with stream id 0) is sent by its users, not here: the client for agents
 up to 3.1.1511.0 as the plugin does, the stand-in's agent for clients up to 1.2.331.0 as the
-agent does (``portforward.py``, ``standin/ssm_port.py``).
+agent does (``portforward.py``, ``standin/ssm/port.py``).
 """
 
 from __future__ import annotations

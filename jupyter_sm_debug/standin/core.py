@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import ecr, iam, sagemaker, ssm_looks
+from . import ecr, iam, sagemaker
 from .clients import ClientsMixin
 from .clock import Clock
 from .errors import HostNotLive, StandInError
@@ -30,6 +30,7 @@ from .hosts import SSHD_MISSING_HINT, HostManager
 from .logs import LogWriter
 from .seed import ACCOUNT_ID, byoc_image, dlc_image, job_request, seed_demo
 from .sigv4 import Credentials
+from .ssm import looks as ssm_looks
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class StandIn(ClientsMixin):
 
     @property
     def _faults(self) -> Faults:
-        """For ssm_gateway.py until its owner reads ``faults``."""
+        """For ssm/gateway.py until its owner reads ``faults``."""
         return self.faults
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import awsmodel, ecr, iam, logs, sagemaker, sigv4, ssm_service
+from . import awsmodel, ecr, iam, logs, sagemaker, sigv4
 from .errors import StandInError
 from .service import Call, Response, Service
+from .ssm import api as ssm_service
 
 log = logging.getLogger(__name__)
 

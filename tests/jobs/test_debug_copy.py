@@ -12,8 +12,9 @@ import pytest
 from support import assert_error, failed_job
 
 from jupyter_sm_debug import hold
-from jupyter_sm_debug.standin import hosts, seed, ssm_looks
+from jupyter_sm_debug.standin import hosts, seed
 from jupyter_sm_debug.standin.core import byoc_image
+from jupyter_sm_debug.standin.ssm import looks as ssm_looks
 
 
 async def test_a_failed_job_gets_a_debug_copy(api, sagemaker):

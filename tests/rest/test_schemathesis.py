@@ -105,6 +105,20 @@ def pinned_schema(fuzz_jobs):
         "type": "string",
         "pattern": "^fuzz-copy-[a-z0-9]{4,12}$",
     }
+    # Files: writes only to the finished and an unknown job, so no generated request writes,
+    # renames or deletes on a host (a stand-in host's "/" beyond /opt/ml and /tmp is this
+    # machine's); reads go to the live job too.
+    quiet_job = {"name": "job", "in": "path", "required": True,
+                 "schema": {"type": "string", "enum": jobs[1:]}}  # fmt: skip
+    for path, operations in document["paths"].items():
+        if "/files" in path:
+            for method, operation in operations.items():
+                if method == "get":
+                    continue
+                operation["parameters"] = [
+                    quiet_job if p == {"$ref": "#/components/parameters/job"} else p
+                    for p in operation["parameters"]
+                ]
     return load(document)
 
 

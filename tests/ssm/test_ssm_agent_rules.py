@@ -21,7 +21,7 @@ from jupyter_sm_debug.ssm import protocol as p
 from jupyter_sm_debug.ssm.channel import AGENT, CLIENT, HANDSHAKE_TIMEOUT, DataChannel
 from jupyter_sm_debug.ssm.portforward import PortForwardClient
 from jupyter_sm_debug.standin import ssm as standin_ssm
-from jupyter_sm_debug.standin.ssm_shell import utf8_complete
+from jupyter_sm_debug.standin.ssm.shell import utf8_complete
 
 # ------------------------------------------------------------------ the data channel
 
@@ -353,7 +353,7 @@ def test_the_shell_agent_sends_no_message_that_ends_inside_a_character():
     message is what a read gave, less an incomplete character kept for the next."""
     from types import SimpleNamespace
 
-    from jupyter_sm_debug.standin.ssm_shell import Agent
+    from jupyter_sm_debug.standin.ssm.shell import Agent
 
     sent: list = []
     agent = object.__new__(Agent)

@@ -55,8 +55,9 @@ def api_calls(monkeypatch):
             calls.append(("TerminateSession", params["SessionId"]))
         return real_terminate(params, standin)
 
-    monkeypatch.setattr(standin_ssm, "start_session", start_spy)
-    monkeypatch.setattr(standin_ssm, "terminate_session", spy)
+    # Where the API's handle() finds them.
+    monkeypatch.setattr(standin_ssm.backend, "start_session", start_spy)
+    monkeypatch.setattr(standin_ssm.backend, "terminate_session", spy)
     return calls
 
 

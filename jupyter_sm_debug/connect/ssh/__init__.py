@@ -2,8 +2,8 @@
 
 - address.py: where to connect (request, configuration, the entrypoint's announcement);
 - hostkeys.py: host keys, what a host presents, the check before a terminal opens;
-- argv.py: the hardened ssh command lines of attach, run and forward;
-- transport.py: `SSHTransport`, the three verbs.
+- argv.py: the hardened ssh command lines of attach, run, forward and files (sftp);
+- transport.py: `SSHTransport`, the four verbs (files: files/sftp.py over `ssh -s sftp`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .address import (
     valid_host,
     valid_port,
 )
-from .argv import client_options, forward_argv
+from .argv import client_options, forward_argv, sftp_argv
 from .hostkeys import (
     HOST_KEY_TYPES,
     KEY_REFUSED,
@@ -55,6 +55,7 @@ __all__ = [
     "probe",
     "resolve_target",
     "scan_host_keys",
+    "sftp_argv",
     "valid_host",
     "valid_port",
 ]

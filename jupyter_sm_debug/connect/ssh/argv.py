@@ -1,5 +1,5 @@
 """The ssh command lines: one hardened base (pinned host key, nothing forwarded, no ssh_config
-surprises) that attach, run and forward each finish in their own way."""
+surprises) that attach, run, forward and files (sftp) each finish in their own way."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def run_argv(attach_argv: list[str], command: list[str]) -> list[str]:
     quoted for its shell here."""
     argv = ["-T" if word == "-t" else word for word in attach_argv[:-2]]
     return [*argv, "-o", "BatchMode=yes", "--", attach_argv[-1], shlex.join(command)]
+
+
+def sftp_argv(attach_argv: list[str], subsystem: str = "sftp") -> list[str]:
+    """The Attach argv turned into the `sftp` subsystem on stdin/stdout (`ssh -s`): no PTY,
+    no prompt, nothing forwarded (ClearAllForwardings stays), the same pinned key."""
+    argv = ["-T" if word == "-t" else word for word in attach_argv[:-2]]
+    return [*argv, "-o", "BatchMode=yes", "-s", "--", attach_argv[-1], subsystem]
 
 
 def forward_argv(attach_argv: list[str], socket_path: str, remote_port: int) -> list[str]:

@@ -3,7 +3,8 @@
 Every verb starts from one prepared connection (`_prepare`): the target resolved
 (address.py), the host key pinned in a per-session known_hosts in a 0700 directory of its
 own and checked once (hostkeys.py), the hardened argv (argv.py). Attach runs it in a
-terminal, run runs one command, forward runs `ssh -N -L <dir>/socket:127.0.0.1:PORT`.
+terminal, run runs one command, forward runs `ssh -N -L <dir>/socket:127.0.0.1:PORT`,
+files runs `ssh -s ... sftp` and speaks SFTP over its pipes (files/sftp.py).
 The directory goes when the session, command or forward ends.
 """
 
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ...description import attach_state
+from ...files.sftp import START_TIMEOUT, SFTPFileSystem
+from ...files.sftp_wire import Connection, WireError
 from ..clients import ssh_client, ssh_problem
 from ..process import capture, end_process, private_directory, remove_directory
 from ..types import (
@@ -59,7 +62,7 @@ class Prepared:
 
 class SSHTransport:
     name = "ssh"
-    capabilities = frozenset({"attach", "run", "forward"})
+    capabilities = frozenset({"attach", "run", "forward", "files"})
 
     # -- the shared preparation ------------------------------------------------------------------
 
@@ -283,6 +286,46 @@ class SSHTransport:
             pids=[process.pid],
             info=prepared.info,
         )
+
+    async def files(self, target: HostTarget) -> SFTPFileSystem:
+        """The host's files: one `ssh -s -- addr sftp` (the attach's pinned key and options,
+        no PTY, nothing forwarded) speaking SFTP 3 on its pipes; released when closed."""
+        prepared = await self._prepare(target)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *ssh_argv.sftp_argv(prepared.argv), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=prepared.env, start_new_session=True, limit=1 << 20,
+            )  # fmt: skip
+        except BaseException:
+            await prepared.release()
+            raise
+        connection = Connection(process, end_process)
+
+        async def release(connection: Connection) -> None:
+            await prepared.release()
+            output = connection.stderr_tail.decode(errors="replace")
+            prepared.on_exit(process.returncode, output)
+
+        filesystem = SFTPFileSystem(connection, target.host, on_close=release)
+        filesystem.info = prepared.info
+        try:
+            await connection.start(START_TIMEOUT)
+            await filesystem.start()
+        except WireError:
+            await filesystem.close()
+            last = connection.stderr_tail.decode(errors="replace").strip().splitlines()
+            raise CannotAttach(
+                "sftp_failed",
+                f"No SFTP session to {prepared.where}: {(last or ['no answer'])[-1][:300]}",
+                "Check that the host's sshd offers the sftp subsystem "
+                "(Subsystem sftp internal-sftp) and accepts the key.",
+                status=502,
+            ) from None
+        except BaseException:
+            await filesystem.close()
+            raise
+        return filesystem
 
 
 def unix_listening(path: str) -> bool:

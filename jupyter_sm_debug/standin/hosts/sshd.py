@@ -88,6 +88,31 @@ class SshKit:
         return False
 
 
+# Where OpenSSH's sftp-server lives (Debian, Red Hat, Alpine, Homebrew and source builds).
+SFTP_SERVERS = (
+    "/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+    "/usr/lib/ssh/sftp-server", "/usr/libexec/sftp-server", "/usr/local/libexec/sftp-server",
+)  # fmt: skip
+
+
+def sftp_subsystem() -> Optional[str]:
+    """The sshd_config line that offers SFTP in a stand-in host, or None without sftp-server.
+
+    A real container's sshd (entrypoint.sshd_config) serves `internal-sftp` inside sshd's own
+    connection process: no process of the user, so no person's session for a hold. A
+    stand-in host's sshd runs outside the host's namespaces and sends every session through
+    ForceCommand (nsenter into the host); sshd then runs the subsystem's command as
+    SSH_ORIGINAL_COMMAND there, so internal-sftp would not do (it is no program, and sshd's
+    own process sees this machine's /opt/ml). The external sftp-server runs inside the
+    host instead, carrying the extension's tool mark (entrypoint.TOOL_MARK) in its argv,
+    environment and SSH_ORIGINAL_COMMAND, so it counts no more than internal-sftp does."""
+    server = next((path for path in SFTP_SERVERS if os.access(path, os.X_OK)), None)
+    env = shutil.which("env") or "/usr/bin/env"
+    if server is None:
+        return None
+    return f"Subsystem sftp {env} {entrypoint.TOOL_MARK} {server}\n"
+
+
 def _has_children(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
@@ -165,6 +190,7 @@ class SshdMixin:
             "AllowTcpForwarding local\n"
             "GatewayPorts no\n"
             "PermitTunnel no\n"
+            f"{sftp_subsystem() or ''}"
             "UseDNS no\n"
             "MaxStartups 64\n"
             "LogLevel INFO\n"

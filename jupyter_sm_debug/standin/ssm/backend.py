@@ -1,20 +1,4 @@
-"""SSM Session Manager for the local stand-in: the API calls.
-
-``handle(action, params, standin)`` answers StartSession, ResumeSession and TerminateSession
-like SSM does for SageMaker remote-debug targets (``sagemaker-training-job:<job>_algo-<n>``).
-The StreamUrl it hands out is the gateway's websocket (``ssm_gateway.DataChannelHandler``),
-``wss://`` like AWS's (the stand-in's own CA, see ``tls.py``); the gateway hands each
-connection to the session's agent (``ssm_agent.AgentBase``: ``ssm_shell.Agent`` for a shell,
-``ssm_port.PortAgent`` for port forwarding), which outlives any one connection, so a client
-that lost its websocket resumes the same session (ResumeSession, new token, reconnect).
-Sessions and the per-stand-in registry with its knobs and faults: ``ssm_sessions``.
-
-Session documents come from the stand-in's SSM (moto: CreateDocument/UpdateDocument):
-StartSession's DocumentName, else the account's ``SSM-SessionManagerRunShell`` (where Session
-Manager keeps its preferences) when it exists. ``runAsEnabled``/``runAsDefaultUser`` are not
-applied: the SSM agent in a SageMaker container runs in container mode, where it ignores
-them too. Not done: session types other than shells and port forwarding.
-"""
+"""SSM's API calls: StartSession, ResumeSession and TerminateSession (see the package)."""
 
 from __future__ import annotations
 
@@ -25,10 +9,10 @@ import secrets
 import threading
 from typing import Any, Optional
 
-from ..ssm import protocol as p
-from .errors import StandInError
-from .ssm_gateway import DataChannelHandler
-from .ssm_sessions import SessionRegistry, SsmSession, registry
+from ...ssm import protocol as p
+from ..errors import StandInError
+from .gateway import DataChannelHandler
+from .sessions import SessionRegistry, SsmSession, registry
 
 # Names others use from here: the route's handler (server.py) and the sessions (tests).
 __all__ = [

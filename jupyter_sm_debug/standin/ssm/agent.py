@@ -10,7 +10,7 @@ What a kind adds, through the hooks below: ``_start`` (first connection: handsha
 or port), ``_on_event`` (the channel's events), ``_received`` and ``_after_tick`` (after
 frames in and after each resend tick), ``_resumed`` (a new connection), ``_idle_end``
 (a reason to end the session now, or ""), ``_release`` (what it holds, at the end). The
-kinds: ``ssm_shell.Agent`` (a shell in a PTY) and ``ssm_port.PortAgent`` (smux streams to a
+kinds: ``shell.Agent`` (a shell in a PTY) and ``port.PortAgent`` (smux streams to a
 port). Frames from the client that do not validate or parse are dropped, as the agent
 logs and drops them (its ``AgentMessage.Validate`` checks no payload digest, so neither do
 we). Unacknowledged output is resent for as long as the session lasts (the agent's
@@ -27,9 +27,9 @@ from typing import Any, Iterator, Optional
 
 import tornado.ioloop
 
-from ..ssm import protocol as p
-from ..ssm.channel import AGENT, RESEND_INTERVAL, DataChannel, ResendTimeout
-from .ssm_sessions import SsmSession, registry
+from ...ssm import protocol as p
+from ...ssm.channel import AGENT, RESEND_INTERVAL, DataChannel, ResendTimeout
+from .sessions import SsmSession, registry
 
 RESUME_WINDOW = 120.0  # seconds a session waits for its client to reconnect
 FINISH_DELAY = 2.0  # seconds the client has to read channel_closed and close first
@@ -49,7 +49,7 @@ class AgentBase:
             target_id=session.target,
             **channel_options,
         )
-        self.handler: Any = None  # the gateway's connection (ssm_gateway.DataChannelHandler)
+        self.handler: Any = None  # the gateway's connection (gateway.DataChannelHandler)
         self._started = False
         self._ended = False
         self._timer: Optional[tornado.ioloop.PeriodicCallback] = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .. import entrypoint, hold
+from ... import entrypoint, hold
 
 
 def ssm_sessions(standin, region: str, job: str, host: str) -> tuple[int, bool]:
@@ -20,11 +20,9 @@ def ssm_sessions(standin, region: str, job: str, host: str) -> tuple[int, bool]:
     end between two looks. The SSM stand-in serves the default region."""
     if region != standin.region:
         return 0, False
-    try:
-        from . import ssm
-    except ImportError:
-        return 0, False
-    sessions = ssm.registry(standin)
+    from .sessions import registry
+
+    sessions = registry(standin)
     with sessions.lock:
         mine = [s for s in sessions.sessions.values() if s.job == job and s.host == host]
     live = standin._hosts.get(region, job, host) if standin._hosts is not None else None

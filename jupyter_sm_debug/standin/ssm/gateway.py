@@ -1,7 +1,7 @@
 """The stand-in's message gateway: the websocket at ``/v1/data-channel/<SessionId>`` that a
 client (our built-in one, or AWS's session-manager-plugin) connects to with the session's
 StreamUrl. It checks the token message and hands the connection to the session's agent
-(``ssm_shell.Agent`` or ``ssm_port.PortAgent``), which outlives any one connection.
+(``shell.Agent`` or ``port.PortAgent``), which outlives any one connection.
 
 The network between client and agent is loopback, unless the stand-in's ``channel_latency``
 fault (seconds of round trip) is set: then every websocket message, and the close, waits
@@ -26,11 +26,11 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from ..ssm import protocol as p
-from .ssm_agent import AgentBase
-from .ssm_port import PortAgent
-from .ssm_sessions import SsmSession, registry
-from .ssm_shell import Agent
+from ...ssm import protocol as p
+from .agent import AgentBase
+from .port import PortAgent
+from .sessions import SsmSession, registry
+from .shell import Agent
 
 TOKEN_TIMEOUT = 30.0  # seconds a client has to send the token message after connecting
 

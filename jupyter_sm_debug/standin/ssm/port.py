@@ -24,12 +24,12 @@ import contextlib
 import time
 from typing import Any, Optional
 
-from ..ssm import protocol as p
-from ..ssm import smux
-from ..ssm.channel import EncryptionConfirmed, HandshakeAnswered, StreamData
-from ..ssm.muxchannel import MuxChannel
-from .ssm_agent import AgentBase
-from .ssm_sessions import SsmSession
+from ...ssm import protocol as p
+from ...ssm import smux
+from ...ssm.channel import EncryptionConfirmed, HandshakeAnswered, StreamData
+from ...ssm.muxchannel import MuxChannel
+from .agent import AgentBase
+from .sessions import SsmSession
 
 # port.go's muxKeepAliveDisabledAfterThisClientVersion
 KEEPALIVE_DISABLED_AFTER_CLIENT = (1, 2, 331, 0)

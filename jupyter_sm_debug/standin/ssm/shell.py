@@ -31,12 +31,12 @@ from typing import Any, Optional
 
 import tornado.ioloop
 
-from ..ssm import protocol as p
-from ..ssm.channel import EncryptionConfirmed, HandshakeAnswered, StreamData
-from . import container
-from .errors import StandInError
-from .ssm_agent import AgentBase
-from .ssm_sessions import SsmSession
+from ...ssm import protocol as p
+from ...ssm.channel import EncryptionConfirmed, HandshakeAnswered, StreamData
+from .. import container
+from ..errors import StandInError
+from .agent import AgentBase
+from .sessions import SsmSession
 
 READ_LIMIT = 64 * 1024  # bytes of shell output taken per event-loop turn
 PACE_BURST = 16 * 1024  # output allowance saved up while the shell is quiet

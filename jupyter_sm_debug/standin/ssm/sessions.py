@@ -1,6 +1,6 @@
 """The stand-in's SSM sessions: what StartSession made, and the registry of one stand-in
 (with the knobs and faults tests set). Shared by the API (``ssm.py``), the gateway
-(``ssm_gateway.py``) and the agents (``ssm_agent.py`` and its session kinds); imports none
+(``gateway.py``) and the agents (``agent.py`` and its session kinds); imports none
 of them.
 """
 
@@ -11,7 +11,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from ..ssm import protocol as p
+from ...ssm import protocol as p
 
 # The agent reads its shell 1 KiB at a time, then sleeps a millisecond (its writePump).
 PACE_BYTES_PER_SECOND = p.STREAM_DATA_PAYLOAD_SIZE * 1000
@@ -32,7 +32,7 @@ class SsmSession:
     agent: Any = None  # its AgentBase, from the first connection on
     document: str = p.SHELL_DOCUMENT
     inputs: Optional[dict] = None  # the session document's inputs (kmsKeyId, shellProfile...)
-    port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (ssm_port.py)
+    port: Optional[int] = None  # AWS-StartPortForwardingSession's portNumber (port.py)
     local_port: str = ""  # its localPortNumber: the agent passes it on to the client
     # As a held host's look sees it (ssm_looks.ssm_sessions): the extension's own; the pids
     # (as the host numbers them) of its shell's processes while it counted as a person's;
