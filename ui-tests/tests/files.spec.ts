@@ -7,6 +7,7 @@ import {
   openPanel,
   PANEL_ID,
   PROMPT,
+  report,
   terminalTab,
   terminalText,
   testInfoPath,
@@ -52,8 +53,11 @@ async function openFiles(page: IJupyterLabPageFixture): Promise<void> {
   await row
     .getByRole('combobox', { name: /Transport for/ })
     .selectOption('ssm');
+  const start = Date.now();
   await row
-    .getByRole('button', { name: new RegExp(`Files of algo-1 of ${JOB}.* over SSM`) })
+    .getByRole('button', {
+      name: new RegExp(`Files of algo-1 of ${JOB}.* over SSM`)
+    })
     .click();
   await expect(filesTab(page, 'algo-1')).toBeVisible();
   // It starts in /opt/ml.
@@ -61,6 +65,8 @@ async function openFiles(page: IJupyterLabPageFixture): Promise<void> {
     timeout: 30000
   });
   await expect(item(page, 'code')).toBeVisible({ timeout: 30000 });
+  // From the click to /opt/ml listed (with the test's own polling).
+  report('files-click-to-listing SSM', Date.now() - start);
 }
 
 test.describe('Files of a host', () => {
@@ -75,6 +81,7 @@ test.describe('Files of a host', () => {
 
     await item(page, 'code').dblclick();
     await expect(item(page, 'train.py')).toBeVisible({ timeout: 30000 });
+    const opening = Date.now();
     await item(page, 'train.py').dblclick();
 
     // JupyterLab's own editor, its tab marked with the host.
@@ -92,6 +99,7 @@ test.describe('Files of a host', () => {
       '.jp-FileEditor:not(.lm-mod-hidden) .cm-content'
     );
     await expect(editor).toContainText('STEP_SECONDS', { timeout: 30000 });
+    report('files-open-train.py SSM', Date.now() - opening);
 
     // A first line, saved with the keyboard.
     await editor.click();
@@ -99,8 +107,10 @@ test.describe('Files of a host', () => {
     await page.keyboard.type(`# ${marker}`);
     await page.keyboard.press('Enter');
     await expect(docTab).toHaveClass(/jp-mod-dirty/);
+    const saving = Date.now();
     await page.keyboard.press('Control+s');
     await expect(docTab).not.toHaveClass(/jp-mod-dirty/, { timeout: 30000 });
+    report('files-save-train.py SSM', Date.now() - saving);
 
     // The files tab and the editor side by side, for the README.
     await page.setViewportSize({ width: 1400, height: 820 });
