@@ -123,6 +123,14 @@ export class HostDrive implements Contents.IDrive {
     return this._refused;
   }
 
+  /**
+   * A directory whose listing the server cut (at 20,000 entries): the
+   * browser shows only those.
+   */
+  get truncated(): ISignal<this, string> {
+    return this._truncated;
+  }
+
   get isDisposed(): boolean {
     return this._isDisposed;
   }
@@ -187,6 +195,13 @@ export class HostDrive implements Contents.IDrive {
       throw error;
     }
     const model = this._toModel(raw, path, true);
+    if (
+      model.type === 'directory' &&
+      model.content &&
+      raw?.truncated === true
+    ) {
+      this._truncated.emit(path);
+    }
     if (model.type === 'file' && options.content && wanted) {
       if (options.format === 'text' && model.format === 'base64') {
         const error = this._localError(
@@ -657,6 +672,7 @@ export class HostDrive implements Contents.IDrive {
   private _isDisposed = false;
   private _fileChanged = new Signal<this, Contents.IChangedArgs>(this);
   private _refused = new Signal<this, IRefused>(this);
+  private _truncated = new Signal<this, string>(this);
   private _known = new Map<string, IKnown>();
   private _checkpoints = new Map<
     string,

@@ -149,6 +149,22 @@ export class HostFiles implements IHostFiles, IDisposable {
     this._drives.set(drive.name, drive);
     this._app.serviceManager.contents.addDrive(drive);
     drive.refused.connect((_, refused) => this._showRefused(drive, refused));
+    drive.truncated.connect((_, path) => {
+      // Once per directory: the listing is read again every 30 s.
+      const key = `${drive.name}:${path}`;
+      if (this._saidTruncated.has(key)) {
+        return;
+      }
+      this._saidTruncated.add(key);
+      Notification.warning(
+        this._trans.__(
+          '%1 on %2 has more entries than are listed: the list stops at 20,000. Use a terminal for the rest.',
+          drive.containerPath(path),
+          drive.ref.host
+        ),
+        { autoClose: 8000 }
+      );
+    });
     this._save();
     return drive;
   }
@@ -374,6 +390,7 @@ export class HostFiles implements IHostFiles, IDisposable {
   private _trans: TranslationBundle;
   private _drives = new Map<string, HostDrive>();
   private _browsers = new Map<string, FileBrowser>();
+  private _saidTruncated = new Set<string>();
   private _guarded = new Set<string>();
   private _isDisposed = false;
 }

@@ -174,6 +174,23 @@ describe('HostDrive', () => {
     ]);
   });
 
+  it('says when the server cut a listing', async () => {
+    const { drive } = driveAnswering(() => ({
+      status: 200,
+      body: {
+        ...fileModel('usr/lib'),
+        type: 'directory',
+        format: 'json',
+        content: [fileModel('usr/lib/a')],
+        truncated: true
+      }
+    }));
+    const cut: string[] = [];
+    drive.truncated.connect((_, path) => cut.push(path));
+    await drive.get('usr/lib', { content: true });
+    expect(cut).toEqual(['usr/lib']);
+  });
+
   it('asks for text as the editor does and reports a file that is not text', async () => {
     const { drive, calls } = driveAnswering(() => ({
       status: 400,
