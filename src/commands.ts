@@ -1,7 +1,12 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { LabIcon, refreshIcon, terminalIcon } from '@jupyterlab/ui-components';
+import {
+  folderIcon,
+  LabIcon,
+  refreshIcon,
+  terminalIcon
+} from '@jupyterlab/ui-components';
 import {
   ReadonlyJSONObject,
   ReadonlyPartialJSONObject
@@ -9,6 +14,7 @@ import {
 
 import { AttachManager } from './attach';
 import { askHoldSeconds, askPort, confirmStop } from './dialogs';
+import type { IHostFiles } from './files/service';
 import { ForwardTab, forwardURL, parsePort } from './forward';
 import { HostStateWidget } from './hoststate';
 import { LogsWidget } from './logsWidget';
@@ -42,6 +48,7 @@ export namespace CommandIDs {
   export const toggleRemoteDebug = 'sm-debug:toggle-remote-debug';
   export const debugCopy = 'sm-debug:debug-copy';
   export const stopJob = 'sm-debug:stop-job';
+  export const files = 'sm-debug:files';
 }
 
 /**
@@ -54,6 +61,8 @@ export interface ICommandContext {
   tabs: TabManager;
   trans: TranslationBundle;
   panelId: string;
+  /** A host's files in JupyterLab (src/files/); null without a file browser. */
+  files?: IHostFiles | null;
 }
 
 type Args = ReadonlyPartialJSONObject;
@@ -80,6 +89,7 @@ export function addCommands(context: ICommandContext): string[] {
   tabs.addKind('state', CommandIDs.hostState);
   tabs.addKind('run', CommandIDs.runOnHosts);
   tabs.addKind('forward', CommandIDs.openPort);
+  tabs.addKind('files', CommandIDs.files);
 
   // The arguments the commands share, described once.
   const text = (description: string) => ({ type: 'string', description });
@@ -297,6 +307,41 @@ export function addCommands(context: ICommandContext): string[] {
         'forward',
         ForwardTab.idOf(forward),
         () => new ForwardTab(forward, trans)
+      );
+    }
+  });
+
+  add(CommandIDs.files, {
+    label: named(
+      (job, host) => trans.__('Files of %1 of %2', host, job),
+      trans.__('Files of a SageMaker Training Host…'),
+      true
+    ),
+    caption: trans.__(
+      "Browse, open, edit, upload and download a training container's files"
+    ),
+    icon: folderIcon,
+    args: { job: jobArg, host: hostArg, transport: transportArg },
+    needs: {
+      job: trans.__('Files of which training job?'),
+      host: job => trans.__('Files of which host of %1?', job),
+      transport: true
+    },
+    run: ({ job, host, transport }) => {
+      const files = context.files;
+      if (!files) {
+        Notification.error(
+          trans.__(
+            "A host's files need JupyterLab's file browser and document manager, which are not loaded here."
+          )
+        );
+        return null;
+      }
+      return tabs.open(
+        'files',
+        files.idFor(job, host),
+        () => files.createTab(job, host, transport),
+        tab => tab.setTransport(transport)
       );
     }
   });

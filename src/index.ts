@@ -12,6 +12,8 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
+import { filesPlugin } from './files/plugin';
+import { IHostFiles } from './files/service';
 import { ISMDebugModel, JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
@@ -83,14 +85,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     'A shell inside a running Amazon SageMaker training container, one click away.',
   autoStart: true,
   requires: [ITranslator, ISMDebugModel],
-  optional: [ILayoutRestorer, ICommandPalette, ITerminalTracker],
+  optional: [ILayoutRestorer, ICommandPalette, ITerminalTracker, IHostFiles],
   activate: (
     app: JupyterFrontEnd,
     translator: ITranslator,
     model: ISMDebugModel,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    terminals: ITerminalTracker | null
+    terminals: ITerminalTracker | null,
+    files: IHostFiles | null
   ) => {
     const trans = translator.load('jupyter_sm_debug');
 
@@ -138,7 +141,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       attach,
       tabs,
       trans,
-      panelId: PANEL_ID
+      panelId: PANEL_ID,
+      files
     });
     if (palette) {
       const category = trans.__('SageMaker Debug');
@@ -167,7 +171,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
             { job, ...options }
           ),
         openPort: (job, host, transport) =>
-          run(CommandIDs.openPort, { job, host, transport })
+          run(CommandIDs.openPort, { job, host, transport }),
+        openFiles: files
+          ? (job, host, transport) =>
+              run(CommandIDs.files, { job, host, transport })
+          : undefined
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });
@@ -177,4 +185,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [modelPlugin, plugin];
+export default [modelPlugin, filesPlugin, plugin];

@@ -19,7 +19,7 @@ export interface ISMDebugTab extends Widget {
 /**
  * The kinds of tab, each with its own tracker (and restore command).
  */
-export type TabKind = 'logs' | 'stacks' | 'state' | 'run' | 'forward';
+export type TabKind = 'logs' | 'stacks' | 'state' | 'run' | 'forward' | 'files';
 
 /**
  * The one place that opens, finds again and restores the extension's

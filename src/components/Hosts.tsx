@@ -1,5 +1,5 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { listIcon, terminalIcon } from '@jupyterlab/ui-components';
+import { folderIcon, listIcon, terminalIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager, IAttachSession } from '../attach';
@@ -133,6 +133,7 @@ function HostRow(props: {
 }): JSX.Element {
   const { host, detail, transport, ok, reason, attach, actions, trans } = props;
   const openPort = actions.openPort;
+  const openFiles = actions.openFiles;
   const session = attach.session(detail.name, host.name, transport);
   const attaching = session?.status === 'attaching';
   // A shell open over the other transport shows too (e.g. after a reload,
@@ -184,6 +185,33 @@ function HostRow(props: {
             <terminalIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
             {attaching ? trans.__('Attaching…') : trans.__('Attach')}
           </button>
+          {openFiles ? (
+            <button
+              type="button"
+              className="jp-SMDebug-filesButton"
+              aria-disabled={!ok}
+              aria-describedby={!ok ? props.reasonId : undefined}
+              aria-label={trans.__(
+                'Files of %1 of %2 over %3',
+                host.name,
+                detail.name,
+                transportLabel(trans, transport)
+              )}
+              title={
+                ok
+                  ? trans.__("Browse and edit this host's files in a tab")
+                  : reason
+              }
+              onClick={() => {
+                if (ok) {
+                  openFiles(detail.name, host.name, transport);
+                }
+              }}
+            >
+              <folderIcon.react tag="span" className="jp-SMDebug-buttonIcon" />
+              {trans.__('Files')}
+            </button>
+          ) : null}
           {openPort ? (
             <button
               type="button"

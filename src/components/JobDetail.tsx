@@ -30,6 +30,8 @@ export interface IJobActions {
   ): void;
   /** Ask for a port, then show that port of the host in a tab. */
   openPort?(job: string, host: string, transport: Transport): void;
+  /** Open a file browser tab on the host's files. */
+  openFiles?(job: string, host: string, transport: Transport): void;
 }
 
 export interface IJobDetailProps {
