@@ -12,6 +12,7 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { SMDebugAPI } from './api';
 import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
+import { createKernelLauncher } from './kernels';
 import { ISMDebugModel, JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
@@ -132,13 +133,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Logs, stacks, host state, run output and forwarded pages: found again
     // rather than opened twice, and opened again after a page reload.
     const tabs = new TabManager({ shell: app.shell, restorer });
+    // Notebooks and consoles whose kernel runs in a host.
+    const kernels = createKernelLauncher(app, model.api, trans);
     const ids = addCommands({
       app,
       model,
       attach,
       tabs,
       trans,
-      panelId: PANEL_ID
+      panelId: PANEL_ID,
+      kernels
     });
     if (palette) {
       const category = trans.__('SageMaker Debug');
@@ -167,7 +171,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
             { job, ...options }
           ),
         openPort: (job, host, transport) =>
-          run(CommandIDs.openPort, { job, host, transport })
+          run(CommandIDs.openPort, { job, host, transport }),
+        kernels
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });

@@ -1,3 +1,4 @@
 import './base.css';
 import './hosts.css';
 import './forward.css';
+import './kernels.css';
