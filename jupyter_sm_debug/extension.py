@@ -6,6 +6,8 @@ What the extension starts and where it ends:
 - Port forwards (ssh processes, SSM port sessions): `ForwardRegistry.close_all`.
 - Terminals running SSH or SSM session clients, and their SSM sessions:
   `TerminalSessions.close` (the terminal's process group ends; TerminateSession runs).
+- Kernels on hosts: their agents in the containers, relays, kernel specs and the hold's
+  sessions: `KernelsService.close` (the kernel processes are the kernel manager's).
 - The transports' session threads and SSH session directories: `connect.registry.shutdown`.
 A new resource is released in `stop_extension`, nowhere else.
 """
@@ -22,6 +24,7 @@ from .config import SMDebug
 from .connect import registry as transports
 from .forwards import ForwardRegistry
 from .jobs import JobsService
+from .kernels.service import KernelsService
 from .terminals import TerminalSessions
 
 STOP_TIMEOUT = 20.0  # seconds each release may take when the server stops
@@ -35,6 +38,7 @@ class State:
     jobs: JobsService
     terminals: TerminalSessions
     forwards: ForwardRegistry
+    kernels: KernelsService
 
 
 class SMDebugApp(ExtensionApp):
@@ -56,6 +60,9 @@ class SMDebugApp(ExtensionApp):
             jobs=jobs,
             terminals=TerminalSessions(self.serverapp.web_app, log),
             forwards=ForwardRegistry(config, jobs, log),
+            kernels=KernelsService(
+                self.serverapp.kernel_manager, self.serverapp.kernel_spec_manager, log
+            ),
         )
         self.settings["sm_debug"] = self.state
         # The handlers read it from the web app's settings (ExtensionApp copies its own
@@ -75,6 +82,7 @@ class SMDebugApp(ExtensionApp):
         for what, step in (
             ("forwards", state.forwards.close_all),
             ("terminals", state.terminals.close),
+            ("kernels", state.kernels.close),
         ):
             try:
                 await asyncio.wait_for(step(), STOP_TIMEOUT)

@@ -8,7 +8,7 @@ from tornado import web
 
 from .. import proxy
 from ..errors import SMDebugError
-from . import forwards, hosts, jobs
+from . import forwards, hosts, jobs, kernels
 from .base import SMDebugHandler
 
 JOB = r"(?P<job>[^/]+)"
@@ -52,6 +52,7 @@ ROUTES = [
     (f"jobs/{JOB}/stop", jobs.StopHandler),
     (f"jobs/{JOB}/hosts/{HOST}/logs", jobs.HostLogsHandler),
     (f"jobs/{JOB}/hosts/{HOST}/terminals", hosts.TerminalsHandler),
+    (f"jobs/{JOB}/hosts/{HOST}/kernels", kernels.KernelsHandler),
     (f"jobs/{JOB}/stacks", hosts.StacksHandler),
     (f"jobs/{JOB}/run", hosts.RunHandler),
     (f"jobs/{JOB}/hosts/{HOST}/state", hosts.HostStateHandler),
