@@ -105,5 +105,7 @@ describe('untrustedWhileOnHost', () => {
     session.use('python3');
     run(code, '<b>local again</b>');
     expect(code.trusted).toBe(true);
+    code.dispose();
+    markdown.dispose();
   });
 });
