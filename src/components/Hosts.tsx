@@ -208,20 +208,20 @@ function HostRow(props: {
               {trans.__('Open port…')}
             </button>
           ) : null}
-          {actions.kernels ? (
-            <KernelButtons
-              kernels={actions.kernels}
-              job={detail.name}
-              host={host.name}
-              transport={transport}
-              ok={ok}
-              reason={reason}
-              reasonId={props.reasonId}
-              trans={trans}
-            />
-          ) : null}
         </span>
       </div>
+      {actions.kernels ? (
+        <KernelButtons
+          kernels={actions.kernels}
+          job={detail.name}
+          host={host.name}
+          transport={transport}
+          ok={ok}
+          reason={reason}
+          reasonId={props.reasonId}
+          trans={trans}
+        />
+      ) : null}
       <ErrorMessage
         error={session?.status === 'failed' ? session.error : null}
         trans={trans}

@@ -24,8 +24,8 @@ export interface IKernelButtonsProps {
 }
 
 /**
- * "Notebook" and "Console" on a host row: a notebook or console whose Python
- * runs in the host. While one starts the buttons wait ("Starting…"); a
+ * "Notebook" and "Console" on a host row, a line of their own under its other
+ * actions: a notebook or console whose Python runs in the host. While one starts the buttons wait ("Starting…"); a
  * refusal shows under the row (`KernelError`).
  */
 export function KernelButtons(props: IKernelButtonsProps): JSX.Element {
@@ -60,7 +60,11 @@ export function KernelButtons(props: IKernelButtonsProps): JSX.Element {
     }
   ];
   return (
-    <>
+    <div
+      className="jp-SMDebug-hostKernels"
+      role="group"
+      aria-label={trans.__('Python in %1', host)}
+    >
       {buttons.map(({ use, icon, label, busy, aria, caption }) => {
         // A switch of the current notebook shows on the Notebook button.
         const mine =
@@ -87,7 +91,7 @@ export function KernelButtons(props: IKernelButtonsProps): JSX.Element {
           </button>
         );
       })}
-    </>
+    </div>
   );
 }
 

@@ -24,6 +24,10 @@ export type ILab = Pick<JupyterFrontEnd, 'commands'> & {
   serviceManager: {
     sessions: Pick<JupyterFrontEnd['serviceManager']['sessions'], 'startNew'>;
     kernels: Pick<JupyterFrontEnd['serviceManager']['kernels'], 'shutdown'>;
+    kernelspecs: Pick<
+      JupyterFrontEnd['serviceManager']['kernelspecs'],
+      'refreshSpecs'
+    >;
   };
 };
 
@@ -40,14 +44,20 @@ export function labOpener(
   app: ILab,
   notebooks: () => INotebooks | null
 ): IKernelOpener {
+  // Each kernel has a kernel spec of its own, made with it: the page learns
+  // it (its display name, `Python on algo-1 · <job>`) before showing it.
+  const learnSpec = () =>
+    app.serviceManager.kernelspecs.refreshSpecs().catch(() => undefined);
   return {
     // A new Untitled.ipynb in the file browser's directory (the root when
     // there is none), its session on the kernel by id.
-    notebook: (start: IKernelStart) =>
-      app.commands.execute('notebook:create-new', {
+    notebook: async (start: IKernelStart) => {
+      await learnSpec();
+      return app.commands.execute('notebook:create-new', {
         kernelId: start.kernel.id,
         kernelName: start.kernel.name
-      }),
+      });
+    },
 
     // The console's session is made here, on the kernel, and the console
     // only connects to it (`shouldStart: false`): restored after the server
@@ -55,6 +65,7 @@ export function labOpener(
     // starting the server's default kernel under the host's title. Closing
     // the console shuts its kernel down (nothing else uses it).
     console: async (start: IKernelStart, title: string) => {
+      await learnSpec();
       const path = `sm-debug-console-${UUID.uuid4()}`;
       const kernel = { id: start.kernel.id, name: start.kernel.name };
       const options: Session.ISessionOptions = {
@@ -84,7 +95,10 @@ export function labOpener(
       }
       return {
         path: panel.context.path,
-        changeKernel: kernel => panel.sessionContext.changeKernel(kernel)
+        changeKernel: async kernel => {
+          await learnSpec();
+          return panel.sessionContext.changeKernel(kernel);
+        }
       };
     },
 

@@ -34,6 +34,11 @@ function lab() {
         shutdown: async (id: string) => {
           log.push(['kernels.shutdown', id]);
         }
+      },
+      kernelspecs: {
+        refreshSpecs: async () => {
+          log.push(['kernelspecs.refreshSpecs', null]);
+        }
       }
     }
   } as unknown as ILab;
@@ -47,8 +52,10 @@ describe('labOpener', () => {
     expect(await opener.notebook(startOf('k1'))).toBe(
       'notebook:create-new widget'
     );
-    // No cwd: JupyterLab's file browser directory, or the root.
+    // The kernel's own spec is learnt first (its display name). No cwd:
+    // JupyterLab's file browser directory, or the root.
     expect(log).toEqual([
+      ['kernelspecs.refreshSpecs', null],
       ['notebook:create-new', { kernelId: 'k1', kernelName: 'smdebug_k1' }]
     ]);
   });
@@ -60,10 +67,11 @@ describe('labOpener', () => {
       'console:create widget'
     );
     expect(log.map(([what]) => what)).toEqual([
+      'kernelspecs.refreshSpecs',
       'sessions.startNew',
       'console:create'
     ]);
-    const session = log[0][1] as { path: string };
+    const session = log[1][1] as { path: string };
     expect(session).toEqual({
       path: expect.stringMatching(/^sm-debug-console-[0-9a-f-]{36}$/),
       name: 'Python on algo-1 · j',
@@ -72,7 +80,7 @@ describe('labOpener', () => {
     });
     // Our connection is let go; the console connects to the session by path.
     expect(disposed).toEqual([session.path]);
-    expect(log[1][1]).toEqual({
+    expect(log[2][1]).toEqual({
       path: session.path,
       name: 'Python on algo-1 · j',
       kernelPreference: {
@@ -86,11 +94,11 @@ describe('labOpener', () => {
     });
     // Two consoles, two sessions.
     await opener.console(startOf('k3'), 'Python on algo-1 · j');
-    expect((log[2][1] as { path: string }).path).not.toBe(session.path);
+    expect((log[4][1] as { path: string }).path).not.toBe(session.path);
   });
 
   it('switches the current notebook of the tracker, when there is one', async () => {
-    const { app } = lab();
+    const { app, log } = lab();
     const changes: unknown[] = [];
     let tracker: INotebooks | null = null;
     const opener = labOpener(app, () => tracker);
@@ -109,6 +117,7 @@ describe('labOpener', () => {
     expect(notebook?.path).toBe('dir/a.ipynb');
     await notebook?.changeKernel(startOf('k4').kernel);
     expect(changes).toEqual([{ id: 'k4', name: 'smdebug_k4' }]);
+    expect(log).toEqual([['kernelspecs.refreshSpecs', null]]);
   });
 
   it("shuts a kernel down through JupyterLab's kernel manager", async () => {
