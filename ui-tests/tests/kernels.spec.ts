@@ -151,6 +151,19 @@ test.describe('A notebook on a host', () => {
     await expect(
       console.locator('.jp-CodeConsole-content .jp-OutputArea-output').last()
     ).toHaveText("'algo-1'", { timeout: 30000 });
+
+    // Closing the console shuts its kernel down (nothing else uses it).
+    const id = started[started.length - 1];
+    await tab.locator('.lm-TabBar-tabCloseIcon').click();
+    await expect
+      .poll(
+        async () => {
+          const kernels = await (await page.request.get('/api/kernels')).json();
+          return kernels.some((kernel: { id: string }) => kernel.id === id);
+        },
+        { timeout: 30000 }
+      )
+      .toBe(false);
   });
 });
 
