@@ -1,4 +1,4 @@
-"""Every goal of issue 15, measured: runs the benchmarks and judges their numbers.
+"""Every goal of issues 15 and 27 (kernels), measured: runs the benchmarks, judges the numbers.
 
     python bench/goals.py [--quick] [--latency MS] [--json FILE] [--only a,b]
 
@@ -25,7 +25,8 @@ from common.report import load, machine, median, parser
 
 HERE = Path(__file__).resolve().parent
 # Run in this order: the cheap ones first, so a long run shows early results.
-BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "growth")
+BENCHES = ("footprint", "list_jobs", "attach_latency", "keystrokes", "throughput", "growth",
+           "kernels")  # fmt: skip
 ARGS: dict[str, list[str]] = {}  # extra arguments per benchmark
 
 
@@ -332,6 +333,32 @@ def growth_goals(data: Optional[dict], latency: float) -> list[Goal]:
     return goals
 
 
+def kernel_goals(data: Optional[dict], latency: float) -> list[Goal]:
+    """Issue 27: a kernel on a host, over each transport. SSM's round trip is the stand-in's
+    channel latency; SSH's TCP has none here (bench/kernels.py)."""
+    goals = []
+    for transport in ("ssh", "ssm"):
+        names = (f"kernel ready over {transport} <= 3 s",
+                 f"1+1 over {transport} <= one round trip + 20 ms",
+                 f"printing 10 MiB over {transport} >= 0.8 x the terminal's rate")  # fmt: skip
+        summary = dig(data, "summary", transport)
+        if not summary:
+            goals += [unmeasured(n, "-", "kernels did not run") for n in names]
+            continue
+        rtt = latency if transport == "ssm" else 0.0
+        local = dig(data, "summary", "local_one_plus_one")
+        note = f"a local python3 kernel: {ms(local)}" if local is not None else ""
+        ready, one = summary["ready"], summary["one_plus_one"]
+        ratio = summary["print_mibps"] / summary["terminal_mibps"]
+        goals += [
+            Goal(names[0], "<= 3000 ms", ms(ready), ready <= 3.0),
+            Goal(names[1], f"<= {ms(rtt + 0.020)}", ms(one), one <= rtt + 0.020, note),
+            Goal(names[2], ">= 0.80x", f"{ratio:.2f}x ({summary['print_mibps']:.2f} vs "
+                 f"{summary['terminal_mibps']:.2f} MiB/s)", ratio >= 0.8),
+        ]  # fmt: skip
+    return goals
+
+
 JUDGES: dict[str, Callable[[Optional[dict], float], list[Goal]]] = {
     "footprint": footprint_goals,
     "list_jobs": list_goals,
@@ -339,6 +366,7 @@ JUDGES: dict[str, Callable[[Optional[dict], float], list[Goal]]] = {
     "keystrokes": keystroke_goals,
     "throughput": throughput_goals,
     "growth": growth_goals,
+    "kernels": kernel_goals,
 }
 
 

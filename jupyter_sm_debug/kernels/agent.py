@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import struct
@@ -29,6 +30,7 @@ import time
 
 GRACE = 120  # seconds a worker waits for its stream to come back
 MAX_FRAME = 64 * 1024 * 1024
+COALESCE = 1 << 20  # bytes of frames sent in one write at most
 CODE_DIRS = ("/opt/ml/code", "/opt/ml")
 
 WORKER = None  # worker.py's text, added by program() when the agent is pushed
@@ -158,6 +160,13 @@ class Worker:
                 pending = read_frame(self.inner)
                 if pending is None:
                     break
+                # The frames already there go in the same write (one packet, not one
+                # each: a lone small write waits for an ACK behind Nagle's rule in ssh).
+                while len(pending) < COALESCE and select.select([self.inner], [], [], 0)[0]:
+                    more = read_frame(self.inner)
+                    if more is None:
+                        break
+                    pending += more
             with self.lock:
                 while self.conn is None and not self.ended:
                     self.lock.wait(1.0)

@@ -33,6 +33,7 @@ from .sanitize import MAX_MESSAGE, clean_bundle, clean_error, cut
 
 MAX_FRAME = 2 * MAX_MESSAGE  # base64 and JSON escapes on top of a bounded output
 REPLY_TIMEOUT = 30.0
+START_TIMEOUT = 150.0  # the agent is pushed while this process starts (push: 60 s at most)
 REATTACH_SECONDS = 60.0  # how long a dropped stream is tried again before giving up
 INPUT_POLL = 0.02
 
@@ -49,19 +50,23 @@ def frame(message: dict) -> bytes:
 async def read_frame(reader: asyncio.StreamReader) -> dict:
     head = await reader.readexactly(4)
     size = struct.unpack(">I", head)[0]
-    if size > MAX_FRAME:
-        raise Lost(f"the container sent a message of {size} bytes (at most {MAX_FRAME})")
+    if size > MAX_FRAME:  # read past it, never kept
+        while size:
+            size -= len(await reader.readexactly(min(size, 1 << 20)))
+        return {"op": "oversize", "size": struct.unpack(">I", head)[0]}
     message = json.loads(await reader.readexactly(size))
     if not isinstance(message, dict):
         raise Lost("the container sent something that is not a message")
     return message
 
 
-async def open_relay(path: str, first: dict) -> tuple[Any, Any, dict]:
+async def open_relay(
+    path: str, first: dict, timeout: float = REPLY_TIMEOUT
+) -> tuple[Any, Any, dict]:
     reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
     writer.write(frame(first))
     await writer.drain()
-    answer = await asyncio.wait_for(read_frame(reader), REPLY_TIMEOUT)
+    answer = await asyncio.wait_for(read_frame(reader), timeout)
     return reader, writer, answer
 
 
@@ -99,6 +104,7 @@ class RemoteKernel(Kernel):
         self._ids = itertools.count(1)
         self._lost: Optional[str] = None
         self._closing = False
+        self._connected: Optional[asyncio.Event] = None  # set while a stream is up
 
     # -- the stream to the interpreter -----------------------------------------------------
 
@@ -120,7 +126,8 @@ class RemoteKernel(Kernel):
 
     async def _connect(self) -> None:
         try:
-            reader, writer, attached = await open_relay(self.relay, {"op": "start"})
+            start = {"op": "start"}
+            reader, writer, attached = await open_relay(self.relay, start, START_TIMEOUT)
             if attached.get("op") != "attached":
                 raise Lost("the container did not start an interpreter")
             started = await asyncio.wait_for(read_frame(reader), REPLY_TIMEOUT)
@@ -133,6 +140,7 @@ class RemoteKernel(Kernel):
         self._attach = {"op": "attach", "id": attached.get("id"), "key": attached.get("key")}
         self._started = started if started.get("op") == "started" else {}
         self._writer = writer
+        self._up().set()
         asyncio.ensure_future(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -152,7 +160,8 @@ class RemoteKernel(Kernel):
         """The stream dropped: the same interpreter again (the agent keeps it GRACE s)."""
         deadline = asyncio.get_running_loop().time() + REATTACH_SECONDS
         self._writer = None
-        self._say("stderr", f"[sm-debug] lost the connection to {self.label}; reconnecting...\n")
+        self._up().clear()
+        self._note(f"[sm-debug] lost the connection to {self.label}; reconnecting...\n")
         while asyncio.get_running_loop().time() < deadline and not self._closing:
             try:
                 reader, writer, answer = await open_relay(self.relay, self._attach or {})
@@ -161,7 +170,8 @@ class RemoteKernel(Kernel):
                 continue
             if answer.get("op") == "attached":
                 self._writer = writer
-                self._say("stderr", f"[sm-debug] reconnected to {self.label}.\n")
+                self._up().set()
+                self._note(f"[sm-debug] reconnected to {self.label}.\n")
                 return reader
             writer.close()
             break
@@ -173,6 +183,7 @@ class RemoteKernel(Kernel):
         if self._lost:
             return
         self._lost = why
+        self._up().set()  # whoever waits for the stream learns it is lost
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(Lost(why))
@@ -188,15 +199,26 @@ class RemoteKernel(Kernel):
             future = self._replies.pop(message.get("rid"), None)
             if future is not None and not future.done():
                 future.set_result(message)
+        elif op == "oversize":
+            self._note(f"[sm-debug] an output of {message['size'] >> 20} MiB from "
+                       f"{self.label} was dropped (at most {MAX_FRAME >> 20} MiB)\n")  # fmt: skip
         elif op in ("stream", "display_data", "execute_result", "error", "input_request", "done"):
             if self._cell is not None:
                 self._cell.put_nowait(message)
             elif op == "stream":
                 self._publish_stream(message)  # a background thread's output, between cells
 
+    def _up(self) -> asyncio.Event:
+        if self._connected is None:
+            self._connected = asyncio.Event()
+        return self._connected
+
     async def _send(self, message: dict) -> None:
+        if self._writer is None and not self._lost:  # reconnecting: wait for it
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._up().wait(), REATTACH_SECONDS + REPLY_TIMEOUT)
         if self._writer is None:
-            raise Lost(self._lost or "not connected")
+            raise Lost(self._lost or "the connection did not come back")
         self._writer.write(frame(message))
         await self._writer.drain()
 
@@ -215,6 +237,14 @@ class RemoteKernel(Kernel):
 
     def _say(self, name: str, text: str) -> None:
         self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
+
+    def _note(self, text: str) -> None:
+        """Our own words on stderr, in the running cell's output when there is one (the
+        reader task has no request of its own for them to answer)."""
+        if self._cell is not None:
+            self._cell.put_nowait({"op": "stream", "name": "stderr", "text": text})
+        else:
+            self._say("stderr", text)
 
     def _publish_stream(self, message: dict) -> None:
         name = "stderr" if message.get("name") == "stderr" else "stdout"
@@ -274,6 +304,7 @@ class RemoteKernel(Kernel):
                     if asking is not None:
                         asking.cancel()
                     asking = asyncio.ensure_future(self._input(message, allow_stdin))
+                    asking.add_done_callback(self._input_done)
         except Lost:
             return self._lost_reply()
         finally:
@@ -304,7 +335,7 @@ class RemoteKernel(Kernel):
             "password": bool(message.get("password")),
         }
         self.session.send(
-            socket, "input_request", content, self._shell_parent(), ident=self._shell_ident()
+            socket, "input_request", content, self._input_parent(), ident=self._input_ident()
         )
         while True:
             if socket.poll(0, zmq.POLLIN):
@@ -318,10 +349,14 @@ class RemoteKernel(Kernel):
         else:
             await self._send({"op": "input_reply", "value": str(value)})
 
-    def _shell_parent(self) -> dict:
+    def _input_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("sm-debug: input() failed", exc_info=task.exception())
+
+    def _input_parent(self) -> dict:
         return self.get_parent("shell")
 
-    def _shell_ident(self) -> Any:
+    def _input_ident(self) -> Any:
         if hasattr(self, "_shell_parent_ident") and hasattr(self, "_get_shell_context_var"):
             return self._get_shell_context_var(self._shell_parent_ident)  # ipykernel 7
         return self._parent_ident["shell"]  # ipykernel 6

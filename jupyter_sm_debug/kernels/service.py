@@ -55,8 +55,9 @@ class RemotePython:
 
     name: str  # the kernel spec's name
     target: HostTarget
-    pushed: Pushed
+    pushing: asyncio.Future  # of the first Pushed (the kernel process starts meanwhile)
     directory: str
+    pushed: Optional[Pushed] = None
     relay: Optional[asyncio.AbstractServer] = None
     hold: Optional[asyncio.Task] = None
     seen: bool = False  # a kernel of this spec was in the kernel manager
@@ -67,8 +68,12 @@ class RemotePython:
     def socket_path(self) -> str:
         return os.path.join(self.directory, "relay.sock")
 
-    async def open(self) -> tuple[Any, Any]:
-        """A new authenticated stream to the agent; the tunnel again if it dropped."""
+    async def open(self, again: bool = True) -> tuple[Any, Any]:
+        """A new authenticated stream to the agent: the tunnel again if it dropped, and
+        the agent again if it is gone (its idle rule, or killed: a fresh interpreter is
+        all a kernel can get then)."""
+        if self.pushed is None:
+            self.pushed = await self.pushing
         async with self.lock:
             if not self.pushed.tunnel.alive() and not self.closed:
                 transport = get_transport(self.target.transport, "forward")
@@ -76,7 +81,16 @@ class RemotePython:
                 self.pushed.tunnel = await transport.forward(self.target, self.pushed.port)
                 with contextlib.suppress(Exception):
                     await old.close()
-        return await self.pushed.open()
+        try:
+            return await self.pushed.open()
+        except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            if not again or self.closed:
+                raise
+        async with self.lock:
+            old_pushed = self.pushed
+            self.pushed = await push(self.target, agent.program(), idle_seconds=AGENT_IDLE)
+            await old_pushed.close()
+        return await self.open(again=False)
 
 
 class KernelsService:
@@ -96,18 +110,26 @@ class KernelsService:
     # -- start ------------------------------------------------------------------------------
 
     async def start(self, target: HostTarget) -> dict:
-        pushed = await push(target, agent.program(), idle_seconds=AGENT_IDLE)
+        """The agent is pushed while the kernel process starts (both take a while); the
+        relay holds the kernel's first connection until the agent is there."""
         name = f"sm-debug-{uuid.uuid4().hex[:12]}"
-        remote = RemotePython(name, target, pushed, tempfile.mkdtemp(dir=self.root))
+        pushing = asyncio.ensure_future(push(target, agent.program(), idle_seconds=AGENT_IDLE))
+        remote = RemotePython(name, target, pushing, tempfile.mkdtemp(dir=self.root))
+        starting: Optional[asyncio.Future] = None
         try:
             remote.relay = await asyncio.start_unix_server(
                 lambda r, w: self._relay(remote, r, w), remote.socket_path
             )
             self._write_spec(remote)
             self.hosts[name] = remote
-            kernel_id = await self.kernel_manager.start_kernel(kernel_name=name)
+            starting = asyncio.ensure_future(self.kernel_manager.start_kernel(kernel_name=name))
+            pushed = remote.pushed = await pushing
+            kernel_id = await starting
         except BaseException:
             self.hosts.pop(name, None)
+            if starting is not None:
+                with contextlib.suppress(BaseException):
+                    await self.kernel_manager.shutdown_kernel(await starting, now=True)
             await self._end(remote)
             raise
         remote.seen = True
@@ -185,8 +207,8 @@ class KernelsService:
         target = dataclasses.replace(
             remote.target, options={**remote.target.options, "output_limit": HOLD_OUTPUT}
         )
-        argv = ["sh", "-c", HOLD_LOOP, "sm-debug-kernel-hold", str(remote.pushed.pid)]
         while not remote.closed:
+            argv = ["sh", "-c", HOLD_LOOP, "sm-debug-kernel-hold", str(remote.pushed.pid)]
             try:
                 await transport.run(target, argv, HOLD_RUN_SECONDS)
             except asyncio.CancelledError:
@@ -221,8 +243,16 @@ class KernelsService:
         shutil.rmtree(os.path.join(self.specs, remote.name), ignore_errors=True)
         if remote.relay is not None:
             remote.relay.close()
+        if remote.pushed is None:
+            if not remote.pushing.done():
+                remote.pushing.cancel()  # a started agent ends by its idle rule
+            with contextlib.suppress(BaseException):
+                remote.pushed = await remote.pushing
+        if remote.pushed is None:
+            shutil.rmtree(remote.directory, ignore_errors=True)
+            return
         try:
-            reader, writer = await asyncio.wait_for(remote.open(), 15)
+            reader, writer = await asyncio.wait_for(remote.open(again=False), 15)
             data = json.dumps({"op": "shutdown"}).encode()
             writer.write(struct.pack(">I", len(data)) + data)
             await writer.drain()

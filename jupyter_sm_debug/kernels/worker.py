@@ -40,10 +40,14 @@ STREAM_CHUNK = 64 * 1024
 FLUSH_SECONDS = 0.02
 
 
-def send(message):
-    data = json.dumps(message).encode("utf-8")
+def send(*messages):
+    """Frames in one write (a cell's last ones together: one packet, not one each)."""
+    out = []
+    for message in messages:
+        data = json.dumps(message).encode("utf-8")
+        out.append(struct.pack(">I", len(data)) + data)
     with send_lock:
-        sock.sendall(struct.pack(">I", len(data)) + data)
+        sock.sendall(b"".join(out))
 
 
 def recv_exact(n):
@@ -126,7 +130,10 @@ def fd_reader(fd, stream):
 
 requests = queue.Queue()
 replies = queue.Queue()
-state = {"busy": False}
+# busy: a cell's code runs (SIGINT reaches it); taken: a request left the queue and is not
+# done; stop: an interrupt came for a cell that had not started yet.
+state = {"busy": False, "taken": False, "stop": False}
+state_lock = threading.Lock()
 
 
 def reader():
@@ -142,8 +149,11 @@ def reader():
         message = json.loads(body.decode("utf-8"))
         op = message.get("op")
         if op == "interrupt":
-            if state["busy"]:
-                signal.pthread_kill(main, signal.SIGINT)
+            with state_lock:
+                if state["busy"]:
+                    signal.pthread_kill(main, signal.SIGINT)
+                elif state["taken"] or not requests.empty():
+                    state["stop"] = True
         elif op == "input_reply":
             replies.put(message)
         elif op == "shutdown":
@@ -309,27 +319,31 @@ def execute(code):
         body = compile(tree, filename, "exec")
         tail = compile(last, filename, "eval") if last is not None else None
     except (SyntaxError, ValueError, OverflowError) as error:
-        return cell_error(type(error), error, None)
-    state["busy"] = True
+        return cell_error(type(error), error, None), None
+    with state_lock:
+        stop, state["busy"] = state["stop"], not state["stop"]
+    if stop:
+        return cell_error(KeyboardInterrupt, KeyboardInterrupt(), None), None
     try:
         try:
             exec(body, namespace)
             value = eval(tail, namespace) if tail is not None else None
         finally:
-            state["busy"] = False
+            with state_lock:
+                state["busy"] = False
     except BaseException as error:
         if isinstance(error, SystemExit) and not error.code:
-            return None
+            return None, None
         tb = error.__traceback__.tb_next if error.__traceback__ is not None else None
-        return cell_error(type(error), error, tb)
+        return cell_error(type(error), error, tb), None
     finally:
         flush_all()
         figures()
-    if value is not None:
-        namespace["_"] = value
-        builtins._ = value
-        send({"op": "execute_result", "data": bundle(value)})
-    return None
+    if value is None:
+        return None, None
+    namespace["_"] = value
+    builtins._ = value
+    return None, {"op": "execute_result", "data": bundle(value)}
 
 
 NAME = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\.?$")
@@ -432,13 +446,16 @@ def main():
         except KeyboardInterrupt:
             continue
         op, rid = message.get("op"), message.get("rid")
+        with state_lock:
+            state["taken"] = True
         try:
             if op == "execute":
-                error = execute(message.get("code", ""))
+                error, result = execute(message.get("code", ""))
+                last = [result] if result else []
                 if error:
-                    send({"op": "error", **error})
+                    last.append({"op": "error", **error})
                 flush_all()
-                send({"op": "done", "rid": rid, "status": "error" if error else "ok"})
+                send(*last, {"op": "done", "rid": rid, "status": "error" if error else "ok"})
             elif op == "complete":
                 send({"op": "reply", "rid": rid, **complete(message["code"], message["cursor"])})
             elif op == "inspect":
@@ -448,15 +465,12 @@ def main():
                 send({"op": "reply", "rid": rid, "unknown": op})
         except KeyboardInterrupt:
             flush_all()
-            send(
-                {
-                    "op": "error",
-                    "ename": "KeyboardInterrupt",
-                    "evalue": "",
-                    "traceback": ["KeyboardInterrupt"],
-                }
-            )
-            send({"op": "done", "rid": rid, "status": "error"})
+            stopped = {"op": "error", "ename": "KeyboardInterrupt", "evalue": ""}
+            stopped["traceback"] = ["KeyboardInterrupt"]
+            send(stopped, {"op": "done", "rid": rid, "status": "error"})
+        finally:
+            with state_lock:
+                state.update(busy=False, taken=False, stop=False)
 
 
 if __name__ == "__main__":
