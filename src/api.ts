@@ -8,6 +8,7 @@ import {
   IJob,
   IJobPage,
   IJobQuery,
+  IKernelStart,
   ILogPage,
   ITerminalResponse,
   IRunResponse,
@@ -112,6 +113,20 @@ export class SMDebugAPI {
   ): Promise<ITerminalResponse> {
     return this._request<ITerminalResponse>(
       `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/terminals`,
+      { method: 'POST', body: JSON.stringify({ transport }) }
+    );
+  }
+
+  /**
+   * Start a Python kernel inside the host (the container's own Python).
+   */
+  startKernel(
+    job: string,
+    host: string,
+    transport?: Transport
+  ): Promise<IKernelStart> {
+    return this._request<IKernelStart>(
+      `jobs/${encodeURIComponent(job)}/hosts/${encodeURIComponent(host)}/kernels`,
       { method: 'POST', body: JSON.stringify({ transport }) }
     );
   }

@@ -17,6 +17,8 @@ import { askHoldSeconds, askPort, confirmStop } from './dialogs';
 import type { IHostFiles } from './files/service';
 import { ForwardTab, forwardURL, parsePort } from './forward';
 import { HostStateWidget } from './hoststate';
+import { KERNEL_COMMANDS, kernelCommandTexts } from './kernels/commands';
+import { IHostKernels } from './kernels/launcher';
 import { LogsWidget } from './logsWidget';
 import { ISMDebugModel } from './model';
 import { hostsOf, JobChoice, notifyError, pickHost, pickJob } from './pickers';
@@ -49,6 +51,9 @@ export namespace CommandIDs {
   export const debugCopy = 'sm-debug:debug-copy';
   export const stopJob = 'sm-debug:stop-job';
   export const files = 'sm-debug:files';
+  export const openNotebook = KERNEL_COMMANDS.notebook;
+  export const switchNotebook = KERNEL_COMMANDS.switch;
+  export const openConsole = KERNEL_COMMANDS.console;
 }
 
 /**
@@ -63,6 +68,8 @@ export interface ICommandContext {
   panelId: string;
   /** A host's files in JupyterLab (src/files/); null without a file browser. */
   files?: IHostFiles | null;
+  /** Notebooks and consoles on kernels in hosts; without, no such commands. */
+  kernels?: IHostKernels;
 }
 
 type Args = ReadonlyPartialJSONObject;
@@ -80,7 +87,7 @@ function given(value: unknown): string | null {
  * @returns their ids, for the palette
  */
 export function addCommands(context: ICommandContext): string[] {
-  const { app, model, attach, tabs, trans, panelId } = context;
+  const { app, model, attach, tabs, trans, panelId, kernels } = context;
   const { commands } = app;
   const api = model.api;
 
@@ -584,6 +591,29 @@ export function addCommands(context: ICommandContext): string[] {
       return done;
     }
   });
+
+  // Kernels in hosts: a new notebook, the current notebook switched, a
+  // console. A refusal also shows in the host's row when the panel shows it.
+  for (const text of kernels ? kernelCommandTexts(trans) : []) {
+    add(text.id, {
+      label: named(text.label, text.otherwise, true),
+      caption: text.caption,
+      icon: text.icon,
+      args: { job: jobArg, host: hostArg, transport: transportArg },
+      needs: {
+        job: trans.__('A Python kernel in which training job?'),
+        host: job => trans.__('A Python kernel in which host of %1?', job),
+        transport: true
+      },
+      run: async ({ job, host, transport }) => {
+        const opened = await kernels!.open(text.use, job, host, transport);
+        if (!opened) {
+          notifyError(kernels!.state(job, host).error);
+        }
+        return opened?.start.kernel.id ?? null;
+      }
+    });
+  }
 
   return Object.values(CommandIDs);
 }

@@ -14,6 +14,7 @@ import { AttachManager, ITerminalTab } from './attach';
 import { addCommands, CommandIDs } from './commands';
 import { filesPlugin } from './files/plugin';
 import { IHostFiles } from './files/service';
+import { createKernelLauncher } from './kernels';
 import { ISMDebugModel, JobsModel } from './model';
 import { PANEL_ID, SMDebugPanel } from './panel';
 import { SMDebugError } from './request';
@@ -135,6 +136,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Logs, stacks, host state, run output and forwarded pages: found again
     // rather than opened twice, and opened again after a page reload.
     const tabs = new TabManager({ shell: app.shell, restorer });
+    // Notebooks and consoles whose kernel runs in a host.
+    const kernels = createKernelLauncher(app, model.api, trans);
     const ids = addCommands({
       app,
       model,
@@ -142,7 +145,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       tabs,
       trans,
       panelId: PANEL_ID,
-      files
+      files,
+      kernels
     });
     if (palette) {
       const category = trans.__('SageMaker Debug');
@@ -175,7 +179,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         openFiles: files
           ? (job, host, transport) =>
               run(CommandIDs.files, { job, host, transport })
-          : undefined
+          : undefined,
+        kernels
       }
     });
     app.shell.add(panel, 'left', { rank: 850 });

@@ -196,6 +196,17 @@ export interface ITerminalResponse {
 }
 
 /**
+ * `POST /sm-debug/jobs/{job}/hosts/{host}/kernels`: a Python kernel in the
+ * host, registered with the Jupyter server's kernel manager (so JupyterLab's
+ * sessions and kernels API use it by `kernel.id`).
+ */
+export interface IKernelStart {
+  kernel: { id: string; name: string };
+  transport: Transport;
+  target: string;
+}
+
+/**
  * Which program runs an SSM session: AWS's session-manager-plugin or the
  * extension's built-in Python client.
  */

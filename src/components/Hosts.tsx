@@ -3,6 +3,7 @@ import { folderIcon, listIcon, terminalIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager, IAttachSession } from '../attach';
+import { KernelButtons, KernelError } from '../kernels/buttons';
 import { transportLabel } from '../labels';
 import { JobsModel } from '../model';
 import { IHost, IJob, Transport, TRANSPORTS } from '../types';
@@ -237,10 +238,30 @@ function HostRow(props: {
           ) : null}
         </span>
       </div>
+      {actions.kernels ? (
+        <KernelButtons
+          kernels={actions.kernels}
+          job={detail.name}
+          host={host.name}
+          transport={transport}
+          ok={ok}
+          reason={reason}
+          reasonId={props.reasonId}
+          trans={trans}
+        />
+      ) : null}
       <ErrorMessage
         error={session?.status === 'failed' ? session.error : null}
         trans={trans}
       />
+      {actions.kernels ? (
+        <KernelError
+          kernels={actions.kernels}
+          job={detail.name}
+          host={host.name}
+          trans={trans}
+        />
+      ) : null}
     </li>
   );
 }

@@ -3,6 +3,7 @@ import { bugIcon, stopIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AttachManager } from '../attach';
+import type { IHostKernels } from '../kernels/launcher';
 import { formatDuration } from '../dialogs';
 import { holdLabel } from '../format';
 import { JobsModel } from '../model';
@@ -32,6 +33,8 @@ export interface IJobActions {
   openPort?(job: string, host: string, transport: Transport): void;
   /** Open a file browser tab on the host's files. */
   openFiles?(job: string, host: string, transport: Transport): void;
+  /** Notebooks and consoles whose Python runs in a host, and their state. */
+  kernels?: IHostKernels;
 }
 
 export interface IJobDetailProps {
