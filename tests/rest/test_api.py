@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError
 
 
 async def test_list_shows_seeded_jobs_newest_first_with_summaries(api, demo_jobs):
+    await failed_job(api)  # the demo's failing job is a real program: it fails a bit later
     status, page = await api("GET", "jobs", max_results="100")
     assert status == 200
     jobs = page["jobs"]
