@@ -342,14 +342,11 @@ class FilesHandler(SMDebugHandler):
             if body["type"] == "directory":
                 await self.make_directory(fs, where)
             elif body.get("chunk") is None:
-                # Whether it existed (200 or 201) asked beside the write, not before it: one
-                # round trip less per save. The stat goes out first, the write's rename last.
-                existed, entry = await asyncio.gather(
-                    self.existing(fs, where), fs.write(where, once(data)), return_exceptions=True
-                )
-                for outcome in (entry, existed):
-                    if isinstance(outcome, BaseException):
-                        raise outcome
+                # Whether it existed (200 or 201) is asked before the write, never beside it:
+                # over SSM each runs on its own stream and the host may finish the write's
+                # rename first (a new file then answered 200, seen under load in CI).
+                existed = await self.existing(fs, where)
+                entry = await fs.write(where, once(data))
                 self.answer(model_of(entry), 200 if existed else 201)
             else:
                 await self.upload_chunk(fs, where, data, body["chunk"])
