@@ -130,8 +130,8 @@ async def test_fifty_attach_detach_cycles_leak_nothing(
     after = snapshot(standin, job)
     # The cycles' own processes are reaped. One that ran before them (an earlier test's,
     # e.g. a held job's host ending now) and died meanwhile is not theirs to reap.
-    made = after["zombies"] - before["descendants"]
-    assert made <= before["zombies"], describe_processes(made)
+    new_zombies = after["zombies"] - before["descendants"]
+    assert new_zombies <= before["zombies"], describe_processes(new_zombies)
     assert not names & set(terminal_manager.terminals)
     made = [s for sid, s in registry(standin).sessions.items() if sid not in sessions_before]
     assert len(made) == CYCLES // 2
