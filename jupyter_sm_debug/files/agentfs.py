@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Any, AsyncIterable, AsyncIterator
 
 from ..errors import SMDebugError
-from .base import CHUNK, MAX_ENTRIES, Entry, FileError, file_error
+from .base import CHUNK, MAX_ENTRIES, Entry, FileError, absolute, file_error, one_component
 
 FRAME = struct.Struct(">II")
 RECORD = struct.Struct(">BBHqd")  # agent.py's listing record
@@ -36,7 +36,6 @@ FLAG_WRITABLE, FLAG_SYMLINK = 1, 2
 MAX_REPLY_HEADER = 64 * 1024
 NAME_MAX = 255  # Linux's longest name; a longer listed name is refused
 MAX_LISTING = MAX_ENTRIES * (RECORD.size + NAME_MAX)
-MAX_PATH = 4096
 READ_AHEAD = 7  # chunks asked for ahead of the consumer (7 x 256 KiB, under smux's 2 MiB pause)
 MAX_STREAMS = 6  # streams open at once; more operations wait for one
 MAX_IDLE = 3  # streams kept for the next operation
@@ -60,19 +59,6 @@ def opening_error(number: int, path: bytes, host: str) -> FileError:
 
 class AgentBroke(Exception):
     """The agent's answer broke the protocol, or the stream ended."""
-
-
-def clean(path: bytes) -> bytes:
-    """An absolute path without NUL, normalised (no ., .. or double slashes)."""
-    if not isinstance(path, bytes) or not path.startswith(b"/") or b"\0" in path:
-        raise SMDebugError(
-            400, "bad_path", "A path must be absolute and contain no NUL byte.",
-            "Give the path from / on the host.",
-        )  # fmt: skip
-    if len(path) > MAX_PATH:
-        raise SMDebugError(400, "bad_path", "The path is too long.", "Use a shorter path.")
-    path = posixpath.normpath(path)
-    return b"/" + path.lstrip(b"/")
 
 
 def _wire(path: bytes) -> str:
@@ -144,8 +130,7 @@ def _entry(fields: Any, path: bytes) -> Entry:
 
 def listable(name: bytes) -> bool:
     """Whether a kernel could list this name in a directory."""
-    plain = b"/" not in name and b"\0" not in name
-    return plain and 0 < len(name) <= NAME_MAX and name not in (b".", b"..")
+    return one_component(name) and len(name) <= NAME_MAX
 
 
 def parse_listing(folder: bytes, count: Any, payload: bytes) -> list[Entry]:
@@ -268,11 +253,11 @@ class AgentFS:
     # -- FileSystem --------------------------------------------------------------------------
 
     async def stat(self, path: bytes) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         return await self._call("stat", path, self._entry_of(path), path=_wire(path))
 
     async def listdir(self, path: bytes) -> tuple[list[Entry], bool]:
-        path = clean(path)
+        path = absolute(path)
 
         def parse(header: dict, data: bytes) -> tuple[list[Entry], bool]:
             return parse_listing(path, header.get("count"), data), header.get("truncated") is True
@@ -282,7 +267,7 @@ class AgentFS:
         )
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
-        path = clean(path)
+        path = absolute(path)
         async with self._stream() as stream:
             request = stream.send({"op": "open", "path": _wire(path)})
             await stream.writer.drain()
@@ -321,7 +306,7 @@ class AgentFS:
                 raise
 
     async def write(self, path: bytes, chunks: AsyncIterable[bytes], append: bool = False) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         async with self._stream() as stream:
             request = stream.send({"op": "wopen", "path": _wire(path), "append": bool(append)})
             await stream.writer.drain()
@@ -353,11 +338,11 @@ class AgentFS:
             return _entry(header.get("entry"), path)
 
     async def mkdir(self, path: bytes) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         return await self._call("mkdir", path, self._entry_of(path), path=_wire(path))
 
     async def rename(self, old: bytes, new: bytes) -> Entry:
-        old, new = clean(old), clean(new)
+        old, new = absolute(old), absolute(new)
         try:
             return await self._call(
                 "rename", old, self._entry_of(new), old=_wire(old), new=_wire(new)
@@ -368,7 +353,7 @@ class AgentFS:
             raise
 
     async def remove(self, path: bytes) -> None:
-        path = clean(path)
+        path = absolute(path)
         await self._call("remove", path, path=_wire(path))
 
     async def close(self) -> None:
@@ -397,4 +382,4 @@ class AgentFS:
         return lambda header, data: _entry(header.get("entry"), path)
 
 
-__all__ = ["AgentFS", "agent_source", "clean", "listable", "opening_error", "parse_listing"]
+__all__ = ["AgentFS", "agent_source", "listable", "opening_error", "parse_listing"]

@@ -5,6 +5,7 @@ need not be UTF-8); the REST layer converts them for the browser."""
 from __future__ import annotations
 
 import errno as errno_codes
+import posixpath
 from dataclasses import dataclass
 from typing import AsyncIterable, AsyncIterator, Protocol
 
@@ -12,6 +13,13 @@ from ..errors import SMDebugError
 
 CHUNK = 256 * 1024  # bytes per read or write message, both backends
 MAX_ENTRIES = 20000  # a directory listing is cut here (and says so)
+MAX_PATH = 4096  # Linux's PATH_MAX
+
+
+def one_component(name: bytes) -> bool:
+    """Whether a name a host listed can be one entry of its directory: a hostile host may
+    send a slash, a NUL, "." or ".."; each backend adds its own length bound."""
+    return bool(name) and b"/" not in name and b"\0" not in name and name not in (b".", b"..")
 
 
 @dataclass
@@ -27,6 +35,19 @@ class Entry:
 
 class FileError(SMDebugError):
     """A file operation failed for a reason the user can act on."""
+
+
+def absolute(path: bytes) -> bytes:
+    """A backend's path: absolute, without NUL, at most MAX_PATH bytes, normalised (no
+    ".", ".." or doubled slashes); a 400 otherwise."""
+    if not isinstance(path, bytes) or not path.startswith(b"/") or b"\0" in path:
+        raise FileError(
+            400, "invalid_path", "A path must be absolute and must not contain NUL.",
+            "Give the path from the root, e.g. /opt/ml/code/train.py.",
+        )  # fmt: skip
+    if len(path) > MAX_PATH:
+        raise FileError(400, "invalid_path", "The path is too long.", "Use a shorter path.")
+    return b"/" + posixpath.normpath(path).lstrip(b"/")  # normpath keeps a leading //
 
 
 # (status, code, message template, hint) per errno the backends report.

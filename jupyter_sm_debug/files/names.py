@@ -21,10 +21,10 @@ host's kernel does that, inside the host.
 from __future__ import annotations
 
 from ..errors import SMDebugError
+from .base import MAX_PATH, one_component
 
 ESCAPE_BASE = 0xF700
 ESCAPED = range(0xF780, 0xF800)  # the characters that stand for one byte each
-MAX_PATH_BYTES = 4096  # Linux's PATH_MAX
 
 # Surrogates from surrogateescape (U+DC80..U+DCFF) and real U+F780..U+F7FF, to our escapes.
 _FROM_SURROGATE = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
@@ -96,8 +96,8 @@ def request_path(text: str) -> bytes:
         raise bad_path("The path is not valid Unicode (a lone surrogate).") from None
     if b"\0" in path:
         raise bad_path("A path may not contain a NUL byte.")
-    if len(path) > MAX_PATH_BYTES:
-        raise bad_path(f"The path is longer than {MAX_PATH_BYTES} bytes.", "Use a shorter path.")
+    if len(path) > MAX_PATH:
+        raise bad_path(f"The path is longer than {MAX_PATH} bytes.", "Use a shorter path.")
     return path
 
 
@@ -123,4 +123,4 @@ def safe_name(name: bytes) -> bool:
     """Whether a name a host listed can be one entry of its directory (a hostile host may
     send a slash, a NUL, "." or ".."): the backends refuse these; the REST layer checks
     again before it builds a path from one."""
-    return bool(name) and b"/" not in name and b"\0" not in name and name not in (b".", b"..")
+    return one_component(name)

@@ -37,7 +37,7 @@ from collections import deque
 from typing import AsyncIterable, AsyncIterator, Optional
 
 from . import sftp_wire as w
-from .base import CHUNK, MAX_ENTRIES, Entry, FileError, file_error
+from .base import CHUNK, MAX_ENTRIES, Entry, FileError, absolute, file_error
 from .sftp_wire import Attrs, Connection, Reader, Status, WireError, check, expect, string, u32, u64
 
 WINDOW = 16  # requests in flight per read, write or listing
@@ -46,16 +46,6 @@ REQUEST_TIMEOUT = 120.0  # seconds for one reply before the session is given up
 START_TIMEOUT = 30.0
 ST_RDONLY = 1  # statvfs f_flag
 _ERRNO = {w.NO_SUCH_FILE: errno.ENOENT, w.PERMISSION_DENIED: errno.EACCES}
-
-
-def normalise(path: bytes) -> bytes:
-    """An absolute path without '.', '..', doubled or trailing slashes; refuses the rest."""
-    if not isinstance(path, bytes) or not path.startswith(b"/") or b"\0" in path:
-        raise FileError(
-            400, "invalid_path", "A path must be absolute and must not contain NUL.",
-            "Give the path from the root, e.g. /opt/ml/code/train.py.",
-        )  # fmt: skip
-    return b"/" + posixpath.normpath(path).lstrip(b"/")  # normpath keeps a leading //
 
 
 def _guarded(method):
@@ -243,13 +233,13 @@ class SFTPFileSystem:
 
     @_guarded
     async def stat(self, path: bytes) -> Entry:
-        path = normalise(path)
+        path = absolute(path)
         attrs = await self._attrs(w.LSTAT, path)
         return self._entry(path, attrs, await self._followed(path, attrs))
 
     @_guarded
     async def listdir(self, path: bytes) -> tuple[list[Entry], bool]:
-        path = normalise(path)
+        path = absolute(path)
         try:
             kind, reply = await self._call(w.OPENDIR, string(path))
             expect(kind, w.HANDLE, reply)
@@ -305,7 +295,7 @@ class SFTPFileSystem:
     # -- reading --------------------------------------------------------------------------------
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
-        inner = self._read(normalise(path), offset)
+        inner = self._read(absolute(path), offset)
         try:
             async for chunk in inner:
                 yield chunk
@@ -378,7 +368,7 @@ class SFTPFileSystem:
 
     @_guarded
     async def write(self, path: bytes, chunks: AsyncIterable[bytes], append: bool = False) -> Entry:
-        path = normalise(path)
+        path = absolute(path)
         if append:
             return await self._append(path, chunks)
         found = await self._exists(path)
@@ -508,13 +498,13 @@ class SFTPFileSystem:
         if reply.u32() != 1:
             return None
         resolved = reply.string()
-        return normalise(resolved) if resolved.startswith(b"/") and b"\0" not in resolved else None
+        return absolute(resolved) if resolved.startswith(b"/") and b"\0" not in resolved else None
 
     # -- the rest -------------------------------------------------------------------------------
 
     @_guarded
     async def mkdir(self, path: bytes) -> Entry:
-        path = normalise(path)
+        path = absolute(path)
         try:
             await self._status(w.MKDIR, string(path), Attrs().pack())
         except Status as status:
@@ -529,7 +519,7 @@ class SFTPFileSystem:
 
     @_guarded
     async def rename(self, old: bytes, new: bytes) -> Entry:
-        old, new = normalise(old), normalise(new)
+        old, new = absolute(old), absolute(new)
         await self._attrs(w.LSTAT, old)  # ENOENT for the old name first
         if await self._exists(new) is not None:
             raise file_error(errno.EEXIST, new, self.host)
@@ -547,7 +537,7 @@ class SFTPFileSystem:
 
     @_guarded
     async def remove(self, path: bytes) -> None:
-        path = normalise(path)
+        path = absolute(path)
         attrs = await self._attrs(w.LSTAT, path)
         directory = st.S_ISDIR(attrs.permissions or 0)
         try:

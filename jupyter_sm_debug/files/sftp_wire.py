@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
+from .base import one_component
+
 VERSION = 3
 # Packet types.
 INIT, FXP_VERSION, OPEN, CLOSE, READ, WRITE, LSTAT, FSTAT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -304,10 +306,7 @@ def handle_of(reply: Reader) -> bytes:
 
 def valid_name(name: bytes) -> bool:
     """A name a listing may hold: one component, never '.', '..', '/' or NUL."""
-    return (
-        0 < len(name) <= MAX_NAME and b"/" not in name and b"\0" not in name
-        and name not in (b".", b"..")
-    )  # fmt: skip
+    return one_component(name) and len(name) <= MAX_NAME
 
 
 def child(directory: bytes, name: bytes) -> bytes:

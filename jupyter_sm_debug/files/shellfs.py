@@ -28,8 +28,8 @@ from typing import Any, AsyncIterable, AsyncIterator
 
 from ..errors import SMDebugError
 from ..hold import tool_argv
-from .agentfs import clean, listable, opening_error
-from .base import CHUNK, MAX_ENTRIES, Entry, file_error
+from .agentfs import listable, opening_error
+from .base import CHUNK, MAX_ENTRIES, Entry, absolute, file_error
 
 SHELL_PIECE = 4 * 1024 * 1024  # bytes per read or write run
 TIMEOUT = 120.0
@@ -175,12 +175,12 @@ class ShellFS:
         return result.stdout
 
     async def stat(self, path: bytes) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         out = await self._run("stat", path, octal(path))
         return _record(path, out.rstrip(b"\0"))
 
     async def listdir(self, path: bytes) -> tuple[list[Entry], bool]:
-        path = clean(path)
+        path = absolute(path)
         out = await self._run("listdir", path, octal(path), limit=MAX_ENTRIES * 400)
         items = out.split(b"\0")[:-1] if out else []
         truncated = len(items) % 2 == 1 and items[-1] == b"T"
@@ -200,7 +200,7 @@ class ShellFS:
         return entries, truncated
 
     async def read(self, path: bytes, offset: int = 0) -> AsyncIterator[bytes]:
-        path = clean(path)
+        path = absolute(path)
         position = max(0, int(offset))
         while True:
             data = await self._run("read", path, octal(path), str(position), str(SHELL_PIECE),
@@ -212,7 +212,7 @@ class ShellFS:
                 return
 
     async def write(self, path: bytes, chunks: AsyncIterable[bytes], append: bool = False) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         folder, name = posixpath.split(path)
         if append:
             out = b""
@@ -240,12 +240,12 @@ class ShellFS:
         return _record(path, out.rstrip(b"\0"))
 
     async def mkdir(self, path: bytes) -> Entry:
-        path = clean(path)
+        path = absolute(path)
         out = await self._run("mkdir", path, octal(path), octal(posixpath.dirname(path)))
         return _record(path, out.rstrip(b"\0"))
 
     async def rename(self, old: bytes, new: bytes) -> Entry:
-        old, new = clean(old), clean(new)
+        old, new = absolute(old), absolute(new)
         try:
             out = await self._run("rename", old, octal(old), octal(new))
         except SMDebugError as error:
@@ -255,7 +255,7 @@ class ShellFS:
         return _record(new, out.rstrip(b"\0"))
 
     async def remove(self, path: bytes) -> None:
-        path = clean(path)
+        path = absolute(path)
         await self._run("remove", path, octal(path))
 
     async def close(self) -> None:
