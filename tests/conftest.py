@@ -66,6 +66,12 @@ def jp_serverapp(jp_serverapp):
 
 
 @pytest.fixture
+def services(jp_serverapp):
+    """The extension's services (jobs, config, files ...) of the test's server."""
+    return jp_serverapp.web_app.settings["sm_debug"]
+
+
+@pytest.fixture
 def terminal_manager(jp_serverapp):
     yield jp_serverapp.web_app.settings["terminal_manager"]
     end_sessions(jp_serverapp)

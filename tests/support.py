@@ -76,3 +76,11 @@ async def failed_job(api, timeout: float = 120.0) -> dict:
             return failed[0]
         assert time.monotonic() < deadline, "no job failed in time"
         await asyncio.sleep(0.5)
+
+
+async def host_target(services, job: str, host: str = "algo-1", transport: str = "ssh"):
+    """The HostTarget the request layer would build for `host` of `job` (described afresh)."""
+    from jupyter_sm_debug.connect import HostTarget
+
+    description = await services.jobs.describe(job, fresh=True)
+    return HostTarget(job, host, description, services.config, services.jobs, transport=transport)

@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support import host_target
 
-from jupyter_sm_debug.connect import HostTarget
 from jupyter_sm_debug.connect.registry import get_transport
 from jupyter_sm_debug.files.base import CHUNK, MAX_ENTRIES, FileError
 from jupyter_sm_debug.files.sftp import WINDOW
@@ -31,11 +31,6 @@ def job(standin):
     name = f"files-{uuid.uuid4().hex[:8]}"
     standin.create_job(name, instance_count=1, remote_debug=True, started_ago=600)
     return name
-
-
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
 
 
 def live_host(standin, job, host="algo-1"):
@@ -52,8 +47,7 @@ def ml(standin, job) -> Path:
 
 @contextlib.asynccontextmanager
 async def host_files(services, job, host="algo-1"):
-    description = await services.jobs.describe(job, fresh=True)
-    target = HostTarget(job, host, description, services.config, services.jobs, transport="ssh")
+    target = await host_target(services, job, host, "ssh")
     files = await get_transport("ssh", "files").files(target)
     try:
         yield files

@@ -15,7 +15,7 @@ import struct
 
 import pytest
 from held_jobs import FAILING, FAILS_AFTER, WRAPPED, hold_env
-from support import unique
+from support import host_target, unique
 
 from jupyter_sm_debug.connect import HostTarget, launch
 from jupyter_sm_debug.connect.registry import get_transport
@@ -37,14 +37,8 @@ def job(standin):
     return name
 
 
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
-
-
 async def target_of(services, job, host="algo-1") -> HostTarget:
-    description = await services.jobs.describe(job, fresh=True)
-    return HostTarget(job, host, description, services.config, services.jobs, transport="ssm")
+    return await host_target(services, job, host, "ssm")
 
 
 @contextlib.asynccontextmanager

@@ -8,8 +8,8 @@ import asyncio
 import uuid
 
 import pytest
+from support import host_target
 
-from jupyter_sm_debug.connect import HostTarget
 from jupyter_sm_debug.connect.pushed import _ready_line, push
 from jupyter_sm_debug.connect.registry import get_transport
 
@@ -49,21 +49,11 @@ def job(standin):
     return name
 
 
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
-
-
-async def target_of(services, job, host, transport) -> HostTarget:
-    description = await services.jobs.describe(job, fresh=True)
-    return HostTarget(job, host, description, services.config, services.jobs, transport=transport)
-
-
 @pytest.mark.parametrize("transport", ["ssh", "ssm"])
 async def test_a_pushed_program_answers_on_many_streams_and_only_with_the_token(
     services, job, transport
 ):
-    target = await target_of(services, job, "algo-2", transport)
+    target = await host_target(services, job, "algo-2", transport)
     pushed = await push(target, ECHO, idle_seconds=30)
     try:
         streams = [await pushed.open() for _ in range(3)]

@@ -27,11 +27,6 @@ def run_job(standin):
     return name
 
 
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
-
-
 async def run(services, job, argv, transport, timeout=20.0, hosts=None, stdin=b""):
     description = await services.jobs.describe(job, fresh=True)
     targets = [

@@ -16,11 +16,6 @@ from jupyter_sm_debug.standin import ssm as standin_ssm
 pytestmark = pytest.mark.usefixtures("standin")
 
 
-@pytest.fixture
-def services(jp_serverapp):
-    return jp_serverapp.web_app.settings["sm_debug"]
-
-
 async def test_a_run_over_ssm_with_a_kms_document_returns_its_output(services, standin):
     job = f"runkms-{uuid.uuid4().hex[:8]}"
     standin.create_job(job, instance_count=1, remote_debug=True, started_ago=600)
